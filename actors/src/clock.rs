@@ -1,0 +1,179 @@
+//! The clock actor: owns the event queue and dispatches events in simulated-time order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Addr, Context, Handler, Message as ActixMessage, ResponseFuture};
+
+use crate::client::ClientActor;
+use crate::event::{Deliver, Effects, Event};
+use crate::learner::LearnerFailed;
+use crate::net::{BottleneckActor, Direction, LinkActor};
+use crate::queue::EventQueue;
+use crate::record::Records;
+use crate::server::{ServerActor, ServerEvent};
+use crate::time::SimTime;
+
+/// Why a run ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The stop rule was met.
+    Finished,
+    /// Nothing was left to happen before the stop rule was met.
+    Stalled,
+    /// The user interrupted the run.
+    Interrupted,
+}
+
+/// Addresses of every actor, by role.
+pub struct Actors {
+    pub server: Addr<ServerActor>,
+    pub clients: Vec<Addr<ClientActor>>,
+    pub uplinks: Vec<Addr<LinkActor>>,
+    pub downlinks: Vec<Addr<LinkActor>>,
+    pub ingress: Addr<BottleneckActor>,
+    pub egress: Addr<BottleneckActor>,
+}
+
+/// Watches a run's progress; called by the clock between events.
+pub trait Observer {
+    /// Called every few events and after each evaluation.
+    fn progress(&mut self, now: SimTime, records: &Records);
+}
+
+impl Observer for () {
+    fn progress(&mut self, _: SimTime, _: &Records) {}
+}
+
+/// How a run ended, as the clock saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClockOutcome {
+    pub end: SimTime,
+    pub reason: StopReason,
+    pub events: u64,
+}
+
+/// The clock. It dispatches every event in `(time, sequence)` order and waits for each
+/// handler before the next; a pool result carried by an event is awaited only when that
+/// event is due, so jobs submitted earlier keep running in parallel meanwhile.
+pub struct ClockActor {
+    state: Option<ClockState>,
+}
+
+struct ClockState {
+    actors: Actors,
+    queue: EventQueue<Event>,
+    records: Arc<Mutex<Records>>,
+    interrupt: Arc<AtomicBool>,
+    observer: Box<dyn Observer>,
+}
+
+impl ClockActor {
+    pub fn new(
+        actors: Actors,
+        records: Arc<Mutex<Records>>,
+        interrupt: Arc<AtomicBool>,
+        observer: Box<dyn Observer>,
+    ) -> Self {
+        let mut queue = EventQueue::default();
+        queue.push(SimTime::ZERO, Event::Server(ServerEvent::Start));
+        Self {
+            state: Some(ClockState {
+                actors,
+                queue,
+                records,
+                interrupt,
+                observer,
+            }),
+        }
+    }
+}
+
+impl Actor for ClockActor {
+    type Context = Context<Self>;
+}
+
+/// Runs the simulation to its end.
+pub struct Run;
+
+impl ActixMessage for Run {
+    type Result = Result<ClockOutcome, LearnerFailed>;
+}
+
+impl Handler<Run> for ClockActor {
+    type Result = ResponseFuture<Result<ClockOutcome, LearnerFailed>>;
+
+    fn handle(&mut self, _: Run, _: &mut Context<Self>) -> Self::Result {
+        let state = self.state.take();
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(LearnerFailed);
+            };
+            state.run().await
+        })
+    }
+}
+
+/// Progress is reported every this many events.
+const OBSERVE_EVERY: u64 = 512;
+
+impl ClockState {
+    async fn run(mut self) -> Result<ClockOutcome, LearnerFailed> {
+        let mut now = SimTime::ZERO;
+        let mut events = 0u64;
+        let reason = loop {
+            if self.interrupt.load(Ordering::Relaxed) {
+                break StopReason::Interrupted;
+            }
+            let Some((at, mut event)) = self.queue.pop() else {
+                break StopReason::Stalled;
+            };
+            now = at;
+            if matches!(event, Event::Stop) {
+                break StopReason::Finished;
+            }
+            let observe = events % OBSERVE_EVERY == 0
+                || matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
+            event.resolve().await?;
+            let Effects(effects) = self.dispatch(now, event).await?;
+            for (t, e) in effects {
+                self.queue.push(t, e);
+            }
+            events += 1;
+            if observe {
+                let records = self.records.lock().expect("records lock");
+                self.observer.progress(now, &records);
+            }
+        };
+        let records = self.records.lock().expect("records lock");
+        self.observer.progress(now, &records);
+        Ok(ClockOutcome {
+            end: now,
+            reason,
+            events,
+        })
+    }
+
+    async fn dispatch(&self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {
+        let a = &self.actors;
+        let sent = match event {
+            Event::Server(event) => a.server.send(Deliver { now, event }).await,
+            Event::Client(c, event) => a.clients[c].send(Deliver { now, event }).await,
+            Event::Link(link, event) => {
+                let links = match link.dir {
+                    Direction::Up => &a.uplinks,
+                    Direction::Down => &a.downlinks,
+                };
+                links[link.client].send(Deliver { now, event }).await
+            }
+            Event::Bottleneck(Direction::Up, event) => a.ingress.send(Deliver { now, event }).await,
+            Event::Bottleneck(Direction::Down, event) => {
+                a.egress.send(Deliver { now, event }).await
+            }
+            Event::Stop => return Ok(Effects::default()),
+        };
+        // A mailbox error means an actor stopped, which only happens when a handler panicked.
+        sent.map_err(|_| LearnerFailed)
+    }
+}

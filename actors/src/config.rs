@@ -1,0 +1,41 @@
+//! A simulation's resolved settings: what the scenario file becomes once validated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceSpec;
+use crate::net::LinkSpec;
+use crate::payload::WireDtype;
+use crate::server::StopRule;
+use crate::strategy::FedAvgConfig;
+
+/// One client's device and links.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientSpec {
+    /// The device class it belongs to (a label for reports).
+    pub class: String,
+    pub device: DeviceSpec,
+    pub uplink: LinkSpec,
+    pub downlink: LinkSpec,
+}
+
+/// The algorithm the server runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AlgorithmSpec {
+    FedAvg(FedAvgConfig),
+}
+
+/// Everything the engine needs to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub clients: Vec<ClientSpec>,
+    /// Server ingress capacity shared by uploads (bits/s); `None` is unlimited.
+    pub ingress_bps: Option<f64>,
+    /// Server egress capacity shared by downloads (bits/s); `None` is unlimited.
+    pub egress_bps: Option<f64>,
+    pub wire: WireDtype,
+    pub algorithm: AlgorithmSpec,
+    pub stop: StopRule,
+    /// Evaluate the global model every this many rounds (and always at the end).
+    pub eval_every_rounds: u32,
+}

@@ -1,0 +1,87 @@
+//! Events: what the clock delivers to actors, and what actors schedule in return.
+
+use actix::Message as ActixMessage;
+
+use crate::client::ClientEvent;
+use crate::learner::{ClientId, LearnerFailed};
+use crate::net::{BottleneckEvent, Direction, LinkEvent, LinkId};
+use crate::server::ServerEvent;
+use crate::time::SimTime;
+
+/// Every event of a simulation, addressed to one actor.
+#[derive(Debug)]
+pub enum Event {
+    Server(ServerEvent),
+    Client(ClientId, ClientEvent),
+    Link(LinkId, LinkEvent),
+    Bottleneck(Direction, BottleneckEvent),
+    /// Ends the run after every earlier event.
+    Stop,
+}
+
+impl Event {
+    /// Waits for any pool result the event carries. The clock calls this only when the
+    /// event is due, which is what lets earlier-submitted jobs run in parallel.
+    pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {
+        match self {
+            Event::Client(_, ClientEvent::TrainDone { outcome, .. }) => outcome.resolve().await,
+            Event::Server(ServerEvent::EvalDone { outcome, .. }) => outcome.resolve().await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An event delivered to an actor at simulated time `now`.
+pub struct Deliver<E> {
+    pub now: SimTime,
+    pub event: E,
+}
+
+impl<E: 'static> ActixMessage for Deliver<E> {
+    type Result = Effects;
+}
+
+/// Events an actor schedules while handling one.
+#[derive(Debug, Default, actix::MessageResponse)]
+pub struct Effects(pub Vec<(SimTime, Event)>);
+
+/// Collects the events a handler schedules, relative to the time it runs at.
+pub struct Out {
+    now: SimTime,
+    effects: Vec<(SimTime, Event)>,
+}
+
+impl Out {
+    /// A collector for a handler running at `now`.
+    pub fn new(now: SimTime) -> Self {
+        Self {
+            now,
+            effects: Vec::new(),
+        }
+    }
+
+    /// The time the handler runs at.
+    pub fn time(&self) -> SimTime {
+        self.now
+    }
+
+    /// Schedules `event` at `at` (never earlier than now).
+    pub fn at(&mut self, at: SimTime, event: Event) {
+        self.effects.push((at.max(self.now), event));
+    }
+
+    /// Schedules `event` after `delay`.
+    pub fn after(&mut self, delay: SimTime, event: Event) {
+        self.effects.push((self.now + delay, event));
+    }
+
+    /// Schedules `event` at the current time, after everything already due now.
+    pub fn now(&mut self, event: Event) {
+        self.effects.push((self.now, event));
+    }
+
+    /// The scheduled events, in the order they were scheduled.
+    pub fn into_effects(self) -> Effects {
+        Effects(self.effects)
+    }
+}

@@ -1,0 +1,121 @@
+//! What the engine needs from the ML side: training and evaluation of flat parameter vectors.
+
+use tokio::sync::oneshot;
+
+use crate::payload::Params;
+
+/// Index of a client, `0..clients`.
+pub type ClientId = usize;
+
+/// One local-training job: start from `params`, train on the client's own data.
+#[derive(Clone, Debug)]
+pub struct TrainJob {
+    pub client: ClientId,
+    pub params: Params,
+    /// Seed for every random choice inside the job (shuffling, dropout masks).
+    pub seed: u64,
+}
+
+/// The result of a [`TrainJob`].
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    pub params: Vec<f32>,
+    /// Training samples behind the update, the weight of the update in FedAvg.
+    pub num_samples: u64,
+    /// Mean training loss over the job.
+    pub loss: f64,
+}
+
+/// An evaluation of one parameter vector.
+#[derive(Clone, Debug)]
+pub struct EvalJob {
+    pub params: Params,
+}
+
+/// Accuracy of the evaluated model on the central test set and on every client's local split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalOutcome {
+    pub global_accuracy: f64,
+    pub global_loss: f64,
+    /// Accuracy on each client's own held-out split, indexed by client.
+    pub client_accuracy: Vec<f64>,
+}
+
+/// A result that may still be computing. The clock awaits it only when its event is due.
+pub struct Pending<T>(PendingState<T>);
+
+enum PendingState<T> {
+    Ready(T),
+    Waiting(oneshot::Receiver<T>),
+}
+
+/// The producing side of a [`Pending`].
+pub struct Completer<T>(oneshot::Sender<T>);
+
+/// The learner dropped a job without answering it (a worker failed).
+#[derive(Debug, thiserror::Error)]
+#[error("the learner dropped a job without a result (a pool worker failed)")]
+pub struct LearnerFailed;
+
+impl<T> Pending<T> {
+    /// A result that is already known.
+    pub fn ready(value: T) -> Self {
+        Pending(PendingState::Ready(value))
+    }
+
+    /// A result to be delivered later through the [`Completer`].
+    pub fn channel() -> (Completer<T>, Pending<T>) {
+        let (tx, rx) = oneshot::channel();
+        (Completer(tx), Pending(PendingState::Waiting(rx)))
+    }
+
+    /// Waits for the result and keeps it in place.
+    pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {
+        if let PendingState::Waiting(rx) = &mut self.0 {
+            let value = rx.await.map_err(|_| LearnerFailed)?;
+            self.0 = PendingState::Ready(value);
+        }
+        Ok(())
+    }
+
+    /// The result, if it has been [resolved](Pending::resolve) or was ready from the start.
+    pub fn into_ready(self) -> Option<T> {
+        match self.0 {
+            PendingState::Ready(v) => Some(v),
+            PendingState::Waiting(_) => None,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Pending<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            PendingState::Ready(_) => f.write_str("Pending(ready)"),
+            PendingState::Waiting(_) => f.write_str("Pending(waiting)"),
+        }
+    }
+}
+
+impl<T> Completer<T> {
+    /// Delivers the result; a receiver that is gone (the run stopped) is not an error.
+    pub fn complete(self, value: T) {
+        let _ = self.0.send(value);
+    }
+}
+
+/// The ML side of a simulation.
+///
+/// The engine moves flat parameter vectors and asks the learner to train and evaluate
+/// them; the learner never sees the clock. Results must be pure functions of the job, so
+/// that a run does not depend on which worker computed what, or when.
+pub trait Learner: Send + Sync {
+    /// The initial global parameters.
+    fn initial_params(&self) -> Vec<f32>;
+    /// Samples processed by one local-training job of `client` (train samples x epochs):
+    /// the device model turns this into compute time.
+    fn train_work(&self, client: ClientId) -> u64;
+    /// Starts local training.
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome>;
+    /// Starts an evaluation.
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome>;
+}

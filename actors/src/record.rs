@@ -1,0 +1,144 @@
+//! What a run records: counters, per-client statistics, the evaluation timeline.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::learner::ClientId;
+use crate::net::{Direction, LinkId};
+use crate::time::SimTime;
+
+/// Why an update was not applied.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscardReason {
+    /// It arrived after its round had closed (deadline passed or enough updates in).
+    Late,
+}
+
+/// Per-client statistics, one row of `clients.csv`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClientStats {
+    pub client: ClientId,
+    pub class: String,
+    /// Training speed drawn for this device (samples/s).
+    pub speed: f64,
+    pub selected: u64,
+    pub trained: u64,
+    pub dropouts: u64,
+    /// Jobs abandoned because a newer model arrived first.
+    pub abandoned: u64,
+    pub updates_sent: u64,
+    pub updates_applied: u64,
+    pub updates_discarded: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub messages_lost: u64,
+    /// Simulated seconds spent computing.
+    pub compute_seconds: f64,
+    /// Accuracy of the latest evaluated model on this client's local test split.
+    pub local_accuracy: Option<f64>,
+}
+
+/// One evaluation, one row of `timeline.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimelineRow {
+    pub sim_seconds: f64,
+    pub round: u32,
+    pub version: u64,
+    pub global_accuracy: f64,
+    pub global_loss: f64,
+    /// Mean over clients of the accuracy on their own test split.
+    pub personalized_accuracy: f64,
+    /// 10th percentile over clients of that accuracy.
+    pub personalized_accuracy_p10: f64,
+    pub updates_applied: u64,
+    pub updates_discarded: u64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+/// Everything the actors record during a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Records {
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub messages_up: u64,
+    pub messages_down: u64,
+    /// Attempts lost on a link (each retried or given up).
+    pub messages_lost: u64,
+    /// Messages given up after their last retry.
+    pub messages_given_up: u64,
+    pub updates_received: u64,
+    pub updates_applied: u64,
+    pub updates_discarded: BTreeMap<DiscardReason, u64>,
+    pub dropouts: u64,
+    pub rounds: u32,
+    /// Simulated duration of each completed round.
+    pub round_seconds: Vec<f64>,
+    pub clients: Vec<ClientStats>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+impl Records {
+    /// Records for `classes.len()` clients of the given device classes.
+    pub fn new(classes: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            clients: classes
+                .into_iter()
+                .enumerate()
+                .map(|(client, class)| ClientStats {
+                    client,
+                    class,
+                    ..ClientStats::default()
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Total updates discarded, whatever the reason.
+    pub fn updates_discarded_total(&self) -> u64 {
+        self.updates_discarded.values().sum()
+    }
+
+    pub(crate) fn on_attempt(&mut self, link: LinkId, bytes: u64) {
+        let stats = &mut self.clients[link.client];
+        match link.dir {
+            Direction::Up => {
+                self.bytes_up += bytes;
+                self.messages_up += 1;
+                stats.bytes_up += bytes;
+            }
+            Direction::Down => {
+                self.bytes_down += bytes;
+                self.messages_down += 1;
+                stats.bytes_down += bytes;
+            }
+        }
+    }
+
+    pub(crate) fn on_lost(&mut self, link: LinkId) {
+        self.messages_lost += 1;
+        self.clients[link.client].messages_lost += 1;
+    }
+
+    pub(crate) fn on_given_up(&mut self, _link: LinkId) {
+        self.messages_given_up += 1;
+    }
+
+    pub(crate) fn on_discard(&mut self, client: ClientId, reason: DiscardReason) {
+        *self.updates_discarded.entry(reason).or_default() += 1;
+        self.clients[client].updates_discarded += 1;
+    }
+
+    pub(crate) fn on_applied(&mut self, client: ClientId) {
+        self.updates_applied += 1;
+        self.clients[client].updates_applied += 1;
+    }
+
+    pub(crate) fn on_round_end(&mut self, started: SimTime, now: SimTime) {
+        self.rounds += 1;
+        self.round_seconds.push(now.saturating_sub(started).as_secs_f64());
+    }
+}

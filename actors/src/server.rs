@@ -1,0 +1,342 @@
+//! The server actor: holds the global model and its version, runs the strategy, evaluates.
+
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, Context, Handler};
+
+use crate::event::{Deliver, Effects, Event, Out};
+use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
+use crate::message::{Message, ModelMsg, UpdateMsg};
+use crate::net::{Direction, LinkEvent, LinkId};
+use crate::payload::{Encoded, Params, WireDtype};
+use crate::record::{DiscardReason, Records, TimelineRow};
+use crate::rng::{stream, ActorKey, SimRng};
+use crate::strategy::Strategy;
+use crate::time::SimTime;
+
+/// When a run ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopRule {
+    /// After this many completed rounds (synchronous algorithms).
+    pub rounds: Option<u32>,
+    /// At this simulated time.
+    pub virtual_time: Option<SimTime>,
+    /// As soon as an evaluation reaches this global accuracy.
+    pub target_accuracy: Option<f64>,
+}
+
+/// Events the server handles.
+#[derive(Debug)]
+pub enum ServerEvent {
+    /// The run begins.
+    Start,
+    /// A client's update arrived.
+    UpdateArrived(UpdateMsg),
+    /// A timer the strategy set (a round deadline).
+    Timer(u64),
+    /// An evaluation of `version` finished.
+    EvalDone {
+        round: u32,
+        version: u64,
+        outcome: Pending<EvalOutcome>,
+    },
+    /// The virtual-time limit.
+    Horizon,
+}
+
+/// The server: global parameters, version counter, strategy, evaluation schedule.
+pub struct ServerActor {
+    global: Params,
+    version: u64,
+    strategy: Box<dyn Strategy>,
+    rng: SimRng,
+    clients: usize,
+    wire: WireDtype,
+    learner: Arc<dyn Learner>,
+    records: Arc<Mutex<Records>>,
+    stop: StopRule,
+    eval_every_rounds: u32,
+    /// The global model as encoded for the current version, shared by every download.
+    encoded: Option<(u64, Encoded)>,
+    round_started: SimTime,
+    /// Set once the run is winding down: the final evaluation then stops it.
+    stopping: bool,
+    evaluated_version: Option<u64>,
+    evals_in_flight: u32,
+}
+
+/// Server settings besides the strategy.
+pub struct ServerSetup {
+    pub seed: u64,
+    pub clients: usize,
+    pub wire: WireDtype,
+    pub stop: StopRule,
+    pub eval_every_rounds: u32,
+}
+
+impl ServerActor {
+    pub fn new(
+        setup: ServerSetup,
+        strategy: Box<dyn Strategy>,
+        learner: Arc<dyn Learner>,
+        records: Arc<Mutex<Records>>,
+    ) -> Self {
+        Self {
+            global: Arc::new(learner.initial_params()),
+            version: 0,
+            strategy,
+            rng: stream(setup.seed, ActorKey::Server, "select"),
+            clients: setup.clients,
+            wire: setup.wire,
+            learner,
+            records,
+            stop: setup.stop,
+            eval_every_rounds: setup.eval_every_rounds.max(1),
+            encoded: None,
+            round_started: SimTime::ZERO,
+            stopping: false,
+            evaluated_version: None,
+            evals_in_flight: 0,
+        }
+    }
+
+    /// The current global parameters.
+    pub fn global(&self) -> &Params {
+        &self.global
+    }
+
+    fn handle(&mut self, out: &mut Out, event: ServerEvent) {
+        let mut strategy = std::mem::replace(&mut self.strategy, Box::new(crate::strategy::Idle));
+        match event {
+            ServerEvent::Start => {
+                if let Some(t) = self.stop.virtual_time {
+                    out.at(t, Event::Server(ServerEvent::Horizon));
+                }
+                strategy.start(&mut ServerCtx { server: self, out });
+            }
+            ServerEvent::UpdateArrived(update) => {
+                self.records.lock().expect("records lock").updates_received += 1;
+                if self.stopping {
+                    self.discard(update.client, DiscardReason::Late);
+                } else {
+                    strategy.on_update(&mut ServerCtx { server: self, out }, update);
+                }
+            }
+            ServerEvent::Timer(token) => {
+                if !self.stopping {
+                    strategy.on_timer(&mut ServerCtx { server: self, out }, token);
+                }
+            }
+            ServerEvent::EvalDone {
+                round,
+                version,
+                outcome,
+            } => {
+                self.evals_in_flight -= 1;
+                let outcome = outcome
+                    .into_ready()
+                    .expect("the clock resolves results before dispatch");
+                let reached = self
+                    .stop
+                    .target_accuracy
+                    .is_some_and(|t| outcome.global_accuracy >= t);
+                self.record_eval(out.time(), round, version, outcome);
+                if reached {
+                    self.stopping = true;
+                }
+                if self.stopping && self.evals_in_flight == 0 {
+                    out.now(Event::Stop);
+                }
+            }
+            ServerEvent::Horizon => self.finish(out),
+        }
+        self.strategy = strategy;
+    }
+
+    fn record_eval(&mut self, now: SimTime, round: u32, version: u64, outcome: EvalOutcome) {
+        let mut records = self.records.lock().expect("records lock");
+        for (stats, &acc) in records.clients.iter_mut().zip(&outcome.client_accuracy) {
+            stats.local_accuracy = Some(acc);
+        }
+        let (mean, p10) = mean_and_p10(&outcome.client_accuracy);
+        let row = TimelineRow {
+            sim_seconds: now.as_secs_f64(),
+            round,
+            version,
+            global_accuracy: outcome.global_accuracy,
+            global_loss: outcome.global_loss,
+            personalized_accuracy: mean,
+            personalized_accuracy_p10: p10,
+            updates_applied: records.updates_applied,
+            updates_discarded: records.updates_discarded_total(),
+            bytes_up: records.bytes_up,
+            bytes_down: records.bytes_down,
+        };
+        records.timeline.push(row);
+    }
+
+    fn evaluate(&mut self, out: &mut Out, round: u32) {
+        if self.evaluated_version == Some(self.version) {
+            return;
+        }
+        self.evaluated_version = Some(self.version);
+        self.evals_in_flight += 1;
+        let outcome = self.learner.evaluate(EvalJob {
+            params: self.global.clone(),
+        });
+        out.now(Event::Server(ServerEvent::EvalDone {
+            round,
+            version: self.version,
+            outcome,
+        }));
+    }
+
+    /// Winds the run down: a final evaluation of the current model, then stop.
+    fn finish(&mut self, out: &mut Out) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        let round = self.records.lock().expect("records lock").rounds;
+        self.evaluate(out, round);
+        if self.evals_in_flight == 0 {
+            out.now(Event::Stop);
+        }
+    }
+
+    fn discard(&mut self, client: ClientId, reason: DiscardReason) {
+        self.records
+            .lock()
+            .expect("records lock")
+            .on_discard(client, reason);
+    }
+}
+
+/// What a strategy may do while the server handles an event.
+pub struct ServerCtx<'a> {
+    server: &'a mut ServerActor,
+    out: &'a mut Out,
+}
+
+impl ServerCtx<'_> {
+    /// The current simulated time.
+    pub fn now(&self) -> SimTime {
+        self.out.time()
+    }
+
+    /// Number of clients in the population.
+    pub fn clients(&self) -> usize {
+        self.server.clients
+    }
+
+    /// The server's selection stream.
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.server.rng
+    }
+
+    /// The current global parameters.
+    pub fn global(&self) -> &Params {
+        &self.server.global
+    }
+
+    /// The current model version (number of aggregations applied).
+    pub fn version(&self) -> u64 {
+        self.server.version
+    }
+
+    /// Marks the start of a round (for round-time records).
+    pub fn begin_round(&mut self) {
+        self.server.round_started = self.now();
+    }
+
+    /// Sends the current global model to `client` over its downlink.
+    pub fn send_model(&mut self, client: ClientId, round: u32) {
+        let version = self.server.version;
+        let encoded = match &self.server.encoded {
+            Some((v, e)) if *v == version => e.clone(),
+            _ => {
+                let e = self.server.wire.transmit(&self.server.global);
+                self.server.encoded = Some((version, e.clone()));
+                e
+            }
+        };
+        self.server.records.lock().expect("records lock").clients[client].selected += 1;
+        let msg = ModelMsg {
+            round,
+            version,
+            params: encoded.values,
+            bytes: encoded.bytes,
+        };
+        let link = LinkId {
+            client,
+            dir: Direction::Down,
+        };
+        self.out
+            .now(Event::Link(link, LinkEvent::Send(Message::Model(msg))));
+    }
+
+    /// Calls the strategy's `on_timer(token)` at `at`.
+    pub fn set_timer(&mut self, at: SimTime, token: u64) {
+        self.out.at(at, Event::Server(ServerEvent::Timer(token)));
+    }
+
+    /// Replaces the global model with `params`, built from the updates of `contributors`.
+    pub fn apply(&mut self, params: Vec<f32>, contributors: &[ClientId]) {
+        self.server.global = Arc::new(params);
+        self.server.version += 1;
+        let mut records = self.server.records.lock().expect("records lock");
+        for &c in contributors {
+            records.on_applied(c);
+        }
+    }
+
+    /// Counts an update that will not be applied.
+    pub fn discard(&mut self, client: ClientId, reason: DiscardReason) {
+        self.server.discard(client, reason);
+    }
+
+    /// Ends round `round`: evaluates when due and applies the stop rule.
+    /// Returns whether the strategy should start another round.
+    pub fn end_round(&mut self, round: u32) -> bool {
+        let server = &mut *self.server;
+        server
+            .records
+            .lock()
+            .expect("records lock")
+            .on_round_end(server.round_started, self.out.time());
+        let last = server.stop.rounds.is_some_and(|r| round >= r);
+        if last {
+            server.finish(self.out);
+            return false;
+        }
+        if round % server.eval_every_rounds == 0 {
+            server.evaluate(self.out, round);
+        }
+        true
+    }
+}
+
+fn mean_and_p10(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Nearest-rank percentile.
+    let rank = ((0.10 * sorted.len() as f64).ceil() as usize).max(1);
+    (mean, sorted[rank - 1])
+}
+
+impl Actor for ServerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Deliver<ServerEvent>> for ServerActor {
+    type Result = Effects;
+    fn handle(&mut self, msg: Deliver<ServerEvent>, _: &mut Context<Self>) -> Effects {
+        let mut out = Out::new(msg.now);
+        ServerActor::handle(self, &mut out, msg.event);
+        out.into_effects()
+    }
+}

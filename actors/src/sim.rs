@@ -1,0 +1,98 @@
+//! Building the actors of a simulation and running it to the end.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use actix::Actor;
+
+use crate::client::ClientActor;
+use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
+use crate::config::{AlgorithmSpec, SimConfig};
+use crate::learner::{Learner, LearnerFailed};
+use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
+use crate::record::Records;
+use crate::rng::{stream, ActorKey};
+use crate::server::{ServerActor, ServerSetup};
+use crate::strategy::{FedAvg, Strategy};
+
+/// The result of a run: how it ended and everything recorded on the way.
+#[derive(Clone, Debug)]
+pub struct SimOutcome {
+    pub clock: ClockOutcome,
+    pub records: Records,
+}
+
+/// Runs `config` with `learner` on an actix system of its own, until the stop rule holds,
+/// nothing is left to happen, or `interrupt` is set. Records made before an interruption
+/// are returned all the same.
+pub fn simulate(
+    config: &SimConfig,
+    learner: Arc<dyn Learner>,
+    interrupt: Arc<AtomicBool>,
+    observer: Box<dyn Observer>,
+) -> Result<SimOutcome, LearnerFailed> {
+    let records = Arc::new(Mutex::new(Records::new(
+        config.clients.iter().map(|c| c.class.clone()),
+    )));
+    let system = actix::System::new();
+    let clock = system.block_on(async {
+        let actors = spawn_actors(config, learner, &records);
+        let clock = ClockActor::new(actors, records.clone(), interrupt, observer).start();
+        clock.send(Run).await.map_err(|_| LearnerFailed)?
+    })?;
+    let records = records.lock().expect("records lock").clone();
+    Ok(SimOutcome { clock, records })
+}
+
+fn spawn_actors(
+    config: &SimConfig,
+    learner: Arc<dyn Learner>,
+    records: &Arc<Mutex<Records>>,
+) -> Actors {
+    let strategy: Box<dyn Strategy> = match &config.algorithm {
+        AlgorithmSpec::FedAvg(c) => Box::new(FedAvg::new(c.clone())),
+    };
+    let setup = ServerSetup {
+        seed: config.seed,
+        clients: config.clients.len(),
+        wire: config.wire,
+        stop: config.stop.clone(),
+        eval_every_rounds: config.eval_every_rounds,
+    };
+    let server = ServerActor::new(setup, strategy, learner.clone(), records.clone()).start();
+    let mut actors = Actors {
+        server,
+        clients: Vec::new(),
+        uplinks: Vec::new(),
+        downlinks: Vec::new(),
+        ingress: BottleneckActor::new(Direction::Up, config.ingress_bps).start(),
+        egress: BottleneckActor::new(Direction::Down, config.egress_bps).start(),
+    };
+    for (id, spec) in config.clients.iter().enumerate() {
+        let client = ClientActor::new(
+            id,
+            config.seed,
+            &spec.device,
+            config.wire,
+            learner.clone(),
+            records.clone(),
+        );
+        actors.clients.push(client.start());
+        for (dir, link_spec, links) in [
+            (Direction::Up, &spec.uplink, &mut actors.uplinks),
+            (Direction::Down, &spec.downlink, &mut actors.downlinks),
+        ] {
+            let rng = stream(
+                config.seed,
+                ActorKey::Link {
+                    client: id,
+                    up: dir == Direction::Up,
+                },
+                "link",
+            );
+            let link = LinkActor::new(LinkId { client: id, dir }, link_spec.clone(), rng, records.clone());
+            links.push(link.start());
+        }
+    }
+    actors
+}

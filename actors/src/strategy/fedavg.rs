@@ -1,0 +1,133 @@
+//! FedAvg (McMahan et al. 2017): synchronous rounds, sample-weighted mean, with a round
+//! deadline and over-selection for stragglers (Bonawitz et al. 2019).
+
+use rand::seq::index::sample;
+use serde::{Deserialize, Serialize};
+
+use crate::learner::ClientId;
+use crate::message::UpdateMsg;
+use crate::record::DiscardReason;
+use crate::server::ServerCtx;
+use crate::strategy::Strategy;
+use crate::time::SimTime;
+
+/// FedAvg's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FedAvgConfig {
+    /// Updates aggregated per round.
+    pub clients_per_round: usize,
+    /// Extra fraction of clients selected so that stragglers can be left out
+    /// (0.3 selects 30% more; the first `clients_per_round` updates close the round).
+    pub over_selection: f64,
+    /// A round closes at this time after it starts, with whatever updates arrived.
+    pub deadline: Option<SimTime>,
+}
+
+/// Synchronous FedAvg.
+pub struct FedAvg {
+    config: FedAvgConfig,
+    round: u32,
+    open: bool,
+    received: Vec<UpdateMsg>,
+}
+
+impl FedAvg {
+    pub fn new(config: FedAvgConfig) -> Self {
+        Self {
+            config,
+            round: 0,
+            open: false,
+            received: Vec::new(),
+        }
+    }
+
+    /// Clients selected per round: `ceil(k * (1 + over_selection))`, at most all of them.
+    pub fn selection_size(&self, clients: usize) -> usize {
+        let k = self.config.clients_per_round as f64 * (1.0 + self.config.over_selection);
+        (k.ceil() as usize).min(clients)
+    }
+
+    fn begin_round(&mut self, ctx: &mut ServerCtx<'_>) {
+        self.round += 1;
+        self.open = true;
+        self.received.clear();
+        ctx.begin_round();
+        let n = ctx.clients();
+        let m = self.selection_size(n);
+        let mut selected: Vec<ClientId> = sample(ctx.rng(), n, m).into_vec();
+        selected.sort_unstable();
+        for client in selected {
+            ctx.send_model(client, self.round);
+        }
+        if let Some(deadline) = self.config.deadline {
+            let at = ctx.now() + deadline;
+            ctx.set_timer(at, self.round as u64);
+        }
+    }
+
+    fn close_round(&mut self, ctx: &mut ServerCtx<'_>) {
+        self.open = false;
+        let mut updates = std::mem::take(&mut self.received);
+        if !updates.is_empty() {
+            // Aggregate in client order: the result does not depend on arrival order.
+            updates.sort_by_key(|u| u.client);
+            let weighted: Vec<(&[f32], f64)> = updates
+                .iter()
+                .map(|u| (u.params.as_slice(), u.num_samples as f64))
+                .collect();
+            let contributors: Vec<ClientId> = updates.iter().map(|u| u.client).collect();
+            ctx.apply(weighted_mean(&weighted), &contributors);
+        }
+        if ctx.end_round(self.round) {
+            self.begin_round(ctx);
+        }
+    }
+}
+
+/// The weighted mean of parameter vectors, accumulated in f64.
+///
+/// ```
+/// use flotilla_actors::strategy::weighted_mean;
+/// let m = weighted_mean(&[(&[1.0, 0.0], 1.0), (&[4.0, 3.0], 2.0)]);
+/// assert_eq!(m, vec![3.0, 2.0]);
+/// ```
+pub fn weighted_mean(items: &[(&[f32], f64)]) -> Vec<f32> {
+    let Some((first, _)) = items.first() else {
+        return Vec::new();
+    };
+    let total: f64 = items.iter().map(|(_, w)| w).sum();
+    let mut acc = vec![0f64; first.len()];
+    for (values, w) in items {
+        for (a, &v) in acc.iter_mut().zip(values.iter()) {
+            *a += w * v as f64;
+        }
+    }
+    acc.into_iter().map(|a| (a / total) as f32).collect()
+}
+
+impl Strategy for FedAvg {
+    fn name(&self) -> &'static str {
+        "fedavg"
+    }
+
+    fn start(&mut self, ctx: &mut ServerCtx<'_>) {
+        self.begin_round(ctx);
+    }
+
+    fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) {
+        if !self.open || update.round != self.round {
+            ctx.discard(update.client, DiscardReason::Late);
+            return;
+        }
+        self.received.push(update);
+        if self.received.len() >= self.config.clients_per_round {
+            self.close_round(ctx);
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut ServerCtx<'_>, token: u64) {
+        if self.open && token == self.round as u64 {
+            self.close_round(ctx);
+        }
+    }
+}

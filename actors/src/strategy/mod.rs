@@ -1,0 +1,33 @@
+//! Server strategies: whom to select and how to aggregate, in the spirit of Flower's
+//! `configure_fit` / `aggregate_fit`, driven by simulation events.
+
+mod fedavg;
+
+pub use fedavg::{weighted_mean, FedAvg, FedAvgConfig};
+
+use crate::message::UpdateMsg;
+use crate::server::ServerCtx;
+
+/// A federated-learning algorithm's server side.
+pub trait Strategy: Send {
+    /// A short name for reports and metric labels.
+    fn name(&self) -> &'static str;
+    /// The run begins: select clients and send them the model.
+    fn start(&mut self, ctx: &mut ServerCtx<'_>);
+    /// An update arrived from a client.
+    fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg);
+    /// A timer set with [`ServerCtx::set_timer`] fired.
+    fn on_timer(&mut self, ctx: &mut ServerCtx<'_>, token: u64);
+}
+
+/// Stands in for the strategy while the server lends it out to handle an event.
+pub(crate) struct Idle;
+
+impl Strategy for Idle {
+    fn name(&self) -> &'static str {
+        "idle"
+    }
+    fn start(&mut self, _: &mut ServerCtx<'_>) {}
+    fn on_update(&mut self, _: &mut ServerCtx<'_>, _: UpdateMsg) {}
+    fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}
+}
