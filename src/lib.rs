@@ -1,1 +1,14 @@
+//! flotilla: an actor-based, discrete-event simulator for asynchronous, personalized,
+//! parameter-efficient federated learning of pretrained vision models.
+//!
+//! This crate is everything ML, files and people touch: scenario files, data, the Burn
+//! models and adapters, the training pool, and the reports. The simulation engine lives in
+//! [`flotilla_actors`], which never sees Burn.
 
+pub mod data;
+pub mod model;
+pub mod pool;
+pub mod pretrain;
+pub mod report;
+pub mod run;
+pub mod scenario;

@@ -5,14 +5,14 @@ use std::sync::{Arc, Mutex};
 use actix::{Actor, Context, Handler};
 use rand::Rng;
 
-use crate::device::{compute_time, DeviceSpec, MIN_SPEED};
+use crate::device::{DeviceSpec, MIN_SPEED, compute_time};
 use crate::event::{Deliver, Effects, Event, Out};
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::WireDtype;
 use crate::record::Records;
-use crate::rng::{stream, ActorKey, SimRng};
+use crate::rng::{ActorKey, SimRng, stream};
 
 /// Events a client handles.
 #[derive(Debug)]
@@ -57,9 +57,11 @@ impl ClientActor {
         learner: Arc<dyn Learner>,
         records: Arc<Mutex<Records>>,
     ) -> Self {
-        let speed = device
-            .speed
-            .sample(&mut stream(seed, ActorKey::Client(id), "speed"), MIN_SPEED, f64::MAX);
+        let speed = device.speed.sample(
+            &mut stream(seed, ActorKey::Client(id), "speed"),
+            MIN_SPEED,
+            f64::MAX,
+        );
         records.lock().expect("records lock").clients[id].speed = speed;
         Self {
             id,

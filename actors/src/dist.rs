@@ -68,7 +68,10 @@ impl Dist {
             Dist::Normal { mean, std } => {
                 finite("mean", mean)?;
                 if finite("std", std)? < 0.0 {
-                    return Err(DistError::Negative { name: "std", value: std });
+                    return Err(DistError::Negative {
+                        name: "std",
+                        value: std,
+                    });
                 }
             }
             Dist::LogNormal { median, sigma } => {
@@ -102,9 +105,9 @@ impl Dist {
                 .expect("validated")
                 .sample(rng),
             Dist::Exponential { mean } => Exp::new(1.0 / mean).expect("validated").sample(rng),
-            Dist::Pareto { scale, shape } => {
-                rand_distr::Pareto::new(scale, shape).expect("validated").sample(rng)
-            }
+            Dist::Pareto { scale, shape } => rand_distr::Pareto::new(scale, shape)
+                .expect("validated")
+                .sample(rng),
         };
         raw.clamp(min, max)
     }
@@ -125,26 +128,62 @@ impl Dist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{stream, ActorKey};
+    use crate::rng::{ActorKey, stream};
 
     #[test]
     fn invalid_parameters_are_rejected() {
-        assert!(Dist::Normal { mean: 1.0, std: -0.1 }.validate().is_err());
-        assert!(Dist::LogNormal { median: 1.0, sigma: 0.0 }.validate().is_err());
-        assert!(Dist::Uniform { low: 2.0, high: 1.0 }.validate().is_err());
+        assert!(
+            Dist::Normal {
+                mean: 1.0,
+                std: -0.1
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Dist::LogNormal {
+                median: 1.0,
+                sigma: 0.0
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Dist::Uniform {
+                low: 2.0,
+                high: 1.0
+            }
+            .validate()
+            .is_err()
+        );
         assert!(Dist::Exponential { mean: 0.0 }.validate().is_err());
         assert!(Dist::Const(f64::NAN).validate().is_err());
-        assert!(Dist::Normal { mean: 1.0, std: 0.0 }.validate().is_ok());
+        assert!(
+            Dist::Normal {
+                mean: 1.0,
+                std: 0.0
+            }
+            .validate()
+            .is_ok()
+        );
     }
 
     #[test]
     fn draws_are_clamped_and_centred() {
         let mut rng = stream(1, ActorKey::Server, "t");
-        let d = Dist::Normal { mean: 0.0, std: 1.0 };
+        let d = Dist::Normal {
+            mean: 0.0,
+            std: 1.0,
+        };
         let xs: Vec<f64> = (0..10_000).map(|_| d.sample(&mut rng, 0.0, 10.0)).collect();
         assert!(xs.iter().all(|&x| x >= 0.0));
-        let ln = Dist::LogNormal { median: 5.0, sigma: 0.5 };
-        let mut ys: Vec<f64> = (0..10_001).map(|_| ln.sample(&mut rng, 0.0, f64::MAX)).collect();
+        let ln = Dist::LogNormal {
+            median: 5.0,
+            sigma: 0.5,
+        };
+        let mut ys: Vec<f64> = (0..10_001)
+            .map(|_| ln.sample(&mut rng, 0.0, f64::MAX))
+            .collect();
         ys.sort_by(f64::total_cmp);
         assert!((ys[5000] - 5.0).abs() < 0.15, "median {}", ys[5000]);
     }

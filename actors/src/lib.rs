@@ -31,5 +31,5 @@ pub use payload::{Params, WireDtype};
 pub use queue::EventQueue;
 pub use record::Records;
 pub use server::StopRule;
-pub use sim::{simulate, SimOutcome};
+pub use sim::{SimOutcome, simulate};
 pub use time::SimTime;

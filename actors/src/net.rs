@@ -102,7 +102,10 @@ impl LinkActor {
         self.next_attempt += 1;
         // Always draw in the same order, so the stream does not depend on the outcome.
         let latency = self.spec.latency.sample(&mut self.rng, 0.0, MAX_LATENCY);
-        let bandwidth = self.spec.bandwidth.sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX);
+        let bandwidth = self
+            .spec
+            .bandwidth
+            .sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX);
         let lost = self.rng.random::<f64>() < self.spec.loss;
         let bytes = msg.bytes();
         self.records
@@ -151,7 +154,10 @@ impl LinkActor {
                     return;
                 }
                 drop(records);
-                out.after(self.spec.timeout, Event::Link(self.id, LinkEvent::Retry { attempt }));
+                out.after(
+                    self.spec.timeout,
+                    Event::Link(self.id, LinkEvent::Retry { attempt }),
+                );
                 self.in_flight.insert(attempt, flight);
             }
             LinkEvent::Retry { attempt } => {
@@ -340,7 +346,12 @@ impl BottleneckActor {
         if let Some(at) = self.capacity.next_completion() {
             out.at(
                 at,
-                Event::Bottleneck(self.dir, BottleneckEvent::Wake { generation: self.generation }),
+                Event::Bottleneck(
+                    self.dir,
+                    BottleneckEvent::Wake {
+                        generation: self.generation,
+                    },
+                ),
             );
         }
     }
@@ -361,7 +372,10 @@ impl Handler<Deliver<BottleneckEvent>> for BottleneckActor {
                     return out.into_effects();
                 }
                 for t in self.capacity.finish_due(msg.now) {
-                    out.after(t.latency, Event::Link(t.link, LinkEvent::Arrived { attempt: t.attempt }));
+                    out.after(
+                        t.latency,
+                        Event::Link(t.link, LinkEvent::Arrived { attempt: t.attempt }),
+                    );
                 }
             }
         }
@@ -376,7 +390,10 @@ mod tests {
 
     fn transfer(client: usize, bits: f64, cap: f64) -> Transfer {
         Transfer {
-            link: LinkId { client, dir: Direction::Up },
+            link: LinkId {
+                client,
+                dir: Direction::Up,
+            },
             attempt: 0,
             bits,
             cap_bps: cap,
@@ -404,7 +421,11 @@ mod tests {
         // t=1s: 0 and 1 finish. Then 2 has 12.5 Mbit left at 30 Mbit/s: 5/12 s more.
         assert_eq!(
             drain(&mut c),
-            vec![(SimTime(1_000_000), 0), (SimTime(1_000_000), 1), (SimTime(1_416_667), 2)]
+            vec![
+                (SimTime(1_000_000), 0),
+                (SimTime(1_000_000), 1),
+                (SimTime(1_416_667), 2)
+            ]
         );
     }
 
@@ -415,6 +436,9 @@ mod tests {
         c.start(SimTime::ZERO, transfer(0, 8e6, 1e9));
         c.start(SimTime(500_000), transfer(1, 2e6, 1e9));
         // B: 2 Mbit at 4 Mbit/s -> t = 1.0 s; A has 4 - 2 = 2 Mbit left, alone -> t = 1.25 s.
-        assert_eq!(drain(&mut c), vec![(SimTime(1_000_000), 1), (SimTime(1_250_000), 0)]);
+        assert_eq!(
+            drain(&mut c),
+            vec![(SimTime(1_000_000), 1), (SimTime(1_250_000), 0)]
+        );
     }
 }

@@ -139,6 +139,7 @@ impl Records {
 
     pub(crate) fn on_round_end(&mut self, started: SimTime, now: SimTime) {
         self.rounds += 1;
-        self.round_seconds.push(now.saturating_sub(started).as_secs_f64());
+        self.round_seconds
+            .push(now.saturating_sub(started).as_secs_f64());
     }
 }

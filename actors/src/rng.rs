@@ -55,12 +55,33 @@ mod tests {
     #[test]
     fn streams_are_reproducible_and_distinct() {
         let draw = |a, p| stream(7, a, p).random::<u64>();
-        assert_eq!(draw(ActorKey::Client(3), "speed"), draw(ActorKey::Client(3), "speed"));
-        assert_ne!(draw(ActorKey::Client(3), "speed"), draw(ActorKey::Client(4), "speed"));
-        assert_ne!(draw(ActorKey::Client(3), "speed"), draw(ActorKey::Client(3), "dropout"));
+        assert_eq!(
+            draw(ActorKey::Client(3), "speed"),
+            draw(ActorKey::Client(3), "speed")
+        );
         assert_ne!(
-            draw(ActorKey::Link { client: 0, up: true }, "x"),
-            draw(ActorKey::Link { client: 0, up: false }, "x")
+            draw(ActorKey::Client(3), "speed"),
+            draw(ActorKey::Client(4), "speed")
+        );
+        assert_ne!(
+            draw(ActorKey::Client(3), "speed"),
+            draw(ActorKey::Client(3), "dropout")
+        );
+        assert_ne!(
+            draw(
+                ActorKey::Link {
+                    client: 0,
+                    up: true
+                },
+                "x"
+            ),
+            draw(
+                ActorKey::Link {
+                    client: 0,
+                    up: false
+                },
+                "x"
+            )
         );
     }
 }

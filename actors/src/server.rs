@@ -10,7 +10,7 @@ use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::{Encoded, Params, WireDtype};
 use crate::record::{DiscardReason, Records, TimelineRow};
-use crate::rng::{stream, ActorKey, SimRng};
+use crate::rng::{ActorKey, SimRng, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
 

@@ -11,7 +11,7 @@ use crate::config::{AlgorithmSpec, SimConfig};
 use crate::learner::{Learner, LearnerFailed};
 use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
 use crate::record::Records;
-use crate::rng::{stream, ActorKey};
+use crate::rng::{ActorKey, stream};
 use crate::server::{ServerActor, ServerSetup};
 use crate::strategy::{FedAvg, Strategy};
 
@@ -90,7 +90,12 @@ fn spawn_actors(
                 },
                 "link",
             );
-            let link = LinkActor::new(LinkId { client: id, dir }, link_spec.clone(), rng, records.clone());
+            let link = LinkActor::new(
+                LinkId { client: id, dir },
+                link_spec.clone(),
+                rng,
+                records.clone(),
+            );
             links.push(link.start());
         }
     }

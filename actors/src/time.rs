@@ -90,9 +90,20 @@ impl fmt::Display for SimTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.as_secs_f64();
         if s >= 3600.0 {
-            write!(f, "{}h{:02}m{:02}s", self.0 / 3_600_000_000, (self.0 / 60_000_000) % 60, (self.0 / 1_000_000) % 60)
+            write!(
+                f,
+                "{}h{:02}m{:02}s",
+                self.0 / 3_600_000_000,
+                (self.0 / 60_000_000) % 60,
+                (self.0 / 1_000_000) % 60
+            )
         } else if s >= 60.0 {
-            write!(f, "{}m{:02}s", self.0 / 60_000_000, (self.0 / 1_000_000) % 60)
+            write!(
+                f,
+                "{}m{:02}s",
+                self.0 / 60_000_000,
+                (self.0 / 1_000_000) % 60
+            )
         } else {
             write!(f, "{s:.3}s")
         }

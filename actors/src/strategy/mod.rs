@@ -3,7 +3,7 @@
 
 mod fedavg;
 
-pub use fedavg::{weighted_mean, FedAvg, FedAvgConfig};
+pub use fedavg::{FedAvg, FedAvgConfig, weighted_mean};
 
 use crate::message::UpdateMsg;
 use crate::server::ServerCtx;

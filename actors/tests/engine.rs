@@ -1,0 +1,306 @@
+//! The engine against closed forms: round times, processor sharing, deadlines, bytes.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use flotilla_actors::device::DeviceSpec;
+use flotilla_actors::net::LinkSpec;
+use flotilla_actors::strategy::FedAvgConfig;
+use flotilla_actors::{
+    AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
+    SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, WireDtype, simulate,
+};
+
+/// Parameters per model, so an update is 4000 bytes in f32 and 2000 in f16.
+const P: usize = 1000;
+/// Samples per local-training job.
+const WORK: u64 = 300;
+
+/// Client `c`'s training adds `c + 1` to every parameter and reports `10 + c` samples; the
+/// "accuracy" is the first parameter, so the timeline shows what the server aggregated.
+struct Mock {
+    clients: usize,
+}
+
+impl Learner for Mock {
+    fn initial_params(&self) -> Vec<f32> {
+        vec![0.0; P]
+    }
+    fn train_work(&self, _: ClientId) -> u64 {
+        WORK
+    }
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        Pending::ready(TrainOutcome {
+            params: job
+                .params
+                .iter()
+                .map(|v| v + (job.client + 1) as f32)
+                .collect(),
+            num_samples: 10 + job.client as u64,
+            loss: 0.0,
+        })
+    }
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        Pending::ready(EvalOutcome {
+            global_accuracy: job.params[0] as f64,
+            global_loss: 0.0,
+            client_accuracy: vec![job.params[0] as f64; self.clients],
+        })
+    }
+}
+
+fn link(latency_s: f64, bps: f64) -> LinkSpec {
+    LinkSpec {
+        latency: Dist::Const(latency_s),
+        bandwidth: Dist::Const(bps),
+        loss: 0.0,
+        timeout: SimTime(1_000_000),
+        retries: 3,
+    }
+}
+
+fn client(speed: f64, up: LinkSpec, down: LinkSpec) -> ClientSpec {
+    ClientSpec {
+        class: "c".into(),
+        device: DeviceSpec {
+            speed: Dist::Const(speed),
+            dropout: 0.0,
+        },
+        uplink: up,
+        downlink: down,
+    }
+}
+
+fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimConfig {
+    SimConfig {
+        seed: 1,
+        clients,
+        ingress_bps: None,
+        egress_bps: None,
+        wire: WireDtype::F32,
+        algorithm: AlgorithmSpec::FedAvg(fedavg),
+        stop: StopRule {
+            rounds: Some(rounds),
+            virtual_time: None,
+            target_accuracy: None,
+        },
+        eval_every_rounds: 1,
+    }
+}
+
+fn fedavg(k: usize) -> FedAvgConfig {
+    FedAvgConfig {
+        clients_per_round: k,
+        over_selection: 0.0,
+        deadline: None,
+    }
+}
+
+fn run(c: &SimConfig) -> SimOutcome {
+    let learner = Arc::new(Mock {
+        clients: c.clients.len(),
+    });
+    simulate(c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
+}
+
+#[test]
+fn one_client_round_is_download_plus_compute_plus_upload() {
+    // Down: 50 ms + 32,000 bits at 16 Mbit/s (2 ms). Compute: 300 samples at 150/s (2 s).
+    // Up: 30 ms + 32,000 bits at 8 Mbit/s (4 ms).
+    let c = config(
+        vec![client(150.0, link(0.030, 8e6), link(0.050, 16e6))],
+        fedavg(1),
+        3,
+    );
+    let out = run(&c);
+    let round_us = 52_000 + 2_000_000 + 34_000;
+    assert_eq!(out.records.round_seconds, vec![round_us as f64 / 1e6; 3]);
+    assert_eq!(out.clock.end, SimTime(3 * round_us));
+    // Each round adds 1 to the parameters.
+    let values: Vec<f64> = out
+        .records
+        .timeline
+        .iter()
+        .map(|r| r.global_accuracy)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0, 3.0]);
+}
+
+/// `n` identical clients whose uploads start together and share a 1 Mbit/s ingress.
+fn shared_ingress(n: usize) -> SimOutcome {
+    let clients = (0..n)
+        .map(|_| client(300.0, link(0.010, 100e6), link(0.010, 100e6)))
+        .collect();
+    let mut c = config(clients, fedavg(n), 1);
+    c.ingress_bps = Some(1e6);
+    run(&c)
+}
+
+#[test]
+fn concurrent_uploads_share_the_ingress_fairly() {
+    for n in [2u64, 10] {
+        let out = shared_ingress(n as usize);
+        // Down: 10 ms + 320 µs. Compute: 1 s. Up: each of n gets 1/n Mbit/s, so all
+        // finish after n x 32 ms, then 10 ms latency.
+        let expected = 10_320 + 1_000_000 + n * 32_000 + 10_000;
+        assert_eq!(out.clock.end, SimTime(expected), "{n} clients");
+        assert_eq!(out.records.updates_applied, n);
+    }
+}
+
+#[test]
+fn capped_upload_leaves_its_share_to_the_others() {
+    // 3 Mbit/s ingress; client 0's own uplink is 0.5 Mbit/s, so 1 and 2 get 1.25 each:
+    // they finish at 25.6 ms, client 0 at 64 ms.
+    let slow = client(300.0, link(0.0, 0.5e6), link(0.0, 32e6));
+    let fast = client(300.0, link(0.0, 100e6), link(0.0, 32e6));
+    let mut c = config(vec![slow, fast.clone(), fast], fedavg(3), 1);
+    c.ingress_bps = Some(3e6);
+    let out = run(&c);
+    assert_eq!(out.clock.end, SimTime(1_000 + 1_000_000 + 64_000));
+}
+
+/// Client 0: fast compute (1 s), quick upload (10 ms). Client 1: 0.75 s compute but a
+/// 32 kbit/s uplink (1 s): its round-1 update arrives after round 1 closed.
+fn straggler_pair(fedavg: FedAvgConfig, rounds: u32, wire: WireDtype) -> SimOutcome {
+    let fast = client(300.0, link(0.0, 3.2e6), link(0.0, 32e6));
+    let slow = client(400.0, link(0.0, 32e3), link(0.0, 32e6));
+    let mut c = config(vec![fast, slow], fedavg, rounds);
+    c.wire = wire;
+    run(&c)
+}
+
+#[test]
+fn over_selection_closes_on_first_updates_and_discards_late_ones() {
+    let cfg = FedAvgConfig {
+        clients_per_round: 1,
+        over_selection: 1.0,
+        deadline: None,
+    };
+    let out = straggler_pair(cfg, 2, WireDtype::F32);
+    let r = &out.records;
+    // Round 1 closes when the fast update arrives: 1 ms + 1 s + 10 ms.
+    assert_eq!(r.round_seconds, vec![1.011, 1.011]);
+    assert_eq!(out.clock.end, SimTime(2_022_000));
+    assert_eq!(r.updates_applied, 2);
+    assert_eq!(r.clients[0].updates_applied, 2);
+    // The slow round-1 update arrives at 1.751 s, during round 2: late.
+    assert_eq!(r.updates_discarded_total(), 1);
+    assert_eq!(r.clients[1].updates_discarded, 1);
+    assert_eq!(r.updates_received, 3);
+}
+
+#[test]
+fn deadline_closes_the_round_with_what_arrived() {
+    let cfg = FedAvgConfig {
+        clients_per_round: 2,
+        over_selection: 0.0,
+        deadline: Some(SimTime(1_500_000)),
+    };
+    // Make the slow client compute for 3 s: it misses both deadlines.
+    let fast = client(300.0, link(0.0, 3.2e6), link(0.0, 32e6));
+    let slow = client(100.0, link(0.0, 3.2e6), link(0.0, 32e6));
+    let out = run(&config(vec![fast, slow], cfg, 2));
+    let r = &out.records;
+    assert_eq!(r.round_seconds, vec![1.5, 1.5]);
+    assert_eq!(out.clock.end, SimTime(3_000_000));
+    assert_eq!(r.updates_applied, 2);
+    assert_eq!(r.clients[1].updates_applied, 0);
+    // Round 2's model reached the slow client while it still trained for round 1.
+    assert_eq!(r.clients[1].abandoned, 1);
+    let values: Vec<f64> = r.timeline.iter().map(|t| t.global_accuracy).collect();
+    assert_eq!(values, vec![1.0, 2.0]);
+}
+
+#[test]
+fn bytes_are_messages_times_encoded_size() {
+    for (wire, size) in [
+        (WireDtype::F32, 4 * P as u64),
+        (WireDtype::F16, 2 * P as u64),
+    ] {
+        let cfg = FedAvgConfig {
+            clients_per_round: 1,
+            over_selection: 1.0,
+            deadline: None,
+        };
+        let r = straggler_pair(cfg, 2, wire).records;
+        // Two rounds of two downloads; both clients start two uploads before the end
+        // (the slow one's second is still in flight when the run stops).
+        assert_eq!((r.messages_down, r.messages_up), (4, 4));
+        assert_eq!(r.bytes_down, r.messages_down * size);
+        assert_eq!(r.bytes_up, r.messages_up * size);
+    }
+}
+
+#[test]
+fn fedavg_weights_updates_by_samples() {
+    // Client 0 moves to 1 with 10 samples, client 1 to 2 with 11: (10 + 22) / 21.
+    let a = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
+    let out = run(&config(vec![a.clone(), a], fedavg(2), 1));
+    let value = out.records.timeline[0].global_accuracy;
+    assert_eq!(value, (32.0f64 / 21.0) as f32 as f64);
+}
+
+fn noisy_population(seed: u64) -> SimConfig {
+    let noisy_link = LinkSpec {
+        latency: Dist::Normal {
+            mean: 0.08,
+            std: 0.02,
+        },
+        bandwidth: Dist::LogNormal {
+            median: 5e6,
+            sigma: 0.7,
+        },
+        loss: 0.1,
+        timeout: SimTime(500_000),
+        retries: 2,
+    };
+    let phone = ClientSpec {
+        class: "phone".into(),
+        device: DeviceSpec {
+            speed: Dist::LogNormal {
+                median: 150.0,
+                sigma: 0.6,
+            },
+            dropout: 0.1,
+        },
+        uplink: noisy_link.clone(),
+        downlink: noisy_link,
+    };
+    let mut c = config(
+        vec![phone; 20],
+        FedAvgConfig {
+            clients_per_round: 5,
+            over_selection: 0.4,
+            deadline: Some(SimTime(10_000_000)),
+        },
+        8,
+    );
+    c.seed = seed;
+    c.ingress_bps = Some(20e6);
+    c
+}
+
+#[test]
+fn same_seed_same_run_different_seed_different_run() {
+    let a = run(&noisy_population(3));
+    let b = run(&noisy_population(3));
+    assert_eq!(format!("{:?}", a.records), format!("{:?}", b.records));
+    assert_eq!(a.clock, b.clock);
+    assert!(a.records.messages_lost > 0 && a.records.dropouts > 0);
+    let c = run(&noisy_population(4));
+    assert_ne!(a.clock.end, c.clock.end);
+}
+
+#[test]
+fn lost_attempts_are_retried_and_counted() {
+    let mut c = noisy_population(5);
+    for spec in &mut c.clients {
+        spec.device.dropout = 0.0;
+    }
+    let r = run(&c).records;
+    // Every attempt, lost or not, crossed the link and is counted in bytes.
+    assert_eq!(r.bytes_up, r.messages_up * 4 * P as u64);
+    assert!(r.messages_lost > 0);
+    assert!(r.messages_given_up <= r.messages_lost);
+}

@@ -1,0 +1,188 @@
+//! Splitting a data set among clients (IID or Dirichlet over labels), then each client's
+//! shard into local train and test parts.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Gamma};
+use serde::{Deserialize, Serialize};
+
+/// How samples are spread over clients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum PartitionSpec {
+    /// Shuffled and dealt out evenly.
+    Iid,
+    /// Per class, proportions over clients drawn from Dirichlet(alpha): small alpha gives
+    /// clients few classes each.
+    Dirichlet { alpha: f64 },
+}
+
+/// Each client's local training and test indices into the training set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partition {
+    pub train: Vec<Vec<u32>>,
+    pub test: Vec<Vec<u32>>,
+}
+
+/// Why no partition could be made.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PartitionError {
+    #[error("{clients} clients need at least {min} samples each, but the data has {samples}")]
+    TooFewSamples {
+        clients: usize,
+        min: usize,
+        samples: usize,
+    },
+    #[error(
+        "no Dirichlet(alpha = {alpha}) draw gave every client at least {min} samples in {tries} tries; raise alpha or lower min_samples"
+    )]
+    MinimumNotMet {
+        alpha: f64,
+        min: usize,
+        tries: usize,
+    },
+}
+
+/// Splits `labels` among `clients` and holds `test_fraction` of each shard out for local tests.
+pub fn partition(
+    labels: &[u8],
+    clients: usize,
+    spec: &PartitionSpec,
+    min_samples: usize,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<Partition, PartitionError> {
+    if clients * min_samples > labels.len() || clients == 0 {
+        return Err(PartitionError::TooFewSamples {
+            clients,
+            min: min_samples,
+            samples: labels.len(),
+        });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let shards = match spec {
+        PartitionSpec::Iid => {
+            let mut idx: Vec<u32> = (0..labels.len() as u32).collect();
+            idx.shuffle(&mut rng);
+            (0..clients)
+                .map(|c| idx.iter().skip(c).step_by(clients).copied().collect())
+                .collect()
+        }
+        PartitionSpec::Dirichlet { alpha } => {
+            dirichlet(labels, clients, *alpha, min_samples, &mut rng)?
+        }
+    };
+    let mut train = Vec::with_capacity(clients);
+    let mut test = Vec::with_capacity(clients);
+    for mut shard in shards {
+        shard.shuffle(&mut rng);
+        let n_test = if shard.len() >= 2 {
+            ((shard.len() as f64 * test_fraction).round() as usize)
+                .clamp(usize::from(test_fraction > 0.0), shard.len() - 1)
+        } else {
+            0
+        };
+        let tr = shard.split_off(n_test);
+        test.push(shard);
+        train.push(tr);
+    }
+    Ok(Partition { train, test })
+}
+
+const DIRICHLET_TRIES: usize = 1000;
+
+fn dirichlet(
+    labels: &[u8],
+    clients: usize,
+    alpha: f64,
+    min: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Vec<u32>>, PartitionError> {
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i as u32);
+    }
+    let gamma = Gamma::new(alpha, 1.0).expect("alpha validated > 0");
+    for _ in 0..DIRICHLET_TRIES {
+        let mut shards: Vec<Vec<u32>> = vec![Vec::new(); clients];
+        for members in &by_class {
+            let mut members = members.clone();
+            members.shuffle(rng);
+            let weights: Vec<f64> = (0..clients).map(|_| gamma.sample(rng) + 1e-300).collect();
+            let total: f64 = weights.iter().sum();
+            // Cumulative cut points, so every sample goes to exactly one client.
+            let mut acc = 0.0;
+            let mut start = 0usize;
+            for (c, w) in weights.iter().enumerate() {
+                acc += w / total;
+                let end = if c + 1 == clients {
+                    members.len()
+                } else {
+                    ((acc * members.len() as f64).round() as usize).min(members.len())
+                };
+                shards[c].extend_from_slice(&members[start..end.max(start)]);
+                start = end.max(start);
+            }
+        }
+        if shards.iter().all(|s| s.len() >= min) {
+            return Ok(shards);
+        }
+    }
+    Err(PartitionError::MinimumNotMet {
+        alpha,
+        min,
+        tries: DIRICHLET_TRIES,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> Vec<u8> {
+        (0..1000).map(|i| (i % 10) as u8).collect()
+    }
+
+    #[test]
+    fn every_sample_goes_to_exactly_one_place() {
+        for spec in [PartitionSpec::Iid, PartitionSpec::Dirichlet { alpha: 0.5 }] {
+            let p = partition(&labels(), 20, &spec, 10, 0.2, 3).unwrap();
+            let mut all: Vec<u32> = p.train.iter().chain(&p.test).flatten().copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..1000).collect::<Vec<u32>>());
+            for (tr, te) in p.train.iter().zip(&p.test) {
+                assert!(tr.len() + te.len() >= 10);
+                assert!(!te.is_empty());
+            }
+            assert_eq!(p, partition(&labels(), 20, &spec, 10, 0.2, 3).unwrap());
+        }
+    }
+
+    #[test]
+    fn small_alpha_skews_labels() {
+        let l = labels();
+        let p = partition(&l, 10, &PartitionSpec::Dirichlet { alpha: 0.1 }, 5, 0.0, 1).unwrap();
+        // With alpha = 0.1 a typical client is dominated by one or two classes.
+        let dominant: f64 = p
+            .train
+            .iter()
+            .map(|s| {
+                let mut counts = [0usize; 10];
+                s.iter().for_each(|&i| counts[l[i as usize] as usize] += 1);
+                *counts.iter().max().unwrap() as f64 / s.len() as f64
+            })
+            .sum::<f64>()
+            / 10.0;
+        assert!(dominant > 0.5, "mean dominant-class share {dominant}");
+    }
+
+    #[test]
+    fn impossible_minimum_is_an_error() {
+        assert!(matches!(
+            partition(&labels(), 200, &PartitionSpec::Iid, 10, 0.2, 0),
+            Err(PartitionError::TooFewSamples { .. })
+        ));
+    }
+}

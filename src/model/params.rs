@@ -1,0 +1,194 @@
+//! Trainable parameters as a flat vector: select by path, freeze the rest, extract, load.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Tensor, TensorData};
+use regex::Regex;
+
+/// Which parameters train, by module path (e.g. `blocks.0.attn.q.lora_a`).
+#[derive(Clone, Debug)]
+pub struct Trainable(Regex);
+
+impl Trainable {
+    /// Parameters whose path matches `pattern` (anchored at both ends).
+    pub fn new(pattern: &str) -> Self {
+        Self(Regex::new(&format!("^(?:{pattern})$")).expect("adapter patterns are built in code"))
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.0.is_match(path)
+    }
+
+    /// Freezes every parameter outside the selection and unfreezes those in it.
+    pub fn apply<M: Module>(&self, module: M) -> M {
+        module.map(&mut Freezer {
+            sel: self,
+            path: Vec::new(),
+        })
+    }
+
+    /// The selected parameters, concatenated in module order.
+    pub fn extract<M: Module>(&self, module: &M) -> Vec<f32> {
+        let mut v = Collector {
+            sel: self,
+            path: Vec::new(),
+            values: Vec::new(),
+            all: Vec::new(),
+        };
+        module.visit(&mut v);
+        v.values
+    }
+
+    /// Writes `values` (as [`extract`](Self::extract) lays them out) into the selected
+    /// parameters. The length must match.
+    pub fn load<M: Module>(&self, module: M, values: &[f32]) -> M {
+        let mut loader = Loader {
+            sel: self,
+            path: Vec::new(),
+            values,
+            offset: 0,
+        };
+        let module = module.map(&mut loader);
+        assert_eq!(loader.offset, values.len(), "parameter vector length");
+        module
+    }
+
+    /// Number of selected values and of all values.
+    pub fn count<M: Module>(&self, module: &M) -> (usize, usize) {
+        let mut v = Counter {
+            sel: self,
+            path: Vec::new(),
+            selected: 0,
+            total: 0,
+        };
+        module.visit(&mut v);
+        (v.selected, v.total)
+    }
+
+    /// Every parameter of the module, selected or not, as `(path, values)`.
+    pub fn all_params<M: Module>(module: &M) -> Vec<(String, Vec<f32>)> {
+        let sel = Trainable::new("");
+        let mut v = Collector {
+            sel: &sel,
+            path: Vec::new(),
+            values: Vec::new(),
+            all: Vec::new(),
+        };
+        module.visit(&mut v);
+        v.all
+    }
+}
+
+fn joined(path: &[String], leaf: Option<&str>) -> String {
+    let mut p = path.join(".");
+    if let Some(leaf) = leaf {
+        if !p.is_empty() {
+            p.push('.');
+        }
+        p.push_str(leaf);
+    }
+    p
+}
+
+struct Freezer<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+}
+
+impl ModuleMapper for Freezer<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let trainable = self.sel.matches(&joined(&self.path, None));
+        param.set_require_grad(trainable)
+    }
+}
+
+struct Collector<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    values: Vec<f32>,
+    all: Vec<(String, Vec<f32>)>,
+}
+
+fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("float parameters are f32")
+}
+
+impl ModuleVisitor for Collector<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = joined(&self.path, None);
+        if self.sel.matches(&path) {
+            self.values.extend(to_vec(param.val()));
+        }
+        self.all.push((path, to_vec(param.val())));
+    }
+}
+
+struct Counter<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    selected: usize,
+    total: usize,
+}
+
+impl ModuleVisitor for Counter<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let n = param.val().shape().num_elements();
+        self.total += n;
+        if self.sel.matches(&joined(&self.path, None)) {
+            self.selected += n;
+        }
+    }
+}
+
+struct Loader<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    values: &'a [f32],
+    offset: usize,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if !self.sel.matches(&joined(&self.path, None)) {
+            return param;
+        }
+        let require_grad = param.is_require_grad();
+        let values = self.values;
+        let mut offset = self.offset;
+        let param = param.map(|t| {
+            let shape = t.shape();
+            let n = shape.num_elements();
+            let chunk = values[offset..offset + n].to_vec();
+            offset += n;
+            Tensor::from_data(TensorData::new(chunk, shape), &t.device())
+        });
+        self.offset = offset;
+        param.set_require_grad(require_grad)
+    }
+}

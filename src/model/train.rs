@@ -1,0 +1,142 @@
+//! Local training and evaluation of a model on a subset of a data set.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::vit::Vit;
+use crate::data::Dataset;
+
+/// The local optimiser, fresh for every job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Optimizer {
+    Sgd { lr: f64 },
+    Adam { lr: f64 },
+}
+
+impl Optimizer {
+    fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr } | Optimizer::Adam { lr } => lr,
+        }
+    }
+
+    fn init(&self) -> ModuleOptimizer {
+        match self {
+            Optimizer::Sgd { .. } => SgdConfig::new().init(),
+            Optimizer::Adam { .. } => AdamConfig::new().init(),
+        }
+    }
+}
+
+/// Hyperparameters of one local-training job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub optimizer: Optimizer,
+}
+
+fn batch_tensors(
+    data: &Dataset,
+    idx: &[u32],
+    patch: usize,
+    device: &Device,
+) -> (Tensor<3>, Tensor<1, Int>) {
+    let (pixels, labels) = data.patches(idx, patch);
+    let tokens = (data.side / patch).pow(2);
+    let patch_dim = patch * patch * data.channels;
+    let x = Tensor::from_data(
+        TensorData::new(pixels, [idx.len(), tokens, patch_dim]),
+        device,
+    );
+    let y = Tensor::from_data(TensorData::new(labels, [idx.len()]), device);
+    (x, y)
+}
+
+/// Trains the model's trainable parameters on `indices` for the configured epochs,
+/// shuffling with `seed`. Returns the trained model and the mean batch loss.
+pub fn train_local(
+    mut model: Vit,
+    data: &Dataset,
+    indices: &[u32],
+    config: &TrainConfig,
+    patch: usize,
+    seed: u64,
+    device: &Device,
+) -> (Vit, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut optim = config.optimizer.init();
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut order = indices.to_vec();
+    let (mut loss_sum, mut batches) = (0.0, 0usize);
+    for _ in 0..config.epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks(config.batch_size.max(1)) {
+            let (x, y) = batch_tensors(data, chunk, patch, device);
+            let loss = loss_fn.forward(model.forward(x), y);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            batches += 1;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(config.optimizer.lr(), model, grads);
+        }
+    }
+    (
+        model,
+        if batches == 0 {
+            0.0
+        } else {
+            loss_sum / batches as f64
+        },
+    )
+}
+
+/// Correct predictions and summed loss over a set of samples.
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct EvalCounts {
+    pub correct: u64,
+    pub total: u64,
+    pub loss_sum: f64,
+}
+
+impl EvalCounts {
+    pub fn accuracy(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.total as f64
+        }
+    }
+}
+
+/// Evaluates `model` (in validation mode) on `indices`, in batches of `batch`.
+pub fn evaluate(
+    model: &Vit,
+    data: &Dataset,
+    indices: &[u32],
+    patch: usize,
+    batch: usize,
+) -> EvalCounts {
+    let model = model.valid();
+    let device = model.patch_embed.weight.val().device();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut counts = EvalCounts::default();
+    for chunk in indices.chunks(batch.max(1)) {
+        let (x, y) = batch_tensors(data, chunk, patch, &device);
+        let logits = model.forward(x);
+        let loss = loss_fn.forward(logits.clone(), y.clone());
+        counts.loss_sum += loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
+        let pred = logits.argmax(1).reshape([chunk.len()]);
+        let correct = pred.equal(y).int().sum().into_scalar::<i64>();
+        counts.correct += correct as u64;
+        counts.total += chunk.len() as u64;
+    }
+    counts
+}

@@ -1,0 +1,169 @@
+//! The engine's [`Learner`], backed by the pool and the Burn model.
+
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Device;
+use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
+
+use super::Pool;
+use crate::data::{Dataset, Partition};
+use crate::model::{EvalCounts, TrainConfig, Trainable, Vit, evaluate, train_local};
+
+/// Samples per evaluation task: small enough to spread over the workers.
+const EVAL_CHUNK: usize = 250;
+/// Batch size for evaluation (forward only).
+const EVAL_BATCH: usize = 250;
+
+/// Everything a [`PoolLearner`] needs.
+pub struct LearnerSetup {
+    pub model: Vit,
+    pub trainable: Trainable,
+    pub patch: usize,
+    pub train: TrainConfig,
+    pub train_data: Arc<Dataset>,
+    pub test_data: Arc<Dataset>,
+    pub partition: Arc<Partition>,
+    pub workers: usize,
+    pub device: Device,
+}
+
+/// Trains and evaluates on the pool.
+pub struct PoolLearner {
+    pool: Pool,
+    initial: Vec<f32>,
+    trainable: Trainable,
+    patch: usize,
+    train: Arc<TrainConfig>,
+    train_data: Arc<Dataset>,
+    test_data: Arc<Dataset>,
+    partition: Arc<Partition>,
+}
+
+impl PoolLearner {
+    pub fn new(setup: LearnerSetup) -> Self {
+        let initial = setup.trainable.extract(&setup.model);
+        Self {
+            pool: Pool::new(setup.workers, &setup.model, &setup.device),
+            initial,
+            trainable: setup.trainable,
+            patch: setup.patch,
+            train: Arc::new(setup.train),
+            train_data: setup.train_data,
+            test_data: setup.test_data,
+            partition: setup.partition,
+        }
+    }
+}
+
+/// Where an evaluation chunk's samples come from.
+#[derive(Clone)]
+enum Source {
+    /// The central test set, `start..end`.
+    Central(usize, usize),
+    /// Client `c`'s local test split.
+    Client(ClientId),
+}
+
+/// Collects chunk results and completes the evaluation when the last one is in; combining
+/// in chunk order keeps the sums independent of which chunk finished first.
+struct EvalGather {
+    slots: Vec<Option<EvalCounts>>,
+    left: usize,
+    sources: Vec<Source>,
+    clients: usize,
+    done: Option<flotilla_actors::learner::Completer<EvalOutcome>>,
+}
+
+impl EvalGather {
+    fn put(&mut self, i: usize, counts: EvalCounts) {
+        self.slots[i] = Some(counts);
+        self.left -= 1;
+        if self.left > 0 {
+            return;
+        }
+        let mut central = EvalCounts::default();
+        let mut client_accuracy = vec![0.0; self.clients];
+        for (src, slot) in self.sources.iter().zip(&self.slots) {
+            let c = slot.expect("all chunks are in");
+            match src {
+                Source::Central(..) => {
+                    central.correct += c.correct;
+                    central.total += c.total;
+                    central.loss_sum += c.loss_sum;
+                }
+                Source::Client(id) => client_accuracy[*id] = c.accuracy(),
+            }
+        }
+        if let Some(done) = self.done.take() {
+            done.complete(EvalOutcome {
+                global_accuracy: central.accuracy(),
+                global_loss: central.loss_sum / central.total.max(1) as f64,
+                client_accuracy,
+            });
+        }
+    }
+}
+
+impl Learner for PoolLearner {
+    fn initial_params(&self) -> Vec<f32> {
+        self.initial.clone()
+    }
+
+    fn train_work(&self, client: ClientId) -> u64 {
+        self.partition.train[client].len() as u64 * self.train.epochs as u64
+    }
+
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        let (done, pending) = Pending::channel();
+        let trainable = self.trainable.clone();
+        let data = self.train_data.clone();
+        let partition = self.partition.clone();
+        let config = self.train.clone();
+        let patch = self.patch;
+        self.pool.submit(Box::new(move |w| {
+            let indices = &partition.train[job.client];
+            let model = trainable.load(w.model.clone(), &job.params);
+            let (model, loss) =
+                train_local(model, &data, indices, &config, patch, job.seed, &w.device);
+            done.complete(TrainOutcome {
+                params: trainable.extract(&model),
+                num_samples: indices.len() as u64,
+                loss,
+            });
+        }));
+        pending
+    }
+
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        let (done, pending) = Pending::channel();
+        let n = self.test_data.len();
+        let mut sources: Vec<Source> = (0..n)
+            .step_by(EVAL_CHUNK)
+            .map(|s| Source::Central(s, (s + EVAL_CHUNK).min(n)))
+            .collect();
+        sources.extend((0..self.partition.test.len()).map(Source::Client));
+        let gather = Arc::new(Mutex::new(EvalGather {
+            slots: vec![None; sources.len()],
+            left: sources.len(),
+            sources: sources.clone(),
+            clients: self.partition.test.len(),
+            done: Some(done),
+        }));
+        for (i, src) in sources.into_iter().enumerate() {
+            let gather = gather.clone();
+            let params = job.params.clone();
+            let trainable = self.trainable.clone();
+            let patch = self.patch;
+            let (data, indices): (Arc<Dataset>, Vec<u32>) = match src {
+                Source::Central(s, e) => (self.test_data.clone(), (s as u32..e as u32).collect()),
+                Source::Client(c) => (self.train_data.clone(), self.partition.test[c].clone()),
+            };
+            self.pool.submit(Box::new(move |w| {
+                let model = trainable.load(w.model.clone(), &params);
+                let counts = evaluate(&model, &data, &indices, patch, EVAL_BATCH);
+                gather.lock().expect("eval gather").put(i, counts);
+            }));
+        }
+        pending
+    }
+}

@@ -1,0 +1,79 @@
+//! The training pool: W worker threads fed by a crossbeam channel, each owning a device
+//! and one copy of the frozen model. Jobs are pure functions of their inputs, so results
+//! do not depend on W or on which worker ran what.
+
+mod learner;
+
+pub use learner::{LearnerSetup, PoolLearner};
+
+use std::thread::JoinHandle;
+
+use burn::tensor::Device;
+use crossbeam_channel::{Sender, unbounded};
+
+use crate::model::Vit;
+
+/// What a worker owns: its device and its copy of the model (frozen backbone, adapter slots).
+pub struct Worker {
+    pub device: Device,
+    pub model: Vit,
+}
+
+/// A unit of work for a worker.
+pub type Task = Box<dyn FnOnce(&Worker) + Send>;
+
+/// A fixed set of worker threads.
+pub struct Pool {
+    tx: Option<Sender<Task>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Starts `workers` threads, each with a clone of `model` on `device`.
+    pub fn new(workers: usize, model: &Vit, device: &Device) -> Self {
+        let (tx, rx) = unbounded::<Task>();
+        let handles = (0..workers.max(1))
+            .map(|i| {
+                let rx = rx.clone();
+                let worker = Worker {
+                    device: device.clone(),
+                    model: model.clone(),
+                };
+                std::thread::Builder::new()
+                    .name(format!("flotilla-worker-{i}"))
+                    .spawn(move || {
+                        for task in rx {
+                            task(&worker);
+                        }
+                    })
+                    .expect("spawn pool worker")
+            })
+            .collect();
+        Self {
+            tx: Some(tx),
+            handles,
+        }
+    }
+
+    /// Queues a task; it runs on the first free worker.
+    pub fn submit(&self, task: Task) {
+        if let Some(tx) = &self.tx {
+            // Workers only stop when the pool is dropped, so the channel is open here.
+            let _ = tx.send(task);
+        }
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.handles.len()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.tx.take();
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

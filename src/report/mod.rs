@@ -1,0 +1,143 @@
+//! What a run leaves behind: the resolved scenario, `summary.json`, `timeline.csv` and
+//! `clients.csv`.
+
+use std::path::Path;
+
+use flotilla_actors::{Records, SimOutcome, StopReason};
+use serde::Serialize;
+
+use crate::scenario::Scenario;
+
+/// Wall-clock figures, kept apart because they differ from run to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Wall {
+    pub wall_seconds: f64,
+    pub events_per_second: f64,
+    /// Simulated seconds per wall second.
+    pub sim_speed: f64,
+}
+
+/// The run's headline figures; everything but `wall` is deterministic.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub seed: u64,
+    pub stop_reason: StopReason,
+    pub interrupted: bool,
+    /// Accuracy of the final global model on the central test set.
+    pub global_accuracy: Option<f64>,
+    pub global_loss: Option<f64>,
+    /// Mean over clients of the final model's accuracy on their own local test split.
+    pub personalized_accuracy: Option<f64>,
+    pub personalized_accuracy_p10: Option<f64>,
+    pub sim_seconds: f64,
+    pub rounds: u32,
+    /// Simulated seconds to the first evaluation at or above `stop.target_accuracy`.
+    pub time_to_target: Option<f64>,
+    pub updates_received: u64,
+    pub updates_applied: u64,
+    pub updates_discarded: u64,
+    pub updates_discarded_by_reason: std::collections::BTreeMap<String, u64>,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub messages_up: u64,
+    pub messages_down: u64,
+    pub messages_lost: u64,
+    pub dropouts: u64,
+    pub events: u64,
+    /// Trainable (and transmitted) parameters: adapter + head.
+    pub adapter_params: usize,
+    /// All parameters of the model, frozen backbone included.
+    pub model_params: usize,
+    /// Bytes of one encoded update on the wire.
+    pub update_bytes: u64,
+    pub wall: Wall,
+}
+
+/// Model sizes reported beside the simulation's records.
+pub struct ModelSize {
+    pub adapter_params: usize,
+    pub model_params: usize,
+    pub update_bytes: u64,
+}
+
+impl Summary {
+    pub fn new(
+        scenario: &Scenario,
+        outcome: &SimOutcome,
+        size: &ModelSize,
+        wall_seconds: f64,
+    ) -> Self {
+        let r = &outcome.records;
+        let last = r.timeline.last();
+        let sim_seconds = outcome.clock.end.as_secs_f64();
+        let time_to_target = scenario.stop.target_accuracy.and_then(|t| {
+            r.timeline
+                .iter()
+                .find(|row| row.global_accuracy >= t)
+                .map(|row| row.sim_seconds)
+        });
+        Summary {
+            name: scenario.name.clone(),
+            seed: scenario.seed,
+            stop_reason: outcome.clock.reason,
+            interrupted: outcome.clock.reason == StopReason::Interrupted,
+            global_accuracy: last.map(|row| row.global_accuracy),
+            global_loss: last.map(|row| row.global_loss),
+            personalized_accuracy: last.map(|row| row.personalized_accuracy),
+            personalized_accuracy_p10: last.map(|row| row.personalized_accuracy_p10),
+            sim_seconds,
+            rounds: r.rounds,
+            time_to_target,
+            updates_received: r.updates_received,
+            updates_applied: r.updates_applied,
+            updates_discarded: r.updates_discarded_total(),
+            updates_discarded_by_reason: r
+                .updates_discarded
+                .iter()
+                .map(|(k, v)| (format!("{k:?}").to_lowercase(), *v))
+                .collect(),
+            bytes_up: r.bytes_up,
+            bytes_down: r.bytes_down,
+            messages_up: r.messages_up,
+            messages_down: r.messages_down,
+            messages_lost: r.messages_lost,
+            dropouts: r.dropouts,
+            events: outcome.clock.events,
+            adapter_params: size.adapter_params,
+            model_params: size.model_params,
+            update_bytes: size.update_bytes,
+            wall: Wall {
+                wall_seconds,
+                events_per_second: outcome.clock.events as f64 / wall_seconds.max(1e-9),
+                sim_speed: sim_seconds / wall_seconds.max(1e-9),
+            },
+        }
+    }
+}
+
+/// Writes the run directory's files.
+pub fn write_run(
+    dir: &Path,
+    scenario: &Scenario,
+    summary: &Summary,
+    records: &Records,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let ron = ron::ser::to_string_pretty(scenario, ron::ser::PrettyConfig::default())
+        .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("scenario.ron"), ron + "\n")?;
+    let json = serde_json::to_string_pretty(summary).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")?;
+    write_csv(&dir.join("timeline.csv"), &records.timeline)?;
+    write_csv(&dir.join("clients.csv"), &records.clients)?;
+    Ok(())
+}
+
+fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    for row in rows {
+        w.serialize(row).map_err(std::io::Error::other)?;
+    }
+    w.flush()
+}

@@ -1,0 +1,168 @@
+//! `flotilla run`: scenario file to simulation to run directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use flotilla_actors::{Learner, Observer, Records, SimTime, simulate};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::data::{load_idx_dir, partition};
+use crate::model::build_model;
+use crate::pool::{LearnerSetup, PoolLearner};
+use crate::report::{ModelSize, Summary, write_run};
+use crate::scenario::{DataSource, Loaded, ScenarioError};
+
+/// Why a run could not go ahead; scenario problems are the user's to fix (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Options of one run.
+pub struct RunOptions {
+    pub out: Option<PathBuf>,
+    pub progress: bool,
+    pub interrupt: Arc<AtomicBool>,
+}
+
+/// The result of a run: where it was written and its summary.
+pub struct RunResult {
+    pub dir: PathBuf,
+    pub summary: Summary,
+}
+
+/// Runs a loaded scenario and writes its run directory.
+pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
+    let started = Instant::now();
+    let s = &loaded.scenario;
+    let invalid = |field: &str, message: String| ScenarioError::Invalid {
+        file: loaded.file.clone(),
+        field: field.into(),
+        message,
+    };
+    let DataSource::Idx { dir } = &s.data.source;
+    let data =
+        load_idx_dir(&loaded.path(dir)).map_err(|e| invalid("data.source", e.to_string()))?;
+    let part = partition(
+        &data.train.labels,
+        s.data.clients,
+        &s.data.partition,
+        s.data.min_samples,
+        s.data.local_test_fraction,
+        s.seed,
+    )
+    .map_err(|e| invalid("data.partition", e.to_string()))?;
+    let vit = loaded.vit(data.train.side, data.train.channels, data.train.classes);
+    if data.train.side % vit.patch != 0 {
+        return Err(invalid(
+            "model.backbone.patch",
+            format!(
+                "must divide the image side ({}), got {}",
+                data.train.side, vit.patch
+            ),
+        )
+        .into());
+    }
+    let device = Device::flex().autodiff();
+    let weights = s.model.weights.as_ref().map(|w| loaded.path(w));
+    let model = build_model(&vit, weights.as_deref(), &s.model.adapter, s.seed, &device)
+        .map_err(|e| invalid("model.weights", format!("cannot load the checkpoint: {e}")))?;
+    let trainable = s.model.adapter.trainable();
+    let (adapter_params, model_params) = trainable.count(&model);
+    let size = ModelSize {
+        adapter_params,
+        model_params,
+        update_bytes: s.wire.dtype.encoded_bytes(adapter_params),
+    };
+    let workers = match s.pool.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        w => w,
+    };
+    let learner: Arc<dyn Learner> = Arc::new(PoolLearner::new(LearnerSetup {
+        model,
+        trainable,
+        patch: vit.patch,
+        train: s.training.clone(),
+        train_data: Arc::new(data.train),
+        test_data: Arc::new(data.test),
+        partition: Arc::new(part),
+        workers,
+        device,
+    }));
+    let config = loaded.sim_config();
+    let observer: Box<dyn Observer> = if opts.progress {
+        Box::new(Progress::new(&config.stop))
+    } else {
+        Box::new(())
+    };
+    let outcome = simulate(&config, learner, opts.interrupt, observer)
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    let summary = Summary::new(s, &outcome, &size, started.elapsed().as_secs_f64());
+    let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
+    write_run(&dir, s, &summary, &outcome.records)
+        .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
+    Ok(RunResult { dir, summary })
+}
+
+fn default_run_dir(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Path::new("runs").join(format!("{name}-{secs}"))
+}
+
+/// The terminal progress bar: simulated time, round, latest accuracy, ETA.
+struct Progress {
+    bar: ProgressBar,
+    rounds: Option<u32>,
+    horizon: Option<SimTime>,
+}
+
+impl Progress {
+    fn new(stop: &flotilla_actors::StopRule) -> Self {
+        let len = match (stop.rounds, stop.virtual_time) {
+            (Some(r), _) => r as u64,
+            (None, Some(t)) => t.as_micros() / 1_000_000,
+            (None, None) => 0,
+        };
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} {msg} [{elapsed_precise} eta {eta}]",
+            )
+            .expect("valid template"),
+        );
+        Self {
+            bar,
+            rounds: stop.rounds,
+            horizon: stop.virtual_time,
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn progress(&mut self, now: SimTime, records: &Records) {
+        let pos = match (self.rounds, self.horizon) {
+            (Some(_), _) => records.rounds as u64,
+            _ => now.as_micros() / 1_000_000,
+        };
+        self.bar.set_position(pos);
+        let acc = records.timeline.last().map_or("-".to_string(), |r| {
+            format!("{:.2}%", r.global_accuracy * 100.0)
+        });
+        self.bar
+            .set_message(format!("sim {now} round {} acc {acc}", records.rounds));
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish();
+    }
+}

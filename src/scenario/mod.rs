@@ -1,0 +1,403 @@
+//! Scenario files: RON parsed with serde, then checked field by field.
+//!
+//! Every problem becomes one [`ScenarioError`] naming the file and either the line and
+//! column (syntax, unknown fields, wrong types, bad units) or the field path (values that
+//! parse but make no sense together).
+
+mod schema;
+mod units;
+
+pub use schema::*;
+pub use units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Speed, Unit};
+
+use std::path::{Path, PathBuf};
+
+use flotilla_actors::device::DeviceSpec;
+use flotilla_actors::net::LinkSpec;
+use flotilla_actors::strategy::FedAvgConfig;
+use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
+
+use crate::model::{AdapterSpec, Optimizer, VitConfig};
+
+/// A scenario that cannot be used, and where the problem is.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: {field}: {message}")]
+    Invalid {
+        file: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// A parsed and validated scenario, with the directory its relative paths start from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub scenario: Scenario,
+    pub file: PathBuf,
+    pub base: PathBuf,
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    let scenario = parse(&text).map_err(|e| ScenarioError::Syntax {
+        file: file.to_path_buf(),
+        line: e.span.start.line,
+        column: e.span.start.col,
+        message: e.code.to_string(),
+    })?;
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let loaded = Loaded {
+        scenario,
+        file: file.to_path_buf(),
+        base,
+    };
+    loaded.validate()?;
+    Ok(loaded)
+}
+
+/// Parses RON text (with `Some(..)` optional around optional values).
+pub fn parse(text: &str) -> Result<Scenario, ron::error::SpannedError> {
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        .from_str(text)
+}
+
+impl Loaded {
+    fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid {
+            file: self.file.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A path from the scenario, resolved against the scenario's directory.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.base.join(relative)
+    }
+
+    /// Checks everything that parsing cannot: ranges, consistency, files that must exist.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let s = &self.scenario;
+        let DataSource::Idx { dir } = &s.data.source;
+        let dir_path = self.path(dir);
+        if !dir_path.is_dir() {
+            return Err(self.invalid(
+                "data.source.dir",
+                format!(
+                    "directory \"{dir}\" not found (looked in {})",
+                    dir_path.display()
+                ),
+            ));
+        }
+        for name in [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ] {
+            if !crate::data::idx_file(&dir_path, name).exists() {
+                return Err(
+                    self.invalid("data.source.dir", format!("\"{dir}\" has no {name}[.gz]"))
+                );
+            }
+        }
+        if s.data.clients == 0 {
+            return Err(self.invalid("data.clients", "must be at least 1"));
+        }
+        if let crate::data::PartitionSpec::Dirichlet { alpha } = s.data.partition
+            && !(alpha.is_finite() && alpha > 0.0)
+        {
+            return Err(self.invalid("data.partition.alpha", format!("must be > 0, got {alpha}")));
+        }
+        let f = s.data.local_test_fraction;
+        if !(0.0..1.0).contains(&f) {
+            return Err(self.invalid(
+                "data.local_test_fraction",
+                format!("must be in [0, 1), got {f}"),
+            ));
+        }
+
+        let Backbone::Vit {
+            patch,
+            dim,
+            depth,
+            heads,
+            ..
+        } = s.model.backbone;
+        if patch == 0 || 28 % patch != 0 {
+            return Err(self.invalid(
+                "model.backbone.patch",
+                format!("must divide the image side (28), got {patch}"),
+            ));
+        }
+        if heads == 0 || dim % heads != 0 {
+            return Err(self.invalid(
+                "model.backbone.heads",
+                format!("must divide dim ({dim}), got {heads}"),
+            ));
+        }
+        if depth == 0 {
+            return Err(self.invalid("model.backbone.depth", "must be at least 1"));
+        }
+        if let Some(w) = &s.model.weights
+            && !self.path(w).is_file()
+        {
+            return Err(self.invalid(
+                "model.weights",
+                format!(
+                    "file \"{w}\" not found (looked for {}); `flotilla pretrain` writes one",
+                    self.path(w).display()
+                ),
+            ));
+        }
+        let AdapterSpec::Lora {
+            rank,
+            alpha,
+            targets,
+        } = &s.model.adapter;
+        if *rank == 0 || *rank > dim {
+            return Err(self.invalid(
+                "model.adapter.rank",
+                format!("must be in 1..={dim}, got {rank}"),
+            ));
+        }
+        if !(alpha.is_finite() && *alpha > 0.0) {
+            return Err(self.invalid("model.adapter.alpha", format!("must be > 0, got {alpha}")));
+        }
+        if targets.is_empty() {
+            return Err(self.invalid("model.adapter.targets", "name at least one of Q, K, V, O"));
+        }
+
+        let t = &s.training;
+        if t.epochs == 0 {
+            return Err(self.invalid("training.epochs", "must be at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(self.invalid("training.batch_size", "must be at least 1"));
+        }
+        let (Optimizer::Sgd { lr } | Optimizer::Adam { lr }) = t.optimizer;
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(self.invalid("training.optimizer.lr", format!("must be > 0, got {lr}")));
+        }
+
+        let total: usize = s.population.iter().map(|c| c.count).sum();
+        if s.population.is_empty() {
+            return Err(self.invalid("population", "needs at least one device class"));
+        }
+        if total != s.data.clients {
+            return Err(self.invalid(
+                "population",
+                format!(
+                    "device class counts add up to {total}, but data.clients is {}",
+                    s.data.clients
+                ),
+            ));
+        }
+        let mut any_dropout = false;
+        for (i, c) in s.population.iter().enumerate() {
+            let at = |f: &str| format!("population[{i}].{f}");
+            to_dist(&c.speed)
+                .validate()
+                .map_err(|e| self.invalid(at("speed"), e.to_string()))?;
+            for (name, link) in [("uplink", &c.uplink), ("downlink", &c.downlink)] {
+                to_dist(&link.latency)
+                    .validate()
+                    .map_err(|e| self.invalid(at(&format!("{name}.latency")), e.to_string()))?;
+                to_dist(&link.bandwidth)
+                    .validate()
+                    .map_err(|e| self.invalid(at(&format!("{name}.bandwidth")), e.to_string()))?;
+                if !(0.0..1.0).contains(&link.loss) {
+                    return Err(self.invalid(
+                        at(&format!("{name}.loss")),
+                        format!("must be in [0, 1), got {}", link.loss),
+                    ));
+                }
+                if link.loss > 0.0 && link.timeout.value() <= 0.0 {
+                    return Err(
+                        self.invalid(at(&format!("{name}.timeout")), "must be > 0 when loss > 0")
+                    );
+                }
+            }
+            if !(0.0..=1.0).contains(&c.dropout) {
+                return Err(self.invalid(
+                    at("dropout"),
+                    format!("must be in [0, 1], got {}", c.dropout),
+                ));
+            }
+            any_dropout |= c.dropout > 0.0 || c.uplink.loss > 0.0 || c.downlink.loss > 0.0;
+        }
+
+        let AlgorithmSection::FedAvg {
+            clients_per_round,
+            over_selection,
+            deadline,
+        } = &s.algorithm;
+        if *clients_per_round == 0 || *clients_per_round > s.data.clients {
+            return Err(self.invalid(
+                "algorithm.clients_per_round",
+                format!("must be in 1..={}, got {clients_per_round}", s.data.clients),
+            ));
+        }
+        if !(over_selection.is_finite() && *over_selection >= 0.0) {
+            return Err(self.invalid(
+                "algorithm.over_selection",
+                format!("must be >= 0, got {over_selection}"),
+            ));
+        }
+        if any_dropout && deadline.is_none() && *over_selection == 0.0 {
+            return Err(self.invalid(
+                "algorithm.deadline",
+                "required when clients can drop out or lose messages (dropout or loss > 0): without a deadline or over-selection a round can wait forever",
+            ));
+        }
+        if deadline.as_ref().is_some_and(|d| d.value() <= 0.0) {
+            return Err(self.invalid("algorithm.deadline", "must be > 0"));
+        }
+
+        let stop = &s.stop;
+        if stop.rounds.is_none() && stop.virtual_time.is_none() {
+            return Err(self.invalid(
+                "stop",
+                "set rounds or virtual_time (target_accuracy alone may never be reached)",
+            ));
+        }
+        if stop.rounds == Some(0) {
+            return Err(self.invalid("stop.rounds", "must be at least 1"));
+        }
+        if stop.virtual_time.as_ref().is_some_and(|t| t.value() <= 0.0) {
+            return Err(self.invalid("stop.virtual_time", "must be > 0"));
+        }
+        if let Some(a) = stop.target_accuracy
+            && !(a > 0.0 && a <= 1.0)
+        {
+            return Err(self.invalid(
+                "stop.target_accuracy",
+                format!("must be in (0, 1], got {a}"),
+            ));
+        }
+        if s.eval.every_rounds == 0 {
+            return Err(self.invalid("eval.every_rounds", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The ViT configuration for images of `side` pixels and `classes` classes.
+    pub fn vit(&self, side: usize, channels: usize, classes: usize) -> VitConfig {
+        let Backbone::Vit {
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp,
+        } = self.scenario.model.backbone;
+        VitConfig {
+            image: side,
+            channels,
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp,
+            classes,
+        }
+    }
+
+    /// The engine's view of the scenario.
+    pub fn sim_config(&self) -> SimConfig {
+        let s = &self.scenario;
+        let link = |l: &LinkSection| LinkSpec {
+            latency: to_dist(&l.latency),
+            bandwidth: to_dist(&l.bandwidth),
+            loss: l.loss,
+            timeout: SimTime::from_secs_ceil(l.timeout.value()),
+            retries: l.retries,
+        };
+        let clients = s
+            .population
+            .iter()
+            .flat_map(|c| {
+                let spec = ClientSpec {
+                    class: c.class.clone(),
+                    device: DeviceSpec {
+                        speed: to_dist(&c.speed),
+                        dropout: c.dropout,
+                    },
+                    uplink: link(&c.uplink),
+                    downlink: link(&c.downlink),
+                };
+                std::iter::repeat_n(spec, c.count)
+            })
+            .collect();
+        let AlgorithmSection::FedAvg {
+            clients_per_round,
+            over_selection,
+            deadline,
+        } = &s.algorithm;
+        SimConfig {
+            seed: s.seed,
+            clients,
+            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
+            egress_bps: s.server.egress.as_ref().map(Quantity::value),
+            wire: s.wire.dtype,
+            algorithm: AlgorithmSpec::FedAvg(FedAvgConfig {
+                clients_per_round: *clients_per_round,
+                over_selection: *over_selection,
+                deadline: deadline
+                    .as_ref()
+                    .map(|d| SimTime::from_secs_ceil(d.value())),
+            }),
+            stop: StopRule {
+                rounds: s.stop.rounds,
+                virtual_time: s
+                    .stop
+                    .virtual_time
+                    .as_ref()
+                    .map(|t| SimTime::from_secs_ceil(t.value())),
+                target_accuracy: s.stop.target_accuracy,
+            },
+            eval_every_rounds: s.eval.every_rounds,
+        }
+    }
+}
+
+/// A distribution with units, in base units.
+pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Dist {
+    match d {
+        DistSpec::Const(v) => Dist::Const(v.value()),
+        DistSpec::Uniform { low, high } => Dist::Uniform {
+            low: low.value(),
+            high: high.value(),
+        },
+        DistSpec::Normal { mean, std } => Dist::Normal {
+            mean: mean.value(),
+            std: std.value(),
+        },
+        DistSpec::LogNormal { median, sigma } => Dist::LogNormal {
+            median: median.value(),
+            sigma: *sigma,
+        },
+        DistSpec::Exponential { mean } => Dist::Exponential { mean: mean.value() },
+        DistSpec::Pareto { scale, shape } => Dist::Pareto {
+            scale: scale.value(),
+            shape: *shape,
+        },
+    }
+}

@@ -1,0 +1,219 @@
+//! The scenario file's schema. Unknown fields are errors everywhere.
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{Duration, Quantity, Rate, Unit};
+use crate::data::PartitionSpec;
+use crate::model::{AdapterSpec, TrainConfig};
+use flotilla_actors::WireDtype;
+
+/// One experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub seed: u64,
+    pub data: DataSection,
+    pub model: ModelSection,
+    pub training: TrainConfig,
+    pub algorithm: AlgorithmSection,
+    pub population: Vec<DeviceClass>,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub wire: WireSection,
+    pub stop: StopSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+    #[serde(default)]
+    pub pool: PoolSection,
+}
+
+/// Where the data comes from and how it is split among clients.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub source: DataSource,
+    pub partition: PartitionSpec,
+    /// Number of clients; the population's counts must add up to it.
+    pub clients: usize,
+    /// Fewest samples any client may hold.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: usize,
+    /// Share of each client's samples held out as its local test split.
+    #[serde(default = "default_local_test_fraction")]
+    pub local_test_fraction: f64,
+}
+
+fn default_min_samples() -> usize {
+    10
+}
+fn default_local_test_fraction() -> f64 {
+    0.2
+}
+
+/// A data set on disk (paths relative to the scenario file).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum DataSource {
+    /// A directory of MNIST-style IDX files (train-* and t10k-*, gzip or not).
+    Idx { dir: String },
+}
+
+/// The backbone, its pretrained weights and the adapter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub backbone: Backbone,
+    /// A checkpoint written by `flotilla pretrain`; without one the backbone is random.
+    #[serde(default)]
+    pub weights: Option<String>,
+    pub adapter: AdapterSpec,
+}
+
+/// Backbone architectures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Backbone {
+    Vit {
+        patch: usize,
+        dim: usize,
+        depth: usize,
+        heads: usize,
+        mlp: usize,
+    },
+}
+
+/// The federated algorithm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum AlgorithmSection {
+    FedAvg {
+        clients_per_round: usize,
+        #[serde(default)]
+        over_selection: f64,
+        #[serde(default)]
+        deadline: Option<Duration>,
+    },
+}
+
+/// A distribution of a quantity with units.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
+pub enum DistSpec<U> {
+    Const(Quantity<U>),
+    Uniform { low: Quantity<U>, high: Quantity<U> },
+    Normal { mean: Quantity<U>, std: Quantity<U> },
+    LogNormal { median: Quantity<U>, sigma: f64 },
+    Exponential { mean: Quantity<U> },
+    Pareto { scale: Quantity<U>, shape: f64 },
+}
+
+/// A class of devices: how many, how fast, how connected, how reliable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceClass {
+    pub class: String,
+    pub count: usize,
+    pub speed: DistSpec<super::units::SampleRate>,
+    pub uplink: LinkSection,
+    pub downlink: LinkSection,
+    /// Probability that a training job fails.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+/// One direction of a client's connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSection {
+    pub latency: DistSpec<super::units::Secs>,
+    pub bandwidth: DistSpec<super::units::BitRate>,
+    #[serde(default)]
+    pub loss: f64,
+    /// After a lost attempt would have arrived, the sender waits this long, then retries.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_timeout() -> Duration {
+    Duration::parse("1s").expect("valid default")
+}
+fn default_retries() -> u32 {
+    3
+}
+
+/// The server's network capacity, shared by concurrent transfers; absent is unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default)]
+    pub ingress: Option<Rate>,
+    #[serde(default)]
+    pub egress: Option<Rate>,
+}
+
+/// The wire encoding of parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSection {
+    pub dtype: WireDtype,
+}
+
+impl Default for WireSection {
+    fn default() -> Self {
+        Self {
+            dtype: WireDtype::F32,
+        }
+    }
+}
+
+/// When the run ends: whichever limit comes first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopSection {
+    #[serde(default)]
+    pub rounds: Option<u32>,
+    #[serde(default)]
+    pub virtual_time: Option<Duration>,
+    /// Stop early once the global accuracy reaches this value; also sets `time_to_target`.
+    #[serde(default)]
+    pub target_accuracy: Option<f64>,
+}
+
+/// How often the global model is evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    #[serde(default = "default_every_rounds")]
+    pub every_rounds: u32,
+}
+
+fn default_every_rounds() -> u32 {
+    1
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            every_rounds: default_every_rounds(),
+        }
+    }
+}
+
+/// The training pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSection {
+    /// Worker threads; 0 means one per available core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        Self { workers: 0 }
+    }
+}

@@ -1,0 +1,171 @@
+//! Quantities written with their units: durations ("250ms"), rates ("20Mbit/s") and
+//! device speeds ("150 samples/s"). Each keeps the text it was written as, so a resolved
+//! scenario reads back exactly as the user wrote it.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+/// A kind of quantity: its base unit and the unit suffixes it accepts.
+pub trait Unit {
+    /// What the quantity is, for error messages.
+    const WHAT: &'static str;
+    /// Accepted suffixes and their factor to the base unit.
+    const UNITS: &'static [(&'static str, f64)];
+}
+
+/// Seconds.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Secs;
+impl Unit for Secs {
+    const WHAT: &'static str = "a duration";
+    const UNITS: &'static [(&'static str, f64)] = &[
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("min", 60.0),
+        ("h", 3600.0),
+        ("d", 86400.0),
+    ];
+}
+
+/// Bits per second.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct BitRate;
+impl Unit for BitRate {
+    const WHAT: &'static str = "a rate";
+    const UNITS: &'static [(&'static str, f64)] = &[
+        ("bit/s", 1.0),
+        ("kbit/s", 1e3),
+        ("Mbit/s", 1e6),
+        ("Gbit/s", 1e9),
+        ("B/s", 8.0),
+        ("kB/s", 8e3),
+        ("MB/s", 8e6),
+        ("GB/s", 8e9),
+    ];
+}
+
+/// Training samples per second.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct SampleRate;
+impl Unit for SampleRate {
+    const WHAT: &'static str = "a speed";
+    const UNITS: &'static [(&'static str, f64)] = &[("samples/s", 1.0)];
+}
+
+/// A non-negative quantity of unit `U`, in base units, with its original text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quantity<U> {
+    value: f64,
+    text: String,
+    unit: PhantomData<U>,
+}
+
+/// A duration such as `"250ms"` or `"2h"`.
+pub type Duration = Quantity<Secs>;
+/// A rate such as `"20Mbit/s"`.
+pub type Rate = Quantity<BitRate>;
+/// A device speed such as `"150 samples/s"`.
+pub type Speed = Quantity<SampleRate>;
+
+impl<U: Unit> Quantity<U> {
+    /// The value in the base unit (seconds, bits/s, samples/s).
+    pub fn value(&self) -> f64 {
+        self.value
+    }
+
+    /// Parses `"<number><unit>"`; spaces between number and unit are allowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| {
+                !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')
+            })
+            .unwrap_or(t.len());
+        // "e" may also start no unit we know; back off if the number does not parse.
+        let (num, unit) = t.split_at(split);
+        let unit = unit.trim();
+        let expected = || {
+            let names: Vec<&str> = U::UNITS.iter().map(|(u, _)| *u).collect();
+            format!(
+                "expected {} like \"{}{}\" (units: {}), got \"{text}\"",
+                U::WHAT,
+                if U::WHAT == "a duration" { "250" } else { "20" },
+                U::UNITS[U::UNITS.len().min(3) - 1].0,
+                names.join(", ")
+            )
+        };
+        let number: f64 = num.parse().map_err(|_| expected())?;
+        let factor = U::UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(expected)?;
+        if !number.is_finite() {
+            return Err(expected());
+        }
+        if number < 0.0 {
+            return Err(format!("{} must not be negative, got \"{text}\"", U::WHAT));
+        }
+        Ok(Self {
+            value: number * factor,
+            text: text.to_string(),
+            unit: PhantomData,
+        })
+    }
+}
+
+impl<U> fmt::Display for Quantity<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<U> Serialize for Quantity<U> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de, U: Unit> Deserialize<'de> for Quantity<U> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<U>(PhantomData<U>);
+        impl<U: Unit> de::Visitor<'_> for V<U> {
+            type Value = Quantity<U>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{} as a string with its unit", U::WHAT)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Quantity<U>, E> {
+                Quantity::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units() {
+        assert_eq!(Duration::parse("250ms").unwrap().value(), 0.25);
+        assert_eq!(Duration::parse("2h").unwrap().value(), 7200.0);
+        assert_eq!(Duration::parse("1.5 s").unwrap().value(), 1.5);
+        assert_eq!(Rate::parse("20Mbit/s").unwrap().value(), 20e6);
+        assert_eq!(Rate::parse("1 MB/s").unwrap().value(), 8e6);
+        assert_eq!(Speed::parse("150 samples/s").unwrap().value(), 150.0);
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        assert!(Duration::parse("250").unwrap_err().contains("units: us"));
+        assert!(Rate::parse("20 Mbps").unwrap_err().contains("Mbit/s"));
+        assert!(Duration::parse("-1s").unwrap_err().contains("negative"));
+        assert!(Speed::parse("fast").is_err());
+    }
+}
