@@ -133,7 +133,7 @@ impl ClockState {
             if matches!(event, Event::Stop) {
                 break StopReason::Finished;
             }
-            let observe = events % OBSERVE_EVERY == 0
+            let observe = events.is_multiple_of(OBSERVE_EVERY)
                 || matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
             event.resolve().await?;
             let Effects(effects) = self.dispatch(now, event).await?;

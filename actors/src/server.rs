@@ -309,7 +309,7 @@ impl ServerCtx<'_> {
             server.finish(self.out);
             return false;
         }
-        if round % server.eval_every_rounds == 0 {
+        if round.is_multiple_of(server.eval_every_rounds) {
             server.evaluate(self.out, round);
         }
         true

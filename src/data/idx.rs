@@ -18,6 +18,7 @@ pub enum IdxError {
 }
 
 /// An IDX tensor of unsigned bytes: its dimensions and values.
+#[derive(Debug)]
 pub struct IdxArray {
     pub dims: Vec<usize>,
     pub data: Vec<u8>,

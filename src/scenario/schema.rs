@@ -204,16 +204,10 @@ impl Default for EvalSection {
 }
 
 /// The training pool.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSection {
     /// Worker threads; 0 means one per available core.
     #[serde(default)]
     pub workers: usize,
-}
-
-impl Default for PoolSection {
-    fn default() -> Self {
-        Self { workers: 0 }
-    }
 }

@@ -1,0 +1,188 @@
+//! Malformed scenario files: each gives one clear message naming the file and the
+//! line:column or field path, and exit code 2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small valid scenario; tests replace one piece of it.
+fn valid() -> String {
+    let data = repo().join("scenarios/data/mnist-10k");
+    format!(
+        r#"Scenario(
+    name: "t",
+    seed: 1,
+    data: (source: Idx(dir: "{data}"), partition: Dirichlet(alpha: 0.5), clients: 4),
+    model: (
+        backbone: Vit(patch: 7, dim: 16, depth: 1, heads: 2, mlp: 32),
+        adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V]),
+    ),
+    training: (epochs: 1, batch_size: 32, optimizer: Sgd(lr: 0.05)),
+    algorithm: FedAvg(clients_per_round: 2),
+    population: [
+        (class: "phone", count: 4, speed: Const("100 samples/s"),
+         uplink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "5Mbit/s", sigma: 0.7)),
+         downlink: (latency: Const("20ms"), bandwidth: Const("20Mbit/s"))),
+    ],
+    stop: (rounds: 2),
+)
+"#,
+        data = data.display()
+    )
+}
+
+fn flotilla(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(args)
+        .output()
+        .expect("run flotilla");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn validate(dir: &Path, name: &str, text: &str) -> (i32, String) {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    flotilla(&["validate", file.to_str().unwrap()])
+}
+
+/// `text` with `from` replaced by `to` (which must occur).
+fn with(from: &str, to: &str) -> String {
+    let v = valid();
+    assert!(v.contains(from), "{from}");
+    v.replacen(from, to, 1)
+}
+
+#[test]
+fn the_base_scenario_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = validate(dir.path(), "ok.ron", &valid());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn malformed_scenarios_name_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    // (file name, scenario text, expected pieces of the one-line message)
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "syntax.ron",
+            with("seed: 1,", "seed: 1,,"),
+            vec!["syntax.ron:3:"],
+        ),
+        (
+            "unknown.ron",
+            with("epochs: 1", "epochz: 1"),
+            vec!["unknown.ron:9:", "epochz"],
+        ),
+        (
+            "type.ron",
+            with("clients: 4", "clients: \"four\""),
+            vec!["type.ron:4:", "Expected integer"],
+        ),
+        (
+            "unit.ron",
+            with("\"20Mbit/s\"", "\"20 Mbps\""),
+            vec!["unit.ron:14:", "Mbit/s"],
+        ),
+        (
+            "negative-std.ron",
+            with("std: \"20ms\"", "std: \"-20ms\""),
+            vec!["negative-std.ron:13:", "negative"],
+        ),
+        (
+            "sigma.ron",
+            with("sigma: 0.7", "sigma: 0.0"),
+            vec!["sigma.ron: population[0].uplink.bandwidth: sigma must be > 0"],
+        ),
+        (
+            "alpha.ron",
+            with("alpha: 0.5", "alpha: -1.0"),
+            vec!["alpha.ron: data.partition.alpha: must be > 0"],
+        ),
+        (
+            "counts.ron",
+            with("count: 4", "count: 3"),
+            vec!["counts.ron: population: device class counts add up to 3, but data.clients is 4"],
+        ),
+        (
+            "data.ron",
+            with("mnist-10k", "mnist-nope"),
+            vec!["data.ron: data.source.dir: directory", "not found"],
+        ),
+        (
+            "weights.ron",
+            with("adapter: Lora", "weights: \"missing.bpk\", adapter: Lora"),
+            vec!["weights.ron: model.weights: file \"missing.bpk\" not found"],
+        ),
+        (
+            "stop.ron",
+            with("stop: (rounds: 2)", "stop: (target_accuracy: 0.9)"),
+            vec!["stop.ron: stop: set rounds or virtual_time"],
+        ),
+        (
+            "target.ron",
+            with(
+                "stop: (rounds: 2)",
+                "stop: (rounds: 2, target_accuracy: 1.5)",
+            ),
+            vec!["target.ron: stop.target_accuracy: must be in (0, 1]"],
+        ),
+        (
+            "uniform.ron",
+            with(
+                "Const(\"100 samples/s\")",
+                "Uniform(low: \"200 samples/s\", high: \"100 samples/s\")",
+            ),
+            vec!["uniform.ron: population[0].speed: low (200) must not exceed high (100)"],
+        ),
+        (
+            "per-round.ron",
+            with("clients_per_round: 2", "clients_per_round: 5"),
+            vec!["per-round.ron: algorithm.clients_per_round: must be in 1..=4, got 5"],
+        ),
+        (
+            "dropout.ron",
+            with("count: 4,", "count: 4, dropout: 0.1,"),
+            vec!["dropout.ron: algorithm.deadline: required"],
+        ),
+        (
+            "heads.ron",
+            with("heads: 2", "heads: 3"),
+            vec!["heads.ron: model.backbone.heads: must divide dim (16), got 3"],
+        ),
+    ];
+    assert!(cases.len() >= 10);
+    for (name, text, expected) in cases {
+        let (code, err) = validate(dir.path(), name, &text);
+        assert_eq!(code, 2, "{name}: exit code, stderr: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line, got: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        for piece in expected {
+            assert!(err.contains(piece), "{name}: expected {piece:?} in: {err}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let (code, err) = flotilla(&["validate", "/no/such/scenario.ron"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/no/such/scenario.ron: cannot read"), "{err}");
+}
+
+#[test]
+fn shipped_scenarios_validate() {
+    for entry in std::fs::read_dir(repo().join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            let (code, err) = flotilla(&["validate", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+        }
+    }
+}
