@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use crate::data::{DataError, load_idx_dir};
+use crate::data::{DataError, Dataset, load_idx_dir};
 use crate::model::{
     Optimizer, TrainConfig, Trainable, VitConfig, evaluate, init_params, train_local,
 };
@@ -22,6 +22,8 @@ pub struct PretrainOptions {
     pub batch_size: usize,
     pub lr: f64,
     pub seed: u64,
+    /// Also train on copies shifted by up to this many pixels along each axis (0: none).
+    pub max_shift: usize,
 }
 
 /// Why pretraining failed.
@@ -54,8 +56,9 @@ pub fn pretrain(
             .filter(|&i| opts.classes.contains(&labels[i as usize]))
             .collect()
     };
-    let train_idx = pick(&data.train.labels);
     let test_idx = pick(&data.test.labels);
+    let train = shifted_copies(&data.train, &pick(&data.train.labels), opts.max_shift);
+    let train_idx: Vec<u32> = (0..train.len() as u32).collect();
     if train_idx.is_empty() {
         return Err(PretrainError::Invalid(
             "no training image has one of the chosen classes".into(),
@@ -73,7 +76,7 @@ pub fn pretrain(
     for epoch in 0..opts.epochs {
         let (m, loss) = train_local(
             model,
-            &data.train,
+            &train,
             &train_idx,
             &config,
             opts.vit.patch,
@@ -96,4 +99,45 @@ pub fn pretrain(
         .save_file(out)
         .map_err(|e| PretrainError::Save(e.to_string()))?;
     Ok(accuracies)
+}
+
+/// The images `indices`, each also shifted by `±1..=max_shift` pixels along x and along y
+/// (the uncovered border takes the darkest pixel value): the usual augmentation that keeps
+/// a small data set from teaching position instead of shape.
+fn shifted_copies(data: &Dataset, indices: &[u32], max_shift: usize) -> Dataset {
+    let side = data.side as i64;
+    let len = data.side * data.side * data.channels;
+    let background = data.pixels.iter().copied().fold(f32::INFINITY, f32::min);
+    let mut shifts = vec![(0i64, 0i64)];
+    for s in 1..=max_shift as i64 {
+        shifts.extend([(s, 0), (-s, 0), (0, s), (0, -s)]);
+    }
+    let mut pixels = Vec::with_capacity(indices.len() * shifts.len() * len);
+    let mut labels = Vec::with_capacity(indices.len() * shifts.len());
+    for &i in indices {
+        let img = &data.pixels[i as usize * len..(i as usize + 1) * len];
+        for &(dx, dy) in &shifts {
+            for y in 0..side {
+                for x in 0..side {
+                    let (sx, sy) = (x - dx, y - dy);
+                    let inside = (0..side).contains(&sx) && (0..side).contains(&sy);
+                    for c in 0..data.channels {
+                        pixels.push(if inside {
+                            img[((sy * side + sx) as usize) * data.channels + c]
+                        } else {
+                            background
+                        });
+                    }
+                }
+            }
+            labels.push(data.labels[i as usize]);
+        }
+    }
+    Dataset {
+        pixels,
+        labels,
+        side: data.side,
+        channels: data.channels,
+        classes: data.classes,
+    }
 }
