@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod model;
+pub mod monitor;
 pub mod pool;
 pub mod pretrain;
 pub mod report;

@@ -1,11 +1,12 @@
 //! The `flotilla` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use flotilla::model::VitConfig;
 use flotilla::pretrain::{PretrainOptions, pretrain};
 use flotilla::run::{RunError, RunOptions, run};
@@ -22,168 +23,187 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario and write its results.
-    Run {
+    Run(RunArgs),
+    /// Check a scenario file without running it.
+    Validate {
         /// The scenario file (RON).
         file: PathBuf,
-        /// Where to write results (default: runs/<name>-<timestamp>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Override the scenario's seed.
-        #[arg(long)]
-        seed: Option<u64>,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
     },
-    /// Check a scenario file without running it.
-    Validate { file: PathBuf },
     /// Train the ViT backbone centrally on some classes and write a checkpoint.
-    Pretrain {
-        /// Directory with the IDX files.
-        #[arg(long)]
-        data: PathBuf,
-        /// Checkpoint to write (.bpk).
-        #[arg(long)]
-        out: PathBuf,
-        /// Classes to pretrain on, e.g. 0,1,2,3,4.
-        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
-        classes: Vec<u8>,
-        #[arg(long, default_value_t = 10)]
-        epochs: u32,
-        #[arg(long, default_value_t = 64)]
-        batch_size: usize,
-        #[arg(long, default_value_t = 1e-3)]
-        lr: f64,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value_t = 4)]
-        patch: usize,
-        #[arg(long, default_value_t = 64)]
-        dim: usize,
-        #[arg(long, default_value_t = 4)]
-        depth: usize,
-        #[arg(long, default_value_t = 4)]
-        heads: usize,
-        #[arg(long, default_value_t = 128)]
-        mlp: usize,
-    },
+    Pretrain(PretrainArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The scenario file (RON).
+    file: PathBuf,
+    /// Where to write results (default: runs/<name>-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Serve Prometheus metrics on this address (a bare port listens on 127.0.0.1).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Keep serving metrics this long after the run (e.g. "30s"), for a final scrape.
+    #[arg(long, value_parser = parse_duration)]
+    linger: Option<Duration>,
+}
+
+#[derive(Args)]
+struct PretrainArgs {
+    /// Directory with the IDX files.
+    #[arg(long)]
+    data: PathBuf,
+    /// Checkpoint to write (.bpk).
+    #[arg(long)]
+    out: PathBuf,
+    /// Classes to pretrain on, e.g. 0,1,2,3,4.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    classes: Vec<u8>,
+    #[arg(long, default_value_t = 6)]
+    epochs: u32,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Augment with copies shifted by up to this many pixels (0: none).
+    #[arg(long, default_value_t = 2)]
+    max_shift: usize,
+    #[arg(long, default_value_t = 4)]
+    patch: usize,
+    #[arg(long, default_value_t = 64)]
+    dim: usize,
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    #[arg(long, default_value_t = 4)]
+    heads: usize,
+    #[arg(long, default_value_t = 128)]
+    mlp: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    scenario::Duration::parse(text).map(|d| Duration::from_secs_f64(d.value()))
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { file } => match scenario::load(&file) {
-            Ok(l) => {
-                println!(
-                    "{}: ok ({} clients)",
-                    file.display(),
-                    l.scenario.data.clients
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
-        Command::Run {
-            file,
-            out,
-            seed,
-            quiet,
-        } => {
-            let mut loaded = match scenario::load(&file) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if let Some(seed) = seed {
-                loaded.scenario.seed = seed;
-            }
-            let interrupt = Arc::new(AtomicBool::new(false));
-            let flag = interrupt.clone();
-            // A second Ctrl-C while the results are being written falls through to the default.
-            let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
-            match run(
-                &loaded,
-                RunOptions {
-                    out,
-                    progress: !quiet,
-                    interrupt,
-                },
-            ) {
-                Ok(r) => {
-                    let s = &r.summary;
-                    let pct =
-                        |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
-                    println!(
-                        "{}: global accuracy {}, personalized {}, {:.1} simulated s, {} rounds, {:.1} s wall{}",
-                        r.dir.display(),
-                        pct(s.global_accuracy),
-                        pct(s.personalized_accuracy),
-                        s.sim_seconds,
-                        s.rounds,
-                        s.wall.wall_seconds,
-                        if s.interrupted { " (interrupted)" } else { "" }
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(RunError::Scenario(e)) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Validate { file } => validate(&file),
+        Command::Run(args) => run_command(args),
+        Command::Pretrain(args) => pretrain_command(args),
+    }
+}
+
+/// Exit code for input the user must fix.
+const BAD_INPUT: u8 = 2;
+
+fn validate(file: &Path) -> ExitCode {
+    match scenario::load(file) {
+        Ok(l) => {
+            println!(
+                "{}: ok ({} clients)",
+                file.display(),
+                l.scenario.data.clients
+            );
+            ExitCode::SUCCESS
         }
-        Command::Pretrain {
-            data,
-            out,
-            classes,
-            epochs,
-            batch_size,
-            lr,
-            seed,
-            patch,
-            dim,
-            depth,
-            heads,
-            mlp,
-        } => {
-            let opts = PretrainOptions {
-                vit: VitConfig {
-                    image: 28,
-                    channels: 1,
-                    patch,
-                    dim,
-                    depth,
-                    heads,
-                    mlp,
-                    classes: 10,
-                },
-                classes,
-                epochs,
-                batch_size,
-                lr,
-                seed,
-            };
-            match pretrain(&data, &out, &opts) {
-                Ok(acc) => {
-                    println!(
-                        "{}: written; final accuracy on the pretraining classes {:.2}%",
-                        out.display(),
-                        acc.last().copied().unwrap_or(0.0) * 100.0
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> ExitCode {
+    let mut loaded = match scenario::load(&args.file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    if let Some(seed) = args.seed {
+        loaded.scenario.seed = seed;
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // Without a handler Ctrl-C would kill the process before anything is written.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let opts = RunOptions {
+        out: args.out,
+        progress: !args.quiet,
+        interrupt,
+        metrics_addr: args.metrics_addr,
+    };
+    let result = match run(&loaded, opts) {
+        Ok(r) => r,
+        Err(e @ (RunError::Scenario(_) | RunError::Monitor(_))) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let s = &result.summary;
+    let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
+    println!(
+        "{}: global accuracy {}, personalized {}, {:.1} simulated s, {} rounds, {:.1} s wall{}",
+        result.dir.display(),
+        pct(s.global_accuracy),
+        pct(s.personalized_accuracy),
+        s.sim_seconds,
+        s.rounds,
+        s.wall.wall_seconds,
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    if let Some(linger) = args.linger {
+        eprintln!("serving metrics for {:.0} s more", linger.as_secs_f64());
+        std::thread::sleep(linger);
+    }
+    ExitCode::SUCCESS
+}
+
+fn pretrain_command(a: PretrainArgs) -> ExitCode {
+    let opts = PretrainOptions {
+        vit: VitConfig {
+            image: 28,
+            channels: 1,
+            patch: a.patch,
+            dim: a.dim,
+            depth: a.depth,
+            heads: a.heads,
+            mlp: a.mlp,
+            classes: 10,
+        },
+        classes: a.classes,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
+        seed: a.seed,
+        max_shift: a.max_shift,
+    };
+    match pretrain(&a.data, &a.out, &opts) {
+        Ok(acc) => {
+            let last = acc.last().copied().unwrap_or(0.0);
+            println!(
+                "{}: written; test accuracy on the pretraining classes {:.2}%",
+                a.out.display(),
+                last * 100.0
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{load_idx_dir, partition};
 use crate::model::build_model;
+use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner};
 use crate::report::{ModelSize, Summary, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
@@ -20,6 +21,8 @@ use crate::scenario::{DataSource, Loaded, ScenarioError};
 pub enum RunError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
     #[error("{0}")]
     Failed(String),
 }
@@ -29,6 +32,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     pub progress: bool,
     pub interrupt: Arc<AtomicBool>,
+    /// Serve Prometheus metrics here (overrides the scenario's `monitoring.prometheus`).
+    pub metrics_addr: Option<String>,
 }
 
 /// The result of a run: where it was written and its summary.
@@ -41,6 +46,14 @@ pub struct RunResult {
 pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     let started = Instant::now();
     let s = &loaded.scenario;
+    if let Some(addr) = opts
+        .metrics_addr
+        .as_ref()
+        .or(s.monitoring.prometheus.as_ref())
+    {
+        let addr = crate::monitor::parse_addr(addr)?;
+        crate::monitor::install(addr, &s.name, strategy_name(s))?;
+    }
     let invalid = |field: &str, message: String| ScenarioError::Invalid {
         file: loaded.file.clone(),
         field: field.into(),
@@ -96,12 +109,13 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         device,
     }));
     let config = loaded.sim_config();
-    let observer: Box<dyn Observer> = if opts.progress {
-        Box::new(Progress::new(&config.stop))
-    } else {
-        Box::new(())
+    let observer = RunObserver {
+        started,
+        sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
+        wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
+        progress: opts.progress.then(|| Progress::new(&config.stop)),
     };
-    let outcome = simulate(&config, learner, opts.interrupt, observer)
+    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))
         .map_err(|e| RunError::Failed(e.to_string()))?;
     let summary = Summary::new(s, &outcome, &size, started.elapsed().as_secs_f64());
     let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
@@ -115,6 +129,31 @@ fn default_run_dir(name: &str) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     Path::new("runs").join(format!("{name}-{secs}"))
+}
+
+fn strategy_name(s: &crate::scenario::Scenario) -> &'static str {
+    match s.algorithm {
+        crate::scenario::AlgorithmSection::FedAvg { .. } => "fedavg",
+    }
+}
+
+/// Publishes wall-clock gauges and drives the progress bar.
+struct RunObserver {
+    started: Instant,
+    sim_speed: metrics::Gauge,
+    wall_seconds: metrics::Gauge,
+    progress: Option<Progress>,
+}
+
+impl Observer for RunObserver {
+    fn progress(&mut self, now: SimTime, records: &Records) {
+        let wall = self.started.elapsed().as_secs_f64();
+        self.wall_seconds.set(wall);
+        self.sim_speed.set(now.as_secs_f64() / wall.max(1e-9));
+        if let Some(p) = &mut self.progress {
+            p.progress(now, records);
+        }
+    }
 }
 
 /// The terminal progress bar: simulated time, round, latest accuracy, ETA.

@@ -46,6 +46,7 @@ fn go(loaded: &Loaded, out: PathBuf) -> RunResult {
         out: Some(out),
         progress: false,
         interrupt: Arc::new(AtomicBool::new(false)),
+        metrics_addr: None,
     };
     run(loaded, opts).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -139,6 +140,7 @@ fn an_interrupted_run_still_writes_its_results() {
         out: Some(tmp.path().join("cut")),
         progress: false,
         interrupt,
+        metrics_addr: None,
     };
     let r = run(&loaded, opts).unwrap();
     assert!(r.summary.interrupted);

@@ -17,6 +17,8 @@ use crate::rng::{ActorKey, SimRng, stream};
 /// Events a client handles.
 #[derive(Debug)]
 pub enum ClientEvent {
+    /// The server chose this client and started sending it the model.
+    Selected,
     /// The global model arrived over the downlink.
     ModelArrived(ModelMsg),
     /// Local training finished at this simulated time.
@@ -26,8 +28,43 @@ pub enum ClientEvent {
         base_version: u64,
         outcome: Pending<TrainOutcome>,
     },
-    /// The upload was given up after its last retry.
-    UploadFailed,
+    /// A transfer to or from this client ended: delivered, or given up after its retries.
+    TransferEnded { dir: Direction, delivered: bool },
+}
+
+/// What a client is doing, for the clients-by-state gauge.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    Idle,
+    Downloading,
+    Training,
+    Uploading,
+}
+
+impl ClientState {
+    const ALL: [ClientState; 4] = [
+        ClientState::Idle,
+        ClientState::Downloading,
+        ClientState::Training,
+        ClientState::Uploading,
+    ];
+
+    /// The state as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Downloading => "downloading",
+            ClientState::Training => "training",
+            ClientState::Uploading => "uploading",
+        }
+    }
+}
+
+/// A client's metric handles, registered once.
+struct ClientMetrics {
+    states: [metrics::Gauge; 4],
+    compute_seconds: metrics::Histogram,
+    dropouts: metrics::Counter,
 }
 
 /// A client: its device, its RNG streams and its current task.
@@ -43,26 +80,47 @@ pub struct ClientActor {
     job_seeds: SimRng,
     /// Identifies the current task; a result for an older one is stale.
     task: u64,
-    /// Whether a training job is under way.
-    busy: bool,
+    state: ClientState,
+    metrics: ClientMetrics,
+}
+
+/// A client's fixed description.
+pub struct ClientSetup<'a> {
+    pub id: ClientId,
+    pub seed: u64,
+    pub class: &'a str,
+    pub device: &'a DeviceSpec,
+    pub wire: WireDtype,
 }
 
 impl ClientActor {
     /// A client whose speed is drawn from its class's distribution with its own stream.
     pub fn new(
-        id: ClientId,
-        seed: u64,
-        device: &DeviceSpec,
-        wire: WireDtype,
+        setup: ClientSetup<'_>,
         learner: Arc<dyn Learner>,
         records: Arc<Mutex<Records>>,
     ) -> Self {
+        let ClientSetup {
+            id,
+            seed,
+            class,
+            device,
+            wire,
+        } = setup;
         let speed = device.speed.sample(
             &mut stream(seed, ActorKey::Client(id), "speed"),
             MIN_SPEED,
             f64::MAX,
         );
         records.lock().expect("records lock").clients[id].speed = speed;
+        let class = class.to_string();
+        let metrics = ClientMetrics {
+            states: ClientState::ALL
+                .map(|s| metrics::gauge!(crate::metrics::CLIENTS, "state" => s.as_str())),
+            compute_seconds: metrics::histogram!(crate::metrics::COMPUTE_SECONDS, "class" => class.clone()),
+            dropouts: metrics::counter!(crate::metrics::DROPOUTS, "class" => class),
+        };
+        metrics.states[ClientState::Idle as usize].increment(1.0);
         Self {
             id,
             speed,
@@ -74,12 +132,27 @@ impl ClientActor {
             dropout_rng: stream(seed, ActorKey::Client(id), "dropout"),
             job_seeds: stream(seed, ActorKey::Client(id), "job-seed"),
             task: 0,
-            busy: false,
+            state: ClientState::Idle,
+            metrics,
         }
+    }
+
+    fn set_state(&mut self, state: ClientState) {
+        self.metrics.states[self.state as usize].decrement(1.0);
+        self.metrics.states[state as usize].increment(1.0);
+        self.state = state;
     }
 
     fn handle(&mut self, out: &mut Out, event: ClientEvent) {
         match event {
+            ClientEvent::Selected => {
+                if self.state == ClientState::Training {
+                    // The server moved on: the job in progress will never be used.
+                    self.records.lock().expect("records lock").clients[self.id].abandoned += 1;
+                    self.task += 1;
+                }
+                self.set_state(ClientState::Downloading);
+            }
             ClientEvent::ModelArrived(model) => self.start_training(out, model),
             ClientEvent::TrainDone {
                 task,
@@ -90,7 +163,7 @@ impl ClientActor {
                 if task != self.task {
                     return;
                 }
-                self.busy = false;
+                self.set_state(ClientState::Uploading);
                 let outcome = outcome
                     .into_ready()
                     .expect("the clock resolves results before dispatch");
@@ -111,31 +184,41 @@ impl ClientActor {
                 };
                 out.now(Event::Link(link, LinkEvent::Send(Message::Update(update))));
             }
-            ClientEvent::UploadFailed => {}
+            ClientEvent::TransferEnded { dir, delivered } => {
+                let ended = match dir {
+                    Direction::Up => ClientState::Uploading,
+                    Direction::Down => ClientState::Downloading,
+                };
+                // A delivered model starts training (handled on arrival); anything else
+                // that ends the current transfer leaves the client idle.
+                if self.state == ended && !(dir == Direction::Down && delivered) {
+                    self.set_state(ClientState::Idle);
+                }
+            }
         }
     }
 
     fn start_training(&mut self, out: &mut Out, model: ModelMsg) {
-        let mut records = self.records.lock().expect("records lock");
-        let stats = &mut records.clients[self.id];
-        if self.busy {
-            stats.abandoned += 1;
-        }
         self.task += 1;
         // Draw both whatever happens, so the streams stay aligned across scenarios.
         let drops = self.dropout_rng.random::<f64>() < self.dropout;
         let seed = self.job_seeds.random::<u64>();
         let duration = compute_time(self.work, self.speed);
+        let mut records = self.records.lock().expect("records lock");
         if drops {
-            self.busy = false;
-            stats.dropouts += 1;
+            records.clients[self.id].dropouts += 1;
             records.dropouts += 1;
+            drop(records);
+            self.metrics.dropouts.increment(1);
+            self.set_state(ClientState::Idle);
             return;
         }
-        self.busy = true;
+        let stats = &mut records.clients[self.id];
         stats.trained += 1;
         stats.compute_seconds += duration.as_secs_f64();
         drop(records);
+        self.metrics.compute_seconds.record(duration.as_secs_f64());
+        self.set_state(ClientState::Training);
         let outcome = self.learner.train(TrainJob {
             client: self.id,
             params: model.params,

@@ -122,6 +122,8 @@ impl ClockState {
     async fn run(mut self) -> Result<ClockOutcome, LearnerFailed> {
         let mut now = SimTime::ZERO;
         let mut events = 0u64;
+        let events_total = metrics::counter!(crate::metrics::EVENTS);
+        let sim_seconds = metrics::gauge!(crate::metrics::SIM_SECONDS);
         let reason = loop {
             if self.interrupt.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
@@ -141,6 +143,8 @@ impl ClockState {
                 self.queue.push(t, e);
             }
             events += 1;
+            events_total.increment(1);
+            sim_seconds.set(now.as_secs_f64());
             if observe {
                 let records = self.records.lock().expect("records lock");
                 self.observer.progress(now, &records);

@@ -13,6 +13,7 @@ pub mod dist;
 pub mod event;
 pub mod learner;
 pub mod message;
+pub mod metrics;
 pub mod net;
 pub mod payload;
 pub mod queue;

@@ -3,7 +3,7 @@
 use crate::client::ClientEvent;
 use crate::event::Event;
 use crate::learner::ClientId;
-use crate::net::{Direction, LinkId};
+use crate::net::LinkId;
 use crate::payload::Params;
 use crate::server::ServerEvent;
 
@@ -54,11 +54,14 @@ impl Message {
         }
     }
 
-    /// The event that tells the sender its message was given up, if it cares.
-    pub(crate) fn failure(&self, link: LinkId) -> Option<Event> {
-        match link.dir {
-            Direction::Up => Some(Event::Client(link.client, ClientEvent::UploadFailed)),
-            Direction::Down => None,
-        }
+    /// The event that tells the client its transfer ended, delivered or given up.
+    pub(crate) fn transfer_ended(link: LinkId, delivered: bool) -> Event {
+        Event::Client(
+            link.client,
+            ClientEvent::TransferEnded {
+                dir: link.dir,
+                delivered,
+            },
+        )
     }
 }

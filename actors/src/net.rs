@@ -73,6 +73,25 @@ struct InFlight {
     msg: Message,
     retries_left: u32,
     lost: bool,
+    /// When the message's first attempt started.
+    first_sent: SimTime,
+}
+
+/// A link's metric handles, registered once.
+struct LinkMetrics {
+    bytes: metrics::Counter,
+    lost: metrics::Counter,
+    transfer_seconds: metrics::Histogram,
+}
+
+impl Direction {
+    /// The direction as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
 }
 
 /// A link actor: one per client and direction.
@@ -83,10 +102,24 @@ pub struct LinkActor {
     next_attempt: u64,
     in_flight: BTreeMap<u64, InFlight>,
     records: Arc<Mutex<Records>>,
+    metrics: LinkMetrics,
 }
 
 impl LinkActor {
-    pub fn new(id: LinkId, spec: LinkSpec, rng: SimRng, records: Arc<Mutex<Records>>) -> Self {
+    /// A link of a client of device class `class` (a metric label).
+    pub fn new(
+        id: LinkId,
+        class: &str,
+        spec: LinkSpec,
+        rng: SimRng,
+        records: Arc<Mutex<Records>>,
+    ) -> Self {
+        let class = class.to_string();
+        let bytes_name = match id.dir {
+            Direction::Up => crate::metrics::BYTES_UP,
+            Direction::Down => crate::metrics::BYTES_DOWN,
+        };
+        let dir = id.dir.as_str();
         Self {
             id,
             spec,
@@ -94,10 +127,21 @@ impl LinkActor {
             next_attempt: 0,
             in_flight: BTreeMap::new(),
             records,
+            metrics: LinkMetrics {
+                bytes: metrics::counter!(bytes_name, "class" => class),
+                lost: metrics::counter!(crate::metrics::MESSAGES_LOST, "direction" => dir),
+                transfer_seconds: metrics::histogram!(crate::metrics::TRANSFER_SECONDS, "direction" => dir),
+            },
         }
     }
 
-    fn start_attempt(&mut self, out: &mut Out, msg: Message, retries_left: u32) {
+    fn start_attempt(
+        &mut self,
+        out: &mut Out,
+        msg: Message,
+        retries_left: u32,
+        first_sent: SimTime,
+    ) {
         let attempt = self.next_attempt;
         self.next_attempt += 1;
         // Always draw in the same order, so the stream does not depend on the outcome.
@@ -108,6 +152,7 @@ impl LinkActor {
             .sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX);
         let lost = self.rng.random::<f64>() < self.spec.loss;
         let bytes = msg.bytes();
+        self.metrics.bytes.increment(bytes);
         self.records
             .lock()
             .expect("records lock")
@@ -128,29 +173,35 @@ impl LinkActor {
                 msg,
                 retries_left,
                 lost,
+                first_sent,
             },
         );
     }
 
     fn handle(&mut self, out: &mut Out, event: LinkEvent) {
         match event {
-            LinkEvent::Send(msg) => self.start_attempt(out, msg, self.spec.retries),
+            LinkEvent::Send(msg) => {
+                let now = out.time();
+                self.start_attempt(out, msg, self.spec.retries, now);
+            }
             LinkEvent::Arrived { attempt } => {
                 let Some(flight) = self.in_flight.remove(&attempt) else {
                     return;
                 };
                 if !flight.lost {
+                    let took = out.time().saturating_sub(flight.first_sent);
+                    self.metrics.transfer_seconds.record(took.as_secs_f64());
                     out.now(flight.msg.delivery(self.id));
+                    out.now(Message::transfer_ended(self.id, true));
                     return;
                 }
+                self.metrics.lost.increment(1);
                 let mut records = self.records.lock().expect("records lock");
                 records.on_lost(self.id);
                 if flight.retries_left == 0 {
                     records.on_given_up(self.id);
                     drop(records);
-                    if let Some(event) = flight.msg.failure(self.id) {
-                        out.after(self.spec.timeout, event);
-                    }
+                    out.after(self.spec.timeout, Message::transfer_ended(self.id, false));
                     return;
                 }
                 drop(records);
@@ -162,7 +213,7 @@ impl LinkActor {
             }
             LinkEvent::Retry { attempt } => {
                 if let Some(flight) = self.in_flight.remove(&attempt) {
-                    self.start_attempt(out, flight.msg, flight.retries_left - 1);
+                    self.start_attempt(out, flight.msg, flight.retries_left - 1, flight.first_sent);
                 }
             }
         }

@@ -16,6 +16,15 @@ pub enum DiscardReason {
     Late,
 }
 
+impl DiscardReason {
+    /// The reason as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscardReason::Late => "late",
+        }
+    }
+}
+
 /// Per-client statistics, one row of `clients.csv`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ClientStats {

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Context, Handler};
 
+use crate::client::ClientEvent;
 use crate::event::{Deliver, Effects, Event, Out};
 use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
 use crate::message::{Message, ModelMsg, UpdateMsg};
@@ -116,6 +117,9 @@ impl ServerActor {
             }
             ServerEvent::UpdateArrived(update) => {
                 self.records.lock().expect("records lock").updates_received += 1;
+                metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(1);
+                let staleness = self.version.saturating_sub(update.base_version);
+                metrics::histogram!(crate::metrics::STALENESS).record(staleness as f64);
                 if self.stopping {
                     self.discard(update.client, DiscardReason::Late);
                 } else {
@@ -159,6 +163,8 @@ impl ServerActor {
             stats.local_accuracy = Some(acc);
         }
         let (mean, p10) = mean_and_p10(&outcome.client_accuracy);
+        metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
+        metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
         let row = TimelineRow {
             sim_seconds: now.as_secs_f64(),
             round,
@@ -205,6 +211,8 @@ impl ServerActor {
     }
 
     fn discard(&mut self, client: ClientId, reason: DiscardReason) {
+        metrics::counter!(crate::metrics::UPDATES_DISCARDED, "reason" => reason.as_str())
+            .increment(1);
         self.records
             .lock()
             .expect("records lock")
@@ -271,6 +279,7 @@ impl ServerCtx<'_> {
             client,
             dir: Direction::Down,
         };
+        self.out.now(Event::Client(client, ClientEvent::Selected));
         self.out
             .now(Event::Link(link, LinkEvent::Send(Message::Model(msg))));
     }
@@ -284,6 +293,8 @@ impl ServerCtx<'_> {
     pub fn apply(&mut self, params: Vec<f32>, contributors: &[ClientId]) {
         self.server.global = Arc::new(params);
         self.server.version += 1;
+        metrics::gauge!(crate::metrics::MODEL_VERSION).set(self.server.version as f64);
+        metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(contributors.len() as u64);
         let mut records = self.server.records.lock().expect("records lock");
         for &c in contributors {
             records.on_applied(c);

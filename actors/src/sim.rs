@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::Actor;
 
-use crate::client::ClientActor;
+use crate::client::{ClientActor, ClientSetup};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
 use crate::config::{AlgorithmSpec, SimConfig};
 use crate::learner::{Learner, LearnerFailed};
@@ -69,14 +69,14 @@ fn spawn_actors(
         egress: BottleneckActor::new(Direction::Down, config.egress_bps).start(),
     };
     for (id, spec) in config.clients.iter().enumerate() {
-        let client = ClientActor::new(
+        let setup = ClientSetup {
             id,
-            config.seed,
-            &spec.device,
-            config.wire,
-            learner.clone(),
-            records.clone(),
-        );
+            seed: config.seed,
+            class: &spec.class,
+            device: &spec.device,
+            wire: config.wire,
+        };
+        let client = ClientActor::new(setup, learner.clone(), records.clone());
         actors.clients.push(client.start());
         for (dir, link_spec, links) in [
             (Direction::Up, &spec.uplink, &mut actors.uplinks),
@@ -92,6 +92,7 @@ fn spawn_actors(
             );
             let link = LinkActor::new(
                 LinkId { client: id, dir },
+                &spec.class,
                 link_spec.clone(),
                 rng,
                 records.clone(),

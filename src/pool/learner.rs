@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use burn::tensor::Device;
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
 
-use super::Pool;
+use super::{JobKind, Pool};
 use crate::data::{Dataset, Partition};
 use crate::model::{EvalCounts, TrainConfig, Trainable, Vit, evaluate, train_local};
 
@@ -120,17 +120,20 @@ impl Learner for PoolLearner {
         let partition = self.partition.clone();
         let config = self.train.clone();
         let patch = self.patch;
-        self.pool.submit(Box::new(move |w| {
-            let indices = &partition.train[job.client];
-            let model = trainable.load(w.model.clone(), &job.params);
-            let (model, loss) =
-                train_local(model, &data, indices, &config, patch, job.seed, &w.device);
-            done.complete(TrainOutcome {
-                params: trainable.extract(&model),
-                num_samples: indices.len() as u64,
-                loss,
-            });
-        }));
+        self.pool.submit(
+            JobKind::Train,
+            Box::new(move |w| {
+                let indices = &partition.train[job.client];
+                let model = trainable.load(w.model.clone(), &job.params);
+                let (model, loss) =
+                    train_local(model, &data, indices, &config, patch, job.seed, &w.device);
+                done.complete(TrainOutcome {
+                    params: trainable.extract(&model),
+                    num_samples: indices.len() as u64,
+                    loss,
+                });
+            }),
+        );
         pending
     }
 
@@ -158,11 +161,14 @@ impl Learner for PoolLearner {
                 Source::Central(s, e) => (self.test_data.clone(), (s as u32..e as u32).collect()),
                 Source::Client(c) => (self.train_data.clone(), self.partition.test[c].clone()),
             };
-            self.pool.submit(Box::new(move |w| {
-                let model = trainable.load(w.model.clone(), &params);
-                let counts = evaluate(&model, &data, &indices, patch, EVAL_BATCH);
-                gather.lock().expect("eval gather").put(i, counts);
-            }));
+            self.pool.submit(
+                JobKind::Eval,
+                Box::new(move |w| {
+                    let model = trainable.load(w.model.clone(), &params);
+                    let counts = evaluate(&model, &data, &indices, patch, EVAL_BATCH);
+                    gather.lock().expect("eval gather").put(i, counts);
+                }),
+            );
         }
         pending
     }

@@ -22,6 +22,22 @@ pub struct Worker {
 /// A unit of work for a worker.
 pub type Task = Box<dyn FnOnce(&Worker) + Send>;
 
+/// What a job is, for the job-time metric.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Train,
+    Eval,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Train => "train",
+            JobKind::Eval => "eval",
+        }
+    }
+}
+
 /// A fixed set of worker threads.
 pub struct Pool {
     tx: Option<Sender<Task>>,
@@ -56,11 +72,22 @@ impl Pool {
     }
 
     /// Queues a task; it runs on the first free worker.
-    pub fn submit(&self, task: Task) {
-        if let Some(tx) = &self.tx {
-            // Workers only stop when the pool is dropped, so the channel is open here.
-            let _ = tx.send(task);
-        }
+    pub fn submit(&self, kind: JobKind, task: Task) {
+        let Some(tx) = &self.tx else { return };
+        let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
+        queue.increment(1.0);
+        let timed: Task = Box::new(move |worker| {
+            queue.decrement(1.0);
+            let busy = metrics::gauge!(crate::monitor::POOL_BUSY_WORKERS);
+            busy.increment(1.0);
+            let started = std::time::Instant::now();
+            task(worker);
+            metrics::histogram!(crate::monitor::POOL_JOB_SECONDS, "kind" => kind.as_str())
+                .record(started.elapsed().as_secs_f64());
+            busy.decrement(1.0);
+        });
+        // Workers only stop when the pool is dropped, so the channel is open here.
+        let _ = tx.send(timed);
     }
 
     /// Number of worker threads.

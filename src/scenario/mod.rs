@@ -296,6 +296,10 @@ impl Loaded {
         if s.eval.every_rounds == 0 {
             return Err(self.invalid("eval.every_rounds", "must be at least 1"));
         }
+        if let Some(addr) = &s.monitoring.prometheus {
+            crate::monitor::parse_addr(addr)
+                .map_err(|e| self.invalid("monitoring.prometheus", e.to_string()))?;
+        }
         Ok(())
     }
 

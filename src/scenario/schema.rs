@@ -26,7 +26,18 @@ pub struct Scenario {
     #[serde(default)]
     pub eval: EvalSection,
     #[serde(default)]
+    pub monitoring: MonitoringSection,
+    #[serde(default)]
     pub pool: PoolSection,
+}
+
+/// Live monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSection {
+    /// Serve Prometheus metrics on this address (a bare port listens on 127.0.0.1).
+    #[serde(default)]
+    pub prometheus: Option<String>,
 }
 
 /// Where the data comes from and how it is split among clients.

@@ -1,0 +1,96 @@
+//! Live monitoring: the Prometheus exporter and the metrics of the training pool and the
+//! run itself (the engine's own metrics are named in [`flotilla_actors::metrics`]).
+
+use std::net::{SocketAddr, TcpListener};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+
+/// Jobs waiting for a pool worker (gauge).
+pub const POOL_QUEUE_DEPTH: &str = "flotilla_pool_queue_depth";
+/// Pool workers running a job (gauge).
+pub const POOL_BUSY_WORKERS: &str = "flotilla_pool_busy_workers";
+/// Wall-clock seconds per pool job, by `kind` (train, eval) (histogram).
+pub const POOL_JOB_SECONDS: &str = "flotilla_pool_job_seconds";
+/// Wall-clock seconds since the run started (gauge).
+pub const WALL_SECONDS: &str = "flotilla_wall_seconds";
+/// Simulated seconds per wall-clock second (gauge).
+pub const SIM_SPEED: &str = "flotilla_sim_speed";
+
+/// Why the exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{addr} is not an address to listen on (expected e.g. \"127.0.0.1:9898\" or a port)")]
+    BadAddress { addr: String },
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the Prometheus exporter on {addr}: {message}")]
+    Exporter { addr: SocketAddr, message: String },
+}
+
+/// Parses a listen address; a bare port listens on 127.0.0.1.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, MonitorError> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| MonitorError::BadAddress {
+        addr: text.to_string(),
+    })
+}
+
+/// Histogram buckets: simulated and wall seconds from a millisecond to a few hours.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+/// Staleness buckets, in model versions.
+const STALENESS_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 55.0];
+
+/// Starts the exporter's HTTP listener on `addr` and installs it as the metrics recorder,
+/// with `scenario` and `strategy` as labels on every series.
+pub fn install(addr: SocketAddr, scenario: &str, strategy: &str) -> Result<(), MonitorError> {
+    // Bind first so that a busy port is reported before anything runs.
+    TcpListener::bind(addr).map_err(|source| MonitorError::Bind { addr, source })?;
+    let exporter = |e: &dyn std::fmt::Display| MonitorError::Exporter {
+        addr,
+        message: e.to_string(),
+    };
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .add_global_label("scenario", scenario)
+        .add_global_label("strategy", strategy)
+        .set_buckets_for_metric(Matcher::Suffix("seconds".into()), SECONDS_BUCKETS)
+        .map_err(|e| exporter(&e))?
+        .set_buckets_for_metric(
+            Matcher::Full(flotilla_actors::metrics::STALENESS.into()),
+            STALENESS_BUCKETS,
+        )
+        .map_err(|e| exporter(&e))?
+        .install()
+        .map_err(|e| exporter(&e))?;
+    describe();
+    Ok(())
+}
+
+fn describe() {
+    use metrics::{Unit, describe_gauge, describe_histogram};
+    flotilla_actors::metrics::describe();
+    describe_gauge!(
+        POOL_QUEUE_DEPTH,
+        Unit::Count,
+        "Jobs waiting for a pool worker"
+    );
+    describe_gauge!(POOL_BUSY_WORKERS, Unit::Count, "Pool workers running a job");
+    describe_histogram!(
+        POOL_JOB_SECONDS,
+        Unit::Seconds,
+        "Wall-clock seconds per pool job"
+    );
+    describe_gauge!(
+        WALL_SECONDS,
+        Unit::Seconds,
+        "Wall-clock seconds since the run started"
+    );
+    describe_gauge!(SIM_SPEED, "Simulated seconds per wall-clock second");
+}
