@@ -17,6 +17,9 @@ pub enum DiscardReason {
 }
 
 impl DiscardReason {
+    /// Every reason.
+    pub const ALL: [DiscardReason; 1] = [DiscardReason::Late];
+
     /// The reason as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,6 +85,8 @@ pub struct Records {
     pub updates_applied: u64,
     pub updates_discarded: BTreeMap<DiscardReason, u64>,
     pub dropouts: u64,
+    /// Aggregations applied to the global model.
+    pub model_version: u64,
     pub rounds: u32,
     /// Simulated duration of each completed round.
     pub round_seconds: Vec<f64>,

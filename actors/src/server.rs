@@ -82,6 +82,14 @@ impl ServerActor {
         learner: Arc<dyn Learner>,
         records: Arc<Mutex<Records>>,
     ) -> Self {
+        // Register every series at zero, so that dashboards show them before the first event.
+        for reason in DiscardReason::ALL {
+            metrics::counter!(crate::metrics::UPDATES_DISCARDED, "reason" => reason.as_str())
+                .increment(0);
+        }
+        metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(0);
+        metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(0);
+        metrics::gauge!(crate::metrics::MODEL_VERSION).set(0.0);
         Self {
             global: Arc::new(learner.initial_params()),
             version: 0,
@@ -296,6 +304,7 @@ impl ServerCtx<'_> {
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(self.server.version as f64);
         metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(contributors.len() as u64);
         let mut records = self.server.records.lock().expect("records lock");
+        records.model_version = self.server.version;
         for &c in contributors {
             records.on_applied(c);
         }

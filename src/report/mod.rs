@@ -32,6 +32,8 @@ pub struct Summary {
     pub personalized_accuracy_p10: Option<f64>,
     pub sim_seconds: f64,
     pub rounds: u32,
+    /// Aggregations applied to the global model.
+    pub model_version: u64,
     /// Simulated seconds to the first evaluation at or above `stop.target_accuracy`.
     pub time_to_target: Option<f64>,
     pub updates_received: u64,
@@ -88,6 +90,7 @@ impl Summary {
             personalized_accuracy_p10: last.map(|row| row.personalized_accuracy_p10),
             sim_seconds,
             rounds: r.rounds,
+            model_version: r.model_version,
             time_to_target,
             updates_received: r.updates_received,
             updates_applied: r.updates_applied,
