@@ -2,6 +2,8 @@
 //! goes on, Prometheus scrapes it, and every expression of the Grafana dashboard must
 //! return data; counters must agree with summary.json.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,33 +32,7 @@ impl Drop for Guard {
 }
 
 fn scenario(dir: &Path) -> PathBuf {
-    let data = repo().join("scenarios/data/mnist-10k");
-    let text = format!(
-        r#"Scenario(
-    name: "monitored", seed: 5,
-    data: (source: Idx(dir: "{data}"), partition: Dirichlet(alpha: 0.5), clients: 30, min_samples: 20),
-    model: (backbone: Vit(patch: 7, dim: 16, depth: 1, heads: 2, mlp: 32),
-            adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V])),
-    training: (epochs: 1, batch_size: 16, optimizer: Sgd(lr: 0.1)),
-    algorithm: FedAvg(clients_per_round: 4, over_selection: 0.5, deadline: "20s"),
-    population: [
-        (class: "phone", count: 20, speed: LogNormal(median: "40 samples/s", sigma: 0.7),
-         uplink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "1Mbit/s", sigma: 0.5), loss: 0.1),
-         downlink: (latency: Const("40ms"), bandwidth: Const("10Mbit/s")), dropout: 0.1),
-        (class: "laptop", count: 10, speed: Const("200 samples/s"),
-         uplink: (latency: Const("10ms"), bandwidth: Const("20Mbit/s")),
-         downlink: (latency: Const("10ms"), bandwidth: Const("50Mbit/s"))),
-    ],
-    server: (ingress: "2Mbit/s"),
-    stop: (rounds: 40),
-    pool: (workers: 2),
-)
-"#,
-        data = data.display()
-    );
-    let file = dir.join("monitored.ron");
-    std::fs::write(&file, text).unwrap();
-    file
+    common::small_scenario(dir, "monitored", 40, 2, "F32")
 }
 
 fn get(url: &str) -> Option<String> {

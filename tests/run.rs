@@ -1,6 +1,8 @@
 //! Whole runs of a tiny scenario on the real data and model: outputs, determinism across
 //! seeds and worker counts, byte accounting, interruption.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -8,36 +10,11 @@ use std::sync::atomic::AtomicBool;
 use flotilla::run::{RunOptions, RunResult, run};
 use flotilla::scenario::{self, Loaded};
 
-/// A tiny ViT from scratch, 40 clients, 3 per round, 3 rounds: seconds, not minutes.
+/// The small scenario, 3 rounds.
 fn tiny(dir: &Path, workers: usize, wire: &str) -> Loaded {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/mnist-10k");
-    let text = format!(
-        r#"Scenario(
-    name: "tiny", seed: 3,
-    data: (source: Idx(dir: "{data}"), partition: Dirichlet(alpha: 0.5), clients: 40, min_samples: 20),
-    model: (backbone: Vit(patch: 7, dim: 16, depth: 1, heads: 2, mlp: 32),
-            adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V])),
-    training: (epochs: 1, batch_size: 16, optimizer: Sgd(lr: 0.1)),
-    algorithm: FedAvg(clients_per_round: 3, over_selection: 0.34, deadline: "30s"),
-    population: [
-        (class: "phone", count: 30, speed: LogNormal(median: "50 samples/s", sigma: 0.5),
-         uplink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "1Mbit/s", sigma: 0.5), loss: 0.05),
-         downlink: (latency: Const("40ms"), bandwidth: Const("10Mbit/s")), dropout: 0.1),
-        (class: "laptop", count: 10, speed: Const("200 samples/s"),
-         uplink: (latency: Const("10ms"), bandwidth: Const("20Mbit/s")),
-         downlink: (latency: Const("10ms"), bandwidth: Const("50Mbit/s"))),
-    ],
-    server: (ingress: "2Mbit/s"),
-    wire: (dtype: {wire}),
-    stop: (rounds: 3),
-    eval: (every_rounds: 1),
-    pool: (workers: {workers}),
-)
-"#,
-        data = data.display()
-    );
-    let file = dir.join(format!("tiny-{workers}-{wire}.ron"));
-    std::fs::write(&file, text).unwrap();
+    let dir = dir.join(format!("{workers}-{wire}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = common::small_scenario(&dir, "tiny", 3, workers, wire);
     scenario::load(&file).unwrap()
 }
 
@@ -116,7 +93,7 @@ fn run_directory_has_every_file_and_consistent_figures() {
         "header + one row per round"
     );
     let clients = std::fs::read_to_string(r.dir.join("clients.csv")).unwrap();
-    assert_eq!(clients.lines().count(), 1 + 40);
+    assert_eq!(clients.lines().count(), 1 + common::CLIENTS);
     let resolved =
         scenario::parse(&std::fs::read_to_string(r.dir.join("scenario.ron")).unwrap()).unwrap();
     assert_eq!(resolved.name, "tiny");

@@ -2,11 +2,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Context, Handler};
 use rand::Rng;
 
 use crate::device::{DeviceSpec, MIN_SPEED, compute_time};
-use crate::event::{Deliver, Effects, Event, Out};
+use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
@@ -239,15 +238,4 @@ impl ClientActor {
     }
 }
 
-impl Actor for ClientActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver<ClientEvent>> for ClientActor {
-    type Result = Effects;
-    fn handle(&mut self, msg: Deliver<ClientEvent>, _: &mut Context<Self>) -> Effects {
-        let mut out = Out::new(msg.now);
-        ClientActor::handle(self, &mut out, msg.event);
-        out.into_effects()
-    }
-}
+deliver_to!(ClientActor, ClientEvent);

@@ -85,3 +85,28 @@ impl Out {
         Effects(self.effects)
     }
 }
+
+/// Implements actix's `Handler<Deliver<$event>>` for an actor with an inherent
+/// `fn handle(&mut self, out: &mut Out, event: $event)`: every actor handles an event by
+/// collecting what it schedules.
+macro_rules! deliver_to {
+    ($actor:ty, $event:ty) => {
+        impl actix::Actor for $actor {
+            type Context = actix::Context<Self>;
+        }
+
+        impl actix::Handler<$crate::event::Deliver<$event>> for $actor {
+            type Result = $crate::event::Effects;
+            fn handle(
+                &mut self,
+                msg: $crate::event::Deliver<$event>,
+                _: &mut actix::Context<Self>,
+            ) -> $crate::event::Effects {
+                let mut out = $crate::event::Out::new(msg.now);
+                <$actor>::handle(self, &mut out, msg.event);
+                out.into_effects()
+            }
+        }
+    };
+}
+pub(crate) use deliver_to;

@@ -10,12 +10,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Context, Handler};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::dist::Dist;
-use crate::event::{Deliver, Effects, Event, Out};
+use crate::event::{Event, Out, deliver_to};
 use crate::learner::ClientId;
 use crate::message::Message;
 use crate::record::Records;
@@ -220,18 +219,7 @@ impl LinkActor {
     }
 }
 
-impl Actor for LinkActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver<LinkEvent>> for LinkActor {
-    type Result = Effects;
-    fn handle(&mut self, msg: Deliver<LinkEvent>, _: &mut Context<Self>) -> Effects {
-        let mut out = Out::new(msg.now);
-        LinkActor::handle(self, &mut out, msg.event);
-        out.into_effects()
-    }
-}
+deliver_to!(LinkActor, LinkEvent);
 
 /// One attempt's bits crossing the server's shared capacity.
 #[derive(Clone, Debug)]
@@ -408,21 +396,16 @@ impl BottleneckActor {
     }
 }
 
-impl Actor for BottleneckActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver<BottleneckEvent>> for BottleneckActor {
-    type Result = Effects;
-    fn handle(&mut self, msg: Deliver<BottleneckEvent>, _: &mut Context<Self>) -> Effects {
-        let mut out = Out::new(msg.now);
-        match msg.event {
-            BottleneckEvent::Start(transfer) => self.capacity.start(msg.now, transfer),
+impl BottleneckActor {
+    fn handle(&mut self, out: &mut Out, event: BottleneckEvent) {
+        let now = out.time();
+        match event {
+            BottleneckEvent::Start(transfer) => self.capacity.start(now, transfer),
             BottleneckEvent::Wake { generation } => {
                 if generation != self.generation {
-                    return out.into_effects();
+                    return;
                 }
-                for t in self.capacity.finish_due(msg.now) {
+                for t in self.capacity.finish_due(now) {
                     out.after(
                         t.latency,
                         Event::Link(t.link, LinkEvent::Arrived { attempt: t.attempt }),
@@ -430,10 +413,11 @@ impl Handler<Deliver<BottleneckEvent>> for BottleneckActor {
                 }
             }
         }
-        self.reschedule(&mut out);
-        out.into_effects()
+        self.reschedule(out);
     }
 }
+
+deliver_to!(BottleneckActor, BottleneckEvent);
 
 #[cfg(test)]
 mod tests {

@@ -2,10 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix::{Actor, Context, Handler};
-
 use crate::client::ClientEvent;
-use crate::event::{Deliver, Effects, Event, Out};
+use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
@@ -348,15 +346,4 @@ fn mean_and_p10(values: &[f64]) -> (f64, f64) {
     (mean, sorted[rank - 1])
 }
 
-impl Actor for ServerActor {
-    type Context = Context<Self>;
-}
-
-impl Handler<Deliver<ServerEvent>> for ServerActor {
-    type Result = Effects;
-    fn handle(&mut self, msg: Deliver<ServerEvent>, _: &mut Context<Self>) -> Effects {
-        let mut out = Out::new(msg.now);
-        ServerActor::handle(self, &mut out, msg.event);
-        out.into_effects()
-    }
-}
+deliver_to!(ServerActor, ServerEvent);
