@@ -132,8 +132,11 @@ fn default_run_dir(name: &str) -> PathBuf {
 }
 
 fn strategy_name(s: &crate::scenario::Scenario) -> &'static str {
+    use crate::scenario::AlgorithmSection;
     match s.algorithm {
-        crate::scenario::AlgorithmSection::FedAvg { .. } => "fedavg",
+        AlgorithmSection::FedAvg { .. } => "fedavg",
+        AlgorithmSection::FedAsync { .. } => "fedasync",
+        AlgorithmSection::FedBuff { .. } => "fedbuff",
     }
 }
 

@@ -32,7 +32,7 @@ impl Drop for Guard {
 }
 
 fn scenario(dir: &Path) -> PathBuf {
-    common::small_scenario(dir, "monitored", 40, 2, "F32")
+    common::small_scenario(dir, "monitored", common::FEDAVG, 40, 2, "F32")
 }
 
 fn get(url: &str) -> Option<String> {

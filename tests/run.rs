@@ -12,9 +12,13 @@ use flotilla::scenario::{self, Loaded};
 
 /// The small scenario, 3 rounds.
 fn tiny(dir: &Path, workers: usize, wire: &str) -> Loaded {
-    let dir = dir.join(format!("{workers}-{wire}"));
+    tiny_with(dir, common::FEDAVG, workers, wire)
+}
+
+fn tiny_with(dir: &Path, algorithm: &str, workers: usize, wire: &str) -> Loaded {
+    let dir = dir.join(format!("{}-{workers}-{wire}", algorithm.len()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = common::small_scenario(&dir, "tiny", 3, workers, wire);
+    let file = common::small_scenario(&dir, "tiny", algorithm, 3, workers, wire);
     scenario::load(&file).unwrap()
 }
 
@@ -55,6 +59,35 @@ fn runs_are_reproducible_whatever_the_worker_count() {
     assert_eq!(s.rounds, 3);
     assert!(s.global_accuracy.unwrap() > 0.1);
     assert!(s.messages_lost > 0 || s.dropouts > 0);
+}
+
+#[test]
+fn async_runs_are_reproducible_whatever_the_worker_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    for algorithm in [
+        "FedAsync(concurrency: 5, alpha: 0.5, staleness: Polynomial(exponent: 0.5))",
+        "FedBuff(concurrency: 6, buffer: 3, server_lr: 1.0, max_staleness: 4)",
+    ] {
+        let out = |w: usize| {
+            go(
+                &tiny_with(tmp.path(), algorithm, w, "F16"),
+                tmp.path().join(format!("{}-{w}", algorithm.len())),
+            )
+        };
+        let (a, b) = (out(1), out(2));
+        assert_eq!(
+            deterministic_summary(&a.dir),
+            deterministic_summary(&b.dir),
+            "{algorithm}"
+        );
+        for file in ["timeline.csv", "updates.csv"] {
+            let read = |d: &Path| std::fs::read_to_string(d.join(file)).unwrap();
+            assert_eq!(read(&a.dir), read(&b.dir), "{algorithm}: {file}");
+        }
+        // Asynchronous: updates arrive with staleness, every one counted.
+        assert!(a.summary.staleness.max.unwrap() > 0, "{algorithm}");
+        assert_eq!(a.summary.model_version, 3);
+    }
 }
 
 #[test]

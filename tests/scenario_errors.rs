@@ -156,6 +156,30 @@ fn malformed_scenarios_name_the_place() {
             with("heads: 2", "heads: 3"),
             vec!["heads.ron: model.backbone.heads: must divide dim (16), got 3"],
         ),
+        (
+            "fedasync-alpha.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "FedAsync(concurrency: 2, alpha: 1.5)",
+            ),
+            vec!["fedasync-alpha.ron: algorithm.alpha: must be in (0, 1], got 1.5"],
+        ),
+        (
+            "fedbuff-buffer.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "FedBuff(concurrency: 2, buffer: 0)",
+            ),
+            vec!["fedbuff-buffer.ron: algorithm.buffer: must be at least 1"],
+        ),
+        (
+            "fedbuff-staleness.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "FedBuff(concurrency: 2, buffer: 2, staleness: Polynomial(exponent: -1.0))",
+            ),
+            vec!["fedbuff-staleness.ron: algorithm.staleness: exponent must be >= 0"],
+        ),
     ];
     assert!(cases.len() >= 10);
     for (name, text, expected) in cases {

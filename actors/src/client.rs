@@ -12,6 +12,8 @@ use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::WireDtype;
 use crate::record::Records;
 use crate::rng::{ActorKey, SimRng, stream};
+use crate::server::ServerEvent;
+use crate::time::SimTime;
 
 /// Events a client handles.
 #[derive(Debug)]
@@ -193,6 +195,9 @@ impl ClientActor {
                 if self.state == ended && !(dir == Direction::Down && delivered) {
                     self.set_state(ClientState::Idle);
                 }
+                if !delivered {
+                    out.now(Event::Server(ServerEvent::ClientFailed(self.id)));
+                }
             }
         }
     }
@@ -210,6 +215,12 @@ impl ClientActor {
             drop(records);
             self.metrics.dropouts.increment(1);
             self.set_state(ClientState::Idle);
+            // The device leaves at a uniform point of the job; the server notices then.
+            let left = self.dropout_rng.random::<f64>() * duration.as_secs_f64();
+            out.after(
+                SimTime::from_secs_ceil(left),
+                Event::Server(ServerEvent::ClientFailed(self.id)),
+            );
             return;
         }
         let stats = &mut records.clients[self.id];

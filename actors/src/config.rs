@@ -6,7 +6,7 @@ use crate::device::DeviceSpec;
 use crate::net::LinkSpec;
 use crate::payload::WireDtype;
 use crate::server::StopRule;
-use crate::strategy::FedAvgConfig;
+use crate::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 
 /// One client's device and links.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub struct ClientSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AlgorithmSpec {
     FedAvg(FedAvgConfig),
+    FedAsync(FedAsyncConfig),
+    FedBuff(FedBuffConfig),
 }
 
 /// Everything the engine needs to run.

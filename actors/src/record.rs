@@ -14,16 +14,19 @@ use crate::time::SimTime;
 pub enum DiscardReason {
     /// It arrived after its round had closed (deadline passed or enough updates in).
     Late,
+    /// It was older than the strategy accepts (FedBuff's maximum staleness).
+    Stale,
 }
 
 impl DiscardReason {
     /// Every reason.
-    pub const ALL: [DiscardReason; 1] = [DiscardReason::Late];
+    pub const ALL: [DiscardReason; 2] = [DiscardReason::Late, DiscardReason::Stale];
 
     /// The reason as a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             DiscardReason::Late => "late",
+            DiscardReason::Stale => "stale",
         }
     }
 }
@@ -50,6 +53,17 @@ pub struct ClientStats {
     pub compute_seconds: f64,
     /// Accuracy of the latest evaluated model on this client's local test split.
     pub local_accuracy: Option<f64>,
+}
+
+/// One update's arrival at the server, one row of `updates.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct UpdateRecord {
+    pub sim_seconds: f64,
+    pub client: ClientId,
+    /// The model version the client started from.
+    pub base_version: u64,
+    /// Versions applied between the client's start and the update's arrival.
+    pub staleness: u64,
 }
 
 /// One evaluation, one row of `timeline.csv`.
@@ -92,6 +106,8 @@ pub struct Records {
     pub round_seconds: Vec<f64>,
     pub clients: Vec<ClientStats>,
     pub timeline: Vec<TimelineRow>,
+    /// Every update that reached the server, in arrival order.
+    pub updates: Vec<UpdateRecord>,
 }
 
 impl Records {

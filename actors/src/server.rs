@@ -8,7 +8,7 @@ use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::{Encoded, Params, WireDtype};
-use crate::record::{DiscardReason, Records, TimelineRow};
+use crate::record::{DiscardReason, Records, TimelineRow, UpdateRecord};
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
@@ -33,6 +33,8 @@ pub enum ServerEvent {
     UpdateArrived(UpdateMsg),
     /// A timer the strategy set (a round deadline).
     Timer(u64),
+    /// A client working for the server failed; the server notices the lost connection.
+    ClientFailed(ClientId),
     /// An evaluation of `version` finished.
     EvalDone {
         round: u32,
@@ -126,6 +128,16 @@ impl ServerActor {
                 metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(1);
                 let staleness = self.version.saturating_sub(update.base_version);
                 metrics::histogram!(crate::metrics::STALENESS).record(staleness as f64);
+                self.records
+                    .lock()
+                    .expect("records lock")
+                    .updates
+                    .push(UpdateRecord {
+                        sim_seconds: out.time().as_secs_f64(),
+                        client: update.client,
+                        base_version: update.base_version,
+                        staleness,
+                    });
                 if self.stopping {
                     self.discard(update.client, DiscardReason::Late);
                 } else {
@@ -135,6 +147,11 @@ impl ServerActor {
             ServerEvent::Timer(token) => {
                 if !self.stopping {
                     strategy.on_timer(&mut ServerCtx { server: self, out }, token);
+                }
+            }
+            ServerEvent::ClientFailed(client) => {
+                if !self.stopping {
+                    strategy.on_failure(&mut ServerCtx { server: self, out }, client);
                 }
             }
             ServerEvent::EvalDone {

@@ -13,7 +13,7 @@ use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
 use crate::record::Records;
 use crate::rng::{ActorKey, stream};
 use crate::server::{ServerActor, ServerSetup};
-use crate::strategy::{FedAvg, Strategy};
+use crate::strategy::{FedAsync, FedAvg, FedBuff, Strategy};
 
 /// The result of a run: how it ended and everything recorded on the way.
 #[derive(Clone, Debug)]
@@ -51,6 +51,8 @@ fn spawn_actors(
 ) -> Actors {
     let strategy: Box<dyn Strategy> = match &config.algorithm {
         AlgorithmSpec::FedAvg(c) => Box::new(FedAvg::new(c.clone())),
+        AlgorithmSpec::FedAsync(c) => Box::new(FedAsync::new(c.clone())),
+        AlgorithmSpec::FedBuff(c) => Box::new(FedBuff::new(c.clone())),
     };
     let setup = ServerSetup {
         seed: config.seed,

@@ -5,7 +5,8 @@ use std::sync::atomic::AtomicBool;
 
 use flotilla_actors::device::DeviceSpec;
 use flotilla_actors::net::LinkSpec;
-use flotilla_actors::strategy::FedAvgConfig;
+use flotilla_actors::record::DiscardReason;
+use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
     SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, WireDtype, simulate,
@@ -303,4 +304,102 @@ fn lost_attempts_are_retried_and_counted() {
     assert_eq!(r.bytes_up, r.messages_up * 4 * P as u64);
     assert!(r.messages_lost > 0);
     assert!(r.messages_given_up <= r.messages_lost);
+}
+
+/// Client 0 trains in 1 s, client 1 in 2.5 s; transfers take 1 µs.
+fn async_pair(algorithm: AlgorithmSpec, versions: u32) -> SimOutcome {
+    let fast = client(300.0, link(0.0, 32e9), link(0.0, 32e9));
+    let slow = client(120.0, link(0.0, 32e9), link(0.0, 32e9));
+    let mut c = config(vec![fast, slow], fedavg(1), versions);
+    c.algorithm = algorithm;
+    run(&c)
+}
+
+#[test]
+fn fedasync_mixes_each_update_with_its_staleness_weight() {
+    let out = async_pair(
+        AlgorithmSpec::FedAsync(FedAsyncConfig {
+            concurrency: 2,
+            alpha: 0.5,
+            staleness: Staleness::Polynomial { exponent: 0.5 },
+        }),
+        4,
+    );
+    // Arrivals: fast (base v0) at 1 s, fast (v1) at 2 s, slow (v0) at 2.5 s, fast (v2) at 3 s.
+    let arrivals: Vec<(usize, u64)> = out
+        .records
+        .updates
+        .iter()
+        .map(|u| (u.client, u.staleness))
+        .collect();
+    assert_eq!(arrivals, vec![(0, 0), (0, 0), (1, 2), (0, 1)]);
+    // Client c adds c + 1 to what it received. w1 = 0.5 * 1; w2 = mix(w1, w1 + 1, 0.5);
+    // w3 = mix(w2, 0 + 2, 0.5 / sqrt(3)); w4 = mix(w3, w2 + 1, 0.5 / sqrt(2)).
+    let f = |x: f64| x as f32 as f64;
+    let w1 = f(0.5);
+    let w2 = f(0.5 * w1 + 0.5 * (w1 + 1.0));
+    let a3 = 0.5 / 3f64.sqrt();
+    let w3 = f((1.0 - a3) * w2 + a3 * 2.0);
+    let a4 = 0.5 / 2f64.sqrt();
+    let w4 = f((1.0 - a4) * w3 + a4 * (w2 + 1.0));
+    let values: Vec<f64> = out
+        .records
+        .timeline
+        .iter()
+        .map(|t| t.global_accuracy)
+        .collect();
+    assert_eq!(values, vec![w1, w2, w3, w4]);
+    assert_eq!(out.records.updates_applied, 4);
+}
+
+#[test]
+fn fedbuff_applies_the_mean_buffered_delta() {
+    let fedbuff = |max_staleness| {
+        AlgorithmSpec::FedBuff(FedBuffConfig {
+            concurrency: 2,
+            buffer: 2,
+            server_lr: 1.0,
+            staleness: Staleness::Constant,
+            max_staleness,
+        })
+    };
+    // Deltas: fast +1 (1 s), fast +1 (2 s) -> w = 1; slow from v0 +2 (2.5 s, staleness 1),
+    // fast from v1 +1 (3 s) -> w = 1 + (2 + 1) / 2.
+    let out = async_pair(fedbuff(None), 2);
+    let values: Vec<f64> = out
+        .records
+        .timeline
+        .iter()
+        .map(|t| t.global_accuracy)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.5]);
+    assert_eq!(out.records.updates_applied, 4);
+    // With a maximum staleness of 0 the slow delta is discarded: w = 1 + (1 + 1) / 2.
+    let out = async_pair(fedbuff(Some(0)), 2);
+    let values: Vec<f64> = out
+        .records
+        .timeline
+        .iter()
+        .map(|t| t.global_accuracy)
+        .collect();
+    assert_eq!(values, vec![1.0, 2.0]);
+    assert_eq!(out.records.updates_discarded[&DiscardReason::Stale], 1);
+}
+
+#[test]
+fn async_servers_replace_failed_clients() {
+    // Every phone drops out half the time; FedAsync keeps 3 at work and still advances.
+    let mut c = noisy_population(9);
+    c.algorithm = AlgorithmSpec::FedAsync(FedAsyncConfig {
+        concurrency: 3,
+        alpha: 0.6,
+        staleness: Staleness::Hinge { a: 1.0, b: 2.0 },
+    });
+    for spec in &mut c.clients {
+        spec.device.dropout = 0.5;
+    }
+    let out = run(&c);
+    assert_eq!(out.clock.reason, flotilla_actors::StopReason::Finished);
+    assert_eq!(out.records.updates_applied, 8);
+    assert!(out.records.dropouts > 0);
 }

@@ -40,6 +40,8 @@ pub struct Summary {
     pub updates_applied: u64,
     pub updates_discarded: u64,
     pub updates_discarded_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Staleness of the updates that reached the server (versions), nearest-rank quantiles.
+    pub staleness: Staleness,
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub messages_up: u64,
@@ -54,6 +56,32 @@ pub struct Summary {
     /// Bytes of one encoded update on the wire.
     pub update_bytes: u64,
     pub wall: Wall,
+}
+
+/// Quantiles of update staleness; `None` when no update arrived.
+#[derive(Clone, Debug, Serialize)]
+pub struct Staleness {
+    pub p50: Option<u64>,
+    pub p90: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl Staleness {
+    fn of(values: impl Iterator<Item = u64>) -> Self {
+        let mut v: Vec<u64> = values.collect();
+        v.sort_unstable();
+        let q = |p: f64| {
+            let rank = ((p * v.len() as f64).ceil() as usize).max(1);
+            v.get(rank - 1).copied()
+        };
+        Staleness {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            max: v.last().copied(),
+        }
+    }
 }
 
 /// Model sizes reported beside the simulation's records.
@@ -95,6 +123,7 @@ impl Summary {
             updates_received: r.updates_received,
             updates_applied: r.updates_applied,
             updates_discarded: r.updates_discarded_total(),
+            staleness: Staleness::of(r.updates.iter().map(|u| u.staleness)),
             updates_discarded_by_reason: r
                 .updates_discarded
                 .iter()
@@ -134,6 +163,7 @@ pub fn write_run(
     std::fs::write(dir.join("summary.json"), json + "\n")?;
     write_csv(&dir.join("timeline.csv"), &records.timeline)?;
     write_csv(&dir.join("clients.csv"), &records.clients)?;
+    write_csv(&dir.join("updates.csv"), &records.updates)?;
     Ok(())
 }
 

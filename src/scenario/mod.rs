@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use flotilla_actors::device::DeviceSpec;
 use flotilla_actors::net::LinkSpec;
-use flotilla_actors::strategy::FedAvgConfig;
+use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
 
 use crate::model::{AdapterSpec, Optimizer, VitConfig};
@@ -245,32 +245,7 @@ impl Loaded {
             any_dropout |= c.dropout > 0.0 || c.uplink.loss > 0.0 || c.downlink.loss > 0.0;
         }
 
-        let AlgorithmSection::FedAvg {
-            clients_per_round,
-            over_selection,
-            deadline,
-        } = &s.algorithm;
-        if *clients_per_round == 0 || *clients_per_round > s.data.clients {
-            return Err(self.invalid(
-                "algorithm.clients_per_round",
-                format!("must be in 1..={}, got {clients_per_round}", s.data.clients),
-            ));
-        }
-        if !(over_selection.is_finite() && *over_selection >= 0.0) {
-            return Err(self.invalid(
-                "algorithm.over_selection",
-                format!("must be >= 0, got {over_selection}"),
-            ));
-        }
-        if any_dropout && deadline.is_none() && *over_selection == 0.0 {
-            return Err(self.invalid(
-                "algorithm.deadline",
-                "required when clients can drop out or lose messages (dropout or loss > 0): without a deadline or over-selection a round can wait forever",
-            ));
-        }
-        if deadline.as_ref().is_some_and(|d| d.value() <= 0.0) {
-            return Err(self.invalid("algorithm.deadline", "must be > 0"));
-        }
+        self.validate_algorithm(any_dropout)?;
 
         let stop = &s.stop;
         if stop.rounds.is_none() && stop.virtual_time.is_none() {
@@ -299,6 +274,87 @@ impl Loaded {
         if let Some(addr) = &s.monitoring.prometheus {
             crate::monitor::parse_addr(addr)
                 .map_err(|e| self.invalid("monitoring.prometheus", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn validate_algorithm(&self, any_failure: bool) -> Result<(), ScenarioError> {
+        let s = &self.scenario;
+        let clients = s.data.clients;
+        let in_range = |field: &str, n: usize| {
+            if n == 0 || n > clients {
+                Err(self.invalid(field, format!("must be in 1..={clients}, got {n}")))
+            } else {
+                Ok(())
+            }
+        };
+        let staleness = |st: &Staleness| -> Result<(), ScenarioError> {
+            let bad = match *st {
+                Staleness::Constant => None,
+                Staleness::Polynomial { exponent } => (!(exponent.is_finite() && exponent >= 0.0))
+                    .then(|| format!("exponent must be >= 0, got {exponent}")),
+                Staleness::Hinge { a, b } => {
+                    (!(a.is_finite() && a >= 0.0 && b.is_finite() && b >= 0.0))
+                        .then(|| format!("a and b must be >= 0, got a = {a}, b = {b}"))
+                }
+            };
+            bad.map_or(Ok(()), |m| Err(self.invalid("algorithm.staleness", m)))
+        };
+        match &s.algorithm {
+            AlgorithmSection::FedAvg {
+                clients_per_round,
+                over_selection,
+                deadline,
+            } => {
+                in_range("algorithm.clients_per_round", *clients_per_round)?;
+                if !(over_selection.is_finite() && *over_selection >= 0.0) {
+                    return Err(self.invalid(
+                        "algorithm.over_selection",
+                        format!("must be >= 0, got {over_selection}"),
+                    ));
+                }
+                if any_failure && deadline.is_none() && *over_selection == 0.0 {
+                    return Err(self.invalid(
+                        "algorithm.deadline",
+                        "required when clients can drop out or lose messages (dropout or loss > 0): without a deadline or over-selection a round can wait forever",
+                    ));
+                }
+                if deadline.as_ref().is_some_and(|d| d.value() <= 0.0) {
+                    return Err(self.invalid("algorithm.deadline", "must be > 0"));
+                }
+            }
+            AlgorithmSection::FedAsync {
+                concurrency,
+                alpha,
+                staleness: st,
+            } => {
+                in_range("algorithm.concurrency", *concurrency)?;
+                if !(*alpha > 0.0 && *alpha <= 1.0) {
+                    return Err(
+                        self.invalid("algorithm.alpha", format!("must be in (0, 1], got {alpha}"))
+                    );
+                }
+                staleness(st)?;
+            }
+            AlgorithmSection::FedBuff {
+                concurrency,
+                buffer,
+                server_lr,
+                staleness: st,
+                ..
+            } => {
+                in_range("algorithm.concurrency", *concurrency)?;
+                if *buffer == 0 {
+                    return Err(self.invalid("algorithm.buffer", "must be at least 1"));
+                }
+                if !(server_lr.is_finite() && *server_lr > 0.0) {
+                    return Err(self.invalid(
+                        "algorithm.server_lr",
+                        format!("must be > 0, got {server_lr}"),
+                    ));
+                }
+                staleness(st)?;
+            }
         }
         Ok(())
     }
@@ -350,24 +406,48 @@ impl Loaded {
                 std::iter::repeat_n(spec, c.count)
             })
             .collect();
-        let AlgorithmSection::FedAvg {
-            clients_per_round,
-            over_selection,
-            deadline,
-        } = &s.algorithm;
-        SimConfig {
-            seed: s.seed,
-            clients,
-            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
-            egress_bps: s.server.egress.as_ref().map(Quantity::value),
-            wire: s.wire.dtype,
-            algorithm: AlgorithmSpec::FedAvg(FedAvgConfig {
+        let algorithm = match &s.algorithm {
+            AlgorithmSection::FedAvg {
+                clients_per_round,
+                over_selection,
+                deadline,
+            } => AlgorithmSpec::FedAvg(FedAvgConfig {
                 clients_per_round: *clients_per_round,
                 over_selection: *over_selection,
                 deadline: deadline
                     .as_ref()
                     .map(|d| SimTime::from_secs_ceil(d.value())),
             }),
+            AlgorithmSection::FedAsync {
+                concurrency,
+                alpha,
+                staleness,
+            } => AlgorithmSpec::FedAsync(FedAsyncConfig {
+                concurrency: *concurrency,
+                alpha: *alpha,
+                staleness: staleness.clone(),
+            }),
+            AlgorithmSection::FedBuff {
+                concurrency,
+                buffer,
+                server_lr,
+                staleness,
+                max_staleness,
+            } => AlgorithmSpec::FedBuff(FedBuffConfig {
+                concurrency: *concurrency,
+                buffer: *buffer,
+                server_lr: *server_lr,
+                staleness: staleness.clone(),
+                max_staleness: *max_staleness,
+            }),
+        };
+        SimConfig {
+            seed: s.seed,
+            clients,
+            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
+            egress_bps: s.server.egress.as_ref().map(Quantity::value),
+            wire: s.wire.dtype,
+            algorithm,
             stop: StopRule {
                 rounds: s.stop.rounds,
                 virtual_time: s

@@ -6,6 +6,7 @@ use super::units::{Duration, Quantity, Rate, Unit};
 use crate::data::PartitionSpec;
 use crate::model::{AdapterSpec, TrainConfig};
 use flotilla_actors::WireDtype;
+use flotilla_actors::strategy::Staleness;
 
 /// One experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,7 @@ pub enum Backbone {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum AlgorithmSection {
+    /// Synchronous rounds.
     FedAvg {
         clients_per_round: usize,
         #[serde(default)]
@@ -106,6 +108,31 @@ pub enum AlgorithmSection {
         #[serde(default)]
         deadline: Option<Duration>,
     },
+    /// Every update mixed in on arrival with weight `alpha * s(staleness)`.
+    FedAsync {
+        concurrency: usize,
+        alpha: f64,
+        #[serde(default = "constant_staleness")]
+        staleness: Staleness,
+    },
+    /// `buffer` deltas averaged, then applied with `server_lr`.
+    FedBuff {
+        concurrency: usize,
+        buffer: usize,
+        #[serde(default = "one")]
+        server_lr: f64,
+        #[serde(default = "constant_staleness")]
+        staleness: Staleness,
+        #[serde(default)]
+        max_staleness: Option<u64>,
+    },
+}
+
+fn constant_staleness() -> Staleness {
+    Staleness::Constant
+}
+fn one() -> f64 {
+    1.0
 }
 
 /// A distribution of a quantity with units.

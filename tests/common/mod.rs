@@ -6,8 +6,18 @@ use std::path::{Path, PathBuf};
 /// Clients in the small scenario.
 pub const CLIENTS: usize = 30;
 
-/// Writes the small scenario to `dir/<name>.ron` and returns its path.
-pub fn small_scenario(dir: &Path, name: &str, rounds: u32, workers: usize, wire: &str) -> PathBuf {
+/// The small scenario's default algorithm.
+pub const FEDAVG: &str = r#"FedAvg(clients_per_round: 4, over_selection: 0.5, deadline: "20s")"#;
+
+/// Writes the small scenario with `algorithm` to `dir/<name>.ron` and returns its path.
+pub fn small_scenario(
+    dir: &Path,
+    name: &str,
+    algorithm: &str,
+    rounds: u32,
+    workers: usize,
+    wire: &str,
+) -> PathBuf {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/mnist-10k");
     let text = format!(
         r#"Scenario(
@@ -16,7 +26,7 @@ pub fn small_scenario(dir: &Path, name: &str, rounds: u32, workers: usize, wire:
     model: (backbone: Vit(patch: 7, dim: 16, depth: 1, heads: 2, mlp: 32),
             adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V])),
     training: (epochs: 1, batch_size: 16, optimizer: Sgd(lr: 0.1)),
-    algorithm: FedAvg(clients_per_round: 4, over_selection: 0.5, deadline: "20s"),
+    algorithm: {algorithm},
     population: [
         (class: "phone", count: 20, speed: LogNormal(median: "40 samples/s", sigma: 0.7),
          uplink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "1Mbit/s", sigma: 0.5), loss: 0.1),

@@ -1,10 +1,19 @@
 //! Server strategies: whom to select and how to aggregate, in the spirit of Flower's
 //! `configure_fit` / `aggregate_fit`, driven by simulation events.
 
+mod concurrency;
+mod fedasync;
 mod fedavg;
+mod fedbuff;
+mod staleness;
 
+pub use concurrency::Crew;
+pub use fedasync::{FedAsync, FedAsyncConfig, mix};
 pub use fedavg::{FedAvg, FedAvgConfig, weighted_mean};
+pub use fedbuff::{FedBuff, FedBuffConfig, apply_buffer};
+pub use staleness::Staleness;
 
+use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::server::ServerCtx;
 
@@ -18,6 +27,9 @@ pub trait Strategy: Send {
     fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg);
     /// A timer set with [`ServerCtx::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut ServerCtx<'_>, token: u64);
+    /// A client working for the server failed (dropped out, or a transfer was given up).
+    /// Synchronous strategies rely on their deadline instead.
+    fn on_failure(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
 }
 
 /// Stands in for the strategy while the server lends it out to handle an event.

@@ -1,0 +1,54 @@
+//! Keeping a fixed number of clients at work, as asynchronous FL servers do.
+
+use std::collections::BTreeMap;
+
+use rand::Rng;
+
+use crate::learner::ClientId;
+use crate::server::ServerCtx;
+
+/// The clients currently training for the server, with the model version each started
+/// from, topped up to `concurrency`.
+#[derive(Clone, Debug)]
+pub struct Crew {
+    concurrency: usize,
+    working: BTreeMap<ClientId, u64>,
+}
+
+impl Crew {
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            working: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `client` was working for the server.
+    pub fn contains(&self, client: ClientId) -> bool {
+        self.working.contains_key(&client)
+    }
+
+    /// The oldest version a working client started from.
+    pub fn oldest_base(&self) -> Option<u64> {
+        self.working.values().copied().min()
+    }
+
+    /// `client` finished (its update arrived, or it failed): it leaves the crew.
+    pub fn release(&mut self, client: ClientId) {
+        self.working.remove(&client);
+    }
+
+    /// Selects idle clients uniformly at random until `concurrency` are working, and sends
+    /// each the current model.
+    pub fn fill(&mut self, ctx: &mut ServerCtx<'_>) {
+        let n = ctx.clients();
+        let want = self.concurrency.min(n);
+        while self.working.len() < want {
+            let idle: Vec<ClientId> = (0..n).filter(|c| !self.working.contains_key(c)).collect();
+            let pick = idle[ctx.rng().random_range(0..idle.len())];
+            let version = ctx.version();
+            self.working.insert(pick, version);
+            ctx.send_model(pick, version as u32);
+        }
+    }
+}
