@@ -108,7 +108,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         workers,
         device,
     }));
-    let config = loaded.sim_config();
+    let config = loaded.sim_config()?;
     let observer = RunObserver {
         started,
         sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),

@@ -149,7 +149,7 @@ fn malformed_scenarios_name_the_place() {
         (
             "dropout.ron",
             with("count: 4,", "count: 4, dropout: 0.1,"),
-            vec!["dropout.ron: algorithm.deadline: required"],
+            vec!["dropout.ron: algorithm.deadline: required when clients can drop out"],
         ),
         (
             "heads.ron",
@@ -191,6 +191,36 @@ fn malformed_scenarios_name_the_place() {
             assert!(err.contains(piece), "{name}: expected {piece:?} in: {err}");
         }
     }
+}
+
+#[test]
+fn a_bad_availability_trace_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trace.csv"),
+        "client,start,end\n0,0,60\n1,10,5\n",
+    )
+    .unwrap();
+    let text = with(
+        "count: 4,",
+        "count: 4, availability: Trace(file: \"trace.csv\"),",
+    )
+    .replace(
+        "FedAvg(clients_per_round: 2)",
+        "FedAvg(clients_per_round: 2, deadline: \"1m\")",
+    );
+    let (code, err) = validate(dir.path(), "trace.ron", &text);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("trace.ron: population[0].availability.file: trace.csv:3: end (5) must be after start (10)"),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("trace.csv"), "0,0,60\n0,30,90\n").unwrap();
+    let (code, err) = validate(dir.path(), "trace.ron", &text);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("client 0 has overlapping intervals"), "{err}");
+    std::fs::write(dir.path().join("trace.csv"), "0,0,60\n3,30,90\n").unwrap();
+    assert_eq!(validate(dir.path(), "trace.ron", &text).0, 0);
 }
 
 #[test]

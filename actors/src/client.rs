@@ -4,13 +4,13 @@ use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 
-use crate::device::{DeviceSpec, MIN_SPEED, compute_time};
+use crate::device::{Availability, AvailabilityProcess, DeviceSpec, MIN_SPEED, compute_time};
 use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::WireDtype;
-use crate::record::Records;
+use crate::record::{AvailabilityRecord, Records};
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::server::ServerEvent;
 use crate::time::SimTime;
@@ -31,6 +31,8 @@ pub enum ClientEvent {
     },
     /// A transfer to or from this client ended: delivered, or given up after its retries.
     TransferEnded { dir: Direction, delivered: bool },
+    /// The device goes offline or comes back online.
+    Availability,
 }
 
 /// What a client is doing, for the clients-by-state gauge.
@@ -40,14 +42,16 @@ pub enum ClientState {
     Downloading,
     Training,
     Uploading,
+    Offline,
 }
 
 impl ClientState {
-    const ALL: [ClientState; 4] = [
+    const ALL: [ClientState; 5] = [
         ClientState::Idle,
         ClientState::Downloading,
         ClientState::Training,
         ClientState::Uploading,
+        ClientState::Offline,
     ];
 
     /// The state as a metric label.
@@ -57,13 +61,14 @@ impl ClientState {
             ClientState::Downloading => "downloading",
             ClientState::Training => "training",
             ClientState::Uploading => "uploading",
+            ClientState::Offline => "offline",
         }
     }
 }
 
 /// A client's metric handles, registered once.
 struct ClientMetrics {
-    states: [metrics::Gauge; 4],
+    states: [metrics::Gauge; 5],
     compute_seconds: metrics::Histogram,
     dropouts: metrics::Counter,
 }
@@ -82,6 +87,10 @@ pub struct ClientActor {
     /// Identifies the current task; a result for an older one is stale.
     task: u64,
     state: ClientState,
+    availability: AvailabilityProcess,
+    availability_rng: SimRng,
+    /// When availability first changes, for the clock's initial events.
+    first_change: Option<SimTime>,
     metrics: ClientMetrics,
 }
 
@@ -91,6 +100,7 @@ pub struct ClientSetup<'a> {
     pub seed: u64,
     pub class: &'a str,
     pub device: &'a DeviceSpec,
+    pub availability: &'a Availability,
     pub wire: WireDtype,
 }
 
@@ -106,8 +116,12 @@ impl ClientActor {
             seed,
             class,
             device,
+            availability,
             wire,
         } = setup;
+        let mut availability_rng = stream(seed, ActorKey::Client(id), "availability");
+        let (availability, first_change) =
+            AvailabilityProcess::start(availability.clone(), &mut availability_rng);
         let speed = device.speed.sample(
             &mut stream(seed, ActorKey::Client(id), "speed"),
             MIN_SPEED,
@@ -121,7 +135,23 @@ impl ClientActor {
             compute_seconds: metrics::histogram!(crate::metrics::COMPUTE_SECONDS, "class" => class.clone()),
             dropouts: metrics::counter!(crate::metrics::DROPOUTS, "class" => class),
         };
-        metrics.states[ClientState::Idle as usize].increment(1.0);
+        let state = if availability.online() {
+            ClientState::Idle
+        } else {
+            ClientState::Offline
+        };
+        metrics.states[state as usize].increment(1.0);
+        if first_change.is_some() || !availability.online() {
+            records
+                .lock()
+                .expect("records lock")
+                .availability
+                .push(AvailabilityRecord {
+                    sim_seconds: 0.0,
+                    client: id,
+                    online: availability.online(),
+                });
+        }
         Self {
             id,
             speed,
@@ -133,9 +163,74 @@ impl ClientActor {
             dropout_rng: stream(seed, ActorKey::Client(id), "dropout"),
             job_seeds: stream(seed, ActorKey::Client(id), "job-seed"),
             task: 0,
-            state: ClientState::Idle,
+            state,
+            availability,
+            availability_rng,
+            first_change,
             metrics,
         }
+    }
+
+    /// Whether the device starts online.
+    pub fn online(&self) -> bool {
+        self.availability.online()
+    }
+
+    /// The first change of availability, to schedule before the run starts.
+    pub fn first_event(&self) -> Option<(SimTime, Event)> {
+        self.first_change
+            .map(|t| (t, Event::Client(self.id, ClientEvent::Availability)))
+    }
+
+    fn flip_availability(&mut self, out: &mut Out) {
+        let next = self
+            .availability
+            .flip(out.time(), &mut self.availability_rng);
+        if let Some(at) = next {
+            out.at(at, Event::Client(self.id, ClientEvent::Availability));
+        }
+        let online = self.availability.online();
+        let mut records = self.records.lock().expect("records lock");
+        records.availability.push(AvailabilityRecord {
+            sim_seconds: out.time().as_secs_f64(),
+            client: self.id,
+            online,
+        });
+        if online {
+            drop(records);
+            self.set_state(ClientState::Idle);
+        } else {
+            // Work in progress is lost with the connection.
+            let lost = match self.state {
+                ClientState::Training => {
+                    self.task += 1;
+                    true
+                }
+                ClientState::Downloading | ClientState::Uploading => {
+                    for dir in [Direction::Down, Direction::Up] {
+                        let link = LinkId {
+                            client: self.id,
+                            dir,
+                        };
+                        out.now(Event::Link(link, LinkEvent::Cancel));
+                    }
+                    true
+                }
+                ClientState::Idle | ClientState::Offline => false,
+            };
+            if lost {
+                records.dropouts += 1;
+                records.clients[self.id].dropouts += 1;
+                self.metrics.dropouts.increment(1);
+                out.now(Event::Server(ServerEvent::ClientFailed(self.id)));
+            }
+            drop(records);
+            self.set_state(ClientState::Offline);
+        }
+        out.now(Event::Server(ServerEvent::CheckIn {
+            client: self.id,
+            online,
+        }));
     }
 
     fn set_state(&mut self, state: ClientState) {
@@ -155,6 +250,7 @@ impl ClientActor {
                 self.set_state(ClientState::Downloading);
             }
             ClientEvent::ModelArrived(model) => self.start_training(out, model),
+            ClientEvent::Availability => self.flip_availability(out),
             ClientEvent::TrainDone {
                 task,
                 round,

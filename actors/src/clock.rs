@@ -70,13 +70,18 @@ struct ClockState {
 }
 
 impl ClockActor {
+    /// A clock that starts the server at time zero, after the `initial` events due then.
     pub fn new(
         actors: Actors,
+        initial: Vec<(SimTime, Event)>,
         records: Arc<Mutex<Records>>,
         interrupt: Arc<AtomicBool>,
         observer: Box<dyn Observer>,
     ) -> Self {
         let mut queue = EventQueue::default();
+        for (at, event) in initial {
+            queue.push(at, event);
+        }
         queue.push(SimTime::ZERO, Event::Server(ServerEvent::Start));
         Self {
             state: Some(ClockState {

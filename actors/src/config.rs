@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::device::DeviceSpec;
+use crate::device::{Availability, DeviceSpec};
 use crate::net::LinkSpec;
 use crate::payload::WireDtype;
 use crate::server::StopRule;
@@ -14,6 +14,7 @@ pub struct ClientSpec {
     /// The device class it belongs to (a label for reports).
     pub class: String,
     pub device: DeviceSpec,
+    pub availability: Availability,
     pub uplink: LinkSpec,
     pub downlink: LinkSpec,
 }

@@ -23,7 +23,7 @@ pub const BYTES_DOWN: &str = "flotilla_bytes_down_total";
 pub const MESSAGES_LOST: &str = "flotilla_messages_lost_total";
 /// Training jobs that failed because the device dropped out, by `class` (counter).
 pub const DROPOUTS: &str = "flotilla_client_dropouts_total";
-/// Clients in each `state`: idle, downloading, training, uploading (gauge).
+/// Clients in each `state`: idle, downloading, training, uploading, offline (gauge).
 pub const CLIENTS: &str = "flotilla_clients";
 /// Staleness of arriving updates: versions applied since the client's base (histogram).
 pub const STALENESS: &str = "flotilla_staleness";

@@ -66,6 +66,8 @@ pub enum LinkEvent {
     Arrived { attempt: u64 },
     /// The sender's timeout for a lost attempt expired: try again.
     Retry { attempt: u64 },
+    /// The client went offline: every message in flight on this link is lost.
+    Cancel,
 }
 
 struct InFlight {
@@ -210,6 +212,15 @@ impl LinkActor {
                 );
                 self.in_flight.insert(attempt, flight);
             }
+            LinkEvent::Cancel => {
+                if !self.in_flight.is_empty() {
+                    self.in_flight.clear();
+                    out.now(Event::Bottleneck(
+                        self.id.dir,
+                        BottleneckEvent::Cancel(self.id),
+                    ));
+                }
+            }
             LinkEvent::Retry { attempt } => {
                 if let Some(flight) = self.in_flight.remove(&attempt) {
                     self.start_attempt(out, flight.msg, flight.retries_left - 1, flight.first_sent);
@@ -240,6 +251,8 @@ pub enum BottleneckEvent {
     Start(Transfer),
     /// The earliest active transfer may have finished; stale wake-ups carry an old generation.
     Wake { generation: u64 },
+    /// The link's client went offline: its transfers stop.
+    Cancel(LinkId),
 }
 
 struct Active {
@@ -312,6 +325,16 @@ impl SharedCapacity {
             .collect();
         self.reallocate();
         finished
+    }
+
+    /// Drops the transfers of `link` (its client went offline) and re-times the others.
+    /// Returns how many were dropped.
+    pub fn cancel(&mut self, now: SimTime, link: LinkId) -> usize {
+        self.advance(now);
+        let before = self.active.len();
+        self.active.retain(|_, a| a.transfer.link != link);
+        self.reallocate();
+        before - self.active.len()
     }
 
     /// When the next transfer finishes at the current rates.
@@ -401,6 +424,9 @@ impl BottleneckActor {
         let now = out.time();
         match event {
             BottleneckEvent::Start(transfer) => self.capacity.start(now, transfer),
+            BottleneckEvent::Cancel(link) => {
+                self.capacity.cancel(now, link);
+            }
             BottleneckEvent::Wake { generation } => {
                 if generation != self.generation {
                     return;

@@ -66,6 +66,14 @@ pub struct UpdateRecord {
     pub staleness: u64,
 }
 
+/// A device going online or offline, one row of `availability.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AvailabilityRecord {
+    pub sim_seconds: f64,
+    pub client: ClientId,
+    pub online: bool,
+}
+
 /// One evaluation, one row of `timeline.csv`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelineRow {
@@ -108,6 +116,8 @@ pub struct Records {
     pub timeline: Vec<TimelineRow>,
     /// Every update that reached the server, in arrival order.
     pub updates: Vec<UpdateRecord>,
+    /// Every change of a device's availability (and the initial state of those that change).
+    pub availability: Vec<AvailabilityRecord>,
 }
 
 impl Records {

@@ -35,6 +35,8 @@ pub enum ServerEvent {
     Timer(u64),
     /// A client working for the server failed; the server notices the lost connection.
     ClientFailed(ClientId),
+    /// A client came online or went offline.
+    CheckIn { client: ClientId, online: bool },
     /// An evaluation of `version` finished.
     EvalDone {
         round: u32,
@@ -64,12 +66,15 @@ pub struct ServerActor {
     stopping: bool,
     evaluated_version: Option<u64>,
     evals_in_flight: u32,
+    /// Which clients are online, as their check-ins tell.
+    online: Vec<bool>,
 }
 
 /// Server settings besides the strategy.
 pub struct ServerSetup {
     pub seed: u64,
-    pub clients: usize,
+    /// Whether each client starts online.
+    pub online: Vec<bool>,
     pub wire: WireDtype,
     pub stop: StopRule,
     pub eval_every_rounds: u32,
@@ -95,7 +100,7 @@ impl ServerActor {
             version: 0,
             strategy,
             rng: stream(setup.seed, ActorKey::Server, "select"),
-            clients: setup.clients,
+            clients: setup.online.len(),
             wire: setup.wire,
             learner,
             records,
@@ -106,6 +111,7 @@ impl ServerActor {
             stopping: false,
             evaluated_version: None,
             evals_in_flight: 0,
+            online: setup.online,
         }
     }
 
@@ -152,6 +158,12 @@ impl ServerActor {
             ServerEvent::ClientFailed(client) => {
                 if !self.stopping {
                     strategy.on_failure(&mut ServerCtx { server: self, out }, client);
+                }
+            }
+            ServerEvent::CheckIn { client, online } => {
+                self.online[client] = online;
+                if online && !self.stopping {
+                    strategy.on_online(&mut ServerCtx { server: self, out }, client);
                 }
             }
             ServerEvent::EvalDone {
@@ -258,6 +270,13 @@ impl ServerCtx<'_> {
     /// Number of clients in the population.
     pub fn clients(&self) -> usize {
         self.server.clients
+    }
+
+    /// The clients online now, in id order.
+    pub fn online_clients(&self) -> Vec<ClientId> {
+        (0..self.server.clients)
+            .filter(|&c| self.server.online[c])
+            .collect()
     }
 
     /// The server's selection stream.

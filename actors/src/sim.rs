@@ -8,12 +8,14 @@ use actix::Actor;
 use crate::client::{ClientActor, ClientSetup};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
 use crate::config::{AlgorithmSpec, SimConfig};
+use crate::event::Event;
 use crate::learner::{Learner, LearnerFailed};
 use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
 use crate::record::Records;
 use crate::rng::{ActorKey, stream};
 use crate::server::{ServerActor, ServerSetup};
 use crate::strategy::{FedAsync, FedAvg, FedBuff, Strategy};
+use crate::time::SimTime;
 
 /// The result of a run: how it ended and everything recorded on the way.
 #[derive(Clone, Debug)]
@@ -36,50 +38,63 @@ pub fn simulate(
     )));
     let system = actix::System::new();
     let clock = system.block_on(async {
-        let actors = spawn_actors(config, learner, &records);
-        let clock = ClockActor::new(actors, records.clone(), interrupt, observer).start();
+        let (actors, initial) = spawn_actors(config, learner, &records);
+        let clock = ClockActor::new(actors, initial, records.clone(), interrupt, observer).start();
         clock.send(Run).await.map_err(|_| LearnerFailed)?
     })?;
     let records = records.lock().expect("records lock").clone();
     Ok(SimOutcome { clock, records })
 }
 
+/// Builds every actor; returns their addresses and the events due before the server
+/// starts (the first availability changes).
 fn spawn_actors(
     config: &SimConfig,
     learner: Arc<dyn Learner>,
     records: &Arc<Mutex<Records>>,
-) -> Actors {
+) -> (Actors, Vec<(SimTime, Event)>) {
     let strategy: Box<dyn Strategy> = match &config.algorithm {
         AlgorithmSpec::FedAvg(c) => Box::new(FedAvg::new(c.clone())),
         AlgorithmSpec::FedAsync(c) => Box::new(FedAsync::new(c.clone())),
         AlgorithmSpec::FedBuff(c) => Box::new(FedBuff::new(c.clone())),
     };
+    let clients: Vec<ClientActor> = config
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(id, spec)| {
+            let setup = ClientSetup {
+                id,
+                seed: config.seed,
+                class: &spec.class,
+                device: &spec.device,
+                availability: &spec.availability,
+                wire: config.wire,
+            };
+            ClientActor::new(setup, learner.clone(), records.clone())
+        })
+        .collect();
+    let initial = clients
+        .iter()
+        .filter_map(ClientActor::first_event)
+        .collect();
     let setup = ServerSetup {
         seed: config.seed,
-        clients: config.clients.len(),
+        online: clients.iter().map(ClientActor::online).collect(),
         wire: config.wire,
         stop: config.stop.clone(),
         eval_every_rounds: config.eval_every_rounds,
     };
-    let server = ServerActor::new(setup, strategy, learner.clone(), records.clone()).start();
+    let server = ServerActor::new(setup, strategy, learner, records.clone()).start();
     let mut actors = Actors {
         server,
-        clients: Vec::new(),
+        clients: clients.into_iter().map(Actor::start).collect(),
         uplinks: Vec::new(),
         downlinks: Vec::new(),
         ingress: BottleneckActor::new(Direction::Up, config.ingress_bps).start(),
         egress: BottleneckActor::new(Direction::Down, config.egress_bps).start(),
     };
     for (id, spec) in config.clients.iter().enumerate() {
-        let setup = ClientSetup {
-            id,
-            seed: config.seed,
-            class: &spec.class,
-            device: &spec.device,
-            wire: config.wire,
-        };
-        let client = ClientActor::new(setup, learner.clone(), records.clone());
-        actors.clients.push(client.start());
         for (dir, link_spec, links) in [
             (Direction::Up, &spec.uplink, &mut actors.uplinks),
             (Direction::Down, &spec.downlink, &mut actors.downlinks),
@@ -102,5 +117,5 @@ fn spawn_actors(
             links.push(link.start());
         }
     }
-    actors
+    (actors, initial)
 }

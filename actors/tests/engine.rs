@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use flotilla_actors::device::DeviceSpec;
+use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::net::LinkSpec;
 use flotilla_actors::record::DiscardReason;
 use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
@@ -67,6 +67,7 @@ fn client(speed: f64, up: LinkSpec, down: LinkSpec) -> ClientSpec {
             speed: Dist::Const(speed),
             dropout: 0.0,
         },
+        availability: Availability::Always,
         uplink: up,
         downlink: down,
     }
@@ -265,6 +266,7 @@ fn noisy_population(seed: u64) -> SimConfig {
             },
             dropout: 0.1,
         },
+        availability: Availability::Always,
         uplink: noisy_link.clone(),
         downlink: noisy_link,
     };
@@ -402,4 +404,110 @@ fn async_servers_replace_failed_clients() {
     assert_eq!(out.clock.reason, flotilla_actors::StopReason::Finished);
     assert_eq!(out.records.updates_applied, 8);
     assert!(out.records.dropouts > 0);
+}
+
+fn with_availability(mut spec: ClientSpec, availability: Availability) -> ClientSpec {
+    spec.availability = availability;
+    spec
+}
+
+/// Seconds each client was online in `[0, end]`, from the availability log.
+fn online_seconds(r: &flotilla_actors::Records, clients: usize, end: f64) -> Vec<f64> {
+    let mut total = vec![0.0; clients];
+    for c in 0..clients {
+        let log: Vec<_> = r.availability.iter().filter(|a| a.client == c).collect();
+        for (i, a) in log.iter().enumerate() {
+            let until = log.get(i + 1).map_or(end, |b| b.sim_seconds);
+            if a.online {
+                total[c] += until - a.sim_seconds;
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn markov_availability_is_online_mean_on_over_the_cycle() {
+    let markov = Availability::Markov {
+        mean_on: 30.0,
+        mean_off: 10.0,
+    };
+    let phone = with_availability(client(1.0, link(0.0, 1e9), link(0.0, 1e9)), markov);
+    let mut c = config(
+        vec![phone; 20],
+        FedAvgConfig {
+            clients_per_round: 2,
+            over_selection: 0.0,
+            deadline: Some(SimTime(1_000_000_000)),
+        },
+        1_000,
+    );
+    let horizon = 100_000.0;
+    c.stop.virtual_time = Some(SimTime::from_secs_ceil(horizon));
+    let out = run(&c);
+    let online: f64 = online_seconds(&out.records, 20, horizon).iter().sum();
+    let fraction = online / (20.0 * horizon);
+    assert!(
+        (fraction - 0.75).abs() < 0.02 * 0.75,
+        "online fraction {fraction}"
+    );
+    // Thousands of cycles per device, all logged.
+    assert!(out.records.availability.len() > 20 * 4000);
+}
+
+#[test]
+fn a_trace_drives_exactly_the_listed_times() {
+    let trace = Availability::Trace(vec![
+        (SimTime(0), SimTime(10_000_000)),
+        (SimTime(20_000_000), SimTime(30_000_000)),
+    ]);
+    let traced = with_availability(client(300.0, link(0.0, 1e9), link(0.0, 1e9)), trace);
+    let always = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
+    let mut c = config(vec![traced, always], fedavg(1), 1_000);
+    c.stop.virtual_time = Some(SimTime(40_000_000));
+    let out = run(&c);
+    let log: Vec<(f64, usize, bool)> = out
+        .records
+        .availability
+        .iter()
+        .map(|a| (a.sim_seconds, a.client, a.online))
+        .collect();
+    assert_eq!(
+        log,
+        vec![
+            (0.0, 0, true),
+            (10.0, 0, false),
+            (20.0, 0, true),
+            (30.0, 0, false)
+        ]
+    );
+}
+
+#[test]
+fn going_offline_mid_upload_loses_the_transfer_and_frees_the_ingress() {
+    // Both clients train 1 s and start 32,000-bit uploads at 1.000001 s through a shared
+    // 1 Mbit/s ingress. Client 0 goes offline 10 ms later: client 1 has 27,000 bits left,
+    // alone at 1 Mbit/s, so its update arrives at 1.037001 s (not 1.064001 s).
+    let leaves = Availability::Trace(vec![(SimTime(0), SimTime(1_010_001))]);
+    let a = with_availability(client(300.0, link(0.0, 1e9), link(0.0, 32e9)), leaves);
+    let b = client(300.0, link(0.0, 1e9), link(0.0, 32e9));
+    let cfg = FedAvgConfig {
+        clients_per_round: 2,
+        over_selection: 0.0,
+        deadline: Some(SimTime(5_000_000)),
+    };
+    let mut c = config(vec![a, b], cfg, 1);
+    c.ingress_bps = Some(1e6);
+    let out = run(&c);
+    let r = &out.records;
+    let arrivals: Vec<(f64, usize)> = r
+        .updates
+        .iter()
+        .map(|u| (u.sim_seconds, u.client))
+        .collect();
+    assert_eq!(arrivals, vec![(1.037001, 1)]);
+    assert_eq!((r.dropouts, r.clients[0].dropouts), (1, 1));
+    // Every attempt counts its full size when it starts, the interrupted one too.
+    assert_eq!(r.bytes_up, 2 * 4 * P as u64);
+    assert_eq!(r.updates_applied, 1);
 }

@@ -164,6 +164,7 @@ pub fn write_run(
     write_csv(&dir.join("timeline.csv"), &records.timeline)?;
     write_csv(&dir.join("clients.csv"), &records.clients)?;
     write_csv(&dir.join("updates.csv"), &records.updates)?;
+    write_csv(&dir.join("availability.csv"), &records.availability)?;
     Ok(())
 }
 

@@ -12,7 +12,7 @@ pub use units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Speed, Unit
 
 use std::path::{Path, PathBuf};
 
-use flotilla_actors::device::DeviceSpec;
+use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::net::LinkSpec;
 use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
@@ -242,7 +242,15 @@ impl Loaded {
                     format!("must be in [0, 1], got {}", c.dropout),
                 ));
             }
-            any_dropout |= c.dropout > 0.0 || c.uplink.loss > 0.0 || c.downlink.loss > 0.0;
+            if let AvailabilitySection::Markov { mean_on, mean_off } = &c.availability
+                && (mean_on.value() <= 0.0 || mean_off.value() <= 0.0)
+            {
+                return Err(self.invalid(at("availability"), "mean_on and mean_off must be > 0"));
+            }
+            any_dropout |= c.dropout > 0.0
+                || c.uplink.loss > 0.0
+                || c.downlink.loss > 0.0
+                || c.availability != AvailabilitySection::Always;
         }
 
         self.validate_algorithm(any_dropout)?;
@@ -271,6 +279,7 @@ impl Loaded {
         if s.eval.every_rounds == 0 {
             return Err(self.invalid("eval.every_rounds", "must be at least 1"));
         }
+        self.sim_config()?;
         if let Some(addr) = &s.monitoring.prometheus {
             crate::monitor::parse_addr(addr)
                 .map_err(|e| self.invalid("monitoring.prometheus", e.to_string()))?;
@@ -316,7 +325,7 @@ impl Loaded {
                 if any_failure && deadline.is_none() && *over_selection == 0.0 {
                     return Err(self.invalid(
                         "algorithm.deadline",
-                        "required when clients can drop out or lose messages (dropout or loss > 0): without a deadline or over-selection a round can wait forever",
+                        "required when clients can drop out, go offline or lose messages: without a deadline or over-selection a round can wait forever",
                     ));
                 }
                 if deadline.as_ref().is_some_and(|d| d.value() <= 0.0) {
@@ -381,7 +390,7 @@ impl Loaded {
     }
 
     /// The engine's view of the scenario.
-    pub fn sim_config(&self) -> SimConfig {
+    pub fn sim_config(&self) -> Result<SimConfig, ScenarioError> {
         let s = &self.scenario;
         let link = |l: &LinkSection| LinkSpec {
             latency: to_dist(&l.latency),
@@ -390,22 +399,37 @@ impl Loaded {
             timeout: SimTime::from_secs_ceil(l.timeout.value()),
             retries: l.retries,
         };
-        let clients = s
-            .population
-            .iter()
-            .flat_map(|c| {
-                let spec = ClientSpec {
+        let mut clients = Vec::with_capacity(s.data.clients);
+        for (i, c) in s.population.iter().enumerate() {
+            let traces = match &c.availability {
+                AvailabilitySection::Trace { file } => Some(self.read_trace(i, file, c.count)?),
+                _ => None,
+            };
+            for k in 0..c.count {
+                let availability = match (&c.availability, &traces) {
+                    (AvailabilitySection::Markov { mean_on, mean_off }, _) => {
+                        Availability::Markov {
+                            mean_on: mean_on.value(),
+                            mean_off: mean_off.value(),
+                        }
+                    }
+                    (AvailabilitySection::Trace { .. }, Some(t)) => {
+                        Availability::Trace(t[k].clone())
+                    }
+                    _ => Availability::Always,
+                };
+                clients.push(ClientSpec {
                     class: c.class.clone(),
                     device: DeviceSpec {
                         speed: to_dist(&c.speed),
                         dropout: c.dropout,
                     },
+                    availability,
                     uplink: link(&c.uplink),
                     downlink: link(&c.downlink),
-                };
-                std::iter::repeat_n(spec, c.count)
-            })
-            .collect();
+                });
+            }
+        }
         let algorithm = match &s.algorithm {
             AlgorithmSection::FedAvg {
                 clients_per_round,
@@ -441,7 +465,7 @@ impl Loaded {
                 max_staleness: *max_staleness,
             }),
         };
-        SimConfig {
+        Ok(SimConfig {
             seed: s.seed,
             clients,
             ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
@@ -458,7 +482,66 @@ impl Loaded {
                 target_accuracy: s.stop.target_accuracy,
             },
             eval_every_rounds: s.eval.every_rounds,
+        })
+    }
+
+    /// Reads population[`class`]'s availability trace: per client of the class, its online
+    /// intervals, sorted.
+    fn read_trace(
+        &self,
+        class: usize,
+        file: &str,
+        count: usize,
+    ) -> Result<Vec<Vec<(SimTime, SimTime)>>, ScenarioError> {
+        let field = format!("population[{class}].availability.file");
+        let path = self.path(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.invalid(
+                &field,
+                format!("cannot read \"{file}\" ({}): {e}", path.display()),
+            )
+        })?;
+        let mut traces = vec![Vec::new(); count];
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || (n == 0 && line.starts_with("client")) {
+                continue;
+            }
+            let at = |m: String| self.invalid(&field, format!("{file}:{}: {m}", n + 1));
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [client, start, end] = cols[..] else {
+                return Err(at(format!("expected client,start,end, got \"{line}\"")));
+            };
+            let client: usize = client
+                .parse()
+                .map_err(|_| at(format!("client \"{client}\" is not an index")))?;
+            if client >= count {
+                return Err(at(format!(
+                    "client {client} is not in the class (count {count})"
+                )));
+            }
+            let secs = |v: &str| -> Result<f64, ScenarioError> {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| at(format!("\"{v}\" is not a time in seconds")))
+            };
+            let (start, end) = (secs(start)?, secs(end)?);
+            if end <= start {
+                return Err(at(format!("end ({end}) must be after start ({start})")));
+            }
+            traces[client].push((SimTime::from_secs_ceil(start), SimTime::from_secs_ceil(end)));
         }
+        for (client, intervals) in traces.iter_mut().enumerate() {
+            intervals.sort();
+            if intervals.windows(2).any(|w| w[1].0 < w[0].1) {
+                return Err(self.invalid(
+                    &field,
+                    format!("{file}: client {client} has overlapping intervals"),
+                ));
+            }
+        }
+        Ok(traces)
     }
 }
 

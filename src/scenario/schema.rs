@@ -159,6 +159,25 @@ pub struct DeviceClass {
     /// Probability that a training job fails.
     #[serde(default)]
     pub dropout: f64,
+    /// When the devices are online; offline devices lose the work in progress.
+    #[serde(default)]
+    pub availability: AvailabilitySection,
+}
+
+/// When a class's devices are online.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum AvailabilitySection {
+    #[default]
+    Always,
+    /// Exponential online and offline periods with these means.
+    Markov {
+        mean_on: Duration,
+        mean_off: Duration,
+    },
+    /// A CSV file of `client,start,end` rows: online intervals in seconds, `client` being
+    /// the index within the class.
+    Trace { file: String },
 }
 
 /// One direction of a client's connection.

@@ -38,14 +38,16 @@ impl Crew {
         self.working.remove(&client);
     }
 
-    /// Selects idle clients uniformly at random until `concurrency` are working, and sends
-    /// each the current model.
+    /// Selects idle online clients uniformly at random until `concurrency` are working (or
+    /// none is left), and sends each the current model.
     pub fn fill(&mut self, ctx: &mut ServerCtx<'_>) {
-        let n = ctx.clients();
-        let want = self.concurrency.min(n);
-        while self.working.len() < want {
-            let idle: Vec<ClientId> = (0..n).filter(|c| !self.working.contains_key(c)).collect();
-            let pick = idle[ctx.rng().random_range(0..idle.len())];
+        let mut idle: Vec<ClientId> = ctx
+            .online_clients()
+            .into_iter()
+            .filter(|c| !self.working.contains_key(c))
+            .collect();
+        while self.working.len() < self.concurrency && !idle.is_empty() {
+            let pick = idle.remove(ctx.rng().random_range(0..idle.len()));
             let version = ctx.version();
             self.working.insert(pick, version);
             ctx.send_model(pick, version as u32);

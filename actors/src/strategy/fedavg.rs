@@ -52,9 +52,12 @@ impl FedAvg {
         self.open = true;
         self.received.clear();
         ctx.begin_round();
-        let n = ctx.clients();
-        let m = self.selection_size(n);
-        let mut selected: Vec<ClientId> = sample(ctx.rng(), n, m).into_vec();
+        let online = ctx.online_clients();
+        let m = self.selection_size(online.len());
+        let mut selected: Vec<ClientId> = sample(ctx.rng(), online.len(), m)
+            .into_iter()
+            .map(|i| online[i])
+            .collect();
         selected.sort_unstable();
         for client in selected {
             ctx.send_model(client, self.round);

@@ -131,5 +131,9 @@ impl Strategy for FedBuff {
         }
     }
 
+    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
+        self.refill(ctx);
+    }
+
     fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}
 }

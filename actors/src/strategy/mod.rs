@@ -30,6 +30,8 @@ pub trait Strategy: Send {
     /// A client working for the server failed (dropped out, or a transfer was given up).
     /// Synchronous strategies rely on their deadline instead.
     fn on_failure(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
+    /// A client came online (asynchronous strategies may put it to work).
+    fn on_online(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
 }
 
 /// Stands in for the strategy while the server lends it out to handle an event.
