@@ -14,7 +14,7 @@ use crate::model::build_model;
 use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner};
 use crate::report::{ModelSize, Summary, write_run};
-use crate::scenario::{DataSource, Loaded, ScenarioError};
+use crate::scenario::{DataSource, Loaded, Personalize, ScenarioError};
 
 /// Why a run could not go ahead; scenario problems are the user's to fix (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +105,10 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         train_data: Arc::new(data.train),
         test_data: Arc::new(data.test),
         partition: Arc::new(part),
+        personalize_steps: match s.eval.personalize {
+            Some(Personalize::FineTune { steps }) => steps,
+            None => 0,
+        },
         workers,
         device,
     }));

@@ -91,6 +91,40 @@ fn async_runs_are_reproducible_whatever_the_worker_count() {
 }
 
 #[test]
+fn personalization_fine_tunes_each_client_before_its_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = go(&tiny(tmp.path(), 2, "F32"), tmp.path().join("plain"));
+    assert_eq!(
+        plain.summary.personalized_accuracy,
+        plain.summary.local_accuracy
+    );
+    let personalized = |workers: usize| {
+        let dir = tmp.path().join(format!("personal-{workers}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = common::small_scenario(&dir, "tiny", common::FEDAVG, 3, workers, "F32");
+        let text = std::fs::read_to_string(&file).unwrap().replace(
+            "    stop: (",
+            "    eval: (personalize: FineTune(steps: 10)),\n    stop: (",
+        );
+        std::fs::write(&file, text).unwrap();
+        go(&scenario::load(&file).unwrap(), dir.join("run"))
+    };
+    let (a, b) = (personalized(1), personalized(2));
+    assert_eq!(deterministic_summary(&a.dir), deterministic_summary(&b.dir));
+    let s = &a.summary;
+    // The global model is the same; only the evaluation personalizes.
+    assert_eq!(s.global_accuracy, plain.summary.global_accuracy);
+    assert_eq!(s.local_accuracy, plain.summary.local_accuracy);
+    // Ten local steps on skewed (Dirichlet 0.5) clients fit their own label mix.
+    assert!(
+        s.personalized_accuracy.unwrap() > s.local_accuracy.unwrap(),
+        "personalized {:?} vs global on local splits {:?}",
+        s.personalized_accuracy,
+        s.local_accuracy
+    );
+}
+
+#[test]
 fn run_directory_has_every_file_and_consistent_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let r = go(&tiny(tmp.path(), 2, "F32"), tmp.path().join("run"));

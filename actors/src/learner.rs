@@ -37,8 +37,11 @@ pub struct EvalJob {
 pub struct EvalOutcome {
     pub global_accuracy: f64,
     pub global_loss: f64,
-    /// Accuracy on each client's own held-out split, indexed by client.
+    /// The evaluated model's accuracy on each client's own held-out split, by client.
     pub client_accuracy: Vec<f64>,
+    /// Each client's personalized model's accuracy on its held-out split, by client (the
+    /// same as `client_accuracy` when the scenario personalizes nothing).
+    pub personalized_accuracy: Vec<f64>,
 }
 
 /// A result that may still be computing. The clock awaits it only when its event is due.

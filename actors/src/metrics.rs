@@ -33,7 +33,8 @@ pub const TRANSFER_SECONDS: &str = "flotilla_transfer_seconds";
 pub const COMPUTE_SECONDS: &str = "flotilla_compute_seconds";
 /// Latest global accuracy on the central test set (gauge).
 pub const GLOBAL_ACCURACY: &str = "flotilla_global_accuracy";
-/// Latest mean accuracy over clients on their own test splits (gauge).
+/// Latest mean accuracy over clients of their personalized models on their own test
+/// splits (gauge).
 pub const PERSONALIZED_ACCURACY: &str = "flotilla_personalized_accuracy";
 
 /// Describes every engine metric (type, unit, help) to the installed recorder.

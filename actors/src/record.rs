@@ -51,8 +51,10 @@ pub struct ClientStats {
     pub messages_lost: u64,
     /// Simulated seconds spent computing.
     pub compute_seconds: f64,
-    /// Accuracy of the latest evaluated model on this client's local test split.
+    /// Accuracy of the latest evaluated global model on this client's local test split.
     pub local_accuracy: Option<f64>,
+    /// Accuracy of this client's personalized model on its local test split.
+    pub personalized_accuracy: Option<f64>,
 }
 
 /// One update's arrival at the server, one row of `updates.csv`.
@@ -82,7 +84,11 @@ pub struct TimelineRow {
     pub version: u64,
     pub global_accuracy: f64,
     pub global_loss: f64,
-    /// Mean over clients of the accuracy on their own test split.
+    /// Mean over clients of the global model's accuracy on their own test split.
+    pub local_accuracy: f64,
+    /// 10th percentile over clients of that accuracy.
+    pub local_accuracy_p10: f64,
+    /// Mean over clients of their personalized model's accuracy on their own test split.
     pub personalized_accuracy: f64,
     /// 10th percentile over clients of that accuracy.
     pub personalized_accuracy_p10: f64,

@@ -194,10 +194,17 @@ impl ServerActor {
 
     fn record_eval(&mut self, now: SimTime, round: u32, version: u64, outcome: EvalOutcome) {
         let mut records = self.records.lock().expect("records lock");
-        for (stats, &acc) in records.clients.iter_mut().zip(&outcome.client_accuracy) {
+        for ((stats, &acc), &personal) in records
+            .clients
+            .iter_mut()
+            .zip(&outcome.client_accuracy)
+            .zip(&outcome.personalized_accuracy)
+        {
             stats.local_accuracy = Some(acc);
+            stats.personalized_accuracy = Some(personal);
         }
-        let (mean, p10) = mean_and_p10(&outcome.client_accuracy);
+        let (local, local_p10) = mean_and_p10(&outcome.client_accuracy);
+        let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy);
         metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
         metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
         let row = TimelineRow {
@@ -206,6 +213,8 @@ impl ServerActor {
             version,
             global_accuracy: outcome.global_accuracy,
             global_loss: outcome.global_loss,
+            local_accuracy: local,
+            local_accuracy_p10: local_p10,
             personalized_accuracy: mean,
             personalized_accuracy_p10: p10,
             updates_applied: records.updates_applied,

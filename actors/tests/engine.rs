@@ -46,6 +46,7 @@ impl Learner for Mock {
             global_accuracy: job.params[0] as f64,
             global_loss: 0.0,
             client_accuracy: vec![job.params[0] as f64; self.clients],
+            personalized_accuracy: vec![job.params[0] as f64; self.clients],
         })
     }
 }

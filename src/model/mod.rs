@@ -9,7 +9,7 @@ mod vit;
 pub use init::init_params;
 pub use lora::LoraLinear;
 pub use params::Trainable;
-pub use train::{EvalCounts, Optimizer, TrainConfig, evaluate, train_local};
+pub use train::{EvalCounts, Optimizer, TrainConfig, evaluate, fine_tune, train_local};
 pub use vit::{Vit, VitConfig};
 
 use std::path::Path;

@@ -64,9 +64,26 @@ fn batch_tensors(
 /// Trains the model's trainable parameters on `indices` for the configured epochs,
 /// shuffling with `seed`. Returns the trained model and the mean batch loss.
 pub fn train_local(
+    model: Vit,
+    data: &Dataset,
+    indices: &[u32],
+    config: &TrainConfig,
+    patch: usize,
+    seed: u64,
+    device: &Device,
+) -> (Vit, f64) {
+    let steps = config.epochs as usize * indices.len().div_ceil(config.batch_size.max(1));
+    fine_tune(model, data, indices, steps, config, patch, seed, device)
+}
+
+/// Takes `steps` optimiser steps on batches of `indices`, reshuffled with `seed` at every
+/// pass (the last batch of a pass may be smaller). Returns the model and the mean loss.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune(
     mut model: Vit,
     data: &Dataset,
     indices: &[u32],
+    steps: usize,
     config: &TrainConfig,
     patch: usize,
     seed: u64,
@@ -76,26 +93,28 @@ pub fn train_local(
     let mut optim = config.optimizer.init();
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut order = indices.to_vec();
-    let (mut loss_sum, mut batches) = (0.0, 0usize);
-    for _ in 0..config.epochs {
+    let mut loss_sum = 0.0;
+    let mut taken = 0usize;
+    while taken < steps && !order.is_empty() {
         order.shuffle(&mut rng);
         for chunk in order.chunks(config.batch_size.max(1)) {
+            if taken == steps {
+                break;
+            }
             let (x, y) = batch_tensors(data, chunk, patch, device);
             let loss = loss_fn.forward(model.forward(x), y);
             loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            batches += 1;
+            taken += 1;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(config.optimizer.lr(), model, grads);
         }
     }
-    (
-        model,
-        if batches == 0 {
-            0.0
-        } else {
-            loss_sum / batches as f64
-        },
-    )
+    let mean = if taken == 0 {
+        0.0
+    } else {
+        loss_sum / taken as f64
+    };
+    (model, mean)
 }
 
 /// Correct predictions and summed loss over a set of samples.

@@ -7,12 +7,14 @@ use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob
 
 use super::{JobKind, Pool};
 use crate::data::{Dataset, Partition};
-use crate::model::{EvalCounts, TrainConfig, Trainable, Vit, evaluate, train_local};
+use crate::model::{EvalCounts, TrainConfig, Trainable, Vit, evaluate, fine_tune, train_local};
 
 /// Samples per evaluation task: small enough to spread over the workers.
 const EVAL_CHUNK: usize = 250;
 /// Batch size for evaluation (forward only).
 const EVAL_BATCH: usize = 250;
+/// Seeds the shuffling of each client's personalization fine-tuning (with its id).
+const PERSONALIZE_SEED: u64 = 0x9e50_4a11_2e00_0001;
 
 /// Everything a [`PoolLearner`] needs.
 pub struct LearnerSetup {
@@ -23,6 +25,9 @@ pub struct LearnerSetup {
     pub train_data: Arc<Dataset>,
     pub test_data: Arc<Dataset>,
     pub partition: Arc<Partition>,
+    /// Local fine-tuning steps that personalize the model before each client's
+    /// evaluation (0: evaluate the global model as is).
+    pub personalize_steps: usize,
     pub workers: usize,
     pub device: Device,
 }
@@ -37,6 +42,7 @@ pub struct PoolLearner {
     train_data: Arc<Dataset>,
     test_data: Arc<Dataset>,
     partition: Arc<Partition>,
+    personalize_steps: usize,
 }
 
 impl PoolLearner {
@@ -51,6 +57,7 @@ impl PoolLearner {
             train_data: setup.train_data,
             test_data: setup.test_data,
             partition: setup.partition,
+            personalize_steps: setup.personalize_steps,
         }
     }
 }
@@ -65,9 +72,10 @@ enum Source {
 }
 
 /// Collects chunk results and completes the evaluation when the last one is in; combining
-/// in chunk order keeps the sums independent of which chunk finished first.
+/// in chunk order keeps the sums independent of which chunk finished first. A client's
+/// chunk holds the global model's counts and its personalized model's.
 struct EvalGather {
-    slots: Vec<Option<EvalCounts>>,
+    slots: Vec<Option<(EvalCounts, EvalCounts)>>,
     left: usize,
     sources: Vec<Source>,
     clients: usize,
@@ -75,7 +83,7 @@ struct EvalGather {
 }
 
 impl EvalGather {
-    fn put(&mut self, i: usize, counts: EvalCounts) {
+    fn put(&mut self, i: usize, counts: (EvalCounts, EvalCounts)) {
         self.slots[i] = Some(counts);
         self.left -= 1;
         if self.left > 0 {
@@ -83,15 +91,19 @@ impl EvalGather {
         }
         let mut central = EvalCounts::default();
         let mut client_accuracy = vec![0.0; self.clients];
+        let mut personalized_accuracy = vec![0.0; self.clients];
         for (src, slot) in self.sources.iter().zip(&self.slots) {
-            let c = slot.expect("all chunks are in");
+            let (c, personal) = slot.expect("all chunks are in");
             match src {
                 Source::Central(..) => {
                     central.correct += c.correct;
                     central.total += c.total;
                     central.loss_sum += c.loss_sum;
                 }
-                Source::Client(id) => client_accuracy[*id] = c.accuracy(),
+                Source::Client(id) => {
+                    client_accuracy[*id] = c.accuracy();
+                    personalized_accuracy[*id] = personal.accuracy();
+                }
             }
         }
         if let Some(done) = self.done.take() {
@@ -99,6 +111,7 @@ impl EvalGather {
                 global_accuracy: central.accuracy(),
                 global_loss: central.loss_sum / central.total.max(1) as f64,
                 client_accuracy,
+                personalized_accuracy,
             });
         }
     }
@@ -157,15 +170,43 @@ impl Learner for PoolLearner {
             let params = job.params.clone();
             let trainable = self.trainable.clone();
             let patch = self.patch;
-            let (data, indices): (Arc<Dataset>, Vec<u32>) = match src {
-                Source::Central(s, e) => (self.test_data.clone(), (s as u32..e as u32).collect()),
-                Source::Client(c) => (self.train_data.clone(), self.partition.test[c].clone()),
-            };
+            let steps = self.personalize_steps;
+            let config = self.train.clone();
+            let (test_data, train_data) = (self.test_data.clone(), self.train_data.clone());
+            let partition = self.partition.clone();
             self.pool.submit(
                 JobKind::Eval,
                 Box::new(move |w| {
                     let model = trainable.load(w.model.clone(), &params);
-                    let counts = evaluate(&model, &data, &indices, patch, EVAL_BATCH);
+                    let counts = match src {
+                        Source::Central(s, e) => {
+                            let idx: Vec<u32> = (s as u32..e as u32).collect();
+                            let c = evaluate(&model, &test_data, &idx, patch, EVAL_BATCH);
+                            (c, c)
+                        }
+                        Source::Client(c) => {
+                            let test = &partition.test[c];
+                            let global = evaluate(&model, &train_data, test, patch, EVAL_BATCH);
+                            let personal = if steps == 0 {
+                                global
+                            } else {
+                                let seed = PERSONALIZE_SEED ^ c as u64;
+                                let train = &partition.train[c];
+                                let (tuned, _) = fine_tune(
+                                    model,
+                                    &train_data,
+                                    train,
+                                    steps,
+                                    &config,
+                                    patch,
+                                    seed,
+                                    &w.device,
+                                );
+                                evaluate(&tuned, &train_data, test, patch, EVAL_BATCH)
+                            };
+                            (global, personal)
+                        }
+                    };
                     gather.lock().expect("eval gather").put(i, counts);
                 }),
             );

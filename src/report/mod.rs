@@ -27,7 +27,11 @@ pub struct Summary {
     /// Accuracy of the final global model on the central test set.
     pub global_accuracy: Option<f64>,
     pub global_loss: Option<f64>,
-    /// Mean over clients of the final model's accuracy on their own local test split.
+    /// Mean over clients of the final global model's accuracy on their own test split.
+    pub local_accuracy: Option<f64>,
+    pub local_accuracy_p10: Option<f64>,
+    /// Mean over clients of their personalized model's accuracy on their own test split
+    /// (the global model's when the scenario personalizes nothing).
     pub personalized_accuracy: Option<f64>,
     pub personalized_accuracy_p10: Option<f64>,
     pub sim_seconds: f64,
@@ -114,6 +118,8 @@ impl Summary {
             interrupted: outcome.clock.reason == StopReason::Interrupted,
             global_accuracy: last.map(|row| row.global_accuracy),
             global_loss: last.map(|row| row.global_loss),
+            local_accuracy: last.map(|row| row.local_accuracy),
+            local_accuracy_p10: last.map(|row| row.local_accuracy_p10),
             personalized_accuracy: last.map(|row| row.personalized_accuracy),
             personalized_accuracy_p10: last.map(|row| row.personalized_accuracy_p10),
             sim_seconds,

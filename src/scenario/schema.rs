@@ -246,6 +246,19 @@ pub struct StopSection {
 pub struct EvalSection {
     #[serde(default = "default_every_rounds")]
     pub every_rounds: u32,
+    /// How each client's personalized model is made for evaluation; absent, it is the
+    /// global model itself.
+    #[serde(default)]
+    pub personalize: Option<Personalize>,
+}
+
+/// Personalization at evaluation time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Personalize {
+    /// Fine-tune the global model's trainable parameters for `steps` local SGD steps on the
+    /// client's own training split (the scenario's optimizer and batch size).
+    FineTune { steps: usize },
 }
 
 fn default_every_rounds() -> u32 {
@@ -256,6 +269,7 @@ impl Default for EvalSection {
     fn default() -> Self {
         Self {
             every_rounds: default_every_rounds(),
+            personalize: None,
         }
     }
 }
