@@ -11,7 +11,7 @@ use burn::tensor::Device;
 
 use crate::data::{DataError, Dataset, load_idx_dir};
 use crate::model::{
-    Optimizer, TrainConfig, Trainable, VitConfig, evaluate, init_params, train_local,
+    LocalData, Optimizer, TrainConfig, Trainable, VitConfig, evaluate, init_params, train_local,
 };
 
 /// Pretraining settings.
@@ -74,15 +74,14 @@ pub fn pretrain(
     };
     let mut accuracies = Vec::new();
     for epoch in 0..opts.epochs {
-        let (m, loss) = train_local(
-            model,
-            &train,
-            &train_idx,
-            &config,
-            opts.vit.patch,
-            opts.seed + epoch as u64,
-            &device,
-        );
+        let local = LocalData {
+            data: &train,
+            indices: &train_idx,
+            patch: opts.vit.patch,
+            seed: opts.seed + epoch as u64,
+            device: &device,
+        };
+        let (m, loss) = train_local(model, &local, &config);
         model = m;
         let acc = evaluate(&model, &data.test, &test_idx, opts.vit.patch, 250).accuracy();
         eprintln!(

@@ -105,10 +105,12 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         train_data: Arc::new(data.train),
         test_data: Arc::new(data.test),
         partition: Arc::new(part),
-        personalize_steps: match s.eval.personalize {
-            Some(Personalize::FineTune { steps }) => steps,
-            None => 0,
-        },
+        personalize: s
+            .eval
+            .personalize
+            .as_ref()
+            .map(|Personalize::FineTune { steps, lr }| (*steps, *lr)),
+        procedure: loaded.personal_step(),
         workers,
         device,
     }));
@@ -141,6 +143,7 @@ fn strategy_name(s: &crate::scenario::Scenario) -> &'static str {
         AlgorithmSection::FedAvg { .. } => "fedavg",
         AlgorithmSection::FedAsync { .. } => "fedasync",
         AlgorithmSection::FedBuff { .. } => "fedbuff",
+        AlgorithmSection::PersAfl { .. } => "persafl",
     }
 }
 

@@ -3,7 +3,8 @@
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
-    AdapterSpec, LoraTarget, Optimizer, TrainConfig, Trainable, VitConfig, build_model, train_local,
+    AdapterSpec, LocalData, LoraTarget, Optimizer, TrainConfig, Trainable, VitConfig, build_model,
+    train_local, train_maml, train_moreau,
 };
 
 fn tiny() -> VitConfig {
@@ -40,6 +41,22 @@ fn toy_data() -> Dataset {
     }
 }
 
+fn local<'a>(
+    data: &'a Dataset,
+    idx: &'a [u32],
+    patch: usize,
+    seed: u64,
+    device: &'a Device,
+) -> LocalData<'a> {
+    LocalData {
+        data,
+        indices: idx,
+        patch,
+        seed,
+        device,
+    }
+}
+
 #[test]
 fn lora_parameter_count_matches_closed_form() {
     let c = tiny();
@@ -71,7 +88,7 @@ fn training_changes_only_adapter_and_head() {
         batch_size: 8,
         optimizer: Optimizer::Sgd { lr: 0.1 },
     };
-    let (trained, loss) = train_local(model, &data, &idx, &cfg, c.patch, 7, &device);
+    let (trained, loss) = train_local(model, &local(&data, &idx, c.patch, 7, &device), &cfg);
     assert!(loss.is_finite());
     let after = Trainable::all_params(&trained);
     assert_eq!(before.len(), after.len());
@@ -117,8 +134,87 @@ fn same_seed_same_training() {
     };
     let run = || {
         let model = build_model(&c, None, &spec, 1, &device).unwrap();
-        let (m, _) = train_local(model, &data, &idx, &cfg, c.patch, 11, &device);
+        let (m, _) = train_local(model, &local(&data, &idx, c.patch, 11, &device), &cfg);
         spec.trainable().extract(&m)
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn moreau_pulls_the_update_onto_the_personal_model_when_lr_times_lambda_is_one() {
+    let c = tiny();
+    let device = Device::flex().autodiff();
+    let spec = lora(vec![LoraTarget::Q, LoraTarget::V]);
+    let sel = spec.trainable();
+    let model = build_model(&c, None, &spec, 1, &device).unwrap();
+    let global = sel.extract(&model);
+    let before = Trainable::all_params(&model);
+    let data = toy_data();
+    let idx: Vec<u32> = (0..24).collect();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        optimizer: Optimizer::Sgd { lr: 0.1 },
+    };
+    // w <- w - lr * lambda * (w - theta) with lr * lambda = 1 leaves w = theta.
+    let local = local(&data, &idx, c.patch, 3, &device);
+    let (w, personal, loss) = train_moreau(&global, model, &sel, &local, &cfg, 10.0, 2);
+    assert!(loss.is_finite());
+    let theta = sel.extract(&personal);
+    assert_ne!(theta, global);
+    for (a, b) in w.iter().zip(&theta) {
+        assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    // The differentiable flat view is the extracted vector.
+    let flat = sel
+        .flat_tensor(&personal)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_eq!(flat, theta);
+    // Frozen parameters stay bit-identical.
+    for ((path, b), (_, a)) in before.iter().zip(&Trainable::all_params(&personal)) {
+        if !sel.matches(path) {
+            assert!(
+                a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{path}"
+            );
+        }
+    }
+}
+
+#[test]
+fn first_order_maml_trains_only_the_adapter_and_is_reproducible() {
+    let c = tiny();
+    let device = Device::flex().autodiff();
+    let spec = lora(vec![LoraTarget::Q, LoraTarget::V]);
+    let sel = spec.trainable();
+    let data = toy_data();
+    let idx: Vec<u32> = (0..24).collect();
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 6,
+        optimizer: Optimizer::Sgd { lr: 0.1 },
+    };
+    let run = || {
+        let model = build_model(&c, None, &spec, 1, &device).unwrap();
+        train_maml(model, &local(&data, &idx, c.patch, 9, &device), &cfg, 0.05)
+    };
+    let (a, loss) = run();
+    let (b, _) = run();
+    assert!(loss.is_finite());
+    assert_eq!(sel.extract(&a), sel.extract(&b));
+    let start = build_model(&c, None, &spec, 1, &device).unwrap();
+    assert_ne!(sel.extract(&a), sel.extract(&start));
+    for ((path, x), (_, y)) in Trainable::all_params(&start)
+        .iter()
+        .zip(&Trainable::all_params(&a))
+    {
+        if !sel.matches(path) {
+            assert!(
+                x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{path}"
+            );
+        }
+    }
 }

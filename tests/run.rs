@@ -85,7 +85,10 @@ fn async_runs_are_reproducible_whatever_the_worker_count() {
             assert_eq!(read(&a.dir), read(&b.dir), "{algorithm}: {file}");
         }
         // Asynchronous: updates arrive with staleness, every one counted.
-        assert!(a.summary.staleness.max.unwrap() > 0, "{algorithm}");
+        let st = &a.summary.staleness;
+        assert!(st.max.unwrap() > 0, "{algorithm}");
+        assert_eq!(st.histogram.iter().sum::<u64>(), a.summary.updates_received);
+        assert_eq!(st.histogram.len() as u64, st.max.unwrap() + 1);
         assert_eq!(a.summary.model_version, 3);
     }
 }

@@ -180,6 +180,24 @@ fn malformed_scenarios_name_the_place() {
             ),
             vec!["fedbuff-staleness.ron: algorithm.staleness: exponent must be >= 0"],
         ),
+        (
+            "persafl-server.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "PersAFL(server: FedAvg(clients_per_round: 2), personal: Maml(inner_lr: 0.1))",
+            ),
+            vec!["persafl-server.ron: algorithm.server: must be FedAsync(..) or FedBuff(..)"],
+        ),
+        (
+            "persafl-lambda.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "PersAFL(server: FedBuff(concurrency: 2, buffer: 2), personal: Moreau(lambda: 40.0, inner_steps: 2))",
+            ),
+            vec![
+                "persafl-lambda.ron: algorithm.personal.lambda: must be > 0 with training lr x lambda <= 1",
+            ],
+        ),
     ];
     assert!(cases.len() >= 10);
     for (name, text, expected) in cases {

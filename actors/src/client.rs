@@ -11,6 +11,9 @@ use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::WireDtype;
 use crate::record::{AvailabilityRecord, Records};
+
+/// Every client's personal model, where it has one.
+pub type PersonalModels = Arc<Mutex<Vec<Option<crate::payload::Params>>>>;
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::server::ServerEvent;
 use crate::time::SimTime;
@@ -91,6 +94,9 @@ pub struct ClientActor {
     availability_rng: SimRng,
     /// When availability first changes, for the clock's initial events.
     first_change: Option<SimTime>,
+    /// Personal state the learner keeps across this client's jobs (shared with the server
+    /// for evaluation only: it never crosses a link).
+    personal: PersonalModels,
     metrics: ClientMetrics,
 }
 
@@ -102,6 +108,7 @@ pub struct ClientSetup<'a> {
     pub device: &'a DeviceSpec,
     pub availability: &'a Availability,
     pub wire: WireDtype,
+    pub personal: PersonalModels,
 }
 
 impl ClientActor {
@@ -118,6 +125,7 @@ impl ClientActor {
             device,
             availability,
             wire,
+            personal,
         } = setup;
         let mut availability_rng = stream(seed, ActorKey::Client(id), "availability");
         let (availability, first_change) =
@@ -167,6 +175,7 @@ impl ClientActor {
             availability,
             availability_rng,
             first_change,
+            personal,
             metrics,
         }
     }
@@ -264,6 +273,10 @@ impl ClientActor {
                 let outcome = outcome
                     .into_ready()
                     .expect("the clock resolves results before dispatch");
+                if let Some(personal) = outcome.personal {
+                    self.personal.lock().expect("personal models")[self.id] =
+                        Some(Arc::new(personal));
+                }
                 let encoded = self.wire.transmit(&outcome.params);
                 self.records.lock().expect("records lock").clients[self.id].updates_sent += 1;
                 let update = UpdateMsg {
@@ -325,9 +338,11 @@ impl ClientActor {
         drop(records);
         self.metrics.compute_seconds.record(duration.as_secs_f64());
         self.set_state(ClientState::Training);
+        let personal = self.personal.lock().expect("personal models")[self.id].clone();
         let outcome = self.learner.train(TrainJob {
             client: self.id,
             params: model.params,
+            personal,
             seed,
         });
         out.after(

@@ -12,6 +12,8 @@ pub type ClientId = usize;
 pub struct TrainJob {
     pub client: ClientId,
     pub params: Params,
+    /// The client's personal state from its last job, if the learner keeps one.
+    pub personal: Option<Params>,
     /// Seed for every random choice inside the job (shuffling, dropout masks).
     pub seed: u64,
 }
@@ -24,12 +26,17 @@ pub struct TrainOutcome {
     pub num_samples: u64,
     /// Mean training loss over the job.
     pub loss: f64,
+    /// The client's personal state after the job (a personalized model), kept by the
+    /// client for its next job and for evaluation; `None` keeps the previous one.
+    pub personal: Option<Vec<f32>>,
 }
 
 /// An evaluation of one parameter vector.
 #[derive(Clone, Debug)]
 pub struct EvalJob {
     pub params: Params,
+    /// Each client's personal model, where it has one: evaluated as its personalized model.
+    pub personal: Vec<Option<Params>>,
 }
 
 /// Accuracy of the evaluated model on the central test set and on every client's local split.

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::client::ClientEvent;
+use crate::client::{ClientEvent, PersonalModels};
 use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
 use crate::message::{Message, ModelMsg, UpdateMsg};
@@ -68,6 +68,8 @@ pub struct ServerActor {
     evals_in_flight: u32,
     /// Which clients are online, as their check-ins tell.
     online: Vec<bool>,
+    /// The clients' personal models, read for evaluation only.
+    personal: PersonalModels,
 }
 
 /// Server settings besides the strategy.
@@ -75,6 +77,7 @@ pub struct ServerSetup {
     pub seed: u64,
     /// Whether each client starts online.
     pub online: Vec<bool>,
+    pub personal: PersonalModels,
     pub wire: WireDtype,
     pub stop: StopRule,
     pub eval_every_rounds: u32,
@@ -112,6 +115,7 @@ impl ServerActor {
             evaluated_version: None,
             evals_in_flight: 0,
             online: setup.online,
+            personal: setup.personal,
         }
     }
 
@@ -231,8 +235,10 @@ impl ServerActor {
         }
         self.evaluated_version = Some(self.version);
         self.evals_in_flight += 1;
+        let personal = self.personal.lock().expect("personal models").clone();
         let outcome = self.learner.evaluate(EvalJob {
             params: self.global.clone(),
+            personal,
         });
         out.now(Event::Server(ServerEvent::EvalDone {
             round,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::Actor;
 
-use crate::client::{ClientActor, ClientSetup};
+use crate::client::{ClientActor, ClientSetup, PersonalModels};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
 use crate::config::{AlgorithmSpec, SimConfig};
 use crate::event::Event;
@@ -58,6 +58,7 @@ fn spawn_actors(
         AlgorithmSpec::FedAsync(c) => Box::new(FedAsync::new(c.clone())),
         AlgorithmSpec::FedBuff(c) => Box::new(FedBuff::new(c.clone())),
     };
+    let personal: PersonalModels = Arc::new(Mutex::new(vec![None; config.clients.len()]));
     let clients: Vec<ClientActor> = config
         .clients
         .iter()
@@ -70,6 +71,7 @@ fn spawn_actors(
                 device: &spec.device,
                 availability: &spec.availability,
                 wire: config.wire,
+                personal: personal.clone(),
             };
             ClientActor::new(setup, learner.clone(), records.clone())
         })
@@ -81,6 +83,7 @@ fn spawn_actors(
     let setup = ServerSetup {
         seed: config.seed,
         online: clients.iter().map(ClientActor::online).collect(),
+        personal,
         wire: config.wire,
         stop: config.stop.clone(),
         eval_every_rounds: config.eval_every_rounds,

@@ -39,6 +39,7 @@ impl Learner for Mock {
                 .collect(),
             num_samples: 10 + job.client as u64,
             loss: 0.0,
+            personal: None,
         })
     }
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
@@ -511,4 +512,64 @@ fn going_offline_mid_upload_loses_the_transfer_and_frees_the_ingress() {
     // Every attempt counts its full size when it starts, the interrupted one too.
     assert_eq!(r.bytes_up, 2 * 4 * P as u64);
     assert_eq!(r.updates_applied, 1);
+}
+
+/// Keeps, as each client's personal state, the number of jobs it has run.
+struct Counting;
+
+impl Learner for Counting {
+    fn initial_params(&self) -> Vec<f32> {
+        vec![0.0; P]
+    }
+    fn train_work(&self, _: ClientId) -> u64 {
+        WORK
+    }
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        let jobs = job.personal.map_or(0.0, |p| p[0]) + 1.0;
+        Pending::ready(TrainOutcome {
+            params: job.params.to_vec(),
+            num_samples: 1,
+            loss: 0.0,
+            personal: Some(vec![jobs]),
+        })
+    }
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        let n = job.personal.len();
+        Pending::ready(EvalOutcome {
+            global_accuracy: 0.0,
+            global_loss: 0.0,
+            client_accuracy: vec![0.0; n],
+            personalized_accuracy: job
+                .personal
+                .iter()
+                .map(|p| p.as_ref().map_or(0.0, |v| v[0] as f64))
+                .collect(),
+        })
+    }
+}
+
+#[test]
+fn personal_state_persists_across_a_clients_jobs_and_reaches_evaluation() {
+    let a = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
+    let c = config(vec![a; 5], fedavg(2), 6);
+    let out = simulate(
+        &c,
+        Arc::new(Counting),
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap();
+    for stats in &out.records.clients {
+        // Every job the client ran started from the count its previous job left.
+        assert_eq!(
+            stats.personalized_accuracy,
+            Some(stats.trained as f64),
+            "client {}",
+            stats.client
+        );
+    }
+    assert_eq!(
+        out.records.clients.iter().map(|s| s.trained).sum::<u64>(),
+        12
+    );
 }

@@ -3,13 +3,15 @@
 mod init;
 mod lora;
 mod params;
+mod personal;
 mod train;
 mod vit;
 
 pub use init::init_params;
 pub use lora::LoraLinear;
 pub use params::Trainable;
-pub use train::{EvalCounts, Optimizer, TrainConfig, evaluate, fine_tune, train_local};
+pub use personal::{PersonalStep, train_maml, train_moreau};
+pub use train::{EvalCounts, LocalData, Optimizer, TrainConfig, evaluate, fine_tune, train_local};
 pub use vit::{Vit, VitConfig};
 
 use std::path::Path;

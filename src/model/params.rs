@@ -52,6 +52,18 @@ impl Trainable {
         module
     }
 
+    /// The selected parameters as one differentiable vector, in [`extract`](Self::extract)'s
+    /// order (for penalties on the distance to a reference vector).
+    pub fn flat_tensor<M: Module>(&self, module: &M) -> Tensor<1> {
+        let mut v = Flattener {
+            sel: self,
+            path: Vec::new(),
+            parts: Vec::new(),
+        };
+        module.visit(&mut v);
+        Tensor::cat(v.parts, 0)
+    }
+
     /// Number of selected values and of all values.
     pub fn count<M: Module>(&self, module: &M) -> (usize, usize) {
         let mut v = Counter {
@@ -134,6 +146,28 @@ impl ModuleVisitor for Collector<'_> {
             self.values.extend(to_vec(param.val()));
         }
         self.all.push((path, to_vec(param.val())));
+    }
+}
+
+struct Flattener<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    parts: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for Flattener<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.sel.matches(&joined(&self.path, None)) {
+            let t = param.val();
+            let n = t.shape().num_elements();
+            self.parts.push(t.reshape([n]));
+        }
     }
 }
 

@@ -21,13 +21,15 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
-    fn lr(&self) -> f64 {
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
         match *self {
             Optimizer::Sgd { lr } | Optimizer::Adam { lr } => lr,
         }
     }
 
-    fn init(&self) -> ModuleOptimizer {
+    /// A fresh optimiser.
+    pub fn init(&self) -> ModuleOptimizer {
         match self {
             Optimizer::Sgd { .. } => SgdConfig::new().init(),
             Optimizer::Adam { .. } => AdamConfig::new().init(),
@@ -44,7 +46,7 @@ pub struct TrainConfig {
     pub optimizer: Optimizer,
 }
 
-fn batch_tensors(
+pub(crate) fn batch_tensors(
     data: &Dataset,
     idx: &[u32],
     patch: usize,
@@ -61,34 +63,39 @@ fn batch_tensors(
     (x, y)
 }
 
-/// Trains the model's trainable parameters on `indices` for the configured epochs,
-/// shuffling with `seed`. Returns the trained model and the mean batch loss.
-pub fn train_local(
-    model: Vit,
-    data: &Dataset,
-    indices: &[u32],
-    config: &TrainConfig,
-    patch: usize,
-    seed: u64,
-    device: &Device,
-) -> (Vit, f64) {
-    let steps = config.epochs as usize * indices.len().div_ceil(config.batch_size.max(1));
-    fine_tune(model, data, indices, steps, config, patch, seed, device)
+/// One client's (or the pretraining set's) training data, and how a job draws from it.
+pub struct LocalData<'a> {
+    pub data: &'a Dataset,
+    pub indices: &'a [u32],
+    /// The model's patch size, to cut images into tokens.
+    pub patch: usize,
+    /// Seeds every random choice of the job (batch order).
+    pub seed: u64,
+    pub device: &'a Device,
 }
 
-/// Takes `steps` optimiser steps on batches of `indices`, reshuffled with `seed` at every
-/// pass (the last batch of a pass may be smaller). Returns the model and the mean loss.
-#[allow(clippy::too_many_arguments)]
+/// Trains the model's trainable parameters on `local` for the configured epochs.
+/// Returns the trained model and the mean batch loss.
+pub fn train_local(model: Vit, local: &LocalData<'_>, config: &TrainConfig) -> (Vit, f64) {
+    let steps = config.epochs as usize * local.indices.len().div_ceil(config.batch_size.max(1));
+    fine_tune(model, local, steps, config)
+}
+
+/// Takes `steps` optimiser steps on batches of `local`, reshuffled at every pass (the last
+/// batch of a pass may be smaller). Returns the model and the mean loss.
 pub fn fine_tune(
     mut model: Vit,
-    data: &Dataset,
-    indices: &[u32],
+    local: &LocalData<'_>,
     steps: usize,
     config: &TrainConfig,
-    patch: usize,
-    seed: u64,
-    device: &Device,
 ) -> (Vit, f64) {
+    let LocalData {
+        data,
+        indices,
+        patch,
+        seed,
+        device,
+    } = *local;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut optim = config.optimizer.init();
     let loss_fn = CrossEntropyLossConfig::new().init(device);

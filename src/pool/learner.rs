@@ -7,7 +7,10 @@ use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob
 
 use super::{JobKind, Pool};
 use crate::data::{Dataset, Partition};
-use crate::model::{EvalCounts, TrainConfig, Trainable, Vit, evaluate, fine_tune, train_local};
+use crate::model::{
+    EvalCounts, LocalData, Optimizer, PersonalStep, TrainConfig, Trainable, Vit, evaluate,
+    fine_tune, train_local, train_maml, train_moreau,
+};
 
 /// Samples per evaluation task: small enough to spread over the workers.
 const EVAL_CHUNK: usize = 250;
@@ -25,9 +28,12 @@ pub struct LearnerSetup {
     pub train_data: Arc<Dataset>,
     pub test_data: Arc<Dataset>,
     pub partition: Arc<Partition>,
-    /// Local fine-tuning steps that personalize the model before each client's
-    /// evaluation (0: evaluate the global model as is).
-    pub personalize_steps: usize,
+    /// Local fine-tuning steps (and their SGD learning rate, else the training optimizer)
+    /// that personalize the model before each client's evaluation; `None` evaluates the
+    /// global model as is.
+    pub personalize: Option<(usize, Option<f64>)>,
+    /// The clients' personalized-FL procedure (PersA-FL), or plain local training.
+    pub procedure: Option<PersonalStep>,
     pub workers: usize,
     pub device: Device,
 }
@@ -42,12 +48,20 @@ pub struct PoolLearner {
     train_data: Arc<Dataset>,
     test_data: Arc<Dataset>,
     partition: Arc<Partition>,
-    personalize_steps: usize,
+    personalize: Option<(usize, TrainConfig)>,
+    procedure: Arc<Option<PersonalStep>>,
 }
 
 impl PoolLearner {
     pub fn new(setup: LearnerSetup) -> Self {
         let initial = setup.trainable.extract(&setup.model);
+        let personalize = setup.personalize.map(|(steps, lr)| {
+            let mut config = setup.train.clone();
+            if let Some(lr) = lr {
+                config.optimizer = Optimizer::Sgd { lr };
+            }
+            (steps, config)
+        });
         Self {
             pool: Pool::new(setup.workers, &setup.model, &setup.device),
             initial,
@@ -57,7 +71,8 @@ impl PoolLearner {
             train_data: setup.train_data,
             test_data: setup.test_data,
             partition: setup.partition,
-            personalize_steps: setup.personalize_steps,
+            personalize,
+            procedure: Arc::new(setup.procedure),
         }
     }
 }
@@ -133,17 +148,52 @@ impl Learner for PoolLearner {
         let partition = self.partition.clone();
         let config = self.train.clone();
         let patch = self.patch;
+        let procedure = self.procedure.clone();
         self.pool.submit(
             JobKind::Train,
             Box::new(move |w| {
                 let indices = &partition.train[job.client];
+                let local = LocalData {
+                    data: &data,
+                    indices,
+                    patch,
+                    seed: job.seed,
+                    device: &w.device,
+                };
                 let model = trainable.load(w.model.clone(), &job.params);
-                let (model, loss) =
-                    train_local(model, &data, indices, &config, patch, job.seed, &w.device);
+                let (params, loss, personal) = match procedure.as_ref() {
+                    None => {
+                        let (m, loss) = train_local(model, &local, &config);
+                        (trainable.extract(&m), loss, None)
+                    }
+                    Some(PersonalStep::Maml { inner_lr }) => {
+                        let (m, loss) = train_maml(model, &local, &config, *inner_lr);
+                        (trainable.extract(&m), loss, None)
+                    }
+                    Some(PersonalStep::Moreau {
+                        lambda,
+                        inner_steps,
+                    }) => {
+                        // The personal model starts from the last one, or from the global.
+                        let start = job.personal.as_deref().unwrap_or(&job.params);
+                        let personal = trainable.load(w.model.clone(), start);
+                        let (update, personal, loss) = train_moreau(
+                            &job.params,
+                            personal,
+                            &trainable,
+                            &local,
+                            &config,
+                            *lambda,
+                            *inner_steps,
+                        );
+                        (update, loss, Some(trainable.extract(&personal)))
+                    }
+                };
                 done.complete(TrainOutcome {
-                    params: trainable.extract(&model),
+                    params,
                     num_samples: indices.len() as u64,
                     loss,
+                    personal,
                 });
             }),
         );
@@ -170,10 +220,13 @@ impl Learner for PoolLearner {
             let params = job.params.clone();
             let trainable = self.trainable.clone();
             let patch = self.patch;
-            let steps = self.personalize_steps;
-            let config = self.train.clone();
+            let personalize = self.personalize.clone();
             let (test_data, train_data) = (self.test_data.clone(), self.train_data.clone());
             let partition = self.partition.clone();
+            let own = match src {
+                Source::Client(c) => job.personal.get(c).cloned().flatten(),
+                Source::Central(..) => None,
+            };
             self.pool.submit(
                 JobKind::Eval,
                 Box::new(move |w| {
@@ -187,22 +240,22 @@ impl Learner for PoolLearner {
                         Source::Client(c) => {
                             let test = &partition.test[c];
                             let global = evaluate(&model, &train_data, test, patch, EVAL_BATCH);
-                            let personal = if steps == 0 {
-                                global
-                            } else {
-                                let seed = PERSONALIZE_SEED ^ c as u64;
-                                let train = &partition.train[c];
-                                let (tuned, _) = fine_tune(
-                                    model,
-                                    &train_data,
-                                    train,
-                                    steps,
-                                    &config,
+                            let personal = if let Some(own) = own {
+                                // The client's own personal model, as its last job left it.
+                                let mine = trainable.load(w.model.clone(), &own);
+                                evaluate(&mine, &train_data, test, patch, EVAL_BATCH)
+                            } else if let Some((steps, config)) = &personalize {
+                                let local = LocalData {
+                                    data: &train_data,
+                                    indices: &partition.train[c],
                                     patch,
-                                    seed,
-                                    &w.device,
-                                );
+                                    seed: PERSONALIZE_SEED ^ c as u64,
+                                    device: &w.device,
+                                };
+                                let (tuned, _) = fine_tune(model, &local, *steps, config);
                                 evaluate(&tuned, &train_data, test, patch, EVAL_BATCH)
+                            } else {
+                                global
                             };
                             (global, personal)
                         }

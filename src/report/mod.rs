@@ -69,6 +69,8 @@ pub struct Staleness {
     pub p90: Option<u64>,
     pub p99: Option<u64>,
     pub max: Option<u64>,
+    /// Updates by staleness: `histogram[s]` arrived `s` versions old.
+    pub histogram: Vec<u64>,
 }
 
 impl Staleness {
@@ -79,11 +81,16 @@ impl Staleness {
             let rank = ((p * v.len() as f64).ceil() as usize).max(1);
             v.get(rank - 1).copied()
         };
+        let mut histogram = vec![0; v.last().map_or(0, |&m| m as usize + 1)];
+        for &s in &v {
+            histogram[s as usize] += 1;
+        }
         Staleness {
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
             max: v.last().copied(),
+            histogram,
         }
     }
 }

@@ -17,7 +17,7 @@ use flotilla_actors::net::LinkSpec;
 use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
 
-use crate::model::{AdapterSpec, Optimizer, VitConfig};
+use crate::model::{AdapterSpec, Optimizer, PersonalStep, VitConfig};
 
 /// A scenario that cannot be used, and where the problem is.
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +309,59 @@ impl Loaded {
             };
             bad.map_or(Ok(()), |m| Err(self.invalid("algorithm.staleness", m)))
         };
-        match &s.algorithm {
+        self.validate_algorithm_section(&s.algorithm, any_failure, &in_range, &staleness)
+    }
+
+    fn validate_algorithm_section(
+        &self,
+        algorithm: &AlgorithmSection,
+        any_failure: bool,
+        in_range: &dyn Fn(&str, usize) -> Result<(), ScenarioError>,
+        staleness: &dyn Fn(&Staleness) -> Result<(), ScenarioError>,
+    ) -> Result<(), ScenarioError> {
+        match algorithm {
+            AlgorithmSection::PersAfl { server, personal } => {
+                if !matches!(
+                    **server,
+                    AlgorithmSection::FedAsync { .. } | AlgorithmSection::FedBuff { .. }
+                ) {
+                    return Err(
+                        self.invalid("algorithm.server", "must be FedAsync(..) or FedBuff(..)")
+                    );
+                }
+                let lr = {
+                    let (Optimizer::Sgd { lr } | Optimizer::Adam { lr }) =
+                        self.scenario.training.optimizer;
+                    lr
+                };
+                match *personal {
+                    PersonalStep::Maml { inner_lr }
+                        if !(inner_lr.is_finite() && inner_lr > 0.0) =>
+                    {
+                        return Err(self.invalid(
+                            "algorithm.personal.inner_lr",
+                            format!("must be > 0, got {inner_lr}"),
+                        ));
+                    }
+                    PersonalStep::Moreau {
+                        lambda,
+                        inner_steps,
+                    } => {
+                        if !(lambda.is_finite() && lambda > 0.0 && lr * lambda <= 1.0) {
+                            return Err(self.invalid(
+                                "algorithm.personal.lambda",
+                                format!("must be > 0 with training lr x lambda <= 1 (the pull toward the personal model would overshoot), got {lambda} with lr {lr}"),
+                            ));
+                        }
+                        if inner_steps == 0 {
+                            return Err(self
+                                .invalid("algorithm.personal.inner_steps", "must be at least 1"));
+                        }
+                    }
+                    PersonalStep::Maml { .. } => {}
+                }
+                return self.validate_algorithm_section(server, any_failure, in_range, staleness);
+            }
             AlgorithmSection::FedAvg {
                 clients_per_round,
                 over_selection,
@@ -430,7 +482,30 @@ impl Loaded {
                 });
             }
         }
-        let algorithm = match &s.algorithm {
+        let algorithm = Self::algorithm_spec(&s.algorithm);
+        Ok(SimConfig {
+            seed: s.seed,
+            clients,
+            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
+            egress_bps: s.server.egress.as_ref().map(Quantity::value),
+            wire: s.wire.dtype,
+            algorithm,
+            stop: StopRule {
+                rounds: s.stop.rounds,
+                virtual_time: s
+                    .stop
+                    .virtual_time
+                    .as_ref()
+                    .map(|t| SimTime::from_secs_ceil(t.value())),
+                target_accuracy: s.stop.target_accuracy,
+            },
+            eval_every_rounds: s.eval.every_rounds,
+        })
+    }
+
+    /// The engine's algorithm for a scenario's (PersA-FL runs its server's).
+    fn algorithm_spec(algorithm: &AlgorithmSection) -> AlgorithmSpec {
+        match algorithm {
             AlgorithmSection::FedAvg {
                 clients_per_round,
                 over_selection,
@@ -464,25 +539,16 @@ impl Loaded {
                 staleness: staleness.clone(),
                 max_staleness: *max_staleness,
             }),
-        };
-        Ok(SimConfig {
-            seed: s.seed,
-            clients,
-            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
-            egress_bps: s.server.egress.as_ref().map(Quantity::value),
-            wire: s.wire.dtype,
-            algorithm,
-            stop: StopRule {
-                rounds: s.stop.rounds,
-                virtual_time: s
-                    .stop
-                    .virtual_time
-                    .as_ref()
-                    .map(|t| SimTime::from_secs_ceil(t.value())),
-                target_accuracy: s.stop.target_accuracy,
-            },
-            eval_every_rounds: s.eval.every_rounds,
-        })
+            AlgorithmSection::PersAfl { server, .. } => Self::algorithm_spec(server),
+        }
+    }
+
+    /// The clients' personalized-FL procedure, for PersA-FL.
+    pub fn personal_step(&self) -> Option<PersonalStep> {
+        match &self.scenario.algorithm {
+            AlgorithmSection::PersAfl { personal, .. } => Some(personal.clone()),
+            _ => None,
+        }
     }
 
     /// Reads population[`class`]'s availability trace: per client of the class, its online

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::units::{Duration, Quantity, Rate, Unit};
 use crate::data::PartitionSpec;
-use crate::model::{AdapterSpec, TrainConfig};
+use crate::model::{AdapterSpec, PersonalStep, TrainConfig};
 use flotilla_actors::WireDtype;
 use flotilla_actors::strategy::Staleness;
 
@@ -125,6 +125,13 @@ pub enum AlgorithmSection {
         staleness: Staleness,
         #[serde(default)]
         max_staleness: Option<u64>,
+    },
+    /// PersA-FL: asynchronous aggregation (`server` is FedAsync or FedBuff) of clients
+    /// that run a personalized-FL procedure and keep their personal state.
+    #[serde(rename = "PersAFL")]
+    PersAfl {
+        server: Box<AlgorithmSection>,
+        personal: PersonalStep,
     },
 }
 
@@ -256,9 +263,14 @@ pub struct EvalSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Personalize {
-    /// Fine-tune the global model's trainable parameters for `steps` local SGD steps on the
-    /// client's own training split (the scenario's optimizer and batch size).
-    FineTune { steps: usize },
+    /// Fine-tune the global model's trainable parameters for `steps` local steps on the
+    /// client's own training split (the scenario's batch size; plain SGD at `lr` when
+    /// given, else the scenario's optimizer).
+    FineTune {
+        steps: usize,
+        #[serde(default)]
+        lr: Option<f64>,
+    },
 }
 
 fn default_every_rounds() -> u32 {
