@@ -4,12 +4,9 @@
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Tensor, TensorData};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::train::{LocalData, batch_tensors};
+use super::train::{LocalData, mean};
 use super::{TrainConfig, Trainable, Vit};
 
 /// How a client turns the model it received into its update (and its personal model).
@@ -29,26 +26,6 @@ pub enum PersonalStep {
     Moreau { lambda: f64, inner_steps: usize },
 }
 
-/// Batches of `indices` for `steps` steps, reshuffled with `rng` at every pass.
-fn batches(indices: &[u32], batch: usize, steps: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<u32>> {
-    let mut order = indices.to_vec();
-    let mut out = Vec::with_capacity(steps);
-    while out.len() < steps && !order.is_empty() {
-        order.shuffle(rng);
-        out.extend(
-            order
-                .chunks(batch.max(1))
-                .map(<[u32]>::to_vec)
-                .take(steps - out.len()),
-        );
-    }
-    out
-}
-
-fn steps_per_job(config: &TrainConfig, samples: usize) -> usize {
-    config.epochs as usize * samples.div_ceil(config.batch_size.max(1))
-}
-
 /// First-order MAML over the job's epochs (each outer step consumes two batches).
 pub fn train_maml(
     mut model: Vit,
@@ -56,30 +33,17 @@ pub fn train_maml(
     config: &TrainConfig,
     inner_lr: f64,
 ) -> (Vit, f64) {
-    let LocalData {
-        data,
-        indices,
-        patch,
-        seed,
-        device,
-    } = *local;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
     let mut outer = config.optimizer.init();
-    let all = batches(
-        indices,
-        config.batch_size,
-        steps_per_job(config, indices.len()),
-        &mut rng,
-    );
+    let batches = local.batches(config.batch_size, local.steps(config));
     let (mut loss_sum, mut n) = (0.0, 0usize);
-    for pair in all.chunks(2) {
+    for pair in batches.chunks(2) {
         let (d, d2) = (&pair[0], pair.get(1).unwrap_or(&pair[0]));
-        let (x, y) = batch_tensors(data, d, patch, device);
+        let (x, y) = local.tensors(d);
         let loss = loss_fn.forward(model.forward(x), y);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let adapted = SgdConfig::new().init().step(inner_lr, model.clone(), grads);
-        let (x2, y2) = batch_tensors(data, d2, patch, device);
+        let (x2, y2) = local.tensors(d2);
         let loss2 = loss_fn.forward(adapted.forward(x2), y2);
         loss_sum += loss2.clone().into_scalar::<f32>() as f64;
         n += 1;
@@ -87,7 +51,7 @@ pub fn train_maml(
         let grads2 = GradientsParams::from_grads(loss2.backward(), &adapted);
         model = outer.step(config.optimizer.lr(), model, grads2);
     }
-    (model, if n == 0 { 0.0 } else { loss_sum / n as f64 })
+    (model, mean(loss_sum, n))
 }
 
 /// The Moreau-envelope procedure from the received global parameters and the client's
@@ -101,27 +65,15 @@ pub fn train_moreau(
     lambda: f64,
     inner_steps: usize,
 ) -> (Vec<f32>, Vit, f64) {
-    let LocalData {
-        data,
-        indices,
-        patch,
-        seed,
-        device,
-    } = *local;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
     let mut inner = config.optimizer.init();
     let lr = config.optimizer.lr();
     let mut w = global.to_vec();
     let (mut loss_sum, mut n) = (0.0, 0usize);
-    for batch in batches(
-        indices,
-        config.batch_size,
-        steps_per_job(config, indices.len()),
-        &mut rng,
-    ) {
-        let (x, y) = batch_tensors(data, &batch, patch, device);
-        let anchor: Tensor<1> = Tensor::from_data(TensorData::new(w.clone(), [w.len()]), device);
+    for batch in local.batches(config.batch_size, local.steps(config)) {
+        let (x, y) = local.tensors(&batch);
+        let anchor: Tensor<1> =
+            Tensor::from_data(TensorData::new(w.clone(), [w.len()]), local.device);
         for _ in 0..inner_steps {
             let task = loss_fn.forward(personal.forward(x.clone()), y.clone());
             loss_sum += task.clone().into_scalar::<f32>() as f64;
@@ -136,5 +88,5 @@ pub fn train_moreau(
             *wi -= (lr * lambda) as f32 * (*wi - ti);
         }
     }
-    (w, personal, if n == 0 { 0.0 } else { loss_sum / n as f64 })
+    (w, personal, mean(loss_sum, n))
 }

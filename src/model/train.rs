@@ -74,54 +74,62 @@ pub struct LocalData<'a> {
     pub device: &'a Device,
 }
 
+impl LocalData<'_> {
+    /// Batches of the indices for `steps` steps, reshuffled from the job's seed at every
+    /// pass (the last batch of a pass may be smaller).
+    pub(crate) fn batches(&self, batch: usize, steps: usize) -> Vec<Vec<u32>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut order = self.indices.to_vec();
+        let mut out = Vec::with_capacity(steps);
+        while out.len() < steps && !order.is_empty() {
+            order.shuffle(&mut rng);
+            let left = steps - out.len();
+            out.extend(order.chunks(batch.max(1)).map(<[u32]>::to_vec).take(left));
+        }
+        out
+    }
+
+    /// Steps in `config.epochs` passes over the data.
+    pub(crate) fn steps(&self, config: &TrainConfig) -> usize {
+        config.epochs as usize * self.indices.len().div_ceil(config.batch_size.max(1))
+    }
+
+    /// A batch as input and label tensors on the job's device.
+    pub(crate) fn tensors(&self, batch: &[u32]) -> (Tensor<3>, Tensor<1, Int>) {
+        batch_tensors(self.data, batch, self.patch, self.device)
+    }
+}
+
+/// The mean of `sum` over `n` items, 0 for none.
+pub(crate) fn mean(sum: f64, n: usize) -> f64 {
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
 /// Trains the model's trainable parameters on `local` for the configured epochs.
 /// Returns the trained model and the mean batch loss.
 pub fn train_local(model: Vit, local: &LocalData<'_>, config: &TrainConfig) -> (Vit, f64) {
-    let steps = config.epochs as usize * local.indices.len().div_ceil(config.batch_size.max(1));
-    fine_tune(model, local, steps, config)
+    fine_tune(model, local, local.steps(config), config)
 }
 
-/// Takes `steps` optimiser steps on batches of `local`, reshuffled at every pass (the last
-/// batch of a pass may be smaller). Returns the model and the mean loss.
+/// Takes `steps` optimiser steps on batches of `local`. Returns the model and the mean loss.
 pub fn fine_tune(
     mut model: Vit,
     local: &LocalData<'_>,
     steps: usize,
     config: &TrainConfig,
 ) -> (Vit, f64) {
-    let LocalData {
-        data,
-        indices,
-        patch,
-        seed,
-        device,
-    } = *local;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut optim = config.optimizer.init();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let mut order = indices.to_vec();
+    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
+    let batches = local.batches(config.batch_size, steps);
     let mut loss_sum = 0.0;
-    let mut taken = 0usize;
-    while taken < steps && !order.is_empty() {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks(config.batch_size.max(1)) {
-            if taken == steps {
-                break;
-            }
-            let (x, y) = batch_tensors(data, chunk, patch, device);
-            let loss = loss_fn.forward(model.forward(x), y);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            taken += 1;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(config.optimizer.lr(), model, grads);
-        }
+    for batch in &batches {
+        let (x, y) = local.tensors(batch);
+        let loss = loss_fn.forward(model.forward(x), y);
+        loss_sum += loss.clone().into_scalar::<f32>() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(config.optimizer.lr(), model, grads);
     }
-    let mean = if taken == 0 {
-        0.0
-    } else {
-        loss_sum / taken as f64
-    };
-    (model, mean)
+    (model, mean(loss_sum, batches.len()))
 }
 
 /// Correct predictions and summed loss over a set of samples.
