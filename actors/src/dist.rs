@@ -111,18 +111,6 @@ impl Dist {
         };
         raw.clamp(min, max)
     }
-
-    /// The distribution's median, used where a representative value is needed.
-    pub fn median(&self) -> f64 {
-        match *self {
-            Dist::Const(v) => v,
-            Dist::Uniform { low, high } => (low + high) / 2.0,
-            Dist::Normal { mean, .. } => mean,
-            Dist::LogNormal { median, .. } => median,
-            Dist::Exponential { mean } => mean * std::f64::consts::LN_2,
-            Dist::Pareto { scale, shape } => scale * 2f64.powf(1.0 / shape),
-        }
-    }
 }
 
 #[cfg(test)]

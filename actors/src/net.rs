@@ -345,11 +345,6 @@ impl SharedCapacity {
             .min()
     }
 
-    /// Transfers in progress.
-    pub fn active(&self) -> usize {
-        self.active.len()
-    }
-
     fn advance(&mut self, now: SimTime) {
         let dt = now.saturating_sub(self.last).as_secs_f64();
         if dt > 0.0 {

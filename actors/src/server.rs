@@ -119,11 +119,6 @@ impl ServerActor {
         }
     }
 
-    /// The current global parameters.
-    pub fn global(&self) -> &Params {
-        &self.global
-    }
-
     fn handle(&mut self, out: &mut Out, event: ServerEvent) {
         let mut strategy = std::mem::replace(&mut self.strategy, Box::new(crate::strategy::Idle));
         match event {

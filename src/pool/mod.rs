@@ -89,11 +89,6 @@ impl Pool {
         // Workers only stop when the pool is dropped, so the channel is open here.
         let _ = tx.send(timed);
     }
-
-    /// Number of worker threads.
-    pub fn workers(&self) -> usize {
-        self.handles.len()
-    }
 }
 
 impl Drop for Pool {
