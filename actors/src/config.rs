@@ -7,6 +7,7 @@ use crate::net::LinkSpec;
 use crate::payload::WireDtype;
 use crate::server::StopRule;
 use crate::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig};
+use crate::time::SimTime;
 
 /// One client's device and links.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,8 @@ pub struct SimConfig {
     pub wire: WireDtype,
     pub algorithm: AlgorithmSpec,
     pub stop: StopRule,
-    /// Evaluate the global model every this many rounds (and always at the end).
-    pub eval_every_rounds: u32,
+    /// Evaluate the global model every this many rounds (always at the end).
+    pub eval_every_rounds: Option<u32>,
+    /// Also evaluate it at every multiple of this simulated time (when it changed).
+    pub eval_every: Option<SimTime>,
 }

@@ -45,6 +45,8 @@ pub enum ServerEvent {
     },
     /// The virtual-time limit.
     Horizon,
+    /// Time for a periodic evaluation.
+    EvalTick,
 }
 
 /// The server: global parameters, version counter, strategy, evaluation schedule.
@@ -58,7 +60,8 @@ pub struct ServerActor {
     learner: Arc<dyn Learner>,
     records: Arc<Mutex<Records>>,
     stop: StopRule,
-    eval_every_rounds: u32,
+    eval_every_rounds: Option<u32>,
+    eval_every: Option<SimTime>,
     /// The global model as encoded for the current version, shared by every download.
     encoded: Option<(u64, Encoded)>,
     round_started: SimTime,
@@ -80,7 +83,8 @@ pub struct ServerSetup {
     pub personal: PersonalModels,
     pub wire: WireDtype,
     pub stop: StopRule,
-    pub eval_every_rounds: u32,
+    pub eval_every_rounds: Option<u32>,
+    pub eval_every: Option<SimTime>,
 }
 
 impl ServerActor {
@@ -108,7 +112,8 @@ impl ServerActor {
             learner,
             records,
             stop: setup.stop,
-            eval_every_rounds: setup.eval_every_rounds.max(1),
+            eval_every_rounds: setup.eval_every_rounds.filter(|&r| r > 0),
+            eval_every: setup.eval_every.filter(|t| *t > SimTime::ZERO),
             encoded: None,
             round_started: SimTime::ZERO,
             stopping: false,
@@ -125,6 +130,9 @@ impl ServerActor {
             ServerEvent::Start => {
                 if let Some(t) = self.stop.virtual_time {
                     out.at(t, Event::Server(ServerEvent::Horizon));
+                }
+                if let Some(every) = self.eval_every {
+                    out.at(every, Event::Server(ServerEvent::EvalTick));
                 }
                 strategy.start(&mut ServerCtx { server: self, out });
             }
@@ -187,6 +195,15 @@ impl ServerActor {
                 }
             }
             ServerEvent::Horizon => self.finish(out),
+            ServerEvent::EvalTick => {
+                if !self.stopping {
+                    let round = self.records.lock().expect("records lock").rounds;
+                    self.evaluate(out, round);
+                    if let Some(every) = self.eval_every {
+                        out.after(every, Event::Server(ServerEvent::EvalTick));
+                    }
+                }
+            }
         }
         self.strategy = strategy;
     }
@@ -373,7 +390,10 @@ impl ServerCtx<'_> {
             server.finish(self.out);
             return false;
         }
-        if round.is_multiple_of(server.eval_every_rounds) {
+        if server
+            .eval_every_rounds
+            .is_some_and(|every| round.is_multiple_of(every))
+        {
             server.evaluate(self.out, round);
         }
         true

@@ -87,6 +87,7 @@ fn spawn_actors(
         wire: config.wire,
         stop: config.stop.clone(),
         eval_every_rounds: config.eval_every_rounds,
+        eval_every: config.eval_every,
     };
     let server = ServerActor::new(setup, strategy, learner, records.clone()).start();
     let mut actors = Actors {

@@ -88,7 +88,8 @@ fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimCon
             virtual_time: None,
             target_accuracy: None,
         },
-        eval_every_rounds: 1,
+        eval_every_rounds: Some(1),
+        eval_every: None,
     }
 }
 
@@ -571,5 +572,29 @@ fn personal_state_persists_across_a_clients_jobs_and_reaches_evaluation() {
     assert_eq!(
         out.records.clients.iter().map(|s| s.trained).sum::<u64>(),
         12
+    );
+}
+
+#[test]
+fn periodic_evaluation_happens_at_exact_multiples_of_its_period() {
+    // Rounds take 2.086 s; evaluations every 5 s see the model of the last round before.
+    let mut c = config(
+        vec![client(150.0, link(0.030, 8e6), link(0.050, 16e6))],
+        fedavg(1),
+        10,
+    );
+    c.eval_every_rounds = None;
+    c.eval_every = Some(SimTime(5_000_000));
+    let out = run(&c);
+    let rows: Vec<(f64, u64)> = out
+        .records
+        .timeline
+        .iter()
+        .map(|t| (t.sim_seconds, t.version))
+        .collect();
+    // Ticks at 5, 10, 15, 20 s (versions 2, 4, 7, 9), then the final evaluation at 20.86 s.
+    assert_eq!(
+        rows,
+        vec![(5.0, 2), (10.0, 4), (15.0, 7), (20.0, 9), (20.86, 10)]
     );
 }

@@ -276,8 +276,11 @@ impl Loaded {
                 format!("must be in (0, 1], got {a}"),
             ));
         }
-        if s.eval.every_rounds == 0 {
+        if s.eval.every_rounds == Some(0) {
             return Err(self.invalid("eval.every_rounds", "must be at least 1"));
+        }
+        if s.eval.every.as_ref().is_some_and(|t| t.value() <= 0.0) {
+            return Err(self.invalid("eval.every", "must be > 0"));
         }
         self.sim_config()?;
         if let Some(addr) = &s.monitoring.prometheus {
@@ -499,7 +502,15 @@ impl Loaded {
                     .map(|t| SimTime::from_secs_ceil(t.value())),
                 target_accuracy: s.stop.target_accuracy,
             },
-            eval_every_rounds: s.eval.every_rounds,
+            eval_every_rounds: match (s.eval.every_rounds, &s.eval.every) {
+                (None, None) => Some(1),
+                (rounds, _) => rounds,
+            },
+            eval_every: s
+                .eval
+                .every
+                .as_ref()
+                .map(|t| SimTime::from_secs_ceil(t.value())),
         })
     }
 

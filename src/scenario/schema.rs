@@ -248,11 +248,16 @@ pub struct StopSection {
 }
 
 /// How often the global model is evaluated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    #[serde(default = "default_every_rounds")]
-    pub every_rounds: u32,
+    /// Evaluate every this many rounds (model versions for asynchronous algorithms);
+    /// 1 unless `every` is given.
+    #[serde(default)]
+    pub every_rounds: Option<u32>,
+    /// Also evaluate at every multiple of this simulated time (when the model changed).
+    #[serde(default)]
+    pub every: Option<Duration>,
     /// How each client's personalized model is made for evaluation; absent, it is the
     /// global model itself.
     #[serde(default)]
@@ -271,19 +276,6 @@ pub enum Personalize {
         #[serde(default)]
         lr: Option<f64>,
     },
-}
-
-fn default_every_rounds() -> u32 {
-    1
-}
-
-impl Default for EvalSection {
-    fn default() -> Self {
-        Self {
-            every_rounds: default_every_rounds(),
-            personalize: None,
-        }
-    }
 }
 
 /// The training pool.
