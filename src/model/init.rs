@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::Trainable;
+use super::params::track_path;
 
 /// Re-initialises the parameters whose paths `which` selects:
 /// linear weights and biases `U(-1/sqrt(d_in), 1/sqrt(d_in))`, class token and positions
@@ -32,12 +33,7 @@ struct Init<'a> {
 }
 
 impl ModuleMapper for Init<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let path = self.path.join(".");
         let leaf = self.path.last().map(String::as_str).unwrap_or("");

@@ -90,6 +90,20 @@ impl Trainable {
     }
 }
 
+/// The `enter_module`/`exit_module` pair of a visitor or mapper that keeps `self.path`
+/// as the path of the module being walked.
+macro_rules! track_path {
+    () => {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+    };
+}
+pub(super) use track_path;
+
 fn joined(path: &[String], leaf: Option<&str>) -> String {
     let mut p = path.join(".");
     if let Some(leaf) = leaf {
@@ -107,12 +121,7 @@ struct Freezer<'a> {
 }
 
 impl ModuleMapper for Freezer<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let trainable = self.sel.matches(&joined(&self.path, None));
         param.set_require_grad(trainable)
@@ -134,12 +143,7 @@ fn to_vec<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 }
 
 impl ModuleVisitor for Collector<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let path = joined(&self.path, None);
         if self.sel.matches(&path) {
@@ -156,12 +160,7 @@ struct Flattener<'a> {
 }
 
 impl ModuleVisitor for Flattener<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if self.sel.matches(&joined(&self.path, None)) {
             let t = param.val();
@@ -179,12 +178,7 @@ struct Counter<'a> {
 }
 
 impl ModuleVisitor for Counter<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let n = param.val().shape().num_elements();
         self.total += n;
@@ -202,12 +196,7 @@ struct Loader<'a> {
 }
 
 impl ModuleMapper for Loader<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
+    track_path!();
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         if !self.sel.matches(&joined(&self.path, None)) {
             return param;
