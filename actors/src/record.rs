@@ -31,6 +31,21 @@ impl DiscardReason {
     }
 }
 
+/// The nearest-rank `p`-quantile (`0 < p <= 1`) of sorted values; `None` when empty.
+///
+/// ```
+/// use flotilla_actors::record::nearest_rank;
+/// let v = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+/// assert_eq!(nearest_rank(&v, 0.1), Some(1));
+/// assert_eq!(nearest_rank(&v, 0.5), Some(5));
+/// assert_eq!(nearest_rank(&v, 0.99), Some(10));
+/// assert_eq!(nearest_rank::<u64>(&[], 0.5), None);
+/// ```
+pub fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).copied()
+}
+
 /// Per-client statistics, one row of `clients.csv`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ClientStats {

@@ -8,7 +8,7 @@ use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::{Encoded, Params, WireDtype};
-use crate::record::{DiscardReason, Records, TimelineRow, UpdateRecord};
+use crate::record::{DiscardReason, Records, TimelineRow, UpdateRecord, nearest_rank};
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
@@ -407,9 +407,7 @@ fn mean_and_p10(values: &[f64]) -> (f64, f64) {
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    // Nearest-rank percentile.
-    let rank = ((0.10 * sorted.len() as f64).ceil() as usize).max(1);
-    (mean, sorted[rank - 1])
+    (mean, nearest_rank(&sorted, 0.10).unwrap_or(f64::NAN))
 }
 
 deliver_to!(ServerActor, ServerEvent);

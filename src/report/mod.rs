@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use flotilla_actors::record::nearest_rank;
 use flotilla_actors::{Records, SimOutcome, StopReason};
 use serde::Serialize;
 
@@ -77,10 +78,7 @@ impl Staleness {
     fn of(values: impl Iterator<Item = u64>) -> Self {
         let mut v: Vec<u64> = values.collect();
         v.sort_unstable();
-        let q = |p: f64| {
-            let rank = ((p * v.len() as f64).ceil() as usize).max(1);
-            v.get(rank - 1).copied()
-        };
+        let q = |p: f64| nearest_rank(&v, p);
         let mut histogram = vec![0; v.last().map_or(0, |&m| m as usize + 1)];
         for &s in &v {
             histogram[s as usize] += 1;
