@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use flotilla_actors::{Learner, Observer, Records, SimTime, simulate};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{load_idx_dir, partition};
+use crate::data::{Layout, load_idx_dir};
 use crate::model::build_model;
 use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner};
@@ -62,15 +62,6 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     let DataSource::Idx { dir } = &s.data.source;
     let data =
         load_idx_dir(&loaded.path(dir)).map_err(|e| invalid("data.source", e.to_string()))?;
-    let part = partition(
-        &data.train.labels,
-        s.data.clients,
-        &s.data.partition,
-        s.data.min_samples,
-        s.data.local_test_fraction,
-        s.seed,
-    )
-    .map_err(|e| invalid("data.partition", e.to_string()))?;
     let vit = loaded.vit(data.train.side, data.train.channels, data.train.classes);
     if data.train.side % vit.patch != 0 {
         return Err(invalid(
@@ -82,6 +73,19 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         )
         .into());
     }
+    let tasks = Arc::new(
+        Layout {
+            tasks: &s.data.tasks,
+            clients: s.data.clients,
+            partition: &s.data.partition,
+            min_samples: s.data.min_samples,
+            test_fraction: s.data.local_test_fraction,
+            seed: s.seed,
+            separate: loaded.separate_slots(),
+        }
+        .apply(data)
+        .map_err(|e| invalid(&e.field, e.message))?,
+    );
     let device = Device::flex().autodiff();
     let weights = s.model.weights.as_ref().map(|w| loaded.path(w));
     let model = build_model(&vit, weights.as_deref(), &s.model.adapter, s.seed, &device)
@@ -102,9 +106,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         trainable,
         patch: vit.patch,
         train: s.training.clone(),
-        train_data: Arc::new(data.train),
-        test_data: Arc::new(data.test),
-        partition: Arc::new(part),
+        data: tasks.clone(),
         personalize: s
             .eval
             .personalize
@@ -123,9 +125,15 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     };
     let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))
         .map_err(|e| RunError::Failed(e.to_string()))?;
-    let summary = Summary::new(s, &outcome, &size, started.elapsed().as_secs_f64());
+    let summary = Summary::new(
+        s,
+        &outcome,
+        &size,
+        &tasks.names,
+        started.elapsed().as_secs_f64(),
+    );
     let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
-    write_run(&dir, s, &summary, &outcome.records)
+    write_run(&dir, s, &summary, &outcome.records, &tasks.names)
         .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
     Ok(RunResult { dir, summary })
 }
@@ -144,6 +152,7 @@ fn strategy_name(s: &crate::scenario::Scenario) -> &'static str {
         AlgorithmSection::FedAsync { .. } => "fedasync",
         AlgorithmSection::FedBuff { .. } => "fedbuff",
         AlgorithmSection::PersAfl { .. } => "persafl",
+        AlgorithmSection::FlTac { .. } => "fltac",
     }
 }
 

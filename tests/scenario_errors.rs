@@ -181,6 +181,56 @@ fn malformed_scenarios_name_the_place() {
             vec!["fedbuff-staleness.ron: algorithm.staleness: exponent must be >= 0"],
         ),
         (
+            "task-client.ron",
+            with(
+                "clients: 4)",
+                "clients: 4, tasks: [(name: \"a\", clients: [0, 1, 2, 3, 5])])",
+            ),
+            vec![
+                "task-client.ron: data.tasks[0].clients: client 5 does not exist (data.clients is 4)",
+            ],
+        ),
+        (
+            "task-orphan.ron",
+            with(
+                "clients: 4)",
+                "clients: 4, tasks: [(name: \"a\", clients: [0, 1]), (name: \"b\", clients: [1, 2])])",
+            ),
+            vec!["task-orphan.ron: data.tasks: client 3 holds no task"],
+        ),
+        (
+            "task-name.ron",
+            with(
+                "clients: 4)",
+                "clients: 4, tasks: [(name: \"a\", clients: [0, 1]), (name: \"a\", clients: [2, 3])])",
+            ),
+            vec!["task-name.ron: data.tasks[1].name: \"a\" names an earlier task too"],
+        ),
+        (
+            "task-domain.ron",
+            with(
+                "clients: 4)",
+                "clients: 4, tasks: [(name: \"a\", domain: [Invert, Blur(sigma: 0.0)], clients: [0, 1, 2, 3])])",
+            ),
+            vec!["task-domain.ron: data.tasks[0].domain[1]: sigma must be > 0, got 0"],
+        ),
+        (
+            "fltac-server.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "FLTAC(k: 2, server: FedAsync(concurrency: 2, alpha: 0.5))",
+            ),
+            vec!["fltac-server.ron: algorithm.server: must be FedAvg(..) or FedBuff(..)"],
+        ),
+        (
+            "fltac-k.ron",
+            with(
+                "FedAvg(clients_per_round: 2)",
+                "FLTAC(k: 9, server: FedAvg(clients_per_round: 2))",
+            ),
+            vec!["fltac-k.ron: algorithm.k: must be in 1..=8, got 9"],
+        ),
+        (
             "persafl-server.ron",
             with(
                 "FedAvg(clients_per_round: 2)",

@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::device::{Availability, AvailabilityProcess, DeviceSpec, MIN_SPEED, compute_time};
 use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
-use crate::message::{Message, ModelMsg, UpdateMsg};
+use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::WireDtype;
 use crate::record::{AvailabilityRecord, Records};
@@ -277,16 +277,27 @@ impl ClientActor {
                     self.personal.lock().expect("personal models")[self.id] =
                         Some(Arc::new(personal));
                 }
-                let encoded = self.wire.transmit(&outcome.params);
                 self.records.lock().expect("records lock").clients[self.id].updates_sent += 1;
+                let mut bytes = 0;
+                let adapters = outcome
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        let encoded = self.wire.transmit(&slot.params);
+                        bytes += encoded.bytes;
+                        AdapterUpdate {
+                            params: encoded.values,
+                            num_samples: slot.num_samples,
+                        }
+                    })
+                    .collect();
                 let update = UpdateMsg {
                     client: self.id,
                     round,
                     base_version,
-                    params: encoded.values,
-                    num_samples: outcome.num_samples,
+                    adapters,
                     loss: outcome.loss,
-                    bytes: encoded.bytes,
+                    bytes,
                 };
                 let link = LinkId {
                     client: self.id,

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::device::{Availability, DeviceSpec};
+use crate::learner::TaskId;
 use crate::net::LinkSpec;
 use crate::payload::WireDtype;
 use crate::server::StopRule;
-use crate::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig};
+use crate::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use crate::time::SimTime;
 
 /// One client's device and links.
@@ -18,6 +19,9 @@ pub struct ClientSpec {
     pub availability: Availability,
     pub uplink: LinkSpec,
     pub downlink: LinkSpec,
+    /// The client's slots, one per adapter it trains, each with the true task behind it
+    /// (`None` when the slot mixes tasks): for reports only, strategies never see it.
+    pub slots: Vec<Option<TaskId>>,
 }
 
 /// The algorithm the server runs.
@@ -39,6 +43,10 @@ pub struct SimConfig {
     pub egress_bps: Option<f64>,
     pub wire: WireDtype,
     pub algorithm: AlgorithmSpec,
+    /// FL-TAC: cluster the adapters and keep one model per cluster.
+    pub clustering: Option<Clustering>,
+    /// Number of tasks in the data (1 without tasks).
+    pub tasks: usize,
     pub stop: StopRule,
     /// Evaluate the global model every this many rounds (always at the end).
     pub eval_every_rounds: Option<u32>,

@@ -7,23 +7,35 @@ use crate::payload::Params;
 /// Index of a client, `0..clients`.
 pub type ClientId = usize;
 
+/// Index of a task, `0..tasks`, in the order the scenario lists them.
+pub type TaskId = usize;
+
 /// One local-training job: start from `params`, train on the client's own data.
 #[derive(Clone, Debug)]
 pub struct TrainJob {
     pub client: ClientId,
-    pub params: Params,
+    /// The starting adapter of each of the client's slots (one per task it trains
+    /// separately; a single slot for single-adapter algorithms).
+    pub params: Vec<Params>,
     /// The client's personal state from its last job, if the learner keeps one.
     pub personal: Option<Params>,
     /// Seed for every random choice inside the job (shuffling, dropout masks).
     pub seed: u64,
 }
 
+/// One slot's trained adapter.
+#[derive(Clone, Debug)]
+pub struct SlotOutcome {
+    pub params: Vec<f32>,
+    /// Training samples behind the adapter, its weight in FedAvg.
+    pub num_samples: u64,
+}
+
 /// The result of a [`TrainJob`].
 #[derive(Clone, Debug)]
 pub struct TrainOutcome {
-    pub params: Vec<f32>,
-    /// Training samples behind the update, the weight of the update in FedAvg.
-    pub num_samples: u64,
+    /// The trained adapter of each slot, in the job's slot order.
+    pub slots: Vec<SlotOutcome>,
     /// Mean training loss over the job.
     pub loss: f64,
     /// The client's personal state after the job (a personalized model), kept by the
@@ -31,20 +43,27 @@ pub struct TrainOutcome {
     pub personal: Option<Vec<f32>>,
 }
 
-/// An evaluation of one parameter vector.
+/// An evaluation of the server's models.
 #[derive(Clone, Debug)]
 pub struct EvalJob {
-    pub params: Params,
+    /// The model the server serves to each task, evaluated on that task's central test set.
+    pub tasks: Vec<Params>,
+    /// The model each client's slot holds from the server, by client and slot, evaluated on
+    /// the slot's local test split.
+    pub slots: Vec<Vec<Params>>,
     /// Each client's personal model, where it has one: evaluated as its personalized model.
     pub personal: Vec<Option<Params>>,
 }
 
-/// Accuracy of the evaluated model on the central test set and on every client's local split.
+/// Accuracy of the served models on the central test sets and on every client's local split.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EvalOutcome {
+    /// Accuracy over every task's central test set together.
     pub global_accuracy: f64,
     pub global_loss: f64,
-    /// The evaluated model's accuracy on each client's own held-out split, by client.
+    /// Accuracy on each task's central test set, by task.
+    pub task_accuracy: Vec<f64>,
+    /// The served models' accuracy on each client's own held-out split, by client.
     pub client_accuracy: Vec<f64>,
     /// Each client's personalized model's accuracy on its held-out split, by client (the
     /// same as `client_accuracy` when the scenario personalizes nothing).
@@ -121,8 +140,8 @@ impl<T> Completer<T> {
 pub trait Learner: Send + Sync {
     /// The initial global parameters.
     fn initial_params(&self) -> Vec<f32>;
-    /// Samples processed by one local-training job of `client` (train samples x epochs):
-    /// the device model turns this into compute time.
+    /// Samples processed by one local-training job of `client` (train samples x epochs,
+    /// over all its slots): the device model turns this into compute time.
     fn train_work(&self, client: ClientId) -> u64;
     /// Starts local training.
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome>;

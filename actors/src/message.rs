@@ -7,27 +7,44 @@ use crate::net::LinkId;
 use crate::payload::Params;
 use crate::server::ServerEvent;
 
-/// The global model, as a client receives it.
+/// The server's models for one client, as the client receives them.
 #[derive(Clone, Debug)]
 pub struct ModelMsg {
     pub round: u32,
     pub version: u64,
-    /// Decoded values (with the wire encoding's rounding).
-    pub params: Params,
+    /// One model per slot of the client, decoded (with the wire encoding's rounding).
+    pub params: Vec<Params>,
     pub bytes: u64,
 }
 
-/// A client's trained parameters, as the server receives them.
+/// One trained adapter in an update.
+#[derive(Clone, Debug)]
+pub struct AdapterUpdate {
+    /// Decoded values (with the wire encoding's rounding).
+    pub params: Params,
+    /// Training samples behind it, its weight in averages.
+    pub num_samples: u64,
+}
+
+/// A client's trained adapters, as the server receives them.
 #[derive(Clone, Debug)]
 pub struct UpdateMsg {
     pub client: ClientId,
     pub round: u32,
     /// The model version the client started from.
     pub base_version: u64,
-    pub params: Params,
-    pub num_samples: u64,
+    /// One adapter per slot of the client, in slot order.
+    pub adapters: Vec<AdapterUpdate>,
     pub loss: f64,
+    /// Encoded size: the sum of the adapters' encodings.
     pub bytes: u64,
+}
+
+impl UpdateMsg {
+    /// The adapter of a single-slot update (every algorithm but FL-TAC trains one).
+    pub fn single(&self) -> &AdapterUpdate {
+        &self.adapters[0]
+    }
 }
 
 /// A message on a link.

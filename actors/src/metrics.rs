@@ -36,6 +36,8 @@ pub const GLOBAL_ACCURACY: &str = "flotilla_global_accuracy";
 /// Latest mean accuracy over clients of their personalized models on their own test
 /// splits (gauge).
 pub const PERSONALIZED_ACCURACY: &str = "flotilla_personalized_accuracy";
+/// Purity of the latest clustering of adapters against the true tasks (gauge, FL-TAC).
+pub const CLUSTER_PURITY: &str = "flotilla_cluster_purity";
 
 /// Describes every engine metric (type, unit, help) to the installed recorder.
 pub fn describe() {
@@ -97,6 +99,10 @@ pub fn describe() {
     describe_gauge!(
         GLOBAL_ACCURACY,
         "Latest global accuracy on the central test set"
+    );
+    describe_gauge!(
+        CLUSTER_PURITY,
+        "Purity of the latest clustering of adapters against the true tasks"
     );
     describe_gauge!(
         PERSONALIZED_ACCURACY,

@@ -107,10 +107,28 @@ pub struct TimelineRow {
     pub personalized_accuracy: f64,
     /// 10th percentile over clients of that accuracy.
     pub personalized_accuracy_p10: f64,
+    /// Accuracy of the model serving each task on that task's central test set, by task
+    /// (written as one column per task).
+    #[serde(skip)]
+    pub task_accuracy: Vec<f64>,
+    /// Purity of the latest clustering of adapters against the true tasks (FL-TAC).
+    pub cluster_purity: Option<f64>,
     pub updates_applied: u64,
     pub updates_discarded: u64,
     pub bytes_up: u64,
     pub bytes_down: u64,
+}
+
+/// One clustering of received adapters (FL-TAC).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusteringRecord {
+    pub sim_seconds: f64,
+    /// The model version the clustering produced.
+    pub version: u64,
+    /// Share of the clustered adapters whose true task is their cluster's majority task.
+    pub purity: f64,
+    /// Adapters per cluster (by model index).
+    pub sizes: Vec<u64>,
 }
 
 /// Everything the actors record during a run.
@@ -139,6 +157,8 @@ pub struct Records {
     pub updates: Vec<UpdateRecord>,
     /// Every change of a device's availability (and the initial state of those that change).
     pub availability: Vec<AvailabilityRecord>,
+    /// Every clustering of adapters, in order.
+    pub clusterings: Vec<ClusteringRecord>,
 }
 
 impl Records {

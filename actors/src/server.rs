@@ -4,11 +4,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::client::{ClientEvent, PersonalModels};
 use crate::event::{Event, Out, deliver_to};
-use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending};
+use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TaskId};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
 use crate::payload::{Encoded, Params, WireDtype};
-use crate::record::{DiscardReason, Records, TimelineRow, UpdateRecord, nearest_rank};
+use crate::record::{
+    ClusteringRecord, DiscardReason, Records, TimelineRow, UpdateRecord, nearest_rank,
+};
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
@@ -49,9 +51,17 @@ pub enum ServerEvent {
     EvalTick,
 }
 
-/// The server: global parameters, version counter, strategy, evaluation schedule.
+/// The server: its models, version counter, strategy, evaluation schedule.
 pub struct ServerActor {
-    global: Params,
+    /// The models it serves: one global model, or one per cluster (FL-TAC).
+    models: Vec<Params>,
+    /// Which model each client's slot receives, by client and slot.
+    routes: Vec<Vec<usize>>,
+    /// The true task behind each client's slot, for reports only (strategies never see it).
+    slot_tasks: Vec<Vec<Option<TaskId>>>,
+    tasks: usize,
+    /// What each client was last sent: the version and one model per slot.
+    sent: Vec<Option<(u64, Vec<Params>)>>,
     version: u64,
     strategy: Box<dyn Strategy>,
     rng: SimRng,
@@ -62,8 +72,8 @@ pub struct ServerActor {
     stop: StopRule,
     eval_every_rounds: Option<u32>,
     eval_every: Option<SimTime>,
-    /// The global model as encoded for the current version, shared by every download.
-    encoded: Option<(u64, Encoded)>,
+    /// Each model as encoded for the current version, shared by every download.
+    encoded: Vec<Option<(u64, Encoded)>>,
     round_started: SimTime,
     /// Set once the run is winding down: the final evaluation then stops it.
     stopping: bool,
@@ -78,6 +88,12 @@ pub struct ServerActor {
 /// Server settings besides the strategy.
 pub struct ServerSetup {
     pub seed: u64,
+    /// Models the server serves (one per cluster for FL-TAC, else one).
+    pub models: usize,
+    /// Number of tasks in the scenario.
+    pub tasks: usize,
+    /// The true task behind each client's slot (`None` for a slot mixing tasks).
+    pub slot_tasks: Vec<Vec<Option<TaskId>>>,
     /// Whether each client starts online.
     pub online: Vec<bool>,
     pub personal: PersonalModels,
@@ -102,8 +118,14 @@ impl ServerActor {
         metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(0);
         metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(0);
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(0.0);
+        let initial = Arc::new(learner.initial_params());
+        let models = setup.models.max(1);
         Self {
-            global: Arc::new(learner.initial_params()),
+            models: vec![initial; models],
+            routes: setup.slot_tasks.iter().map(|s| vec![0; s.len()]).collect(),
+            sent: vec![None; setup.slot_tasks.len()],
+            slot_tasks: setup.slot_tasks,
+            tasks: setup.tasks,
             version: 0,
             strategy,
             rng: stream(setup.seed, ActorKey::Server, "select"),
@@ -114,7 +136,7 @@ impl ServerActor {
             stop: setup.stop,
             eval_every_rounds: setup.eval_every_rounds.filter(|&r| r > 0),
             eval_every: setup.eval_every.filter(|t| *t > SimTime::ZERO),
-            encoded: None,
+            encoded: vec![None; models],
             round_started: SimTime::ZERO,
             stopping: false,
             evaluated_version: None,
@@ -220,6 +242,7 @@ impl ServerActor {
             stats.personalized_accuracy = Some(personal);
         }
         let (local, local_p10) = mean_and_p10(&outcome.client_accuracy);
+        let cluster_purity = records.clusterings.last().map(|c| c.purity);
         let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy);
         metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
         metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
@@ -233,6 +256,8 @@ impl ServerActor {
             local_accuracy_p10: local_p10,
             personalized_accuracy: mean,
             personalized_accuracy_p10: p10,
+            task_accuracy: outcome.task_accuracy,
+            cluster_purity,
             updates_applied: records.updates_applied,
             updates_discarded: records.updates_discarded_total(),
             bytes_up: records.bytes_up,
@@ -248,8 +273,17 @@ impl ServerActor {
         self.evaluated_version = Some(self.version);
         self.evals_in_flight += 1;
         let personal = self.personal.lock().expect("personal models").clone();
+        let slots = self
+            .routes
+            .iter()
+            .map(|r| r.iter().map(|&m| self.models[m].clone()).collect())
+            .collect();
+        let tasks = (0..self.tasks)
+            .map(|t| self.models[self.task_model(t)].clone())
+            .collect();
         let outcome = self.learner.evaluate(EvalJob {
-            params: self.global.clone(),
+            tasks,
+            slots,
             personal,
         });
         out.now(Event::Server(ServerEvent::EvalDone {
@@ -270,6 +304,21 @@ impl ServerActor {
         if self.evals_in_flight == 0 {
             out.now(Event::Stop);
         }
+    }
+
+    /// The model serving task `t`: the one most of the task's slots are routed to (ties to
+    /// the lower index), the first when no slot belongs to the task alone.
+    fn task_model(&self, t: TaskId) -> usize {
+        let mut votes = vec![0usize; self.models.len()];
+        for (routes, tasks) in self.routes.iter().zip(&self.slot_tasks) {
+            for (&m, &task) in routes.iter().zip(tasks) {
+                if task == Some(t) {
+                    votes[m] += 1;
+                }
+            }
+        }
+        let best = votes.iter().copied().max().unwrap_or(0);
+        votes.iter().position(|&v| v == best && v > 0).unwrap_or(0)
     }
 
     fn discard(&mut self, client: ClientId, reason: DiscardReason) {
@@ -311,9 +360,24 @@ impl ServerCtx<'_> {
         &mut self.server.rng
     }
 
-    /// The current global parameters.
+    /// The current global parameters (the first model where the server keeps several).
     pub fn global(&self) -> &Params {
-        &self.server.global
+        &self.server.models[0]
+    }
+
+    /// The server's models (one per cluster for FL-TAC).
+    pub fn models(&self) -> &[Params] {
+        &self.server.models
+    }
+
+    /// Number of slots (adapters) `client` trains.
+    pub fn slots(&self, client: ClientId) -> usize {
+        self.server.routes[client].len()
+    }
+
+    /// What `client` was last sent: the model version and one model per slot.
+    pub fn sent(&self, client: ClientId) -> Option<&(u64, Vec<Params>)> {
+        self.server.sent[client].as_ref()
     }
 
     /// The current model version (number of aggregations applied).
@@ -326,23 +390,31 @@ impl ServerCtx<'_> {
         self.server.round_started = self.now();
     }
 
-    /// Sends the current global model to `client` over its downlink.
+    /// Sends `client` its models over its downlink: for each slot, the model it is routed to.
     pub fn send_model(&mut self, client: ClientId, round: u32) {
-        let version = self.server.version;
-        let encoded = match &self.server.encoded {
-            Some((v, e)) if *v == version => e.clone(),
-            _ => {
-                let e = self.server.wire.transmit(&self.server.global);
-                self.server.encoded = Some((version, e.clone()));
-                e
-            }
-        };
-        self.server.records.lock().expect("records lock").clients[client].selected += 1;
+        let server = &mut *self.server;
+        let version = server.version;
+        let mut bytes = 0;
+        let mut params = Vec::with_capacity(server.routes[client].len());
+        for &m in &server.routes[client] {
+            let encoded = match &server.encoded[m] {
+                Some((v, e)) if *v == version => e.clone(),
+                _ => {
+                    let e = server.wire.transmit(&server.models[m]);
+                    server.encoded[m] = Some((version, e.clone()));
+                    e
+                }
+            };
+            bytes += encoded.bytes;
+            params.push(encoded.values);
+        }
+        server.sent[client] = Some((version, params.clone()));
+        server.records.lock().expect("records lock").clients[client].selected += 1;
         let msg = ModelMsg {
             round,
             version,
-            params: encoded.values,
-            bytes: encoded.bytes,
+            params,
+            bytes,
         };
         let link = LinkId {
             client,
@@ -360,7 +432,15 @@ impl ServerCtx<'_> {
 
     /// Replaces the global model with `params`, built from the updates of `contributors`.
     pub fn apply(&mut self, params: Vec<f32>, contributors: &[ClientId]) {
-        self.server.global = Arc::new(params);
+        self.apply_models(vec![(0, params)], contributors);
+    }
+
+    /// Replaces several models at once (one new version), built from the updates of
+    /// `contributors`.
+    pub fn apply_models(&mut self, models: Vec<(usize, Vec<f32>)>, contributors: &[ClientId]) {
+        for (m, params) in models {
+            self.server.models[m] = Arc::new(params);
+        }
         self.server.version += 1;
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(self.server.version as f64);
         metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(contributors.len() as u64);
@@ -369,6 +449,42 @@ impl ServerCtx<'_> {
         for &c in contributors {
             records.on_applied(c);
         }
+    }
+
+    /// Routes each `(client, slot)` to a model from now on: the result of one clustering,
+    /// whose purity against the true tasks is recorded.
+    pub fn assign(&mut self, assignments: &[(ClientId, usize, usize)]) {
+        let server = &mut *self.server;
+        let mut counts = vec![vec![0u64; server.tasks]; server.models.len()];
+        let mut labelled = 0u64;
+        for &(client, slot, model) in assignments {
+            server.routes[client][slot] = model;
+            if let Some(t) = server.slot_tasks[client][slot] {
+                counts[model][t] += 1;
+                labelled += 1;
+            }
+        }
+        let majority: u64 = counts
+            .iter()
+            .map(|c| c.iter().copied().max().unwrap_or(0))
+            .sum();
+        let purity = majority as f64 / labelled.max(1) as f64;
+        metrics::gauge!(crate::metrics::CLUSTER_PURITY).set(purity);
+        let mut sizes = vec![0u64; server.models.len()];
+        for &(_, _, model) in assignments {
+            sizes[model] += 1;
+        }
+        server
+            .records
+            .lock()
+            .expect("records lock")
+            .clusterings
+            .push(ClusteringRecord {
+                sim_seconds: self.out.time().as_secs_f64(),
+                version: server.version,
+                purity,
+                sizes,
+            });
     }
 
     /// Counts an update that will not be applied.

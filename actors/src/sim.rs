@@ -14,7 +14,7 @@ use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
 use crate::record::Records;
 use crate::rng::{ActorKey, stream};
 use crate::server::{ServerActor, ServerSetup};
-use crate::strategy::{FedAsync, FedAvg, FedBuff, Strategy};
+use crate::strategy::{Clusterer, FedAsync, FedAvg, FedBuff, Strategy};
 use crate::time::SimTime;
 
 /// The result of a run: how it ended and everything recorded on the way.
@@ -53,10 +53,17 @@ fn spawn_actors(
     learner: Arc<dyn Learner>,
     records: &Arc<Mutex<Records>>,
 ) -> (Actors, Vec<(SimTime, Event)>) {
-    let strategy: Box<dyn Strategy> = match &config.algorithm {
-        AlgorithmSpec::FedAvg(c) => Box::new(FedAvg::new(c.clone())),
-        AlgorithmSpec::FedAsync(c) => Box::new(FedAsync::new(c.clone())),
-        AlgorithmSpec::FedBuff(c) => Box::new(FedBuff::new(c.clone())),
+    let clusterer = config
+        .clustering
+        .clone()
+        .map(|c| Clusterer::new(c, stream(config.seed, ActorKey::Server, "cluster")));
+    let strategy: Box<dyn Strategy> = match (&config.algorithm, clusterer) {
+        (AlgorithmSpec::FedAvg(c), None) => Box::new(FedAvg::new(c.clone())),
+        (AlgorithmSpec::FedAvg(c), Some(k)) => Box::new(FedAvg::new(c.clone()).clustered(k)),
+        (AlgorithmSpec::FedBuff(c), None) => Box::new(FedBuff::new(c.clone())),
+        (AlgorithmSpec::FedBuff(c), Some(k)) => Box::new(FedBuff::new(c.clone()).clustered(k)),
+        // FedAsync mixes one model; scenarios never cluster it.
+        (AlgorithmSpec::FedAsync(c), _) => Box::new(FedAsync::new(c.clone())),
     };
     let personal: PersonalModels = Arc::new(Mutex::new(vec![None; config.clients.len()]));
     let clients: Vec<ClientActor> = config
@@ -82,6 +89,9 @@ fn spawn_actors(
         .collect();
     let setup = ServerSetup {
         seed: config.seed,
+        models: config.clustering.as_ref().map_or(1, |c| c.k),
+        tasks: config.tasks,
+        slot_tasks: config.clients.iter().map(|c| c.slots.clone()).collect(),
         online: clients.iter().map(ClientActor::online).collect(),
         personal,
         wire: config.wire,

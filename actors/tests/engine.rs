@@ -4,9 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use flotilla_actors::device::{Availability, DeviceSpec};
+use flotilla_actors::learner::SlotOutcome;
 use flotilla_actors::net::LinkSpec;
 use flotilla_actors::record::DiscardReason;
-use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
+use flotilla_actors::strategy::{
+    Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness,
+};
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
     SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, WireDtype, simulate,
@@ -32,22 +35,25 @@ impl Learner for Mock {
     }
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         Pending::ready(TrainOutcome {
-            params: job
-                .params
-                .iter()
-                .map(|v| v + (job.client + 1) as f32)
-                .collect(),
-            num_samples: 10 + job.client as u64,
+            slots: vec![SlotOutcome {
+                params: job.params[0]
+                    .iter()
+                    .map(|v| v + (job.client + 1) as f32)
+                    .collect(),
+                num_samples: 10 + job.client as u64,
+            }],
             loss: 0.0,
             personal: None,
         })
     }
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        let value = job.tasks[0][0] as f64;
         Pending::ready(EvalOutcome {
-            global_accuracy: job.params[0] as f64,
+            global_accuracy: value,
             global_loss: 0.0,
-            client_accuracy: vec![job.params[0] as f64; self.clients],
-            personalized_accuracy: vec![job.params[0] as f64; self.clients],
+            task_accuracy: vec![value],
+            client_accuracy: vec![value; self.clients],
+            personalized_accuracy: vec![value; self.clients],
         })
     }
 }
@@ -72,6 +78,7 @@ fn client(speed: f64, up: LinkSpec, down: LinkSpec) -> ClientSpec {
         availability: Availability::Always,
         uplink: up,
         downlink: down,
+        slots: vec![Some(0)],
     }
 }
 
@@ -83,6 +90,8 @@ fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimCon
         egress_bps: None,
         wire: WireDtype::F32,
         algorithm: AlgorithmSpec::FedAvg(fedavg),
+        clustering: None,
+        tasks: 1,
         stop: StopRule {
             rounds: Some(rounds),
             virtual_time: None,
@@ -272,6 +281,7 @@ fn noisy_population(seed: u64) -> SimConfig {
         availability: Availability::Always,
         uplink: noisy_link.clone(),
         downlink: noisy_link,
+        slots: vec![Some(0)],
     };
     let mut c = config(
         vec![phone; 20],
@@ -528,8 +538,10 @@ impl Learner for Counting {
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         let jobs = job.personal.map_or(0.0, |p| p[0]) + 1.0;
         Pending::ready(TrainOutcome {
-            params: job.params.to_vec(),
-            num_samples: 1,
+            slots: vec![SlotOutcome {
+                params: job.params[0].to_vec(),
+                num_samples: 1,
+            }],
             loss: 0.0,
             personal: Some(vec![jobs]),
         })
@@ -539,6 +551,7 @@ impl Learner for Counting {
         Pending::ready(EvalOutcome {
             global_accuracy: 0.0,
             global_loss: 0.0,
+            task_accuracy: vec![0.0],
             client_accuracy: vec![0.0; n],
             personalized_accuracy: job
                 .personal
@@ -597,4 +610,180 @@ fn periodic_evaluation_happens_at_exact_multiples_of_its_period() {
         rows,
         vec![(5.0, 2), (10.0, 4), (15.0, 7), (20.0, 9), (20.86, 10)]
     );
+}
+
+/// Values per adapter in the multi-task tests.
+const D: usize = 3;
+
+/// Three tasks with far-apart targets; training moves a slot's adapter to its task's
+/// target plus `0.01 * (client + 1)`, from `5 + client` samples.
+struct MultiTask {
+    slots: Vec<Vec<usize>>,
+}
+
+impl MultiTask {
+    fn target(task: usize) -> [f32; D] {
+        [[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 10.0]][task]
+    }
+
+    fn trained(task: usize, client: usize) -> Vec<f32> {
+        Self::target(task)
+            .iter()
+            .map(|v| v + 0.01 * (client + 1) as f32)
+            .collect()
+    }
+}
+
+impl Learner for MultiTask {
+    fn initial_params(&self) -> Vec<f32> {
+        vec![0.0; D]
+    }
+    fn train_work(&self, client: ClientId) -> u64 {
+        WORK * self.slots[client].len() as u64
+    }
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        assert_eq!(job.params.len(), self.slots[job.client].len());
+        Pending::ready(TrainOutcome {
+            slots: self.slots[job.client]
+                .iter()
+                .map(|&task| SlotOutcome {
+                    params: Self::trained(task, job.client),
+                    num_samples: 5 + job.client as u64,
+                })
+                .collect(),
+            loss: 0.0,
+            personal: None,
+        })
+    }
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        // A task's "accuracy" is the served model's coordinate on the task's own axis.
+        let task_accuracy: Vec<f64> = job
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(t, m)| m[t] as f64)
+            .collect();
+        Pending::ready(EvalOutcome {
+            global_accuracy: 0.0,
+            global_loss: 0.0,
+            task_accuracy,
+            client_accuracy: vec![0.0; job.slots.len()],
+            personalized_accuracy: vec![0.0; job.slots.len()],
+        })
+    }
+}
+
+/// Nine clients: three hold task 0, three task 1, three hold both 1 and 2.
+fn multi_task(algorithm: AlgorithmSpec, stop: u32) -> (SimConfig, Vec<Vec<usize>>) {
+    let slots: Vec<Vec<usize>> = (0..9)
+        .map(|c| match c % 3 {
+            0 => vec![0],
+            1 => vec![1],
+            _ => vec![1, 2],
+        })
+        .collect();
+    let clients = slots
+        .iter()
+        .map(|s| ClientSpec {
+            slots: s.iter().map(|&t| Some(t)).collect(),
+            ..client(300.0, link(0.0, 1e9), link(0.0, 1e9))
+        })
+        .collect();
+    let mut c = config(clients, fedavg(9), stop);
+    c.algorithm = algorithm;
+    c.tasks = 3;
+    c.clustering = Some(Clustering {
+        k: 3,
+        iterations: 10,
+        restarts: 4,
+    });
+    (c, slots)
+}
+
+#[test]
+fn fltac_clusters_by_task_and_averages_inside_each_cluster() {
+    let (c, slots) = multi_task(AlgorithmSpec::FedAvg(fedavg(9)), 2);
+    let out = simulate(
+        &c,
+        Arc::new(MultiTask {
+            slots: slots.clone(),
+        }),
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap();
+    let r = &out.records;
+    assert_eq!(r.clusterings.len(), 2);
+    for clustering in &r.clusterings {
+        assert_eq!(clustering.purity, 1.0);
+        let mut sizes = clustering.sizes.clone();
+        sizes.sort_unstable();
+        assert_eq!(sizes, vec![3, 3, 6]);
+    }
+    // Each task's model is the sample-weighted mean of its adapters, by hand.
+    for t in 0..3 {
+        let holders: Vec<usize> = (0..9).filter(|&c| slots[c].contains(&t)).collect();
+        let total: f64 = holders.iter().map(|&c| (5 + c) as f64).sum();
+        let mean = holders
+            .iter()
+            .map(|&c| (5 + c) as f64 * MultiTask::trained(t, c)[t] as f64)
+            .sum::<f64>()
+            / total;
+        let last = r.timeline.last().unwrap();
+        assert_eq!(last.task_accuracy[t], mean as f32 as f64, "task {t}");
+        assert_eq!(last.cluster_purity, Some(1.0));
+    }
+    // Bytes count every adapter: a two-task client moves two adapters each way.
+    let adapter = 4 * D as u64;
+    for (client, stats) in r.clients.iter().enumerate() {
+        let n = slots[client].len() as u64;
+        assert_eq!(stats.bytes_up, 2 * n * adapter, "client {client}");
+        assert_eq!(stats.bytes_down, 2 * n * adapter, "client {client}");
+    }
+}
+
+#[test]
+fn fltac_clusters_on_each_fedbuff_flush() {
+    let fedbuff = FedBuffConfig {
+        concurrency: 9,
+        buffer: 9,
+        server_lr: 1.0,
+        staleness: Staleness::Constant,
+        max_staleness: None,
+    };
+    let (mut c, slots) = multi_task(AlgorithmSpec::FedBuff(fedbuff), 3);
+    c.stop.rounds = None;
+    c.stop.virtual_time = Some(SimTime(10_000_000));
+    let run = || {
+        simulate(
+            &c,
+            Arc::new(MultiTask {
+                slots: slots.clone(),
+            }),
+            Arc::new(AtomicBool::new(false)),
+            Box::new(()),
+        )
+        .unwrap()
+    };
+    let out = run();
+    let r = &out.records;
+    assert!(r.clusterings.len() >= 2);
+    assert!(r.clusterings.iter().all(|c| c.purity == 1.0));
+    // With server lr 1, the first flush (every client trained from the initial zeros)
+    // makes each task's model the plain mean of its adapters.
+    let first = &r.timeline[0];
+    for t in 0..3 {
+        let holders: Vec<usize> = (0..9).filter(|&c| slots[c].contains(&t)).collect();
+        let mean = holders
+            .iter()
+            .map(|&c| MultiTask::trained(t, c)[t])
+            .sum::<f32>()
+            / holders.len() as f32;
+        assert!(
+            (first.task_accuracy[t] - mean as f64).abs() < 1e-4,
+            "task {t}"
+        );
+    }
+    let again = run();
+    assert_eq!(format!("{:?}", again.records), format!("{r:?}"));
 }

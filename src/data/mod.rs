@@ -1,10 +1,14 @@
-//! Image data sets, client partitions and local splits.
+//! Image data sets, tasks and domain shifts, client partitions and local splits.
 
+mod domain;
 mod idx;
 mod partition;
+mod tasks;
 
+pub use domain::{Domain, shift_domain};
 pub use idx::{IdxError, parse_idx, read_idx};
 pub use partition::{Partition, PartitionError, PartitionSpec, partition};
+pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 
 use std::path::Path;
 

@@ -141,6 +141,13 @@ pub struct EvalCounts {
 }
 
 impl EvalCounts {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &EvalCounts) {
+        self.correct += other.correct;
+        self.total += other.total;
+        self.loss_sum += other.loss_sum;
+    }
+
     pub fn accuracy(&self) -> f64 {
         if self.total == 0 {
             0.0

@@ -3,10 +3,11 @@
 use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
+use flotilla_actors::learner::{SlotOutcome, TaskId};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
 
 use super::{JobKind, Pool};
-use crate::data::{Dataset, Partition};
+use crate::data::TaskData;
 use crate::model::{
     EvalCounts, LocalData, Optimizer, PersonalStep, TrainConfig, Trainable, Vit, evaluate,
     fine_tune, train_local, train_maml, train_moreau,
@@ -25,9 +26,8 @@ pub struct LearnerSetup {
     pub trainable: Trainable,
     pub patch: usize,
     pub train: TrainConfig,
-    pub train_data: Arc<Dataset>,
-    pub test_data: Arc<Dataset>,
-    pub partition: Arc<Partition>,
+    /// The images, tasks and every client's slots.
+    pub data: Arc<TaskData>,
     /// Local fine-tuning steps (and their SGD learning rate, else the training optimizer)
     /// that personalize the model before each client's evaluation; `None` evaluates the
     /// global model as is.
@@ -45,9 +45,7 @@ pub struct PoolLearner {
     trainable: Trainable,
     patch: usize,
     train: Arc<TrainConfig>,
-    train_data: Arc<Dataset>,
-    test_data: Arc<Dataset>,
-    partition: Arc<Partition>,
+    data: Arc<TaskData>,
     personalize: Option<(usize, TrainConfig)>,
     procedure: Arc<Option<PersonalStep>>,
 }
@@ -68,56 +66,60 @@ impl PoolLearner {
             trainable: setup.trainable,
             patch: setup.patch,
             train: Arc::new(setup.train),
-            train_data: setup.train_data,
-            test_data: setup.test_data,
-            partition: setup.partition,
+            data: setup.data,
             personalize,
             procedure: Arc::new(setup.procedure),
         }
     }
 }
 
+/// The shuffling seed of slot `slot` in a job seeded `seed` (slot 0 keeps the job's).
+fn slot_seed(seed: u64, slot: usize) -> u64 {
+    seed ^ (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// Where an evaluation chunk's samples come from.
 #[derive(Clone)]
 enum Source {
-    /// The central test set, `start..end`.
-    Central(usize, usize),
-    /// Client `c`'s local test split.
-    Client(ClientId),
+    /// Task `t`'s central test images `start..end` (positions in its list).
+    Central(TaskId, usize, usize),
+    /// A client's slot's local test split.
+    Slot(ClientId, usize),
 }
 
 /// Collects chunk results and completes the evaluation when the last one is in; combining
-/// in chunk order keeps the sums independent of which chunk finished first. A client's
-/// chunk holds the global model's counts and its personalized model's.
+/// in chunk order keeps the sums independent of which chunk finished first. A slot's
+/// chunk holds the served model's counts and the personalized model's.
 struct EvalGather {
-    slots: Vec<Option<(EvalCounts, EvalCounts)>>,
+    results: Vec<Option<(EvalCounts, EvalCounts)>>,
     left: usize,
     sources: Vec<Source>,
     clients: usize,
+    tasks: usize,
     done: Option<flotilla_actors::learner::Completer<EvalOutcome>>,
 }
 
 impl EvalGather {
     fn put(&mut self, i: usize, counts: (EvalCounts, EvalCounts)) {
-        self.slots[i] = Some(counts);
+        self.results[i] = Some(counts);
         self.left -= 1;
         if self.left > 0 {
             return;
         }
         let mut central = EvalCounts::default();
-        let mut client_accuracy = vec![0.0; self.clients];
-        let mut personalized_accuracy = vec![0.0; self.clients];
-        for (src, slot) in self.sources.iter().zip(&self.slots) {
-            let (c, personal) = slot.expect("all chunks are in");
-            match src {
-                Source::Central(..) => {
-                    central.correct += c.correct;
-                    central.total += c.total;
-                    central.loss_sum += c.loss_sum;
+        let mut tasks = vec![EvalCounts::default(); self.tasks];
+        let mut served = vec![EvalCounts::default(); self.clients];
+        let mut personal = vec![EvalCounts::default(); self.clients];
+        for (src, result) in self.sources.iter().zip(&self.results) {
+            let (c, p) = result.expect("all chunks are in");
+            match *src {
+                Source::Central(t, ..) => {
+                    central.add(&c);
+                    tasks[t].add(&c);
                 }
-                Source::Client(id) => {
-                    client_accuracy[*id] = c.accuracy();
-                    personalized_accuracy[*id] = personal.accuracy();
+                Source::Slot(client, _) => {
+                    served[client].add(&c);
+                    personal[client].add(&p);
                 }
             }
         }
@@ -125,8 +127,9 @@ impl EvalGather {
             done.complete(EvalOutcome {
                 global_accuracy: central.accuracy(),
                 global_loss: central.loss_sum / central.total.max(1) as f64,
-                client_accuracy,
-                personalized_accuracy,
+                task_accuracy: tasks.iter().map(EvalCounts::accuracy).collect(),
+                client_accuracy: served.iter().map(EvalCounts::accuracy).collect(),
+                personalized_accuracy: personal.iter().map(EvalCounts::accuracy).collect(),
             });
         }
     }
@@ -138,61 +141,71 @@ impl Learner for PoolLearner {
     }
 
     fn train_work(&self, client: ClientId) -> u64 {
-        self.partition.train[client].len() as u64 * self.train.epochs as u64
+        let samples: usize = self.data.slots[client].iter().map(|s| s.train.len()).sum();
+        samples as u64 * self.train.epochs as u64
     }
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         let (done, pending) = Pending::channel();
         let trainable = self.trainable.clone();
-        let data = self.train_data.clone();
-        let partition = self.partition.clone();
+        let data = self.data.clone();
         let config = self.train.clone();
         let patch = self.patch;
         let procedure = self.procedure.clone();
         self.pool.submit(
             JobKind::Train,
             Box::new(move |w| {
-                let indices = &partition.train[job.client];
-                let local = LocalData {
-                    data: &data,
-                    indices,
-                    patch,
-                    seed: job.seed,
-                    device: &w.device,
-                };
-                let model = trainable.load(w.model.clone(), &job.params);
-                let (params, loss, personal) = match procedure.as_ref() {
-                    None => {
-                        let (m, loss) = train_local(model, &local, &config);
-                        (trainable.extract(&m), loss, None)
-                    }
-                    Some(PersonalStep::Maml { inner_lr }) => {
-                        let (m, loss) = train_maml(model, &local, &config, *inner_lr);
-                        (trainable.extract(&m), loss, None)
-                    }
-                    Some(PersonalStep::Moreau {
-                        lambda,
-                        inner_steps,
-                    }) => {
-                        // The personal model starts from the last one, or from the global.
-                        let start = job.personal.as_deref().unwrap_or(&job.params);
-                        let personal = trainable.load(w.model.clone(), start);
-                        let (update, personal, loss) = train_moreau(
-                            &job.params,
-                            personal,
-                            &trainable,
-                            &local,
-                            &config,
-                            *lambda,
-                            *inner_steps,
-                        );
-                        (update, loss, Some(trainable.extract(&personal)))
-                    }
-                };
+                let mut slots = Vec::with_capacity(job.params.len());
+                let mut losses = 0.0;
+                let mut personal = None;
+                for (s, (slot, start)) in data.slots[job.client].iter().zip(&job.params).enumerate()
+                {
+                    let local = LocalData {
+                        data: &data.train,
+                        indices: &slot.train,
+                        patch,
+                        seed: slot_seed(job.seed, s),
+                        device: &w.device,
+                    };
+                    let model = trainable.load(w.model.clone(), start);
+                    let (params, loss) = match procedure.as_ref() {
+                        None => {
+                            let (m, loss) = train_local(model, &local, &config);
+                            (trainable.extract(&m), loss)
+                        }
+                        Some(PersonalStep::Maml { inner_lr }) => {
+                            let (m, loss) = train_maml(model, &local, &config, *inner_lr);
+                            (trainable.extract(&m), loss)
+                        }
+                        Some(PersonalStep::Moreau {
+                            lambda,
+                            inner_steps,
+                        }) => {
+                            // The personal model starts from the last one, or from the global.
+                            let from = job.personal.as_deref().unwrap_or(start);
+                            let own = trainable.load(w.model.clone(), from);
+                            let (update, own, loss) = train_moreau(
+                                start,
+                                own,
+                                &trainable,
+                                &local,
+                                &config,
+                                *lambda,
+                                *inner_steps,
+                            );
+                            personal = Some(trainable.extract(&own));
+                            (update, loss)
+                        }
+                    };
+                    losses += loss;
+                    slots.push(SlotOutcome {
+                        params,
+                        num_samples: slot.train.len() as u64,
+                    });
+                }
                 done.complete(TrainOutcome {
-                    params,
-                    num_samples: indices.len() as u64,
-                    loss,
+                    loss: losses / slots.len().max(1) as f64,
+                    slots,
                     personal,
                 });
             }),
@@ -202,62 +215,72 @@ impl Learner for PoolLearner {
 
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
         let (done, pending) = Pending::channel();
-        let n = self.test_data.len();
-        let mut sources: Vec<Source> = (0..n)
-            .step_by(EVAL_CHUNK)
-            .map(|s| Source::Central(s, (s + EVAL_CHUNK).min(n)))
-            .collect();
-        sources.extend((0..self.partition.test.len()).map(Source::Client));
+        let data = &self.data;
+        let mut sources: Vec<Source> = Vec::new();
+        for (t, test) in data.task_test.iter().enumerate() {
+            let n = test.len();
+            sources.extend(
+                (0..n)
+                    .step_by(EVAL_CHUNK)
+                    .map(|s| Source::Central(t, s, (s + EVAL_CHUNK).min(n))),
+            );
+        }
+        for (c, slots) in data.slots.iter().enumerate() {
+            sources.extend((0..slots.len()).map(|s| Source::Slot(c, s)));
+        }
         let gather = Arc::new(Mutex::new(EvalGather {
-            slots: vec![None; sources.len()],
+            results: vec![None; sources.len()],
             left: sources.len(),
             sources: sources.clone(),
-            clients: self.partition.test.len(),
+            clients: data.slots.len(),
+            tasks: data.task_test.len(),
             done: Some(done),
         }));
         for (i, src) in sources.into_iter().enumerate() {
             let gather = gather.clone();
-            let params = job.params.clone();
+            let (params, own) = match src {
+                Source::Central(t, ..) => (job.tasks[t].clone(), None),
+                Source::Slot(c, s) => (
+                    job.slots[c][s].clone(),
+                    job.personal.get(c).cloned().flatten(),
+                ),
+            };
             let trainable = self.trainable.clone();
             let patch = self.patch;
             let personalize = self.personalize.clone();
-            let (test_data, train_data) = (self.test_data.clone(), self.train_data.clone());
-            let partition = self.partition.clone();
-            let own = match src {
-                Source::Client(c) => job.personal.get(c).cloned().flatten(),
-                Source::Central(..) => None,
-            };
+            let data = self.data.clone();
             self.pool.submit(
                 JobKind::Eval,
                 Box::new(move |w| {
                     let model = trainable.load(w.model.clone(), &params);
                     let counts = match src {
-                        Source::Central(s, e) => {
-                            let idx: Vec<u32> = (s as u32..e as u32).collect();
-                            let c = evaluate(&model, &test_data, &idx, patch, EVAL_BATCH);
+                        Source::Central(t, s, e) => {
+                            let idx = &data.task_test[t][s..e];
+                            let c = evaluate(&model, &data.test, idx, patch, EVAL_BATCH);
                             (c, c)
                         }
-                        Source::Client(c) => {
-                            let test = &partition.test[c];
-                            let global = evaluate(&model, &train_data, test, patch, EVAL_BATCH);
+                        Source::Slot(c, s) => {
+                            let slot = &data.slots[c][s];
+                            let served =
+                                evaluate(&model, &data.train, &slot.test, patch, EVAL_BATCH);
                             let personal = if let Some(own) = own {
                                 // The client's own personal model, as its last job left it.
                                 let mine = trainable.load(w.model.clone(), &own);
-                                evaluate(&mine, &train_data, test, patch, EVAL_BATCH)
+                                evaluate(&mine, &data.train, &slot.test, patch, EVAL_BATCH)
                             } else if let Some((steps, config)) = &personalize {
                                 let local = LocalData {
-                                    data: &train_data,
-                                    indices: &partition.train[c],
+                                    data: &data.train,
+                                    indices: &slot.train,
                                     patch,
-                                    seed: PERSONALIZE_SEED ^ c as u64,
+                                    seed: slot_seed(PERSONALIZE_SEED ^ c as u64, s),
                                     device: &w.device,
                                 };
                                 let (tuned, _) = fine_tune(model, &local, *steps, config);
-                                evaluate(&tuned, &train_data, test, patch, EVAL_BATCH)
+                                evaluate(&tuned, &data.train, &slot.test, patch, EVAL_BATCH)
                             } else {
-                                global
+                                served
                             };
-                            (global, personal)
+                            (served, personal)
                         }
                     };
                     gather.lock().expect("eval gather").put(i, counts);

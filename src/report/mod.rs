@@ -1,8 +1,9 @@
-//! What a run leaves behind: the resolved scenario, `summary.json`, `timeline.csv` and
-//! `clients.csv`.
+//! What a run leaves behind: the resolved scenario, `summary.json`, `timeline.csv`,
+//! `clients.csv`, `updates.csv`, `availability.csv` and, for FL-TAC, `clusterings.csv`.
 
 use std::path::Path;
 
+use flotilla_actors::record::TimelineRow;
 use flotilla_actors::record::nearest_rank;
 use flotilla_actors::{Records, SimOutcome, StopReason};
 use serde::Serialize;
@@ -58,9 +59,25 @@ pub struct Summary {
     pub adapter_params: usize,
     /// All parameters of the model, frozen backbone included.
     pub model_params: usize,
-    /// Bytes of one encoded update on the wire.
+    /// Bytes of one encoded adapter on the wire.
     pub update_bytes: u64,
+    /// Mean bytes sent up and down per round (model version for asynchronous algorithms).
+    pub bytes_up_per_round: Option<f64>,
+    pub bytes_down_per_round: Option<f64>,
+    /// The final accuracy of the model serving each task, on the task's central test set.
+    pub tasks: Vec<TaskAccuracy>,
+    /// Purity of the final clustering of adapters against the true tasks (FL-TAC), and of
+    /// every clustering in order.
+    pub cluster_purity: Option<f64>,
+    pub cluster_purity_history: Vec<f64>,
     pub wall: Wall,
+}
+
+/// One task's final accuracy.
+#[derive(Clone, Debug, Serialize)]
+pub struct TaskAccuracy {
+    pub name: String,
+    pub accuracy: Option<f64>,
 }
 
 /// Quantiles of update staleness; `None` when no update arrived.
@@ -105,11 +122,14 @@ impl Summary {
         scenario: &Scenario,
         outcome: &SimOutcome,
         size: &ModelSize,
+        tasks: &[String],
         wall_seconds: f64,
     ) -> Self {
         let r = &outcome.records;
         let last = r.timeline.last();
         let sim_seconds = outcome.clock.end.as_secs_f64();
+        let rounds = r.rounds.max(r.model_version as u32);
+        let per_round = |bytes: u64| (rounds > 0).then(|| bytes as f64 / rounds as f64);
         let time_to_target = scenario.stop.target_accuracy.and_then(|t| {
             r.timeline
                 .iter()
@@ -150,6 +170,18 @@ impl Summary {
             adapter_params: size.adapter_params,
             model_params: size.model_params,
             update_bytes: size.update_bytes,
+            bytes_up_per_round: per_round(r.bytes_up),
+            bytes_down_per_round: per_round(r.bytes_down),
+            tasks: tasks
+                .iter()
+                .enumerate()
+                .map(|(t, name)| TaskAccuracy {
+                    name: name.clone(),
+                    accuracy: last.and_then(|row| row.task_accuracy.get(t).copied()),
+                })
+                .collect(),
+            cluster_purity: r.clusterings.last().map(|c| c.purity),
+            cluster_purity_history: r.clusterings.iter().map(|c| c.purity).collect(),
             wall: Wall {
                 wall_seconds,
                 events_per_second: outcome.clock.events as f64 / wall_seconds.max(1e-9),
@@ -165,6 +197,7 @@ pub fn write_run(
     scenario: &Scenario,
     summary: &Summary,
     records: &Records,
+    tasks: &[String],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let ron = ron::ser::to_string_pretty(scenario, ron::ser::PrettyConfig::default())
@@ -172,11 +205,75 @@ pub fn write_run(
     std::fs::write(dir.join("scenario.ron"), ron + "\n")?;
     let json = serde_json::to_string_pretty(summary).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("summary.json"), json + "\n")?;
-    write_csv(&dir.join("timeline.csv"), &records.timeline)?;
+    write_timeline(&dir.join("timeline.csv"), &records.timeline, tasks)?;
     write_csv(&dir.join("clients.csv"), &records.clients)?;
     write_csv(&dir.join("updates.csv"), &records.updates)?;
     write_csv(&dir.join("availability.csv"), &records.availability)?;
+    if !records.clusterings.is_empty() {
+        let rows: Vec<ClusteringRow> = records
+            .clusterings
+            .iter()
+            .map(|c| ClusteringRow {
+                sim_seconds: c.sim_seconds,
+                version: c.version,
+                purity: c.purity,
+                sizes: c
+                    .sizes
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            })
+            .collect();
+        write_csv(&dir.join("clusterings.csv"), &rows)?;
+    }
     Ok(())
+}
+
+/// One clustering, a row of `clusterings.csv`.
+#[derive(Serialize)]
+struct ClusteringRow {
+    sim_seconds: f64,
+    version: u64,
+    purity: f64,
+    /// Adapters per cluster, space-separated, by model index.
+    sizes: String,
+}
+
+/// `timeline.csv`: the timeline rows, then one `accuracy_<task>` column per task (empty
+/// when nothing was evaluated, as the other CSV files).
+fn write_timeline(path: &Path, rows: &[TimelineRow], tasks: &[String]) -> std::io::Result<()> {
+    // Serialize the fixed columns through serde, then append the task columns.
+    let mut fixed = csv::Writer::from_writer(Vec::new());
+    for row in rows {
+        fixed.serialize(row).map_err(std::io::Error::other)?;
+    }
+    let fixed = fixed
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(fixed.as_slice());
+    let mut w = csv::Writer::from_path(path).map_err(std::io::Error::other)?;
+    for (i, record) in reader.records().enumerate() {
+        let mut record = record.map_err(std::io::Error::other)?;
+        if i == 0 {
+            for name in tasks {
+                record.push_field(&format!("accuracy_{name}"));
+            }
+        } else {
+            for t in 0..tasks.len() {
+                let v = rows[i - 1]
+                    .task_accuracy
+                    .get(t)
+                    .copied()
+                    .unwrap_or(f64::NAN);
+                record.push_field(&v.to_string());
+            }
+        }
+        w.write_record(&record).map_err(std::io::Error::other)?;
+    }
+    w.flush()
 }
 
 fn write_csv<T: Serialize>(path: &Path, rows: &[T]) -> std::io::Result<()> {

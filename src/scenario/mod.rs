@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::net::LinkSpec;
-use flotilla_actors::strategy::{FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
+use flotilla_actors::strategy::{
+    Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, MAX_CLUSTERS, Staleness,
+};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
 
 use crate::model::{AdapterSpec, Optimizer, PersonalStep, VitConfig};
@@ -127,6 +129,7 @@ impl Loaded {
         {
             return Err(self.invalid("data.partition.alpha", format!("must be > 0, got {alpha}")));
         }
+        self.validate_tasks()?;
         let f = s.data.local_test_fraction;
         if !(0.0..1.0).contains(&f) {
             return Err(self.invalid(
@@ -290,6 +293,53 @@ impl Loaded {
         Ok(())
     }
 
+    fn validate_tasks(&self) -> Result<(), ScenarioError> {
+        let s = &self.scenario;
+        let clients = s.data.clients;
+        let mut held = vec![false; clients];
+        for (t, task) in s.data.tasks.iter().enumerate() {
+            let at = |f: &str| format!("data.tasks[{t}].{f}");
+            if task.name.is_empty() {
+                return Err(self.invalid(at("name"), "must not be empty"));
+            }
+            if s.data.tasks[..t].iter().any(|o| o.name == task.name) {
+                return Err(self.invalid(
+                    at("name"),
+                    format!("\"{}\" names an earlier task too", task.name),
+                ));
+            }
+            if task.clients.is_empty() {
+                return Err(self.invalid(at("clients"), "list at least one client"));
+            }
+            for (k, &c) in task.clients.iter().enumerate() {
+                if c >= clients {
+                    return Err(self.invalid(
+                        at("clients"),
+                        format!("client {c} does not exist (data.clients is {clients})"),
+                    ));
+                }
+                if task.clients[..k].contains(&c) {
+                    return Err(self.invalid(at("clients"), format!("client {c} is listed twice")));
+                }
+                held[c] = true;
+            }
+            for (d, domain) in task.domain.iter().enumerate() {
+                domain
+                    .check()
+                    .map_err(|m| self.invalid(at(&format!("domain[{d}]")), m))?;
+            }
+        }
+        if !s.data.tasks.is_empty()
+            && let Some(c) = held.iter().position(|h| !h)
+        {
+            return Err(self.invalid(
+                "data.tasks",
+                format!("client {c} holds no task; every client needs at least one"),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_algorithm(&self, any_failure: bool) -> Result<(), ScenarioError> {
         let s = &self.scenario;
         let clients = s.data.clients;
@@ -362,6 +412,34 @@ impl Loaded {
                         }
                     }
                     PersonalStep::Maml { .. } => {}
+                }
+                return self.validate_algorithm_section(server, any_failure, in_range, staleness);
+            }
+            AlgorithmSection::FlTac {
+                k,
+                iterations,
+                restarts,
+                server,
+            } => {
+                if !matches!(
+                    **server,
+                    AlgorithmSection::FedAvg { .. } | AlgorithmSection::FedBuff { .. }
+                ) {
+                    return Err(
+                        self.invalid("algorithm.server", "must be FedAvg(..) or FedBuff(..)")
+                    );
+                }
+                if *k == 0 || *k > MAX_CLUSTERS {
+                    return Err(self.invalid(
+                        "algorithm.k",
+                        format!("must be in 1..={MAX_CLUSTERS}, got {k}"),
+                    ));
+                }
+                if *iterations == 0 {
+                    return Err(self.invalid("algorithm.iterations", "must be at least 1"));
+                }
+                if *restarts == 0 {
+                    return Err(self.invalid("algorithm.restarts", "must be at least 1"));
                 }
                 return self.validate_algorithm_section(server, any_failure, in_range, staleness);
             }
@@ -455,6 +533,7 @@ impl Loaded {
             retries: l.retries,
         };
         let mut clients = Vec::with_capacity(s.data.clients);
+        let mut slots = self.slot_tasks().into_iter();
         for (i, c) in s.population.iter().enumerate() {
             let traces = match &c.availability {
                 AvailabilitySection::Trace { file } => Some(self.read_trace(i, file, c.count)?),
@@ -482,6 +561,7 @@ impl Loaded {
                     availability,
                     uplink: link(&c.uplink),
                     downlink: link(&c.downlink),
+                    slots: slots.next().unwrap_or_default(),
                 });
             }
         }
@@ -493,6 +573,20 @@ impl Loaded {
             egress_bps: s.server.egress.as_ref().map(Quantity::value),
             wire: s.wire.dtype,
             algorithm,
+            clustering: match &s.algorithm {
+                AlgorithmSection::FlTac {
+                    k,
+                    iterations,
+                    restarts,
+                    ..
+                } => Some(Clustering {
+                    k: *k,
+                    iterations: *iterations,
+                    restarts: *restarts,
+                }),
+                _ => None,
+            },
+            tasks: s.data.tasks.len().max(1),
             stop: StopRule {
                 rounds: s.stop.rounds,
                 virtual_time: s
@@ -550,8 +644,21 @@ impl Loaded {
                 staleness: staleness.clone(),
                 max_staleness: *max_staleness,
             }),
-            AlgorithmSection::PersAfl { server, .. } => Self::algorithm_spec(server),
+            AlgorithmSection::PersAfl { server, .. } | AlgorithmSection::FlTac { server, .. } => {
+                Self::algorithm_spec(server)
+            }
         }
+    }
+
+    /// Whether clients train one adapter per task they hold (FL-TAC).
+    pub fn separate_slots(&self) -> bool {
+        matches!(self.scenario.algorithm, AlgorithmSection::FlTac { .. })
+    }
+
+    /// The true task behind each client's slots.
+    pub fn slot_tasks(&self) -> Vec<Vec<Option<usize>>> {
+        let d = &self.scenario.data;
+        crate::data::slot_tasks(&d.tasks, d.clients, self.separate_slots())
     }
 
     /// The clients' personalized-FL procedure, for PersA-FL.

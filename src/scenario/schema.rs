@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::units::{Duration, Quantity, Rate, Unit};
-use crate::data::PartitionSpec;
+use crate::data::{PartitionSpec, TaskSpec};
 use crate::model::{AdapterSpec, PersonalStep, TrainConfig};
 use flotilla_actors::WireDtype;
 use flotilla_actors::strategy::Staleness;
@@ -55,6 +55,10 @@ pub struct DataSection {
     /// Share of each client's samples held out as its local test split.
     #[serde(default = "default_local_test_fraction")]
     pub local_test_fraction: f64,
+    /// Tasks (class subsets under domain shifts) and the clients holding each; without
+    /// any, one task covers all the data and every client holds it.
+    #[serde(default)]
+    pub tasks: Vec<TaskSpec>,
 }
 
 fn default_min_samples() -> usize {
@@ -133,6 +137,25 @@ pub enum AlgorithmSection {
         server: Box<AlgorithmSection>,
         personal: PersonalStep,
     },
+    /// FL-TAC: clients train one adapter per task they hold; the server (`server` is
+    /// FedAvg or FedBuff) clusters the adapters into `k` groups with k-means (the best of
+    /// `restarts` runs of at most `iterations` Lloyd steps) and aggregates inside each.
+    #[serde(rename = "FLTAC")]
+    FlTac {
+        k: usize,
+        #[serde(default = "default_iterations")]
+        iterations: usize,
+        #[serde(default = "default_restarts")]
+        restarts: usize,
+        server: Box<AlgorithmSection>,
+    },
+}
+
+fn default_iterations() -> usize {
+    20
+}
+fn default_restarts() -> usize {
+    10
 }
 
 fn constant_staleness() -> Staleness {

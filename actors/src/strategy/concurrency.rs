@@ -1,36 +1,30 @@
 //! Keeping a fixed number of clients at work, as asynchronous FL servers do.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use rand::Rng;
 
 use crate::learner::ClientId;
 use crate::server::ServerCtx;
 
-/// The clients currently training for the server, with the model version each started
-/// from, topped up to `concurrency`.
+/// The clients currently training for the server, topped up to `concurrency`.
 #[derive(Clone, Debug)]
 pub struct Crew {
     concurrency: usize,
-    working: BTreeMap<ClientId, u64>,
+    working: BTreeSet<ClientId>,
 }
 
 impl Crew {
     pub fn new(concurrency: usize) -> Self {
         Self {
             concurrency,
-            working: BTreeMap::new(),
+            working: BTreeSet::new(),
         }
     }
 
     /// Whether `client` was working for the server.
     pub fn contains(&self, client: ClientId) -> bool {
-        self.working.contains_key(&client)
-    }
-
-    /// The oldest version a working client started from.
-    pub fn oldest_base(&self) -> Option<u64> {
-        self.working.values().copied().min()
+        self.working.contains(&client)
     }
 
     /// `client` finished (its update arrived, or it failed): it leaves the crew.
@@ -44,12 +38,12 @@ impl Crew {
         let mut idle: Vec<ClientId> = ctx
             .online_clients()
             .into_iter()
-            .filter(|c| !self.working.contains_key(c))
+            .filter(|c| !self.working.contains(c))
             .collect();
         while self.working.len() < self.concurrency && !idle.is_empty() {
             let pick = idle.remove(ctx.rng().random_range(0..idle.len()));
+            self.working.insert(pick);
             let version = ctx.version();
-            self.working.insert(pick, version);
             ctx.send_model(pick, version as u32);
         }
     }

@@ -61,7 +61,7 @@ impl Strategy for FedAsync {
         self.crew.release(update.client);
         let tau = ctx.version().saturating_sub(update.base_version);
         let a = self.config.alpha * self.config.staleness.weight(tau);
-        let mixed = mix(ctx.global(), &update.params, a);
+        let mixed = mix(ctx.global(), &update.single().params, a);
         ctx.apply(mixed, &[update.client]);
         let version = ctx.version();
         if ctx.end_round(version as u32) {

@@ -8,7 +8,7 @@ use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::record::DiscardReason;
 use crate::server::ServerCtx;
-use crate::strategy::Strategy;
+use crate::strategy::{Clusterer, Strategy};
 use crate::time::SimTime;
 
 /// FedAvg's settings.
@@ -23,9 +23,10 @@ pub struct FedAvgConfig {
     pub deadline: Option<SimTime>,
 }
 
-/// Synchronous FedAvg.
+/// Synchronous FedAvg, optionally with FL-TAC's clustered aggregation.
 pub struct FedAvg {
     config: FedAvgConfig,
+    clusterer: Option<Clusterer>,
     round: u32,
     open: bool,
     received: Vec<UpdateMsg>,
@@ -35,10 +36,17 @@ impl FedAvg {
     pub fn new(config: FedAvgConfig) -> Self {
         Self {
             config,
+            clusterer: None,
             round: 0,
             open: false,
             received: Vec::new(),
         }
+    }
+
+    /// Aggregates by clusters of adapters (FL-TAC) instead of one mean.
+    pub fn clustered(mut self, clusterer: Clusterer) -> Self {
+        self.clusterer = Some(clusterer);
+        self
     }
 
     /// Clients selected per round: `ceil(k * (1 + over_selection))`, at most all of them.
@@ -74,12 +82,16 @@ impl FedAvg {
         if !updates.is_empty() {
             // Aggregate in client order: the result does not depend on arrival order.
             updates.sort_by_key(|u| u.client);
-            let weighted: Vec<(&[f32], f64)> = updates
-                .iter()
-                .map(|u| (u.params.as_slice(), u.num_samples as f64))
-                .collect();
             let contributors: Vec<ClientId> = updates.iter().map(|u| u.client).collect();
-            ctx.apply(weighted_mean(&weighted), &contributors);
+            if let Some(clusterer) = &mut self.clusterer {
+                clusterer.aggregate(ctx, &updates, &contributors);
+            } else {
+                let weighted: Vec<(&[f32], f64)> = updates
+                    .iter()
+                    .map(|u| (u.single().params.as_slice(), u.single().num_samples as f64))
+                    .collect();
+                ctx.apply(weighted_mean(&weighted), &contributors);
+            }
         }
         if ctx.end_round(self.round) {
             self.begin_round(ctx);

@@ -1,11 +1,9 @@
 //! FedBuff (Nguyen et al. 2022): the server buffers `K` client deltas, then applies their
 //! (optionally staleness-weighted) mean with a server learning rate.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{Crew, Staleness, Strategy};
+use super::{Clusterer, Crew, Member, Staleness, Strategy};
 use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::payload::Params;
@@ -45,14 +43,22 @@ pub fn apply_buffer(global: &[f32], deltas: &[(&[f32], f64)], lr: f64) -> Vec<f3
     acc.into_iter().map(|a| a as f32).collect()
 }
 
-/// Asynchronous FedBuff.
+/// One buffered update: its adapters, their deltas against what the client was sent,
+/// and its staleness weight.
+struct Buffered {
+    client: ClientId,
+    adapters: Vec<(Params, u64)>,
+    deltas: Vec<Vec<f32>>,
+    weight: f64,
+}
+
+/// Asynchronous FedBuff, optionally with FL-TAC's clustered aggregation.
 pub struct FedBuff {
     config: FedBuffConfig,
+    clusterer: Option<Clusterer>,
     crew: Crew,
-    /// Deltas waiting for the buffer to fill, with their staleness weight.
-    buffered: Vec<(ClientId, Vec<f32>, f64)>,
-    /// Models sent to clients still working, by version, to turn their updates into deltas.
-    sent: BTreeMap<u64, Params>,
+    /// Updates waiting for the buffer to fill.
+    buffered: Vec<Buffered>,
 }
 
 impl FedBuff {
@@ -60,25 +66,42 @@ impl FedBuff {
         Self {
             crew: Crew::new(config.concurrency),
             config,
+            clusterer: None,
             buffered: Vec::new(),
-            sent: BTreeMap::new(),
         }
     }
 
-    fn refill(&mut self, ctx: &mut ServerCtx<'_>) {
-        self.crew.fill(ctx);
-        self.sent.insert(ctx.version(), ctx.global().clone());
+    /// Aggregates by clusters of adapters (FL-TAC), one clustering per flush.
+    pub fn clustered(mut self, clusterer: Clusterer) -> Self {
+        self.clusterer = Some(clusterer);
+        self
     }
 
     fn flush(&mut self, ctx: &mut ServerCtx<'_>) {
         let buffered = std::mem::take(&mut self.buffered);
+        let contributors: Vec<ClientId> = buffered.iter().map(|b| b.client).collect();
+        let lr = self.config.server_lr;
         let deltas: Vec<(&[f32], f64)> = buffered
             .iter()
-            .map(|(_, d, s)| (d.as_slice(), *s))
+            .flat_map(|b| b.deltas.iter().map(|d| (d.as_slice(), b.weight)))
             .collect();
-        let contributors: Vec<ClientId> = buffered.iter().map(|(c, _, _)| *c).collect();
-        let next = apply_buffer(ctx.global(), &deltas, self.config.server_lr);
-        ctx.apply(next, &contributors);
+        if let Some(clusterer) = &mut self.clusterer {
+            let members: Vec<Member<'_>> = buffered
+                .iter()
+                .flat_map(|b| {
+                    b.adapters.iter().enumerate().map(|(slot, (p, n))| Member {
+                        client: b.client,
+                        slot,
+                        params: p,
+                        weight: *n as f64,
+                    })
+                })
+                .collect();
+            clusterer.apply_buffer(ctx, &members, &deltas, lr, &contributors);
+        } else {
+            let next = apply_buffer(ctx.global(), &deltas, lr);
+            ctx.apply(next, &contributors);
+        }
     }
 }
 
@@ -89,25 +112,37 @@ impl Strategy for FedBuff {
 
     fn start(&mut self, ctx: &mut ServerCtx<'_>) {
         ctx.begin_round();
-        self.refill(ctx);
+        self.crew.fill(ctx);
     }
 
     fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) {
         self.crew.release(update.client);
         let tau = ctx.version().saturating_sub(update.base_version);
-        let base = self.sent.get(&update.base_version).cloned();
+        // The models this client started from; gone if it was sent newer ones since.
+        let base = ctx
+            .sent(update.client)
+            .filter(|(v, _)| *v == update.base_version)
+            .map(|(_, models)| models.clone());
         match (base, self.config.max_staleness) {
             (Some(_), Some(max)) if tau > max => ctx.discard(update.client, DiscardReason::Stale),
             (None, _) => ctx.discard(update.client, DiscardReason::Stale),
             (Some(base), _) => {
-                let delta: Vec<f32> = update
-                    .params
+                let deltas = update
+                    .adapters
                     .iter()
-                    .zip(base.iter())
-                    .map(|(u, b)| u - b)
+                    .zip(&base)
+                    .map(|(a, b)| a.params.iter().zip(b.iter()).map(|(u, b)| u - b).collect())
                     .collect();
-                let s = self.config.staleness.weight(tau);
-                self.buffered.push((update.client, delta, s));
+                self.buffered.push(Buffered {
+                    client: update.client,
+                    adapters: update
+                        .adapters
+                        .iter()
+                        .map(|a| (a.params.clone(), a.num_samples))
+                        .collect(),
+                    deltas,
+                    weight: self.config.staleness.weight(tau),
+                });
             }
         }
         if self.buffered.len() >= self.config.buffer {
@@ -118,21 +153,18 @@ impl Strategy for FedBuff {
             }
             ctx.begin_round();
         }
-        self.refill(ctx);
-        // Forget models no working client started from.
-        let oldest = self.crew.oldest_base().unwrap_or(ctx.version());
-        self.sent.retain(|&v, _| v >= oldest);
+        self.crew.fill(ctx);
     }
 
     fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
         if self.crew.contains(client) {
             self.crew.release(client);
-            self.refill(ctx);
+            self.crew.fill(ctx);
         }
     }
 
     fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
-        self.refill(ctx);
+        self.crew.fill(ctx);
     }
 
     fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}

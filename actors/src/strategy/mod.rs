@@ -5,12 +5,14 @@ mod concurrency;
 mod fedasync;
 mod fedavg;
 mod fedbuff;
+mod fltac;
 mod staleness;
 
 pub use concurrency::Crew;
 pub use fedasync::{FedAsync, FedAsyncConfig, mix};
 pub use fedavg::{FedAvg, FedAvgConfig, weighted_mean};
 pub use fedbuff::{FedBuff, FedBuffConfig, apply_buffer};
+pub use fltac::{Clusterer, Clustering, MAX_CLUSTERS, Member, inertia, kmeans, match_clusters};
 pub use staleness::Staleness;
 
 use crate::learner::ClientId;

@@ -1,0 +1,474 @@
+//! FL-TAC (Ping et al. 2024): every client trains one adapter per task it holds; the server
+//! clusters the adapters it receives with k-means and aggregates inside each cluster, so
+//! each task gets a model of its own without the server being told which adapter is for
+//! which task.
+//!
+//! The clustering plugs into the synchronous ([`FedAvg`](super::FedAvg)) and buffered
+//! ([`FedBuff`](super::FedBuff)) servers: they cluster each round's (or each flush's)
+//! adapters and keep one model per cluster. Clusters are matched to the previous models by
+//! the least total squared distance between the new clusters' means and the old models, so
+//! a model's identity (and the clients routed to it) stays stable across rounds.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::learner::ClientId;
+use crate::message::UpdateMsg;
+use crate::payload::Params;
+use crate::rng::SimRng;
+use crate::server::ServerCtx;
+
+/// Most clusters a scenario may ask for: matching clusters to models is exact (it tries
+/// every injective assignment), which stays cheap up to here.
+pub const MAX_CLUSTERS: usize = 8;
+
+/// FL-TAC's clustering settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Clustering {
+    /// Clusters, and models the server keeps: `k`.
+    pub k: usize,
+    /// Most Lloyd iterations per k-means run.
+    pub iterations: usize,
+    /// k-means runs per clustering, each from its own k-means++ seeding; the one with the
+    /// least within-cluster sum of squares wins (k-means alone can settle in a poor local
+    /// optimum that merges two tasks).
+    pub restarts: usize,
+}
+
+/// One adapter to cluster: whose, which slot, its values and its weight in averages.
+#[derive(Clone, Debug)]
+pub struct Member<'a> {
+    pub client: ClientId,
+    pub slot: usize,
+    pub params: &'a [f32],
+    pub weight: f64,
+}
+
+/// Clusters adapters and keeps cluster identities stable, with its own random stream.
+pub struct Clusterer {
+    config: Clustering,
+    rng: SimRng,
+}
+
+impl Clusterer {
+    pub fn new(config: Clustering, rng: SimRng) -> Self {
+        Self { config, rng }
+    }
+
+    /// Clusters `members` (k-means, at most `k` clusters) and matches every non-empty
+    /// cluster to one of `models`, the clusters' previous models: returns each member's
+    /// model index.
+    pub fn cluster(&mut self, members: &[Member<'_>], models: &[Params]) -> Vec<usize> {
+        let points: Vec<&[f32]> = members.iter().map(|m| m.params).collect();
+        let k = self.config.k.min(models.len()).min(points.len());
+        let mut best: Option<(f64, Vec<usize>)> = None;
+        for _ in 0..self.config.restarts.max(1) {
+            let labels = kmeans(&points, k, self.config.iterations, &mut self.rng);
+            let cost = inertia(&points, &labels);
+            if best.as_ref().is_none_or(|(b, _)| cost < *b) {
+                best = Some((cost, labels));
+            }
+        }
+        let (_, labels) = best.expect("at least one run");
+        let clusters: Vec<usize> = {
+            let mut used: Vec<usize> = labels.clone();
+            used.sort_unstable();
+            used.dedup();
+            used
+        };
+        let means: Vec<Vec<f32>> = clusters
+            .iter()
+            .map(|&c| {
+                let items: Vec<(&[f32], f64)> = members
+                    .iter()
+                    .zip(&labels)
+                    .filter(|(_, l)| **l == c)
+                    .map(|(m, _)| (m.params, m.weight))
+                    .collect();
+                super::weighted_mean(&items)
+            })
+            .collect();
+        let models: Vec<&[f32]> = models.iter().map(|m| m.as_slice()).collect();
+        let matched = match_clusters(&means, &models);
+        labels
+            .iter()
+            .map(|l| matched[clusters.binary_search(l).expect("a used cluster")])
+            .collect()
+    }
+}
+
+/// The members routed to each model, in model order: `(model, member indices)`.
+fn by_model(routed: &[usize]) -> Vec<(usize, Vec<usize>)> {
+    let mut models: Vec<usize> = routed.to_vec();
+    models.sort_unstable();
+    models.dedup();
+    models
+        .into_iter()
+        .map(|m| (m, (0..routed.len()).filter(|&i| routed[i] == m).collect()))
+        .collect()
+}
+
+/// Every adapter of `updates` as a clustering member, weighted by its samples.
+fn members(updates: &[UpdateMsg]) -> Vec<Member<'_>> {
+    updates
+        .iter()
+        .flat_map(|u| {
+            u.adapters.iter().enumerate().map(|(slot, a)| Member {
+                client: u.client,
+                slot,
+                params: &a.params,
+                weight: a.num_samples as f64,
+            })
+        })
+        .collect()
+}
+
+impl Clusterer {
+    /// Synchronous FL-TAC: clusters the round's adapters, replaces each cluster's model by
+    /// the sample-weighted mean of its adapters and routes the adapters' slots to it.
+    pub fn aggregate(
+        &mut self,
+        ctx: &mut ServerCtx<'_>,
+        updates: &[UpdateMsg],
+        contributors: &[ClientId],
+    ) {
+        let members = members(updates);
+        let routed = self.cluster(&members, ctx.models());
+        let models = by_model(&routed)
+            .into_iter()
+            .map(|(m, idx)| {
+                let items: Vec<(&[f32], f64)> = idx
+                    .iter()
+                    .map(|&i| (members[i].params, members[i].weight))
+                    .collect();
+                (m, super::weighted_mean(&items))
+            })
+            .collect();
+        ctx.apply_models(models, contributors);
+        ctx.assign(&assignments(&members, &routed));
+    }
+
+    /// Buffered FL-TAC: clusters the buffer's adapters, then applies to each cluster's
+    /// model the staleness-weighted mean of its members' deltas (`deltas[i]` with weight
+    /// `s[i]` belongs to `members[i]`) with server learning rate `lr`.
+    pub fn apply_buffer(
+        &mut self,
+        ctx: &mut ServerCtx<'_>,
+        members: &[Member<'_>],
+        deltas: &[(&[f32], f64)],
+        lr: f64,
+        contributors: &[ClientId],
+    ) {
+        let routed = self.cluster(members, ctx.models());
+        let models = by_model(&routed)
+            .into_iter()
+            .map(|(m, idx)| {
+                let mine: Vec<(&[f32], f64)> = idx.iter().map(|&i| deltas[i]).collect();
+                (m, super::apply_buffer(&ctx.models()[m], &mine, lr))
+            })
+            .collect();
+        ctx.apply_models(models, contributors);
+        ctx.assign(&assignments(members, &routed));
+    }
+}
+
+fn assignments(members: &[Member<'_>], routed: &[usize]) -> Vec<(ClientId, usize, usize)> {
+    members
+        .iter()
+        .zip(routed)
+        .map(|(m, &model)| (m.client, m.slot, model))
+        .collect()
+}
+
+fn distance2(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
+/// The within-cluster sum of squared distances to the cluster means.
+pub fn inertia(points: &[&[f32]], labels: &[usize]) -> f64 {
+    let k = labels.iter().max().map_or(0, |&m| m + 1);
+    (0..k)
+        .map(|c| {
+            let members: Vec<(&[f32], f64)> = points
+                .iter()
+                .zip(labels)
+                .filter(|(_, l)| **l == c)
+                .map(|(p, _)| (*p, 1.0))
+                .collect();
+            let mean = super::weighted_mean(&members);
+            members
+                .iter()
+                .map(|(p, _)| distance2(p, &mean))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// k-means of `points` into `k` clusters: k-means++ seeding from `rng`, then Lloyd
+/// iterations (at most `iterations`, fewer once assignments settle). Returns each point's
+/// cluster in `0..k`; ties go to the lower cluster, an emptied cluster keeps its centre.
+///
+/// ```
+/// use flotilla_actors::strategy::kmeans;
+/// use rand::SeedableRng;
+/// let points: [&[f32]; 4] = [&[0.0, 0.0], &[10.0, 10.0], &[0.5, 0.0], &[10.0, 9.5]];
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+/// let labels = kmeans(&points, 2, 10, &mut rng);
+/// assert_eq!(labels[0], labels[2]);
+/// assert_eq!(labels[1], labels[3]);
+/// assert_ne!(labels[0], labels[1]);
+/// ```
+pub fn kmeans(points: &[&[f32]], k: usize, iterations: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if points.is_empty() || k == 0 {
+        return vec![0; points.len()];
+    }
+    let k = k.min(points.len());
+    let mut centres: Vec<Vec<f32>> = vec![points[rng.random_range(0..points.len())].to_vec()];
+    while centres.len() < k {
+        let d2: Vec<f64> = points
+            .iter()
+            .map(|p| {
+                centres
+                    .iter()
+                    .map(|c| distance2(p, c))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+        let total: f64 = d2.iter().sum();
+        let pick = if total > 0.0 {
+            let mut r = rng.random::<f64>() * total;
+            d2.iter()
+                .position(|&d| {
+                    r -= d;
+                    r < 0.0 && d > 0.0
+                })
+                .unwrap_or_else(|| d2.iter().rposition(|&d| d > 0.0).expect("total > 0"))
+        } else {
+            // Every point sits on a centre already: any choice gives the same clusters.
+            rng.random_range(0..points.len())
+        };
+        centres.push(points[pick].to_vec());
+    }
+    let nearest = |p: &[f32], centres: &[Vec<f32>]| {
+        let mut best = (0, f64::INFINITY);
+        for (c, centre) in centres.iter().enumerate() {
+            let d = distance2(p, centre);
+            if d < best.1 {
+                best = (c, d);
+            }
+        }
+        best.0
+    };
+    let mut labels: Vec<usize> = points.iter().map(|p| nearest(p, &centres)).collect();
+    for _ in 0..iterations {
+        for (c, centre) in centres.iter_mut().enumerate() {
+            let members: Vec<(&[f32], f64)> = points
+                .iter()
+                .zip(&labels)
+                .filter(|(_, l)| **l == c)
+                .map(|(p, _)| (*p, 1.0))
+                .collect();
+            if !members.is_empty() {
+                *centre = super::weighted_mean(&members);
+            }
+        }
+        let next: Vec<usize> = points.iter().map(|p| nearest(p, &centres)).collect();
+        if next == labels {
+            break;
+        }
+        labels = next;
+    }
+    labels
+}
+
+/// Matches each of `clusters` (their means) to a distinct one of `models`, minimising the
+/// total squared distance; ties go to the assignment that is first in lexicographic order.
+/// Needs `clusters.len() <= models.len() <= MAX_CLUSTERS`.
+///
+/// ```
+/// use flotilla_actors::strategy::match_clusters;
+/// let models: [&[f32]; 3] = [&[0.0], &[5.0], &[9.0]];
+/// let clusters = [vec![8.5], vec![0.2]];
+/// assert_eq!(match_clusters(&clusters, &models), vec![2, 0]);
+/// ```
+pub fn match_clusters(clusters: &[Vec<f32>], models: &[&[f32]]) -> Vec<usize> {
+    assert!(clusters.len() <= models.len() && models.len() <= MAX_CLUSTERS);
+    let cost: Vec<Vec<f64>> = clusters
+        .iter()
+        .map(|c| models.iter().map(|m| distance2(c, m)).collect())
+        .collect();
+    let mut best = (f64::INFINITY, Vec::new());
+    let mut current = Vec::with_capacity(clusters.len());
+    search(
+        &cost,
+        &mut vec![false; models.len()],
+        &mut current,
+        0.0,
+        &mut best,
+    );
+    best.1
+}
+
+fn search(
+    cost: &[Vec<f64>],
+    taken: &mut [bool],
+    current: &mut Vec<usize>,
+    sum: f64,
+    best: &mut (f64, Vec<usize>),
+) {
+    if current.len() == cost.len() {
+        if sum < best.0 {
+            *best = (sum, current.clone());
+        }
+        return;
+    }
+    let row = &cost[current.len()];
+    for m in 0..taken.len() {
+        if !taken[m] {
+            taken[m] = true;
+            current.push(m);
+            search(cost, taken, current, sum + row[m], best);
+            current.pop();
+            taken[m] = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn rng(seed: u64) -> SimRng {
+        SimRng::seed_from_u64(seed)
+    }
+
+    /// Three well separated groups of four points in 3-D.
+    fn groups() -> Vec<Vec<f32>> {
+        let centres = [[0.0f32, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 5.0]];
+        let jitter = [
+            [0.1f32, 0.0, 0.0],
+            [0.0, -0.2, 0.1],
+            [-0.1, 0.1, 0.0],
+            [0.0, 0.0, -0.3],
+        ];
+        (0..12)
+            .map(|i| {
+                let (c, j) = (centres[i % 3], jitter[i / 3]);
+                vec![c[0] + j[0], c[1] + j[1], c[2] + j[2]]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kmeans_finds_known_clusters_for_any_seed() {
+        let points = groups();
+        let refs: Vec<&[f32]> = points.iter().map(|p| p.as_slice()).collect();
+        for seed in 0..20 {
+            let labels = kmeans(&refs, 3, 20, &mut rng(seed));
+            for (i, &l) in labels.iter().enumerate() {
+                assert_eq!(l, labels[i % 3], "seed {seed}: point {i}");
+            }
+            let mut distinct = labels[..3].to_vec();
+            distinct.sort_unstable();
+            assert_eq!(distinct, vec![0, 1, 2], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn kmeans_is_deterministic_per_seed() {
+        let points: Vec<Vec<f32>> = (0..30)
+            .map(|i| vec![(i * 7 % 11) as f32, (i * 3 % 5) as f32])
+            .collect();
+        let refs: Vec<&[f32]> = points.iter().map(|p| p.as_slice()).collect();
+        assert_eq!(
+            kmeans(&refs, 4, 50, &mut rng(9)),
+            kmeans(&refs, 4, 50, &mut rng(9))
+        );
+    }
+
+    #[test]
+    fn identities_stay_when_centroids_move_slightly() {
+        let points = groups();
+        let members: Vec<Member<'_>> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member {
+                client: i,
+                slot: 0,
+                params: p,
+                weight: 1.0,
+            })
+            .collect();
+        // Last round's models, listed in an order unrelated to k-means' labels.
+        let models: Vec<Params> = [[0.0f32, 10.3, 5.0], [0.2, 0.1, 0.0], [9.8, 0.0, 0.2]]
+            .iter()
+            .map(|m| Arc::new(m.to_vec()))
+            .collect();
+        for seed in 0..10 {
+            let config = Clustering {
+                k: 3,
+                iterations: 20,
+                restarts: 1,
+            };
+            let mut clusterer = Clusterer::new(config, rng(seed));
+            let routed = clusterer.cluster(&members, &models);
+            let expected: Vec<usize> = (0..12).map(|i| [1, 2, 0][i % 3]).collect();
+            assert_eq!(routed, expected, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn restarts_keep_the_tightest_clustering() {
+        // Two tight pairs and a far point: a seeding that starts in one pair can end with
+        // that pair split; the best of several runs never does.
+        let points: Vec<Vec<f32>> = vec![vec![0.0], vec![0.1], vec![5.0], vec![5.1], vec![100.0]];
+        let refs: Vec<&[f32]> = points.iter().map(|p| p.as_slice()).collect();
+        let tight = inertia(&refs, &[0, 0, 1, 1, 2]);
+        assert!((tight - 0.01).abs() < 1e-6);
+        let members: Vec<Member<'_>> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member {
+                client: i,
+                slot: 0,
+                params: p,
+                weight: 1.0,
+            })
+            .collect();
+        let models: Vec<Params> = (0..3).map(|_| Arc::new(vec![0.0])).collect();
+        for seed in 0..20 {
+            let config = Clustering {
+                k: 3,
+                iterations: 20,
+                restarts: 8,
+            };
+            let routed = Clusterer::new(config, rng(seed)).cluster(&members, &models);
+            assert_eq!(routed[0], routed[1], "seed {seed}");
+            assert_eq!(routed[2], routed[3], "seed {seed}");
+            assert_ne!(routed[0], routed[2], "seed {seed}");
+            assert_ne!(routed[2], routed[4], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn matching_is_exact_not_greedy() {
+        // Greedy in cluster order would give cluster 0 model 1 (cost 1), leaving cluster 1
+        // model 0 (cost 25); the optimum pairs them the other way (9 + 1).
+        let models: [&[f32]; 2] = [&[0.0], &[4.0]];
+        let clusters = [vec![3.0], vec![5.0]];
+        assert_eq!(match_clusters(&clusters, &models), vec![0, 1]);
+        let models: [&[f32]; 2] = [&[0.0], &[3.0]];
+        let clusters = [vec![2.0], vec![-3.0]];
+        assert_eq!(match_clusters(&clusters, &models), vec![1, 0]);
+    }
+}

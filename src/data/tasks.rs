@@ -1,0 +1,386 @@
+//! Tasks over a data set, and each client's slots.
+//!
+//! A task is a class subset under a domain shift, held by chosen clients. The training
+//! images are dealt out to the tasks without overlap, each task's share is partitioned
+//! among its clients, and every task gets the central test images of its classes under its
+//! domain. A client trains one adapter per slot: one slot per task it holds when the
+//! algorithm keeps task adapters apart (FL-TAC), else one slot over all its data.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{DataSplit, Dataset, Domain, PartitionSpec, partition, shift_domain};
+
+/// One task of a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub name: String,
+    /// The labels the task uses; all when empty.
+    #[serde(default)]
+    pub classes: Vec<u8>,
+    /// Transforms applied, in order, to every image of the task.
+    #[serde(default)]
+    pub domain: Vec<Domain>,
+    /// The clients holding the task (indices in population order).
+    pub clients: Vec<usize>,
+}
+
+/// One adapter a client trains: the task behind it (`None` when it mixes tasks) and its
+/// local train and test indices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slot {
+    pub task: Option<usize>,
+    pub train: Vec<u32>,
+    pub test: Vec<u32>,
+}
+
+/// A run's data laid out by task.
+pub struct TaskData {
+    pub names: Vec<String>,
+    /// Every task's training images (domain-shifted); slots index into it.
+    pub train: Dataset,
+    /// Every task's central test images (domain-shifted).
+    pub test: Dataset,
+    /// Each task's central test images: indices into `test`.
+    pub task_test: Vec<Vec<u32>>,
+    /// Each client's slots.
+    pub slots: Vec<Vec<Slot>>,
+}
+
+/// How to lay the data out.
+pub struct Layout<'a> {
+    /// The scenario's tasks; none means one task over all the data, held by every client.
+    pub tasks: &'a [TaskSpec],
+    pub clients: usize,
+    pub partition: &'a PartitionSpec,
+    pub min_samples: usize,
+    pub test_fraction: f64,
+    pub seed: u64,
+    /// One slot per task a client holds (else one slot for all its data).
+    pub separate: bool,
+}
+
+/// Why the data cannot be laid out; `field` is the scenario path at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LayoutError {
+    pub field: String,
+    pub message: String,
+}
+
+/// The true task behind each client's slots, as [`Layout::apply`] lays them out: one slot
+/// per task a client holds when `separate`, else one slot (`None` when it mixes tasks).
+pub fn slot_tasks(tasks: &[TaskSpec], clients: usize, separate: bool) -> Vec<Vec<Option<usize>>> {
+    if tasks.is_empty() {
+        return vec![vec![Some(0)]; clients];
+    }
+    (0..clients)
+        .map(|c| {
+            let held: Vec<Option<usize>> = (0..tasks.len())
+                .filter(|&t| tasks[t].clients.contains(&c))
+                .map(Some)
+                .collect();
+            if separate || held.len() == 1 {
+                held
+            } else {
+                vec![None]
+            }
+        })
+        .collect()
+}
+
+/// Seeds the dealing of images to tasks.
+const DEAL_SEED: u64 = 0x7a5c_dea1_0000_0001;
+
+impl Layout<'_> {
+    /// Lays `data` out by task.
+    pub fn apply(&self, data: DataSplit) -> Result<TaskData, LayoutError> {
+        if self.tasks.is_empty() {
+            return self.single(data);
+        }
+        for (t, task) in self.tasks.iter().enumerate() {
+            if let Some(&c) = task
+                .classes
+                .iter()
+                .find(|&&c| c as usize >= data.train.classes)
+            {
+                return Err(LayoutError {
+                    field: format!("data.tasks[{t}].classes"),
+                    message: format!(
+                        "class {c} is not in the data (classes 0..{})",
+                        data.train.classes
+                    ),
+                });
+            }
+        }
+        let uses =
+            |task: &TaskSpec, label: u8| task.classes.is_empty() || task.classes.contains(&label);
+        // Deal the training images out: each goes to the next task (round robin per label)
+        // among those that use its label.
+        let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ DEAL_SEED));
+        let mut pools = vec![Vec::new(); self.tasks.len()];
+        let mut dealt = vec![0usize; data.train.classes];
+        for i in order {
+            let label = data.train.labels[i as usize];
+            let eligible: Vec<usize> = (0..self.tasks.len())
+                .filter(|&t| uses(&self.tasks[t], label))
+                .collect();
+            if !eligible.is_empty() {
+                pools[eligible[dealt[label as usize] % eligible.len()]].push(i);
+                dealt[label as usize] += 1;
+            }
+        }
+        let mut train_parts = Vec::new();
+        let mut test_parts = Vec::new();
+        let mut task_test = Vec::new();
+        let mut held: Vec<Vec<(usize, Slot)>> = vec![Vec::new(); self.clients];
+        let (mut train_offset, mut test_offset) = (0u32, 0u32);
+        for (t, task) in self.tasks.iter().enumerate() {
+            let task_seed = self.seed ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let train = shift_domain(&subset(&data.train, &pools[t]), &task.domain, task_seed);
+            let test_idx: Vec<u32> = (0..data.test.len() as u32)
+                .filter(|&i| uses(task, data.test.labels[i as usize]))
+                .collect();
+            let test = shift_domain(&subset(&data.test, &test_idx), &task.domain, !task_seed);
+            let part = partition(
+                &train.labels,
+                task.clients.len(),
+                self.partition,
+                self.min_samples,
+                self.test_fraction,
+                task_seed,
+            )
+            .map_err(|e| LayoutError {
+                field: format!("data.tasks[{t}]"),
+                message: format!("task \"{}\": {e}", task.name),
+            })?;
+            let shift = |v: &[u32]| -> Vec<u32> { v.iter().map(|&i| i + train_offset).collect() };
+            for (k, &client) in task.clients.iter().enumerate() {
+                held[client].push((
+                    t,
+                    Slot {
+                        task: Some(t),
+                        train: shift(&part.train[k]),
+                        test: shift(&part.test[k]),
+                    },
+                ));
+            }
+            task_test.push((test_offset..test_offset + test.len() as u32).collect());
+            train_offset += train.len() as u32;
+            test_offset += test.len() as u32;
+            train_parts.push(train);
+            test_parts.push(test);
+        }
+        let slots = held
+            .into_iter()
+            .map(|mut slots| {
+                slots.sort_by_key(|(t, _)| *t);
+                let slots: Vec<Slot> = slots.into_iter().map(|(_, s)| s).collect();
+                if self.separate || slots.len() == 1 {
+                    slots
+                } else {
+                    vec![Slot {
+                        task: None,
+                        train: slots.iter().flat_map(|s| s.train.iter().copied()).collect(),
+                        test: slots.iter().flat_map(|s| s.test.iter().copied()).collect(),
+                    }]
+                }
+            })
+            .collect();
+        Ok(TaskData {
+            names: self.tasks.iter().map(|t| t.name.clone()).collect(),
+            train: concat(train_parts),
+            test: concat(test_parts),
+            task_test,
+            slots,
+        })
+    }
+
+    /// No tasks: one task over all the data, one slot per client.
+    fn single(&self, data: DataSplit) -> Result<TaskData, LayoutError> {
+        let part = partition(
+            &data.train.labels,
+            self.clients,
+            self.partition,
+            self.min_samples,
+            self.test_fraction,
+            self.seed,
+        )
+        .map_err(|e| LayoutError {
+            field: "data.partition".into(),
+            message: e.to_string(),
+        })?;
+        let slots = part
+            .train
+            .into_iter()
+            .zip(part.test)
+            .map(|(train, test)| {
+                vec![Slot {
+                    task: Some(0),
+                    train,
+                    test,
+                }]
+            })
+            .collect();
+        Ok(TaskData {
+            names: vec!["all".into()],
+            task_test: vec![(0..data.test.len() as u32).collect()],
+            train: data.train,
+            test: data.test,
+            slots,
+        })
+    }
+}
+
+fn subset(data: &Dataset, indices: &[u32]) -> Dataset {
+    let len = data.side * data.side * data.channels;
+    Dataset {
+        pixels: indices
+            .iter()
+            .flat_map(|&i| &data.pixels[i as usize * len..(i as usize + 1) * len])
+            .copied()
+            .collect(),
+        labels: indices.iter().map(|&i| data.labels[i as usize]).collect(),
+        side: data.side,
+        channels: data.channels,
+        classes: data.classes,
+    }
+}
+
+fn concat(parts: Vec<Dataset>) -> Dataset {
+    let first = &parts[0];
+    let (side, channels, classes) = (first.side, first.channels, first.classes);
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for p in parts {
+        pixels.extend(p.pixels);
+        labels.extend(p.labels);
+    }
+    Dataset {
+        pixels,
+        labels,
+        side,
+        channels,
+        classes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 60 training and 20 test 2x2 images; image i has label i % 3 and pixel value i.
+    fn data() -> DataSplit {
+        let set = |n: usize| Dataset {
+            pixels: (0..n * 4).map(|v| (v / 4) as f32).collect(),
+            labels: (0..n).map(|i| (i % 3) as u8).collect(),
+            side: 2,
+            channels: 1,
+            classes: 3,
+        };
+        DataSplit {
+            train: set(60),
+            test: set(20),
+        }
+    }
+
+    fn task(name: &str, classes: Vec<u8>, clients: Vec<usize>) -> TaskSpec {
+        TaskSpec {
+            name: name.into(),
+            classes,
+            domain: Vec::new(),
+            clients,
+        }
+    }
+
+    fn layout(tasks: &[TaskSpec], separate: bool) -> Layout<'_> {
+        Layout {
+            tasks,
+            clients: 3,
+            partition: &PartitionSpec::Iid,
+            min_samples: 1,
+            test_fraction: 0.0,
+            seed: 5,
+            separate,
+        }
+    }
+
+    #[test]
+    fn images_are_dealt_without_overlap_and_slots_follow_the_tasks() {
+        let tasks = [
+            task("a", vec![0, 1], vec![0, 2]),
+            task("b", vec![1, 2], vec![1, 2]),
+        ];
+        let data = layout(&tasks, true).apply(data()).unwrap();
+        // Label 0 only in a, label 2 only in b, label 1 split evenly: 30 images each.
+        assert_eq!(data.train.len(), 60);
+        let labels = |t: usize| -> Vec<u8> {
+            let mut v: Vec<u8> = data
+                .slots
+                .iter()
+                .flatten()
+                .filter(|s| s.task == Some(t))
+                .flat_map(|s| s.train.iter().map(|&i| data.train.labels[i as usize]))
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(labels(0), [vec![0; 20], vec![1; 10]].concat());
+        assert_eq!(labels(1), [vec![1; 10], vec![2; 20]].concat());
+        // Every training image belongs to exactly one slot.
+        let mut all: Vec<u32> = data
+            .slots
+            .iter()
+            .flatten()
+            .flat_map(|s| s.train.clone())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..60).collect::<Vec<u32>>());
+        let tasks_of: Vec<Vec<Option<usize>>> = data
+            .slots
+            .iter()
+            .map(|s| s.iter().map(|s| s.task).collect())
+            .collect();
+        assert_eq!(
+            tasks_of,
+            vec![vec![Some(0)], vec![Some(1)], vec![Some(0), Some(1)]]
+        );
+        assert_eq!(tasks_of, slot_tasks(&tasks, 3, true));
+        // Central test sets: labels 0-1 (14 of 20 images) and 1-2 (13 of 20).
+        assert_eq!(data.task_test[0].len(), 14);
+        assert_eq!(data.task_test[1].len(), 13);
+        assert_eq!(data.test.len(), 27);
+    }
+
+    #[test]
+    fn shared_slots_merge_a_clients_tasks() {
+        let tasks = [task("a", vec![], vec![0, 1, 2]), task("b", vec![], vec![2])];
+        let separate = layout(&tasks, true).apply(data()).unwrap();
+        let merged = layout(&tasks, false).apply(data()).unwrap();
+        assert_eq!(merged.slots[2].len(), 1);
+        assert_eq!(merged.slots[2][0].task, None);
+        let tasks_of: Vec<Vec<Option<usize>>> = merged
+            .slots
+            .iter()
+            .map(|s| s.iter().map(|s| s.task).collect())
+            .collect();
+        assert_eq!(tasks_of, slot_tasks(&tasks, 3, false));
+        let both: Vec<u32> = separate.slots[2]
+            .iter()
+            .flat_map(|s| s.train.clone())
+            .collect();
+        assert_eq!(merged.slots[2][0].train, both);
+        assert_eq!(merged.slots[0], separate.slots[0]);
+    }
+
+    #[test]
+    fn a_class_outside_the_data_names_its_field() {
+        let tasks = [task("a", vec![3], vec![0, 1, 2])];
+        let err = layout(&tasks, true).apply(data()).err().unwrap();
+        assert_eq!(err.field, "data.tasks[0].classes");
+    }
+}
