@@ -426,17 +426,16 @@ fn with_availability(mut spec: ClientSpec, availability: Availability) -> Client
 
 /// Seconds each client was online in `[0, end]`, from the availability log.
 fn online_seconds(r: &flotilla_actors::Records, clients: usize, end: f64) -> Vec<f64> {
-    let mut total = vec![0.0; clients];
-    for c in 0..clients {
-        let log: Vec<_> = r.availability.iter().filter(|a| a.client == c).collect();
-        for (i, a) in log.iter().enumerate() {
-            let until = log.get(i + 1).map_or(end, |b| b.sim_seconds);
-            if a.online {
-                total[c] += until - a.sim_seconds;
-            }
-        }
-    }
-    total
+    (0..clients)
+        .map(|c| {
+            let log: Vec<_> = r.availability.iter().filter(|a| a.client == c).collect();
+            log.iter()
+                .enumerate()
+                .filter(|(_, a)| a.online)
+                .map(|(i, a)| log.get(i + 1).map_or(end, |b| b.sim_seconds) - a.sim_seconds)
+                .sum()
+        })
+        .collect()
 }
 
 #[test]
