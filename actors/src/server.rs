@@ -55,8 +55,10 @@ pub enum ServerEvent {
 pub struct ServerActor {
     /// The models it serves: one global model, or one per cluster (FL-TAC).
     models: Vec<Params>,
-    /// Which model each client's slot receives, by client and slot.
-    routes: Vec<Vec<usize>>,
+    /// Which model each client's slot receives, by client and slot; `None` until a
+    /// clustering places the slot, which then receives the initial model.
+    routes: Vec<Vec<Option<usize>>>,
+    initial: Params,
     /// The true task behind each client's slot, for reports only (strategies never see it).
     slot_tasks: Vec<Vec<Option<TaskId>>>,
     tasks: usize,
@@ -90,6 +92,8 @@ pub struct ServerSetup {
     pub seed: u64,
     /// Models the server serves (one per cluster for FL-TAC, else one).
     pub models: usize,
+    /// Whether clusterings route slots to models (FL-TAC); else every slot gets model 0.
+    pub clustered: bool,
     /// Number of tasks in the scenario.
     pub tasks: usize,
     /// The true task behind each client's slot (`None` for a slot mixing tasks).
@@ -120,9 +124,15 @@ impl ServerActor {
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(0.0);
         let initial = Arc::new(learner.initial_params());
         let models = setup.models.max(1);
+        let route = (!setup.clustered).then_some(0);
         Self {
-            models: vec![initial; models],
-            routes: setup.slot_tasks.iter().map(|s| vec![0; s.len()]).collect(),
+            models: vec![initial.clone(); models],
+            initial,
+            routes: setup
+                .slot_tasks
+                .iter()
+                .map(|s| vec![route; s.len()])
+                .collect(),
             sent: vec![None; setup.slot_tasks.len()],
             slot_tasks: setup.slot_tasks,
             tasks: setup.tasks,
@@ -136,7 +146,7 @@ impl ServerActor {
             stop: setup.stop,
             eval_every_rounds: setup.eval_every_rounds.filter(|&r| r > 0),
             eval_every: setup.eval_every.filter(|t| *t > SimTime::ZERO),
-            encoded: vec![None; models],
+            encoded: vec![None; models + 1],
             round_started: SimTime::ZERO,
             stopping: false,
             evaluated_version: None,
@@ -276,7 +286,7 @@ impl ServerActor {
         let slots = self
             .routes
             .iter()
-            .map(|r| r.iter().map(|&m| self.models[m].clone()).collect())
+            .map(|r| r.iter().map(|&m| self.served(m).clone()).collect())
             .collect();
         let tasks = (0..self.tasks)
             .map(|t| self.models[self.task_model(t)].clone())
@@ -306,13 +316,18 @@ impl ServerActor {
         }
     }
 
+    /// The model a slot routed to `route` receives.
+    fn served(&self, route: Option<usize>) -> &Params {
+        route.map_or(&self.initial, |m| &self.models[m])
+    }
+
     /// The model serving task `t`: the one most of the task's slots are routed to (ties to
     /// the lower index), the first when no slot belongs to the task alone.
     fn task_model(&self, t: TaskId) -> usize {
         let mut votes = vec![0usize; self.models.len()];
         for (routes, tasks) in self.routes.iter().zip(&self.slot_tasks) {
             for (&m, &task) in routes.iter().zip(tasks) {
-                if task == Some(t) {
+                if let (Some(m), true) = (m, task == Some(t)) {
                     votes[m] += 1;
                 }
             }
@@ -396,12 +411,14 @@ impl ServerCtx<'_> {
         let version = server.version;
         let mut bytes = 0;
         let mut params = Vec::with_capacity(server.routes[client].len());
-        for &m in &server.routes[client] {
-            let encoded = match &server.encoded[m] {
+        for &route in &server.routes[client] {
+            // The initial model's encoding sits after the models'.
+            let at = route.unwrap_or(server.models.len());
+            let encoded = match &server.encoded[at] {
                 Some((v, e)) if *v == version => e.clone(),
                 _ => {
-                    let e = server.wire.transmit(&server.models[m]);
-                    server.encoded[m] = Some((version, e.clone()));
+                    let e = server.wire.transmit(server.served(route));
+                    server.encoded[at] = Some((version, e.clone()));
                     e
                 }
             };
@@ -458,7 +475,7 @@ impl ServerCtx<'_> {
         let mut counts = vec![vec![0u64; server.tasks]; server.models.len()];
         let mut labelled = 0u64;
         for &(client, slot, model) in assignments {
-            server.routes[client][slot] = model;
+            server.routes[client][slot] = Some(model);
             if let Some(t) = server.slot_tasks[client][slot] {
                 counts[model][t] += 1;
                 labelled += 1;

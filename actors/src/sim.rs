@@ -90,6 +90,7 @@ fn spawn_actors(
     let setup = ServerSetup {
         seed: config.seed,
         models: config.clustering.as_ref().map_or(1, |c| c.k),
+        clustered: config.clustering.is_some(),
         tasks: config.tasks,
         slot_tasks: config.clients.iter().map(|c| c.slots.clone()).collect(),
         online: clients.iter().map(ClientActor::online).collect(),

@@ -695,6 +695,7 @@ fn multi_task(algorithm: AlgorithmSpec, stop: u32) -> (SimConfig, Vec<Vec<usize>
         k: 3,
         iterations: 10,
         restarts: 4,
+        warm_start: false,
     });
     (c, slots)
 }
@@ -751,6 +752,8 @@ fn fltac_clusters_on_each_fedbuff_flush() {
         max_staleness: None,
     };
     let (mut c, slots) = multi_task(AlgorithmSpec::FedBuff(fedbuff), 3);
+    // After the first flush, k-means starts from the cluster models.
+    c.clustering.as_mut().unwrap().warm_start = true;
     c.stop.rounds = None;
     c.stop.virtual_time = Some(SimTime(10_000_000));
     let run = || {

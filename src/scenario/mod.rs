@@ -420,6 +420,7 @@ impl Loaded {
                 iterations,
                 restarts,
                 server,
+                ..
             } => {
                 if !matches!(
                     **server,
@@ -578,11 +579,13 @@ impl Loaded {
                     k,
                     iterations,
                     restarts,
+                    warm_start,
                     ..
                 } => Some(Clustering {
                     k: *k,
                     iterations: *iterations,
                     restarts: *restarts,
+                    warm_start: *warm_start,
                 }),
                 _ => None,
             },

@@ -139,7 +139,8 @@ pub enum AlgorithmSection {
     },
     /// FL-TAC: clients train one adapter per task they hold; the server (`server` is
     /// FedAvg or FedBuff) clusters the adapters into `k` groups with k-means (the best of
-    /// `restarts` runs of at most `iterations` Lloyd steps) and aggregates inside each.
+    /// `restarts` k-means++ seedings, each followed by at most `iterations` Lloyd steps)
+    /// and aggregates inside each.
     #[serde(rename = "FLTAC")]
     FlTac {
         k: usize,
@@ -147,6 +148,10 @@ pub enum AlgorithmSection {
         iterations: usize,
         #[serde(default = "default_restarts")]
         restarts: usize,
+        /// Once the cluster models differ, start k-means from them instead of fresh
+        /// seedings (for FedBuff flushes or partial rounds that may lack a task).
+        #[serde(default)]
+        warm_start: bool,
         server: Box<AlgorithmSection>,
     },
 }

@@ -33,6 +33,11 @@ pub struct Clustering {
     /// least within-cluster sum of squares wins (k-means alone can settle in a poor local
     /// optimum that merges two tasks).
     pub restarts: usize,
+    /// Once the models differ, start Lloyd's iterations from them instead of fresh
+    /// k-means++ seedings: an adapter then joins the model it drifted least from, and a
+    /// clustering that lacks some task (a FedBuff flush, a partial round) leaves that
+    /// task's model alone instead of splitting another task in two.
+    pub warm_start: bool,
 }
 
 /// One adapter to cluster: whose, which slot, its values and its weight in averages.
@@ -60,6 +65,11 @@ impl Clusterer {
     /// model index.
     pub fn cluster(&mut self, members: &[Member<'_>], models: &[Params]) -> Vec<usize> {
         let points: Vec<&[f32]> = members.iter().map(|m| m.params).collect();
+        let distinct = models.iter().any(|m| m != &models[0]);
+        if self.config.warm_start && distinct {
+            let centres = models.iter().map(|m| m.to_vec()).collect();
+            return lloyd(&points, centres, self.config.iterations);
+        }
         let k = self.config.k.min(models.len()).min(points.len());
         let mut best: Option<(f64, Vec<usize>)> = None;
         for _ in 0..self.config.restarts.max(1) {
@@ -255,6 +265,13 @@ pub fn kmeans(points: &[&[f32]], k: usize, iterations: usize, rng: &mut impl Rng
         };
         centres.push(points[pick].to_vec());
     }
+    lloyd(points, centres, iterations)
+}
+
+/// Lloyd's iterations from `centres` (at most `iterations`, fewer once assignments
+/// settle): each point's cluster, the index of its nearest centre (ties to the lower); an
+/// emptied cluster keeps its centre.
+fn lloyd(points: &[&[f32]], mut centres: Vec<Vec<f32>>, iterations: usize) -> Vec<usize> {
     let nearest = |p: &[f32], centres: &[Vec<f32>]| {
         let mut best = (0, f64::INFINITY);
         for (c, centre) in centres.iter().enumerate() {
@@ -419,6 +436,7 @@ mod tests {
                 k: 3,
                 iterations: 20,
                 restarts: 1,
+                warm_start: false,
             };
             let mut clusterer = Clusterer::new(config, rng(seed));
             let routed = clusterer.cluster(&members, &models);
@@ -451,6 +469,7 @@ mod tests {
                 k: 3,
                 iterations: 20,
                 restarts: 8,
+                warm_start: false,
             };
             let routed = Clusterer::new(config, rng(seed)).cluster(&members, &models);
             assert_eq!(routed[0], routed[1], "seed {seed}");
@@ -458,6 +477,43 @@ mod tests {
             assert_ne!(routed[0], routed[2], "seed {seed}");
             assert_ne!(routed[2], routed[4], "seed {seed}");
         }
+    }
+
+    #[test]
+    fn a_warm_start_leaves_a_missing_task_alone() {
+        // Three distinct models; this flush holds adapters of the first two tasks only.
+        let models: Vec<Params> = [0.0f32, 10.0, 20.0]
+            .iter()
+            .map(|&v| Arc::new(vec![v]))
+            .collect();
+        let points: Vec<Vec<f32>> = [0.5f32, 1.5, 2.0, 9.0, 11.0]
+            .iter()
+            .map(|&v| vec![v])
+            .collect();
+        let members: Vec<Member<'_>> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member {
+                client: i,
+                slot: 0,
+                params: p,
+                weight: 1.0,
+            })
+            .collect();
+        let config = |warm_start| Clustering {
+            k: 3,
+            iterations: 20,
+            restarts: 8,
+            warm_start,
+        };
+        let warm = Clusterer::new(config(true), rng(1)).cluster(&members, &models);
+        assert_eq!(warm, vec![0, 0, 0, 1, 1]);
+        // Fresh seedings must use three clusters, so one task is split in two.
+        let fresh = Clusterer::new(config(false), rng(1)).cluster(&members, &models);
+        let mut used = fresh.clone();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used.len(), 3);
     }
 
     #[test]
