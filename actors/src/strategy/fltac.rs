@@ -369,6 +369,29 @@ mod tests {
         SimRng::seed_from_u64(seed)
     }
 
+    /// Each point as client `i`'s only adapter, of weight 1.
+    fn as_members(points: &[Vec<f32>]) -> Vec<Member<'_>> {
+        points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Member {
+                client: i,
+                slot: 0,
+                params: p,
+                weight: 1.0,
+            })
+            .collect()
+    }
+
+    fn config(restarts: usize, warm_start: bool) -> Clustering {
+        Clustering {
+            k: 3,
+            iterations: 20,
+            restarts,
+            warm_start,
+        }
+    }
+
     /// Three well separated groups of four points in 3-D.
     fn groups() -> Vec<Vec<f32>> {
         let centres = [[0.0f32, 0.0, 0.0], [10.0, 0.0, 0.0], [0.0, 10.0, 5.0]];
@@ -416,29 +439,14 @@ mod tests {
     #[test]
     fn identities_stay_when_centroids_move_slightly() {
         let points = groups();
-        let members: Vec<Member<'_>> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Member {
-                client: i,
-                slot: 0,
-                params: p,
-                weight: 1.0,
-            })
-            .collect();
+        let members = as_members(&points);
         // Last round's models, listed in an order unrelated to k-means' labels.
         let models: Vec<Params> = [[0.0f32, 10.3, 5.0], [0.2, 0.1, 0.0], [9.8, 0.0, 0.2]]
             .iter()
             .map(|m| Arc::new(m.to_vec()))
             .collect();
         for seed in 0..10 {
-            let config = Clustering {
-                k: 3,
-                iterations: 20,
-                restarts: 1,
-                warm_start: false,
-            };
-            let mut clusterer = Clusterer::new(config, rng(seed));
+            let mut clusterer = Clusterer::new(config(1, false), rng(seed));
             let routed = clusterer.cluster(&members, &models);
             let expected: Vec<usize> = (0..12).map(|i| [1, 2, 0][i % 3]).collect();
             assert_eq!(routed, expected, "seed {seed}");
@@ -453,25 +461,10 @@ mod tests {
         let refs: Vec<&[f32]> = points.iter().map(|p| p.as_slice()).collect();
         let tight = inertia(&refs, &[0, 0, 1, 1, 2]);
         assert!((tight - 0.01).abs() < 1e-6);
-        let members: Vec<Member<'_>> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Member {
-                client: i,
-                slot: 0,
-                params: p,
-                weight: 1.0,
-            })
-            .collect();
+        let members = as_members(&points);
         let models: Vec<Params> = (0..3).map(|_| Arc::new(vec![0.0])).collect();
         for seed in 0..20 {
-            let config = Clustering {
-                k: 3,
-                iterations: 20,
-                restarts: 8,
-                warm_start: false,
-            };
-            let routed = Clusterer::new(config, rng(seed)).cluster(&members, &models);
+            let routed = Clusterer::new(config(8, false), rng(seed)).cluster(&members, &models);
             assert_eq!(routed[0], routed[1], "seed {seed}");
             assert_eq!(routed[2], routed[3], "seed {seed}");
             assert_ne!(routed[0], routed[2], "seed {seed}");
@@ -490,26 +483,11 @@ mod tests {
             .iter()
             .map(|&v| vec![v])
             .collect();
-        let members: Vec<Member<'_>> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Member {
-                client: i,
-                slot: 0,
-                params: p,
-                weight: 1.0,
-            })
-            .collect();
-        let config = |warm_start| Clustering {
-            k: 3,
-            iterations: 20,
-            restarts: 8,
-            warm_start,
-        };
-        let warm = Clusterer::new(config(true), rng(1)).cluster(&members, &models);
+        let members = as_members(&points);
+        let warm = Clusterer::new(config(8, true), rng(1)).cluster(&members, &models);
         assert_eq!(warm, vec![0, 0, 0, 1, 1]);
         // Fresh seedings must use three clusters, so one task is split in two.
-        let fresh = Clusterer::new(config(false), rng(1)).cluster(&members, &models);
+        let fresh = Clusterer::new(config(8, false), rng(1)).cluster(&members, &models);
         let mut used = fresh.clone();
         used.sort_unstable();
         used.dedup();
