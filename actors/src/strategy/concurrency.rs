@@ -22,9 +22,11 @@ impl Crew {
         }
     }
 
-    /// Whether `client` was working for the server.
-    pub fn contains(&self, client: ClientId) -> bool {
-        self.working.contains(&client)
+    /// `client` failed: if it was working for the server, another takes its place.
+    pub fn replace(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
+        if self.working.remove(&client) {
+            self.fill(ctx);
+        }
     }
 
     /// `client` finished (its update arrived, or it failed): it leaves the crew.

@@ -71,10 +71,7 @@ impl Strategy for FedAsync {
     }
 
     fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
-        if self.crew.contains(client) {
-            self.crew.release(client);
-            self.crew.fill(ctx);
-        }
+        self.crew.replace(ctx, client);
     }
 
     fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {

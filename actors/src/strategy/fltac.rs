@@ -80,30 +80,26 @@ impl Clusterer {
             }
         }
         let (_, labels) = best.expect("at least one run");
-        let clusters: Vec<usize> = {
-            let mut used: Vec<usize> = labels.clone();
-            used.sort_unstable();
-            used.dedup();
-            used
-        };
+        let clusters = by_model(&labels);
         let means: Vec<Vec<f32>> = clusters
             .iter()
-            .map(|&c| {
-                let items: Vec<(&[f32], f64)> = members
+            .map(|(_, idx)| {
+                let items: Vec<(&[f32], f64)> = idx
                     .iter()
-                    .zip(&labels)
-                    .filter(|(_, l)| **l == c)
-                    .map(|(m, _)| (m.params, m.weight))
+                    .map(|&i| (members[i].params, members[i].weight))
                     .collect();
                 super::weighted_mean(&items)
             })
             .collect();
         let models: Vec<&[f32]> = models.iter().map(|m| m.as_slice()).collect();
         let matched = match_clusters(&means, &models);
-        labels
-            .iter()
-            .map(|l| matched[clusters.binary_search(l).expect("a used cluster")])
-            .collect()
+        let mut routed = labels;
+        for ((_, idx), &model) in clusters.iter().zip(&matched) {
+            for &i in idx {
+                routed[i] = model;
+            }
+        }
+        routed
     }
 }
 
