@@ -31,6 +31,12 @@ enum Command {
     },
     /// Train the ViT backbone centrally on some classes and write a checkpoint.
     Pretrain(PretrainArgs),
+    /// Print each adapter's trainable values and bytes per update, for a scenario's
+    /// backbone (and its own adapter first) or the bundled ViT on MNIST.
+    Adapters {
+        /// The scenario file (RON) whose backbone to measure.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -98,7 +104,78 @@ fn main() -> ExitCode {
         Command::Validate { file } => validate(&file),
         Command::Run(args) => run_command(args),
         Command::Pretrain(args) => pretrain_command(args),
+        Command::Adapters { file } => adapters_command(file.as_deref()),
     }
+}
+
+/// The bundled ViT (DESIGN.md's) on 28x28 grey images of 10 classes.
+fn bundled_vit() -> VitConfig {
+    VitConfig {
+        image: 28,
+        channels: 1,
+        patch: 4,
+        dim: 64,
+        depth: 4,
+        heads: 4,
+        mlp: 128,
+        classes: 10,
+    }
+}
+
+fn adapters_command(file: Option<&Path>) -> ExitCode {
+    use flotilla::model::{AdapterCost, catalog};
+    use flotilla_actors::WireDtype;
+    let (vit, mut methods) = match file {
+        None => (bundled_vit(), catalog(1)),
+        Some(file) => {
+            let loaded = match scenario::load(file) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(BAD_INPUT);
+                }
+            };
+            let b = bundled_vit();
+            let vit = loaded.vit(b.image, b.channels, b.classes);
+            let mut methods = vec![loaded.adaptation()];
+            methods.extend(catalog(loaded.scenario.data.clients));
+            (vit, methods)
+        }
+    };
+    methods.dedup();
+    let dtypes = [WireDtype::F32, WireDtype::F16];
+    println!(
+        "ViT patch {} dim {} depth {} heads {} mlp {}, {} classes",
+        vit.patch, vit.dim, vit.depth, vit.heads, vit.mlp, vit.classes
+    );
+    let names: Vec<String> = dtypes
+        .iter()
+        .map(|d| format!("bytes/update {d:?}"))
+        .collect();
+    println!(
+        "| adapter | head | trainable | of backbone | {} |",
+        names.join(" | ")
+    );
+    println!(
+        "| --- | --- | ---: | ---: |{}",
+        " ---: |".repeat(dtypes.len())
+    );
+    for m in &methods {
+        let cost = AdapterCost::measure(&vit, m);
+        let bytes: Vec<String> = dtypes
+            .iter()
+            .map(|d| d.encoded_bytes(cost.trainable).to_string())
+            .collect();
+        println!(
+            "| {} | {} | {} | {:.2}% | {} |",
+            cost.adapter,
+            cost.head,
+            cost.trainable,
+            cost.share() * 100.0,
+            bytes.join(" | ")
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// Exit code for input the user must fix.

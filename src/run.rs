@@ -14,7 +14,7 @@ use crate::model::build_model;
 use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner};
 use crate::report::{ModelSize, Summary, write_run};
-use crate::scenario::{DataSource, Loaded, Personalize, ScenarioError};
+use crate::scenario::{DataSource, Loaded, ScenarioError};
 
 /// Why a run could not go ahead; scenario problems are the user's to fix (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -88,9 +88,10 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     );
     let device = Device::flex().autodiff();
     let weights = s.model.weights.as_ref().map(|w| loaded.path(w));
-    let model = build_model(&vit, weights.as_deref(), &s.model.adapter, s.seed, &device)
+    let adaptation = loaded.adaptation();
+    let model = build_model(&vit, weights.as_deref(), &adaptation, s.seed, &device)
         .map_err(|e| invalid("model.weights", format!("cannot load the checkpoint: {e}")))?;
-    let trainable = s.model.adapter.trainable();
+    let trainable = adaptation.trainable();
     let (adapter_params, model_params) = trainable.count(&model);
     let size = ModelSize {
         adapter_params,
@@ -103,15 +104,11 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     };
     let learner: Arc<dyn Learner> = Arc::new(PoolLearner::new(LearnerSetup {
         model,
-        trainable,
+        adaptation,
         patch: vit.patch,
         train: s.training.clone(),
         data: tasks.clone(),
-        personalize: s
-            .eval
-            .personalize
-            .as_ref()
-            .map(|Personalize::FineTune { steps, lr }| (*steps, *lr)),
+        personalize: loaded.personalization(),
         procedure: loaded.personal_step(),
         workers,
         device,

@@ -3,8 +3,14 @@
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
-    AdapterSpec, LocalData, LoraTarget, Optimizer, TrainConfig, Trainable, VitConfig, build_model,
-    train_local, train_maml, train_moreau,
+    Adaptation, AdapterSpec, LocalData, LoraTarget, Objective, Optimizer, TrainConfig, Trainable,
+    VitConfig, build_model, train_local, train_maml, train_moreau,
+};
+
+/// Plain cross-entropy through the linear head.
+const PLAIN: Objective = Objective {
+    naive_bayes: None,
+    key: None,
 };
 
 fn tiny() -> VitConfig {
@@ -20,12 +26,12 @@ fn tiny() -> VitConfig {
     }
 }
 
-fn lora(targets: Vec<LoraTarget>) -> AdapterSpec {
-    AdapterSpec::Lora {
+fn lora(targets: Vec<LoraTarget>) -> Adaptation {
+    Adaptation::linear(AdapterSpec::Lora {
         rank: 2,
         alpha: 4.0,
         targets,
-    }
+    })
 }
 
 fn toy_data() -> Dataset {
@@ -54,6 +60,7 @@ fn local<'a>(
         patch,
         seed,
         device,
+        objective: &PLAIN,
     }
 }
 

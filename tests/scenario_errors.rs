@@ -248,6 +248,58 @@ fn malformed_scenarios_name_the_place() {
                 "persafl-lambda.ron: algorithm.personal.lambda: must be > 0 with training lr x lambda <= 1",
             ],
         ),
+        (
+            "blocks.ron",
+            with(
+                "adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V]),",
+                "adapter: Blocks(blocks: [0, 3]),",
+            ),
+            vec!["blocks.ron: model.adapter.blocks: blocks are numbered 0..1, got 3"],
+        ),
+        (
+            "nb-personalize.ron",
+            with(
+                "targets: [Q, V]),",
+                "targets: [Q, V]), head: NaiveBayes(covariance: Lda),",
+            )
+            .replace(
+                "stop: (rounds: 2),",
+                "stop: (rounds: 2), eval: (personalize: FineTune(steps: 3)),",
+            ),
+            vec!["nb-personalize.ron: eval.personalize: the naive Bayes head is always fitted"],
+        ),
+        (
+            "nb-shrinkage.ron",
+            with(
+                "targets: [Q, V]),",
+                "targets: [Q, V]), head: NaiveBayes(covariance: Qda, shrinkage: 0.0),",
+            ),
+            vec!["nb-shrinkage.ron: model.head.shrinkage: must be in (0, 1], got 0"],
+        ),
+        (
+            "head-only-frozen.ron",
+            with(
+                "adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V]),",
+                "adapter: HeadOnly, head: Frozen,",
+            ),
+            vec!["head-only-frozen.ron: model.head: HeadOnly trains nothing but the head"],
+        ),
+        (
+            "shots.ron",
+            with(
+                "partition: Dirichlet(alpha: 0.5)",
+                "partition: Shots(shots: 0)",
+            ),
+            vec!["shots.ron: data.partition.shots: must be at least 1"],
+        ),
+        (
+            "covariance.ron",
+            with(
+                "targets: [Q, V]),",
+                "targets: [Q, V]), head: NaiveBayes(covariance: Diagonal),",
+            ),
+            vec!["covariance.ron:", "Diagonal"],
+        ),
     ];
     assert!(cases.len() >= 10);
     for (name, text, expected) in cases {
@@ -300,11 +352,16 @@ fn missing_file_is_a_clear_error() {
 
 #[test]
 fn shipped_scenarios_validate() {
-    for entry in std::fs::read_dir(repo().join("scenarios")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "ron") {
-            let (code, err) = flotilla(&["validate", path.to_str().unwrap()]);
-            assert_eq!(code, 0, "{}: {err}", path.display());
+    let mut checked = 0;
+    for dir in ["scenarios", "scenarios/baselines"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "ron") {
+                let (code, err) = flotilla(&["validate", path.to_str().unwrap()]);
+                assert_eq!(code, 0, "{}: {err}", path.display());
+                checked += 1;
+            }
         }
     }
+    assert!(checked >= 17, "only {checked} scenarios found");
 }

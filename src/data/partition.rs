@@ -16,6 +16,13 @@ pub enum PartitionSpec {
     /// Per class, proportions over clients drawn from Dirichlet(alpha): small alpha gives
     /// clients few classes each.
     Dirichlet { alpha: f64 },
+    /// Few-shot clients: each holds `shots` images of each of its classes (every class,
+    /// or `classes` of them drawn at random per client), no image held twice.
+    Shots {
+        shots: usize,
+        #[serde(default)]
+        classes: Option<usize>,
+    },
 }
 
 /// Each client's local training and test indices into the training set.
@@ -41,6 +48,12 @@ pub enum PartitionError {
         alpha: f64,
         min: usize,
         tries: usize,
+    },
+    #[error("class {class} has too few images for {clients} clients with {shots} shots of it")]
+    TooFewShots {
+        class: usize,
+        shots: usize,
+        clients: usize,
     },
 }
 
@@ -72,6 +85,9 @@ pub fn partition(
         PartitionSpec::Dirichlet { alpha } => {
             dirichlet(labels, clients, *alpha, min_samples, &mut rng)?
         }
+        PartitionSpec::Shots { shots, classes } => {
+            few_shot(labels, clients, *shots, *classes, &mut rng)?
+        }
     };
     let mut train = Vec::with_capacity(clients);
     let mut test = Vec::with_capacity(clients);
@@ -90,6 +106,49 @@ pub fn partition(
     Ok(Partition { train, test })
 }
 
+/// Deals `shots` images of each of a client's classes to every client in turn.
+fn few_shot(
+    labels: &[u8],
+    clients: usize,
+    shots: usize,
+    classes: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Vec<u32>>, PartitionError> {
+    let mut by_class = by_class(labels);
+    by_class.iter_mut().for_each(|m| m.shuffle(rng));
+    let all: Vec<usize> = (0..by_class.len()).collect();
+    let mut shards = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let mut mine = all.clone();
+        mine.shuffle(rng);
+        mine.truncate(classes.unwrap_or(all.len()));
+        mine.sort_unstable();
+        let mut shard = Vec::with_capacity(mine.len() * shots);
+        for k in mine {
+            let members = &mut by_class[k];
+            if members.len() < shots {
+                return Err(PartitionError::TooFewShots {
+                    class: k,
+                    shots,
+                    clients,
+                });
+            }
+            shard.extend(members.split_off(members.len() - shots));
+        }
+        shards.push(shard);
+    }
+    Ok(shards)
+}
+
+fn by_class(labels: &[u8]) -> Vec<Vec<u32>> {
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i as u32);
+    }
+    by_class
+}
+
 const DIRICHLET_TRIES: usize = 1000;
 
 fn dirichlet(
@@ -99,11 +158,7 @@ fn dirichlet(
     min: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<Vec<u32>>, PartitionError> {
-    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); classes];
-    for (i, &l) in labels.iter().enumerate() {
-        by_class[l as usize].push(i as u32);
-    }
+    let by_class = by_class(labels);
     let gamma = Gamma::new(alpha, 1.0).expect("alpha validated > 0");
     for _ in 0..DIRICHLET_TRIES {
         let mut shards: Vec<Vec<u32>> = vec![Vec::new(); clients];
@@ -176,6 +231,34 @@ mod tests {
             .sum::<f64>()
             / 10.0;
         assert!(dominant > 0.5, "mean dominant-class share {dominant}");
+    }
+
+    #[test]
+    fn few_shot_clients_hold_exactly_their_shots() {
+        let l = labels();
+        let spec = PartitionSpec::Shots {
+            shots: 4,
+            classes: Some(3),
+        };
+        let p = partition(&l, 12, &spec, 1, 0.0, 5).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for shard in &p.train {
+            let mut counts = [0usize; 10];
+            for &i in shard {
+                assert!(seen.insert(i), "image {i} held twice");
+                counts[l[i as usize] as usize] += 1;
+            }
+            let held: Vec<usize> = counts.into_iter().filter(|&c| c > 0).collect();
+            assert_eq!(held, vec![4, 4, 4]);
+        }
+        let too_many = PartitionSpec::Shots {
+            shots: 30,
+            classes: None,
+        };
+        assert!(matches!(
+            partition(&l, 12, &too_many, 1, 0.0, 5),
+            Err(PartitionError::TooFewShots { .. })
+        ));
     }
 
     #[test]

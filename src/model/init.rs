@@ -14,8 +14,10 @@ use super::Trainable;
 use super::params::track_path;
 
 /// Re-initialises the parameters whose paths `which` selects:
-/// linear weights and biases `U(-1/sqrt(d_in), 1/sqrt(d_in))`, class token and positions
-/// `N(0, 0.02)`, LoRA `A ~ N(0, 1/rank)` and `B = 0`, layer norms `gamma = 1, beta = 0`.
+/// linear weights and biases `U(-1/sqrt(d_in), 1/sqrt(d_in))`; class token, positions,
+/// prompt and memory tokens `N(0, 0.02)`; LoRA `A ~ N(0, 1/rank)` and `B = 0`; layer norms
+/// and FiLM at the identity; FedAPT's keys `N(0, 1)` and its prompt generator at zero (so
+/// the adaptive prompt starts as the meta prompt).
 pub fn init_params<M: Module>(module: M, which: &Trainable, seed: u64) -> M {
     module.map(&mut Init {
         which,
@@ -47,10 +49,12 @@ impl ModuleMapper for Init<'_> {
         let n: usize = dims.iter().product();
         let bound = 1.0 / (self.fan_in as f64).sqrt();
         let values: Vec<f32> = match leaf {
-            "lora_b" | "beta" => vec![0.0; n],
-            "gamma" => vec![1.0; n],
+            "lora_b" | "beta" | "shift" => vec![0.0; n],
+            _ if path.starts_with("prompt_net.generate") => vec![0.0; n],
+            "gamma" | "scale" => vec![1.0; n],
             "lora_a" => normal(&mut self.rng, 1.0 / dims[D - 1] as f64, n),
-            "cls" | "pos" => normal(&mut self.rng, 0.02, n),
+            "cls" | "pos" | "prompt" | "memory" => normal(&mut self.rng, 0.02, n),
+            "keys" => normal(&mut self.rng, 1.0, n),
             _ => (0..n)
                 .map(|_| self.rng.random_range(-bound..=bound) as f32)
                 .collect(),

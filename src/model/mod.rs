@@ -1,108 +1,98 @@
 //! The backbone, its adapters, and local training and evaluation with Burn.
 
+mod adapter;
+mod film;
+mod head;
 mod init;
+mod inventory;
 mod lora;
+mod naive_bayes;
 mod params;
 mod personal;
+mod prompt;
 mod train;
 mod vit;
 
+pub use adapter::{AdapterSpec, LoraTarget};
+pub use film::Film;
+pub use head::HeadSpec;
 pub use init::init_params;
+pub use inventory::{AdapterCost, catalog};
 pub use lora::LoraLinear;
+pub use naive_bayes::{Covariance, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use params::Trainable;
 pub use personal::{PersonalStep, train_maml, train_moreau};
-pub use train::{EvalCounts, LocalData, Optimizer, TrainConfig, evaluate, fine_tune, train_local};
-pub use vit::{Vit, VitConfig};
+pub use prompt::PromptNet;
+pub use train::{
+    EvalCounts, LocalData, Objective, Optimizer, TrainConfig, evaluate, fine_tune, fit_head,
+    train_local,
+};
+pub use vit::{Encoded, Vit, VitConfig};
 
 use std::path::Path;
 
-use burn::nn::LinearConfig;
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 
-/// An attention projection that LoRA can adapt.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum LoraTarget {
-    Q,
-    K,
-    V,
-    O,
+/// How the backbone is adapted: the adapter, the head, and the number of clients (one
+/// FedAPT key each).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adaptation {
+    pub adapter: AdapterSpec,
+    pub head: HeadSpec,
+    pub clients: usize,
 }
 
-/// What trains on top of the frozen backbone (the head always does).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum AdapterSpec {
-    /// Low-rank updates of the chosen attention projections in every block.
-    Lora {
-        rank: usize,
-        alpha: f64,
-        targets: Vec<LoraTarget>,
-    },
-}
+impl Adaptation {
+    /// An adapter with a trained linear head.
+    pub fn linear(adapter: AdapterSpec) -> Self {
+        Self {
+            adapter,
+            head: HeadSpec::Linear,
+            clients: 1,
+        }
+    }
 
-impl AdapterSpec {
-    /// The parameters that train (and travel): the adapter's and the head's.
+    /// The parameters that train and travel: the adapter's, and the head's if it trains.
     pub fn trainable(&self) -> Trainable {
-        match self {
-            AdapterSpec::Lora { targets, .. } => {
-                let names: Vec<&str> = targets
-                    .iter()
-                    .map(|t| match t {
-                        LoraTarget::Q => "q",
-                        LoraTarget::K => "k",
-                        LoraTarget::V => "v",
-                        LoraTarget::O => "o",
-                    })
-                    .collect();
-                Trainable::new(&format!(
-                    r"blocks\.\d+\.attn\.({})\.lora_[ab]|head\.(weight|bias)",
-                    names.join("|")
-                ))
-            }
+        let mut patterns = self.adapter.trained();
+        if self.head.trains() {
+            patterns.push(HEAD.into());
         }
+        Trainable::new(&patterns.join("|"))
     }
 
-    /// Attaches the adapter to `vit`.
-    pub fn attach(&self, mut vit: Vit, device: &Device) -> Vit {
-        match self {
-            AdapterSpec::Lora {
-                rank,
-                alpha,
-                targets,
-            } => {
-                for block in &mut vit.blocks {
-                    let attn = &mut block.attn;
-                    for target in targets {
-                        let slot = match target {
-                            LoraTarget::Q => &mut attn.q,
-                            LoraTarget::K => &mut attn.k,
-                            LoraTarget::V => &mut attn.v,
-                            LoraTarget::O => &mut attn.o,
-                        };
-                        let plain = std::mem::replace(
-                            slot,
-                            LoraLinear::new(LinearConfig::new(1, 1).init(device)),
-                        );
-                        *slot = plain.with_adapter(*rank, *alpha, device);
-                    }
-                }
-                vit
-            }
+    /// The head alone, for FedBABU's personalization.
+    pub fn head() -> Trainable {
+        Trainable::new(HEAD)
+    }
+
+    /// The parameters that start fresh rather than pretrained: the adapter's own and the head.
+    fn fresh(&self) -> Trainable {
+        let mut patterns = self.adapter.added();
+        patterns.push(HEAD.into());
+        Trainable::new(&patterns.join("|"))
+    }
+
+    /// What a training step of a client minimises.
+    pub fn objective(&self, client: usize) -> Objective {
+        Objective {
+            naive_bayes: self.head.naive_bayes(),
+            key: self.adapter.key_loss().map(|w| (client, w)),
         }
     }
 }
+
+const HEAD: &str = r"head\.(weight|bias)";
 
 /// Builds the model clients fine-tune: the backbone (pretrained weights when given), a
-/// fresh head and the adapter, with everything but adapter and head frozen.
+/// fresh head and the adapter, with everything but what trains frozen.
 ///
 /// Every value is drawn from `seed` (see [`init_params`]), so the model is the same on
 /// every thread and every run.
 pub fn build_model(
     config: &VitConfig,
     weights: Option<&Path>,
-    adapter: &AdapterSpec,
+    adaptation: &Adaptation,
     seed: u64,
     device: &Device,
 ) -> Result<Vit, burn::store::RecordError> {
@@ -111,9 +101,8 @@ pub fn build_model(
         use burn::module::Module;
         vit = vit.try_load_file(path)?;
     }
-    let vit = adapter.attach(vit, device);
-    let trainable = adapter.trainable();
-    // A fresh head and fresh adapter factors, from a stream of their own.
-    let vit = init_params(vit, &trainable, seed ^ 0x5eed_0ada_97e5);
-    Ok(trainable.apply(vit))
+    let vit = adaptation.adapter.attach(vit, adaptation.clients, device);
+    // A fresh head and fresh adapter parameters, from a stream of their own.
+    let vit = init_params(vit, &adaptation.fresh(), seed ^ 0x5eed_0ada_97e5);
+    Ok(adaptation.trainable().apply(vit))
 }

@@ -1,7 +1,6 @@
 //! The client procedures of PersA-FL (Toghani et al. 2022): first-order MAML and the
 //! Moreau envelope.
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -33,18 +32,19 @@ pub fn train_maml(
     config: &TrainConfig,
     inner_lr: f64,
 ) -> (Vit, f64) {
-    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
     let mut outer = config.optimizer.init();
     let batches = local.batches(config.batch_size, local.steps(config));
     let (mut loss_sum, mut n) = (0.0, 0usize);
     for pair in batches.chunks(2) {
         let (d, d2) = (&pair[0], pair.get(1).unwrap_or(&pair[0]));
-        let (x, y) = local.tensors(d);
-        let loss = loss_fn.forward(model.forward(x), y);
+        let Some(loss) = local.objective.loss(&model, local, d) else {
+            continue;
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let adapted = SgdConfig::new().init().step(inner_lr, model.clone(), grads);
-        let (x2, y2) = local.tensors(d2);
-        let loss2 = loss_fn.forward(adapted.forward(x2), y2);
+        let Some(loss2) = local.objective.loss(&adapted, local, d2) else {
+            continue;
+        };
         loss_sum += loss2.clone().into_scalar::<f32>() as f64;
         n += 1;
         // First order: the gradient at the adapted point, applied to the model itself.
@@ -65,17 +65,17 @@ pub fn train_moreau(
     lambda: f64,
     inner_steps: usize,
 ) -> (Vec<f32>, Vit, f64) {
-    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
     let mut inner = config.optimizer.init();
     let lr = config.optimizer.lr();
     let mut w = global.to_vec();
     let (mut loss_sum, mut n) = (0.0, 0usize);
     for batch in local.batches(config.batch_size, local.steps(config)) {
-        let (x, y) = local.tensors(&batch);
         let anchor: Tensor<1> =
             Tensor::from_data(TensorData::new(w.clone(), [w.len()]), local.device);
         for _ in 0..inner_steps {
-            let task = loss_fn.forward(personal.forward(x.clone()), y.clone());
+            let Some(task) = local.objective.loss(&personal, local, &batch) else {
+                continue;
+            };
             loss_sum += task.clone().into_scalar::<f32>() as f64;
             n += 1;
             let drift = trainable.flat_tensor(&personal) - anchor.clone();

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::naive_bayes::{NaiveBayes, NaiveBayesHead};
 use super::vit::Vit;
 use crate::data::Dataset;
 
@@ -72,6 +73,90 @@ pub struct LocalData<'a> {
     /// Seeds every random choice of the job (batch order).
     pub seed: u64,
     pub device: &'a Device,
+    /// What each step minimises.
+    pub objective: &'a Objective,
+}
+
+/// What a local training step minimises.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Objective {
+    /// FiT's episodic training: each batch is split into a support half that fits the
+    /// naive Bayes head and a query half that the loss is taken on. `None` trains through
+    /// the model's linear head.
+    pub naive_bayes: Option<NaiveBayes>,
+    /// FedAPT: the client's own key and the weight of the loss that teaches the adaptive
+    /// network to match the client's samples to it.
+    pub key: Option<(usize, f64)>,
+}
+
+impl Objective {
+    /// The loss on `batch`, or `None` when the batch makes no episode (every class in it
+    /// has a single sample).
+    pub(crate) fn loss(
+        &self,
+        model: &Vit,
+        local: &LocalData<'_>,
+        batch: &[u32],
+    ) -> Option<Tensor<1>> {
+        let ce = CrossEntropyLossConfig::new().init(local.device);
+        let (task, encoded_keys) = match &self.naive_bayes {
+            None => {
+                let (x, y) = local.tensors(batch);
+                let encoded = model.encode(x);
+                let logits = model.head.forward(encoded.features);
+                (ce.forward(logits, y), encoded.key_logits)
+            }
+            Some(config) => {
+                let (support, query) = episode(local.data, batch);
+                if query.is_empty() {
+                    return None;
+                }
+                let (xs, _) = local.tensors(&support);
+                let labels: Vec<usize> = support
+                    .iter()
+                    .map(|&i| local.data.labels[i as usize] as usize)
+                    .collect();
+                let head = NaiveBayesHead::fit(
+                    model.encode(xs).features,
+                    &labels,
+                    local.data.classes,
+                    config,
+                );
+                let (xq, yq) = local.tensors(&query);
+                let encoded = model.encode(xq);
+                (
+                    ce.forward(head.logits(encoded.features), yq),
+                    encoded.key_logits,
+                )
+            }
+        };
+        Some(match (self.key, encoded_keys) {
+            (Some((client, weight)), Some(key_logits)) => {
+                let n = key_logits.dims()[0];
+                let own: Tensor<1, Int> =
+                    Tensor::from_data(TensorData::new(vec![client as i64; n], [n]), local.device);
+                task + ce.forward(key_logits, own).mul_scalar(weight)
+            }
+            _ => task,
+        })
+    }
+}
+
+/// Splits a batch into an episode: for every class with at least two samples in it, the
+/// first half (rounded up) goes to the support set and the rest to the query set; single
+/// samples go to the support set.
+fn episode(data: &Dataset, batch: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); data.classes];
+    for &i in batch {
+        by_class[data.labels[i as usize] as usize].push(i);
+    }
+    let (mut support, mut query) = (Vec::new(), Vec::new());
+    for members in by_class {
+        let cut = members.len().div_ceil(2);
+        support.extend_from_slice(&members[..cut]);
+        query.extend_from_slice(&members[cut..]);
+    }
+    (support, query)
 }
 
 impl LocalData<'_> {
@@ -119,17 +204,17 @@ pub fn fine_tune(
     config: &TrainConfig,
 ) -> (Vit, f64) {
     let mut optim = config.optimizer.init();
-    let loss_fn = CrossEntropyLossConfig::new().init(local.device);
-    let batches = local.batches(config.batch_size, steps);
-    let mut loss_sum = 0.0;
-    for batch in &batches {
-        let (x, y) = local.tensors(batch);
-        let loss = loss_fn.forward(model.forward(x), y);
+    let (mut loss_sum, mut n) = (0.0, 0usize);
+    for batch in &local.batches(config.batch_size, steps) {
+        let Some(loss) = local.objective.loss(&model, local, batch) else {
+            continue;
+        };
         loss_sum += loss.clone().into_scalar::<f32>() as f64;
+        n += 1;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(config.optimizer.lr(), model, grads);
     }
-    (model, mean(loss_sum, batches.len()))
+    (model, mean(loss_sum, n))
 }
 
 /// Correct predictions and summed loss over a set of samples.
@@ -157,9 +242,43 @@ impl EvalCounts {
     }
 }
 
-/// Evaluates `model` (in validation mode) on `indices`, in batches of `batch`.
+/// Fits FiT's naive Bayes head to the features of `indices` (in validation mode).
+pub fn fit_head(
+    model: &Vit,
+    config: &NaiveBayes,
+    data: &Dataset,
+    indices: &[u32],
+    patch: usize,
+    batch: usize,
+) -> NaiveBayesHead {
+    let model = model.valid();
+    let device = model.patch_embed.weight.val().device();
+    let features: Vec<Tensor<2>> = indices
+        .chunks(batch.max(1))
+        .map(|chunk| {
+            model
+                .encode(batch_tensors(data, chunk, patch, &device).0)
+                .features
+        })
+        .collect();
+    let labels: Vec<usize> = indices
+        .iter()
+        .map(|&i| data.labels[i as usize] as usize)
+        .collect();
+    let dim = model.norm.gamma.dims()[0];
+    let features = if features.is_empty() {
+        Tensor::zeros([0, dim], &device)
+    } else {
+        Tensor::cat(features, 0)
+    };
+    NaiveBayesHead::fit(features, &labels, data.classes, config)
+}
+
+/// Evaluates `model` (in validation mode) on `indices`, in batches of `batch`, through
+/// its linear head or, when given, a fitted naive Bayes head.
 pub fn evaluate(
     model: &Vit,
+    head: Option<&NaiveBayesHead>,
     data: &Dataset,
     indices: &[u32],
     patch: usize,
@@ -171,7 +290,11 @@ pub fn evaluate(
     let mut counts = EvalCounts::default();
     for chunk in indices.chunks(batch.max(1)) {
         let (x, y) = batch_tensors(data, chunk, patch, &device);
-        let logits = model.forward(x);
+        let features = model.encode(x).features;
+        let logits = match head {
+            Some(head) => head.logits(features),
+            None => model.head.forward(features),
+        };
         let loss = loss_fn.forward(logits.clone(), y.clone());
         counts.loss_sum += loss.into_scalar::<f32>() as f64 * chunk.len() as f64;
         let pred = logits.argmax(1).reshape([chunk.len()]);

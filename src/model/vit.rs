@@ -6,7 +6,9 @@ use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::film::Film;
 use super::lora::LoraLinear;
+use super::prompt::PromptNet;
 
 /// The ViT's shape. Images are square with `channels` planes of `image` x `image` pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,9 +49,13 @@ impl VitConfig {
                 Distribution::Normal(0.0, 0.02),
                 device,
             )),
+            prompt: None,
+            prompt_net: None,
             blocks: (0..self.depth)
                 .map(|_| Block {
                     ln1: LayerNormConfig::new(dim).init(device),
+                    film1: None,
+                    memory: None,
                     attn: Attention {
                         q: LoraLinear::new(LinearConfig::new(dim, dim).init(device)),
                         k: LoraLinear::new(LinearConfig::new(dim, dim).init(device)),
@@ -58,6 +64,7 @@ impl VitConfig {
                         heads: self.heads,
                     },
                     ln2: LayerNormConfig::new(dim).init(device),
+                    film2: None,
                     fc1: LinearConfig::new(dim, self.mlp).init(device),
                     fc2: LinearConfig::new(self.mlp, dim).init(device),
                 })
@@ -69,11 +76,18 @@ impl VitConfig {
 }
 
 /// The Vision Transformer: patch embedding, `depth` blocks, a linear head on the class token.
+///
+/// The optional parts are adapters that [`AdapterSpec::attach`](super::AdapterSpec::attach)
+/// adds; absent, the model is the plain backbone.
 #[derive(Module, Debug)]
 pub struct Vit {
     pub patch_embed: Linear,
     pub cls: Param<Tensor<3>>,
     pub pos: Param<Tensor<3>>,
+    /// Prompt tokens `[1, p, dim]` inserted after the class token (no position embedding).
+    pub prompt: Option<Param<Tensor<3>>>,
+    /// FedAPT: makes each sample's prompt offset from its frozen features and the keys.
+    pub prompt_net: Option<PromptNet>,
     pub blocks: Vec<Block>,
     pub norm: LayerNorm,
     pub head: Linear,
@@ -83,8 +97,15 @@ pub struct Vit {
 #[derive(Module, Debug)]
 pub struct Block {
     pub ln1: LayerNorm,
+    /// FiLM of the attention branch's normalised input.
+    pub film1: Option<Film>,
+    /// Memory tokens `[1, m, dim]` (Sandler et al. 2022): keys and values for the
+    /// attention, never queries, so they produce no outputs.
+    pub memory: Option<Param<Tensor<3>>>,
     pub attn: Attention,
     pub ln2: LayerNorm,
+    /// FiLM of the MLP branch's normalised input.
+    pub film2: Option<Film>,
     pub fc1: Linear,
     pub fc2: Linear,
 }
@@ -100,42 +121,98 @@ pub struct Attention {
     pub heads: usize,
 }
 
+/// What the encoder makes of a batch.
+pub struct Encoded {
+    /// The normalised class token `[batch, dim]`, the head's input.
+    pub features: Tensor<2>,
+    /// FedAPT's key-matching logits `[batch, clients]`, when the model has a prompt network.
+    pub key_logits: Option<Tensor<2>>,
+}
+
 impl Vit {
     /// Logits `[batch, classes]` from patches `[batch, tokens, patch_dim]`.
     pub fn forward(&self, patches: Tensor<3>) -> Tensor<2> {
+        self.head.forward(self.encode(patches).features)
+    }
+
+    /// The class token's features (and FedAPT's key logits) for patches
+    /// `[batch, tokens, patch_dim]`.
+    pub fn encode(&self, patches: Tensor<3>) -> Encoded {
         let [b, _, _] = patches.dims();
         let x = self.patch_embed.forward(patches);
         let dim = x.dims()[2];
         let cls = self.cls.val().repeat_dim(0, b);
-        let mut x = Tensor::cat(vec![cls, x], 1) + self.pos.val();
+        let x = Tensor::cat(vec![cls, x], 1) + self.pos.val();
+        let (prompt, key_logits) = match (&self.prompt, &self.prompt_net) {
+            (Some(meta), Some(net)) => {
+                // The frozen model's view of the sample picks its key.
+                let frozen = self.run_blocks(x.clone(), None).detach();
+                let logits = net.key_logits(frozen);
+                let prompt = meta.val().repeat_dim(0, b) + net.offsets(logits.clone());
+                (Some(prompt), Some(logits))
+            }
+            (Some(meta), None) => (Some(meta.val().repeat_dim(0, b)), None),
+            _ => (None, None),
+        };
+        let features = self.run_blocks(x, prompt);
+        debug_assert_eq!(features.dims(), [b, dim]);
+        Encoded {
+            features,
+            key_logits,
+        }
+    }
+
+    /// The blocks and final norm over embedded tokens `[batch, 1 + tokens, dim]`, with
+    /// prompt tokens inserted after the class token; returns the class token.
+    fn run_blocks(&self, x: Tensor<3>, prompt: Option<Tensor<3>>) -> Tensor<2> {
+        let [b, t, dim] = x.dims();
+        let mut x = match prompt {
+            Some(p) => Tensor::cat(vec![x.clone().narrow(1, 0, 1), p, x.narrow(1, 1, t - 1)], 1),
+            None => x,
+        };
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x = self.norm.forward(x);
-        let cls_out = x.narrow(1, 0, 1).reshape([b, dim]);
-        self.head.forward(cls_out)
+        self.norm.forward(x).narrow(1, 0, 1).reshape([b, dim])
     }
 }
 
 impl Block {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln1.forward(x));
-        let h = self
-            .fc2
-            .forward(gelu(self.fc1.forward(self.ln2.forward(x.clone()))));
+        let [b, _, _] = x.dims();
+        let film = |f: &Option<Film>, y: Tensor<3>| match f {
+            Some(f) => f.forward(y),
+            None => y,
+        };
+        let h = film(&self.film1, self.ln1.forward(x.clone()));
+        let memory = self
+            .memory
+            .as_ref()
+            .map(|m| film(&self.film1, self.ln1.forward(m.val().repeat_dim(0, b))));
+        let x = x + self.attn.forward(h, memory);
+        let h = film(&self.film2, self.ln2.forward(x.clone()));
+        let h = self.fc2.forward(gelu(self.fc1.forward(h)));
         x + h
     }
 }
 
 impl Attention {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    /// Self-attention over `x`; `memory` tokens join the keys and values only.
+    pub fn forward(&self, x: Tensor<3>, memory: Option<Tensor<3>>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.heads;
         let hd = d / h;
-        let split = |y: Tensor<3>| y.reshape([b, t, h, hd]).swap_dims(1, 2);
+        let split = |y: Tensor<3>| {
+            let n = y.dims()[1];
+            y.reshape([b, n, h, hd]).swap_dims(1, 2)
+        };
         let q = split(self.q.forward(x.clone()));
-        let k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
+        let context = match memory {
+            Some(m) => Tensor::cat(vec![x, m], 1),
+            None => x,
+        };
+        let k = split(self.k.forward(context.clone()));
+        let v = split(self.v.forward(context));
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt());

@@ -9,8 +9,8 @@ use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob
 use super::{JobKind, Pool};
 use crate::data::TaskData;
 use crate::model::{
-    EvalCounts, LocalData, Optimizer, PersonalStep, TrainConfig, Trainable, Vit, evaluate,
-    fine_tune, train_local, train_maml, train_moreau,
+    Adaptation, EvalCounts, LocalData, NaiveBayes, Objective, Optimizer, PersonalStep, TrainConfig,
+    Trainable, Vit, evaluate, fine_tune, fit_head, train_local, train_maml, train_moreau,
 };
 
 /// Samples per evaluation task: small enough to spread over the workers.
@@ -20,18 +20,26 @@ const EVAL_BATCH: usize = 250;
 /// Seeds the shuffling of each client's personalization fine-tuning (with its id).
 const PERSONALIZE_SEED: u64 = 0x9e50_4a11_2e00_0001;
 
+/// Local fine-tuning that personalizes the served model before each client's evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Personalization {
+    pub steps: usize,
+    /// Plain SGD at this rate, else the training optimizer.
+    pub lr: Option<f64>,
+    /// Fine-tune the head alone (FedBABU) rather than the trainable parameters.
+    pub head_only: bool,
+}
+
 /// Everything a [`PoolLearner`] needs.
 pub struct LearnerSetup {
     pub model: Vit,
-    pub trainable: Trainable,
+    pub adaptation: Adaptation,
     pub patch: usize,
     pub train: TrainConfig,
     /// The images, tasks and every client's slots.
     pub data: Arc<TaskData>,
-    /// Local fine-tuning steps (and their SGD learning rate, else the training optimizer)
-    /// that personalize the model before each client's evaluation; `None` evaluates the
-    /// global model as is.
-    pub personalize: Option<(usize, Option<f64>)>,
+    /// `None` evaluates the served model as is.
+    pub personalize: Option<Personalization>,
     /// The clients' personalized-FL procedure (PersA-FL), or plain local training.
     pub procedure: Option<PersonalStep>,
     pub workers: usize,
@@ -42,28 +50,31 @@ pub struct LearnerSetup {
 pub struct PoolLearner {
     pool: Pool,
     initial: Vec<f32>,
+    adaptation: Arc<Adaptation>,
     trainable: Trainable,
     patch: usize,
     train: Arc<TrainConfig>,
     data: Arc<TaskData>,
-    personalize: Option<(usize, TrainConfig)>,
+    personalize: Option<(Personalization, TrainConfig)>,
     procedure: Arc<Option<PersonalStep>>,
 }
 
 impl PoolLearner {
     pub fn new(setup: LearnerSetup) -> Self {
-        let initial = setup.trainable.extract(&setup.model);
-        let personalize = setup.personalize.map(|(steps, lr)| {
+        let trainable = setup.adaptation.trainable();
+        let initial = trainable.extract(&setup.model);
+        let personalize = setup.personalize.map(|p| {
             let mut config = setup.train.clone();
-            if let Some(lr) = lr {
+            if let Some(lr) = p.lr {
                 config.optimizer = Optimizer::Sgd { lr };
             }
-            (steps, config)
+            (p, config)
         });
         Self {
             pool: Pool::new(setup.workers, &setup.model, &setup.device),
             initial,
-            trainable: setup.trainable,
+            adaptation: Arc::new(setup.adaptation),
+            trainable,
             patch: setup.patch,
             train: Arc::new(setup.train),
             data: setup.data,
@@ -152,6 +163,7 @@ impl Learner for PoolLearner {
         let config = self.train.clone();
         let patch = self.patch;
         let procedure = self.procedure.clone();
+        let objective = self.adaptation.objective(job.client);
         self.pool.submit(
             JobKind::Train,
             Box::new(move |w| {
@@ -166,6 +178,7 @@ impl Learner for PoolLearner {
                         patch,
                         seed: slot_seed(job.seed, s),
                         device: &w.device,
+                        objective: &objective,
                     };
                     let model = trainable.load(w.model.clone(), start);
                     let (params, loss) = match procedure.as_ref() {
@@ -216,13 +229,20 @@ impl Learner for PoolLearner {
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
         let (done, pending) = Pending::channel();
         let data = &self.data;
+        let naive_bayes = self.adaptation.head.naive_bayes();
+        // A naive Bayes head is fitted once per task, so its task is one chunk.
+        let chunk = if naive_bayes.is_some() {
+            usize::MAX
+        } else {
+            EVAL_CHUNK
+        };
         let mut sources: Vec<Source> = Vec::new();
         for (t, test) in data.task_test.iter().enumerate() {
             let n = test.len();
             sources.extend(
                 (0..n)
-                    .step_by(EVAL_CHUNK)
-                    .map(|s| Source::Central(t, s, (s + EVAL_CHUNK).min(n))),
+                    .step_by(chunk)
+                    .map(|s| Source::Central(t, s, s.saturating_add(chunk).min(n))),
             );
         }
         for (c, slots) in data.slots.iter().enumerate() {
@@ -245,42 +265,24 @@ impl Learner for PoolLearner {
                     job.personal.get(c).cloned().flatten(),
                 ),
             };
-            let trainable = self.trainable.clone();
-            let patch = self.patch;
-            let personalize = self.personalize.clone();
-            let data = self.data.clone();
+            let eval = EvalContext {
+                trainable: self.trainable.clone(),
+                patch: self.patch,
+                personalize: self.personalize.clone(),
+                naive_bayes,
+                data: self.data.clone(),
+            };
             self.pool.submit(
                 JobKind::Eval,
                 Box::new(move |w| {
-                    let model = trainable.load(w.model.clone(), &params);
+                    let model = eval.trainable.load(w.model.clone(), &params);
                     let counts = match src {
                         Source::Central(t, s, e) => {
-                            let idx = &data.task_test[t][s..e];
-                            let c = evaluate(&model, &data.test, idx, patch, EVAL_BATCH);
+                            let c = eval.central(&model, t, s, e);
                             (c, c)
                         }
                         Source::Slot(c, s) => {
-                            let slot = &data.slots[c][s];
-                            let served =
-                                evaluate(&model, &data.train, &slot.test, patch, EVAL_BATCH);
-                            let personal = if let Some(own) = own {
-                                // The client's own personal model, as its last job left it.
-                                let mine = trainable.load(w.model.clone(), &own);
-                                evaluate(&mine, &data.train, &slot.test, patch, EVAL_BATCH)
-                            } else if let Some((steps, config)) = &personalize {
-                                let local = LocalData {
-                                    data: &data.train,
-                                    indices: &slot.train,
-                                    patch,
-                                    seed: slot_seed(PERSONALIZE_SEED ^ c as u64, s),
-                                    device: &w.device,
-                                };
-                                let (tuned, _) = fine_tune(model, &local, *steps, config);
-                                evaluate(&tuned, &data.train, &slot.test, patch, EVAL_BATCH)
-                            } else {
-                                served
-                            };
-                            (served, personal)
+                            eval.slot(w, model, own.as_ref().map(|p| p.as_slice()), c, s)
                         }
                     };
                     gather.lock().expect("eval gather").put(i, counts);
@@ -288,5 +290,100 @@ impl Learner for PoolLearner {
             );
         }
         pending
+    }
+}
+
+/// What an evaluation chunk needs besides the model.
+struct EvalContext {
+    trainable: Trainable,
+    patch: usize,
+    personalize: Option<(Personalization, TrainConfig)>,
+    naive_bayes: Option<NaiveBayes>,
+    data: Arc<TaskData>,
+}
+
+impl EvalContext {
+    /// The served model on task `t`'s central test images `s..e`. A naive Bayes head is
+    /// fitted on the pooled training splits of the clients holding the task.
+    fn central(&self, model: &Vit, t: TaskId, s: usize, e: usize) -> EvalCounts {
+        let data = &self.data;
+        let idx = &data.task_test[t][s..e];
+        let head = self.naive_bayes.map(|config| {
+            let support: Vec<u32> = data
+                .slots
+                .iter()
+                .flatten()
+                .filter(|slot| slot.task.is_none_or(|task| task == t))
+                .flat_map(|slot| slot.train.iter().copied())
+                .collect();
+            fit_head(
+                model,
+                &config,
+                &data.train,
+                &support,
+                self.patch,
+                EVAL_BATCH,
+            )
+        });
+        evaluate(
+            model,
+            head.as_ref(),
+            &data.test,
+            idx,
+            self.patch,
+            EVAL_BATCH,
+        )
+    }
+
+    /// The served and the personalized model on client `c`'s slot `s`'s local test split.
+    fn slot(
+        &self,
+        w: &super::Worker,
+        model: Vit,
+        own: Option<&[f32]>,
+        c: ClientId,
+        s: usize,
+    ) -> (EvalCounts, EvalCounts) {
+        let (data, patch) = (&self.data, self.patch);
+        let slot = &data.slots[c][s];
+        if let Some(config) = &self.naive_bayes {
+            // The head is always the client's own: served and personalized are one.
+            let head = fit_head(&model, config, &data.train, &slot.train, patch, EVAL_BATCH);
+            let counts = evaluate(
+                &model,
+                Some(&head),
+                &data.train,
+                &slot.test,
+                patch,
+                EVAL_BATCH,
+            );
+            return (counts, counts);
+        }
+        let served = evaluate(&model, None, &data.train, &slot.test, patch, EVAL_BATCH);
+        let personal = if let Some(own) = own {
+            // The client's own personal model, as its last job left it.
+            let mine = self.trainable.load(w.model.clone(), own);
+            evaluate(&mine, None, &data.train, &slot.test, patch, EVAL_BATCH)
+        } else if let Some((p, config)) = &self.personalize {
+            let objective = Objective::default();
+            let local = LocalData {
+                data: &data.train,
+                indices: &slot.train,
+                patch,
+                seed: slot_seed(PERSONALIZE_SEED ^ c as u64, s),
+                device: &w.device,
+                objective: &objective,
+            };
+            let model = if p.head_only {
+                Adaptation::head().apply(model)
+            } else {
+                model
+            };
+            let (tuned, _) = fine_tune(model, &local, p.steps, config);
+            evaluate(&tuned, None, &data.train, &slot.test, patch, EVAL_BATCH)
+        } else {
+            served
+        };
+        (served, personal)
     }
 }

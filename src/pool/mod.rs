@@ -4,7 +4,7 @@
 
 mod learner;
 
-pub use learner::{LearnerSetup, PoolLearner};
+pub use learner::{LearnerSetup, Personalization, PoolLearner};
 
 use std::thread::JoinHandle;
 

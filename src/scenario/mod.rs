@@ -19,7 +19,8 @@ use flotilla_actors::strategy::{
 };
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
 
-use crate::model::{AdapterSpec, Optimizer, PersonalStep, VitConfig};
+use crate::model::{Adaptation, AdapterSpec, HeadSpec, Optimizer, PersonalStep, VitConfig};
+use crate::pool::Personalization;
 
 /// A scenario that cannot be used, and where the problem is.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,14 @@ impl Loaded {
         {
             return Err(self.invalid("data.partition.alpha", format!("must be > 0, got {alpha}")));
         }
+        if let crate::data::PartitionSpec::Shots { shots, classes } = s.data.partition {
+            if shots == 0 {
+                return Err(self.invalid("data.partition.shots", "must be at least 1"));
+            }
+            if classes == Some(0) {
+                return Err(self.invalid("data.partition.classes", "must be at least 1"));
+            }
+        }
         self.validate_tasks()?;
         let f = s.data.local_test_fraction;
         if !(0.0..1.0).contains(&f) {
@@ -171,23 +180,7 @@ impl Loaded {
                 ),
             ));
         }
-        let AdapterSpec::Lora {
-            rank,
-            alpha,
-            targets,
-        } = &s.model.adapter;
-        if *rank == 0 || *rank > dim {
-            return Err(self.invalid(
-                "model.adapter.rank",
-                format!("must be in 1..={dim}, got {rank}"),
-            ));
-        }
-        if !(alpha.is_finite() && *alpha > 0.0) {
-            return Err(self.invalid("model.adapter.alpha", format!("must be > 0, got {alpha}")));
-        }
-        if targets.is_empty() {
-            return Err(self.invalid("model.adapter.targets", "name at least one of Q, K, V, O"));
-        }
+        self.validate_model(dim, depth)?;
 
         let t = &s.training;
         if t.epochs == 0 {
@@ -291,6 +284,116 @@ impl Loaded {
                 .map_err(|e| self.invalid("monitoring.prometheus", e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// The adapter and head, against the backbone's width `dim` and `depth`.
+    fn validate_model(&self, dim: usize, depth: usize) -> Result<(), ScenarioError> {
+        let s = &self.scenario;
+        match &s.model.adapter {
+            AdapterSpec::Lora {
+                rank,
+                alpha,
+                targets,
+            } => {
+                if *rank == 0 || *rank > dim {
+                    return Err(self.invalid(
+                        "model.adapter.rank",
+                        format!("must be in 1..={dim}, got {rank}"),
+                    ));
+                }
+                if !(alpha.is_finite() && *alpha > 0.0) {
+                    return Err(
+                        self.invalid("model.adapter.alpha", format!("must be > 0, got {alpha}"))
+                    );
+                }
+                if targets.is_empty() {
+                    return Err(
+                        self.invalid("model.adapter.targets", "name at least one of Q, K, V, O")
+                    );
+                }
+            }
+            AdapterSpec::Prompt { tokens }
+            | AdapterSpec::AdaptivePrompt { tokens, .. }
+            | AdapterSpec::Memory { tokens } => {
+                if *tokens == 0 {
+                    return Err(self.invalid("model.adapter.tokens", "must be at least 1"));
+                }
+            }
+            AdapterSpec::Blocks { blocks } => {
+                if blocks.is_empty() {
+                    return Err(self.invalid("model.adapter.blocks", "name at least one block"));
+                }
+                if let Some(b) = blocks.iter().find(|&&b| b >= depth) {
+                    return Err(self.invalid(
+                        "model.adapter.blocks",
+                        format!("blocks are numbered 0..{depth}, got {b}"),
+                    ));
+                }
+                if (1..blocks.len()).any(|i| blocks[..i].contains(&blocks[i])) {
+                    return Err(self.invalid("model.adapter.blocks", "lists a block twice"));
+                }
+            }
+            AdapterSpec::Film | AdapterSpec::HeadOnly | AdapterSpec::Full => {}
+        }
+        if let Some(w) = s.model.adapter.key_loss()
+            && !(w.is_finite() && w >= 0.0)
+        {
+            return Err(self.invalid("model.adapter.key_loss", format!("must be >= 0, got {w}")));
+        }
+        match &s.model.head {
+            HeadSpec::Linear => {}
+            HeadSpec::Frozen | HeadSpec::NaiveBayes { .. }
+                if s.model.adapter == AdapterSpec::HeadOnly =>
+            {
+                return Err(self.invalid(
+                    "model.head",
+                    "HeadOnly trains nothing but the head, which this head kind never trains",
+                ));
+            }
+            HeadSpec::Frozen => {}
+            HeadSpec::NaiveBayes { shrinkage, .. } => {
+                if !(*shrinkage > 0.0 && *shrinkage <= 1.0) {
+                    return Err(self.invalid(
+                        "model.head.shrinkage",
+                        format!("must be in (0, 1], got {shrinkage}"),
+                    ));
+                }
+                if s.eval.personalize.is_some() {
+                    return Err(self.invalid(
+                        "eval.personalize",
+                        "the naive Bayes head is always fitted on each client's own data; \
+                         remove eval.personalize",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The adapter, head and number of clients the model is built for.
+    pub fn adaptation(&self) -> Adaptation {
+        let m = &self.scenario.model;
+        Adaptation {
+            adapter: m.adapter.clone(),
+            head: m.head.clone(),
+            clients: self.scenario.data.clients,
+        }
+    }
+
+    /// How clients personalize the served model before their evaluation.
+    pub fn personalization(&self) -> Option<Personalization> {
+        self.scenario.eval.personalize.as_ref().map(|p| match *p {
+            Personalize::FineTune { steps, lr } => Personalization {
+                steps,
+                lr,
+                head_only: false,
+            },
+            Personalize::FineTuneHead { steps, lr } => Personalization {
+                steps,
+                lr,
+                head_only: true,
+            },
+        })
     }
 
     fn validate_tasks(&self) -> Result<(), ScenarioError> {

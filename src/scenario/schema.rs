@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::units::{Duration, Quantity, Rate, Unit};
 use crate::data::{PartitionSpec, TaskSpec};
-use crate::model::{AdapterSpec, PersonalStep, TrainConfig};
+use crate::model::{AdapterSpec, HeadSpec, PersonalStep, TrainConfig};
 use flotilla_actors::WireDtype;
 use flotilla_actors::strategy::Staleness;
 
@@ -85,6 +85,9 @@ pub struct ModelSection {
     #[serde(default)]
     pub weights: Option<String>,
     pub adapter: AdapterSpec,
+    /// The classifier on the class token; a trained linear layer unless said otherwise.
+    #[serde(default)]
+    pub head: HeadSpec,
 }
 
 /// Backbone architectures.
@@ -300,6 +303,12 @@ pub enum Personalize {
     /// client's own training split (the scenario's batch size; plain SGD at `lr` when
     /// given, else the scenario's optimizer).
     FineTune {
+        steps: usize,
+        #[serde(default)]
+        lr: Option<f64>,
+    },
+    /// FedBABU: fine-tune the head alone, the body as served, for `steps` local steps.
+    FineTuneHead {
         steps: usize,
         #[serde(default)]
         lr: Option<f64>,
