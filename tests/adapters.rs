@@ -1,39 +1,14 @@
 //! The parameter-efficient methods: what trains, how much, and what each piece computes.
 
+mod toy;
+
 use burn::tensor::{Device, Tensor, TensorData};
-use flotilla::data::Dataset;
 use flotilla::model::{
     Adaptation, AdapterSpec, Covariance, HeadSpec, LocalData, LoraTarget, NaiveBayes,
     NaiveBayesHead, Optimizer, TrainConfig, Trainable, Vit, VitConfig, build_model, inverse_logdet,
     train_local,
 };
-
-fn tiny() -> VitConfig {
-    VitConfig {
-        image: 8,
-        channels: 1,
-        patch: 4,
-        dim: 16,
-        depth: 2,
-        heads: 2,
-        mlp: 32,
-        classes: 3,
-    }
-}
-
-/// 36 images of 3 classes, 12 each.
-fn toy_data() -> Dataset {
-    let n = 36;
-    Dataset {
-        pixels: (0..n * 64)
-            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
-            .collect(),
-        labels: (0..n).map(|i| (i % 3) as u8).collect(),
-        side: 8,
-        channels: 1,
-        classes: 3,
-    }
-}
+use toy::{tiny, toy_data};
 
 const CLIENTS: usize = 5;
 
@@ -119,7 +94,7 @@ fn every_adapter_count_matches_its_closed_form() {
 fn training_leaves_everything_else_bit_identical() {
     let c = tiny();
     let device = Device::flex().autodiff();
-    let data = toy_data();
+    let data = toy_data(36);
     let idx: Vec<u32> = (0..36).collect();
     let cfg = TrainConfig {
         epochs: 1,

@@ -1,11 +1,14 @@
 //! The model side: adapter parameter counts, frozen backbone, flat-vector round trips.
 
+mod toy;
+
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
     Adaptation, AdapterSpec, LocalData, LoraTarget, Objective, Optimizer, TrainConfig, Trainable,
-    VitConfig, build_model, train_local, train_maml, train_moreau,
+    build_model, train_local, train_maml, train_moreau,
 };
+use toy::{tiny, toy_data};
 
 /// Plain cross-entropy through the linear head.
 const PLAIN: Objective = Objective {
@@ -13,38 +16,12 @@ const PLAIN: Objective = Objective {
     key: None,
 };
 
-fn tiny() -> VitConfig {
-    VitConfig {
-        image: 8,
-        channels: 1,
-        patch: 4,
-        dim: 16,
-        depth: 2,
-        heads: 2,
-        mlp: 32,
-        classes: 3,
-    }
-}
-
 fn lora(targets: Vec<LoraTarget>) -> Adaptation {
     Adaptation::linear(AdapterSpec::Lora {
         rank: 2,
         alpha: 4.0,
         targets,
     })
-}
-
-fn toy_data() -> Dataset {
-    let n = 24;
-    Dataset {
-        pixels: (0..n * 64)
-            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
-            .collect(),
-        labels: (0..n).map(|i| (i % 3) as u8).collect(),
-        side: 8,
-        channels: 1,
-        classes: 3,
-    }
 }
 
 fn local<'a>(
@@ -88,7 +65,7 @@ fn training_changes_only_adapter_and_head() {
     let spec = lora(vec![LoraTarget::Q, LoraTarget::V]);
     let model = build_model(&c, None, &spec, 1, &device).unwrap();
     let before = Trainable::all_params(&model);
-    let data = toy_data();
+    let data = toy_data(24);
     let idx: Vec<u32> = (0..24).collect();
     let cfg = TrainConfig {
         epochs: 2,
@@ -132,7 +109,7 @@ fn same_seed_same_training() {
     let c = tiny();
     let device = Device::flex().autodiff();
     let spec = lora(vec![LoraTarget::Q, LoraTarget::V]);
-    let data = toy_data();
+    let data = toy_data(24);
     let idx: Vec<u32> = (0..24).collect();
     let cfg = TrainConfig {
         epochs: 1,
@@ -156,7 +133,7 @@ fn moreau_pulls_the_update_onto_the_personal_model_when_lr_times_lambda_is_one()
     let model = build_model(&c, None, &spec, 1, &device).unwrap();
     let global = sel.extract(&model);
     let before = Trainable::all_params(&model);
-    let data = toy_data();
+    let data = toy_data(24);
     let idx: Vec<u32> = (0..24).collect();
     let cfg = TrainConfig {
         epochs: 1,
@@ -196,7 +173,7 @@ fn first_order_maml_trains_only_the_adapter_and_is_reproducible() {
     let device = Device::flex().autodiff();
     let spec = lora(vec![LoraTarget::Q, LoraTarget::V]);
     let sel = spec.trainable();
-    let data = toy_data();
+    let data = toy_data(24);
     let idx: Vec<u32> = (0..24).collect();
     let cfg = TrainConfig {
         epochs: 2,

@@ -1,0 +1,31 @@
+//! A tiny ViT and toy images for model-level tests.
+
+use flotilla::data::Dataset;
+use flotilla::model::VitConfig;
+
+/// A 2-block ViT of width 16 on 8x8 grey images of 3 classes.
+pub fn tiny() -> VitConfig {
+    VitConfig {
+        image: 8,
+        channels: 1,
+        patch: 4,
+        dim: 16,
+        depth: 2,
+        heads: 2,
+        mlp: 32,
+        classes: 3,
+    }
+}
+
+/// `n` deterministic 8x8 images, labelled 0, 1, 2, 0, ...
+pub fn toy_data(n: usize) -> Dataset {
+    Dataset {
+        pixels: (0..n * 64)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect(),
+        labels: (0..n).map(|i| (i % 3) as u8).collect(),
+        side: 8,
+        channels: 1,
+        classes: 3,
+    }
+}
