@@ -69,10 +69,10 @@ pub fn catalog(clients: usize) -> Vec<Adaptation> {
         ),
         with(AdapterSpec::Film, naive_bayes),
         with(AdapterSpec::Film, HeadSpec::Linear),
-        with(AdapterSpec::Prompt { tokens: 4 }, HeadSpec::Linear),
+        with(AdapterSpec::Prompt { tokens: 8 }, HeadSpec::Linear),
         with(
             AdapterSpec::AdaptivePrompt {
-                tokens: 4,
+                tokens: 8,
                 key_loss: 1.0,
             },
             HeadSpec::Linear,
