@@ -9,8 +9,8 @@ use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
 use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
-use crate::payload::WireDtype;
-use crate::record::{AvailabilityRecord, Records};
+use crate::payload::{Encoder, Params, Wire};
+use crate::record::{ActivityRecord, AvailabilityRecord, Records};
 
 /// Every client's personal model, where it has one.
 pub type PersonalModels = Arc<Mutex<Vec<Option<crate::payload::Params>>>>;
@@ -38,8 +38,9 @@ pub enum ClientEvent {
     Availability,
 }
 
-/// What a client is doing, for the clients-by-state gauge.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// What a client is doing, for the clients-by-state gauge and the activity records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientState {
     Idle,
     Downloading,
@@ -82,7 +83,9 @@ pub struct ClientActor {
     speed: f64,
     dropout: f64,
     work: u64,
-    wire: WireDtype,
+    wire: Encoder,
+    /// The models of the current job, as received: what updates are encoded against.
+    received: Vec<Params>,
     learner: Arc<dyn Learner>,
     records: Arc<Mutex<Records>>,
     dropout_rng: SimRng,
@@ -97,6 +100,7 @@ pub struct ClientActor {
     /// Personal state the learner keeps across this client's jobs (shared with the server
     /// for evaluation only: it never crosses a link).
     personal: PersonalModels,
+    tracked: bool,
     metrics: ClientMetrics,
 }
 
@@ -107,8 +111,10 @@ pub struct ClientSetup<'a> {
     pub class: &'a str,
     pub device: &'a DeviceSpec,
     pub availability: &'a Availability,
-    pub wire: WireDtype,
+    pub wire: &'a Wire,
     pub personal: PersonalModels,
+    /// Whether to record every change of the client's state (for timelines).
+    pub tracked: bool,
 }
 
 impl ClientActor {
@@ -126,6 +132,7 @@ impl ClientActor {
             availability,
             wire,
             personal,
+            tracked,
         } = setup;
         let mut availability_rng = stream(seed, ActorKey::Client(id), "availability");
         let (availability, first_change) =
@@ -149,6 +156,17 @@ impl ClientActor {
             ClientState::Offline
         };
         metrics.states[state as usize].increment(1.0);
+        if tracked {
+            records
+                .lock()
+                .expect("records lock")
+                .activity
+                .push(ActivityRecord {
+                    sim_seconds: 0.0,
+                    client: id,
+                    state,
+                });
+        }
         if first_change.is_some() || !availability.online() {
             records
                 .lock()
@@ -165,7 +183,12 @@ impl ClientActor {
             speed,
             dropout: device.dropout,
             work: learner.train_work(id),
-            wire,
+            wire: Encoder::new(
+                wire.up,
+                wire.layout.clone(),
+                stream(seed, ActorKey::Client(id), "wire"),
+            ),
+            received: Vec::new(),
             learner,
             records,
             dropout_rng: stream(seed, ActorKey::Client(id), "dropout"),
@@ -176,6 +199,7 @@ impl ClientActor {
             availability_rng,
             first_change,
             personal,
+            tracked,
             metrics,
         }
     }
@@ -207,7 +231,7 @@ impl ClientActor {
         });
         if online {
             drop(records);
-            self.set_state(ClientState::Idle);
+            self.set_state(out.time(), ClientState::Idle);
         } else {
             // Work in progress is lost with the connection.
             let lost = match self.state {
@@ -234,7 +258,7 @@ impl ClientActor {
                 out.now(Event::Server(ServerEvent::ClientFailed(self.id)));
             }
             drop(records);
-            self.set_state(ClientState::Offline);
+            self.set_state(out.time(), ClientState::Offline);
         }
         out.now(Event::Server(ServerEvent::CheckIn {
             client: self.id,
@@ -242,7 +266,18 @@ impl ClientActor {
         }));
     }
 
-    fn set_state(&mut self, state: ClientState) {
+    fn set_state(&mut self, now: SimTime, state: ClientState) {
+        if self.tracked && state != self.state {
+            self.records
+                .lock()
+                .expect("records lock")
+                .activity
+                .push(ActivityRecord {
+                    sim_seconds: now.as_secs_f64(),
+                    client: self.id,
+                    state,
+                });
+        }
         self.metrics.states[self.state as usize].decrement(1.0);
         self.metrics.states[state as usize].increment(1.0);
         self.state = state;
@@ -256,7 +291,7 @@ impl ClientActor {
                     self.records.lock().expect("records lock").clients[self.id].abandoned += 1;
                     self.task += 1;
                 }
-                self.set_state(ClientState::Downloading);
+                self.set_state(out.time(), ClientState::Downloading);
             }
             ClientEvent::ModelArrived(model) => self.start_training(out, model),
             ClientEvent::Availability => self.flip_availability(out),
@@ -269,7 +304,7 @@ impl ClientActor {
                 if task != self.task {
                     return;
                 }
-                self.set_state(ClientState::Uploading);
+                self.set_state(out.time(), ClientState::Uploading);
                 let outcome = outcome
                     .into_ready()
                     .expect("the clock resolves results before dispatch");
@@ -282,8 +317,10 @@ impl ClientActor {
                 let adapters = outcome
                     .slots
                     .iter()
-                    .map(|slot| {
-                        let encoded = self.wire.transmit(&slot.params);
+                    .zip(&self.received)
+                    .enumerate()
+                    .map(|(i, (slot, base))| {
+                        let encoded = self.wire.encode_update(i, &slot.params, base);
                         bytes += encoded.bytes;
                         AdapterUpdate {
                             params: encoded.values,
@@ -313,7 +350,7 @@ impl ClientActor {
                 // A delivered model starts training (handled on arrival); anything else
                 // that ends the current transfer leaves the client idle.
                 if self.state == ended && !(dir == Direction::Down && delivered) {
-                    self.set_state(ClientState::Idle);
+                    self.set_state(out.time(), ClientState::Idle);
                 }
                 if !delivered {
                     out.now(Event::Server(ServerEvent::ClientFailed(self.id)));
@@ -334,7 +371,7 @@ impl ClientActor {
             records.dropouts += 1;
             drop(records);
             self.metrics.dropouts.increment(1);
-            self.set_state(ClientState::Idle);
+            self.set_state(out.time(), ClientState::Idle);
             // The device leaves at a uniform point of the job; the server notices then.
             let left = self.dropout_rng.random::<f64>() * duration.as_secs_f64();
             out.after(
@@ -348,8 +385,9 @@ impl ClientActor {
         stats.compute_seconds += duration.as_secs_f64();
         drop(records);
         self.metrics.compute_seconds.record(duration.as_secs_f64());
-        self.set_state(ClientState::Training);
+        self.set_state(out.time(), ClientState::Training);
         let personal = self.personal.lock().expect("personal models")[self.id].clone();
+        self.received = model.params.clone();
         let outcome = self.learner.train(TrainJob {
             client: self.id,
             params: model.params,

@@ -15,7 +15,7 @@ use crate::server::{ServerActor, ServerEvent};
 use crate::time::SimTime;
 
 /// Why a run ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The stop rule was met.

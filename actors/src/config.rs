@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::{Availability, DeviceSpec};
 use crate::learner::TaskId;
-use crate::net::LinkSpec;
-use crate::payload::WireDtype;
+use crate::net::{LinkSpec, Rate};
+use crate::payload::Wire;
 use crate::server::StopRule;
 use crate::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use crate::time::SimTime;
@@ -38,10 +38,10 @@ pub struct SimConfig {
     pub seed: u64,
     pub clients: Vec<ClientSpec>,
     /// Server ingress capacity shared by uploads (bits/s); `None` is unlimited.
-    pub ingress_bps: Option<f64>,
+    pub ingress: Option<Rate>,
     /// Server egress capacity shared by downloads (bits/s); `None` is unlimited.
-    pub egress_bps: Option<f64>,
-    pub wire: WireDtype,
+    pub egress: Option<Rate>,
+    pub wire: Wire,
     pub algorithm: AlgorithmSpec,
     /// FL-TAC: cluster the adapters and keep one model per cluster.
     pub clustering: Option<Clustering>,
@@ -52,4 +52,22 @@ pub struct SimConfig {
     pub eval_every_rounds: Option<u32>,
     /// Also evaluate it at every multiple of this simulated time (when it changed).
     pub eval_every: Option<SimTime>,
+    /// Record every change of state of this many clients, spread evenly over the ids.
+    pub tracked_clients: usize,
+}
+
+impl SimConfig {
+    /// Whether `client`'s changes of state are recorded: `tracked_clients` ids spread
+    /// evenly over the population.
+    ///
+    /// ```
+    /// # use flotilla_actors::SimConfig;
+    /// let tracked: Vec<usize> = (0..10).filter(|&c| SimConfig::tracks(c, 10, 4)).collect();
+    /// assert_eq!(tracked, vec![0, 2, 5, 7]);
+    /// ```
+    pub fn tracks(client: usize, clients: usize, tracked: usize) -> bool {
+        let tracked = tracked.min(clients);
+        // Client c is the i-th sample when floor(i * clients / tracked) == c.
+        (0..tracked).any(|i| i * clients / tracked == client)
+    }
 }

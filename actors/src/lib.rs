@@ -28,7 +28,7 @@ pub use clock::{Observer, StopReason};
 pub use config::{AlgorithmSpec, ClientSpec, SimConfig};
 pub use dist::Dist;
 pub use learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
-pub use payload::{Params, WireDtype};
+pub use payload::{Encoding, Params, Rounding, Wire};
 pub use queue::EventQueue;
 pub use record::Records;
 pub use server::StopRule;

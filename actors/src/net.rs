@@ -6,6 +6,10 @@
 //! bandwidth (processor sharing): whenever a transfer starts or ends, the rates of the
 //! others are recomputed and their remaining bits re-timed. The message arrives one
 //! latency after its last bit has left the bottleneck.
+//!
+//! A link's latency and bandwidth, and the server's capacities, may follow [`Steps`] in
+//! simulated time instead (a phone moving from Wi-Fi to 3G): transfers in flight are
+//! re-timed at exactly the listed times.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -37,13 +41,95 @@ pub struct LinkId {
     pub dir: Direction,
 }
 
+/// A piecewise-constant value of simulated time: each point's value holds from its time
+/// until the next point's; the first value also holds before its time.
+///
+/// ```
+/// use flotilla_actors::net::Steps;
+/// use flotilla_actors::SimTime;
+/// let s = Steps::new(vec![(SimTime(0), 50e6), (SimTime(60_000_000), 2e6)]).unwrap();
+/// assert_eq!(s.at(SimTime(59_999_999)), 50e6);
+/// assert_eq!(s.at(SimTime(60_000_000)), 2e6);
+/// assert_eq!(s.next_change_after(SimTime(1)), Some(SimTime(60_000_000)));
+/// assert_eq!(s.next_change_after(SimTime(60_000_000)), None);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Steps(Arc<[(SimTime, f64)]>);
+
+impl Steps {
+    /// Steps through `points`, which must be non-empty with strictly increasing times.
+    pub fn new(points: Vec<(SimTime, f64)>) -> Result<Self, String> {
+        if points.is_empty() {
+            return Err("needs at least one (time, value) point".into());
+        }
+        if let Some(w) = points.windows(2).find(|w| w[1].0 <= w[0].0) {
+            return Err(format!(
+                "times must increase: {} is not after {}",
+                w[1].0, w[0].0
+            ));
+        }
+        Ok(Self(points.into()))
+    }
+
+    /// The value at `t`.
+    pub fn at(&self, t: SimTime) -> f64 {
+        let i = self.0.partition_point(|(time, _)| *time <= t);
+        self.0[i.saturating_sub(1)].1
+    }
+
+    /// The first time after `t` at which the value changes.
+    pub fn next_change_after(&self, t: SimTime) -> Option<SimTime> {
+        let i = self.0.partition_point(|(time, _)| *time <= t);
+        self.0.get(i).map(|(time, _)| *time)
+    }
+
+    /// The points, in order.
+    pub fn points(&self) -> &[(SimTime, f64)] {
+        &self.0
+    }
+}
+
+/// A link quantity: drawn afresh for every attempt, or following steps in simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LinkValue {
+    Draw(Dist),
+    Steps(Steps),
+}
+
+/// A rate over time: fixed, or following steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Rate {
+    Fixed(f64),
+    Steps(Steps),
+}
+
+impl Rate {
+    /// The rate at `t`.
+    pub fn at(&self, t: SimTime) -> f64 {
+        match self {
+            Rate::Fixed(v) => *v,
+            Rate::Steps(s) => s.at(t),
+        }
+    }
+
+    /// When the rate next changes after `t`.
+    pub fn next_change_after(&self, t: SimTime) -> Option<SimTime> {
+        match self {
+            Rate::Fixed(_) => None,
+            Rate::Steps(s) => s.next_change_after(t),
+        }
+    }
+}
+
 /// How a link behaves; latency in seconds, bandwidth in bits per second.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinkSpec {
-    /// One-way latency per message, drawn per attempt (seconds).
-    pub latency: Dist,
-    /// The link's own bandwidth, drawn per attempt (bits per second).
-    pub bandwidth: Dist,
+    /// One-way latency per message: drawn per attempt, or its value when the attempt starts
+    /// (seconds).
+    pub latency: LinkValue,
+    /// The link's own bandwidth: drawn per attempt, or following its steps while the
+    /// attempt's bits flow (bits per second).
+    pub bandwidth: LinkValue,
     /// Probability that an attempt is lost.
     pub loss: f64,
     /// How long after a lost attempt would have arrived the sender notices and retries.
@@ -146,11 +232,15 @@ impl LinkActor {
         let attempt = self.next_attempt;
         self.next_attempt += 1;
         // Always draw in the same order, so the stream does not depend on the outcome.
-        let latency = self.spec.latency.sample(&mut self.rng, 0.0, MAX_LATENCY);
-        let bandwidth = self
-            .spec
-            .bandwidth
-            .sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX);
+        let now = out.time();
+        let latency = match &self.spec.latency {
+            LinkValue::Draw(d) => d.sample(&mut self.rng, 0.0, MAX_LATENCY),
+            LinkValue::Steps(s) => s.at(now).clamp(0.0, MAX_LATENCY),
+        };
+        let cap = match &self.spec.bandwidth {
+            LinkValue::Draw(d) => Rate::Fixed(d.sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX)),
+            LinkValue::Steps(s) => Rate::Steps(s.clone()),
+        };
         let lost = self.rng.random::<f64>() < self.spec.loss;
         let bytes = msg.bytes();
         self.metrics.bytes.increment(bytes);
@@ -164,7 +254,7 @@ impl LinkActor {
                 link: self.id,
                 attempt,
                 bits: bytes as f64 * 8.0,
-                cap_bps: bandwidth,
+                cap,
                 latency: SimTime::from_secs_ceil(latency),
             }),
         ));
@@ -238,8 +328,8 @@ pub struct Transfer {
     pub link: LinkId,
     pub attempt: u64,
     pub bits: f64,
-    /// The sending link's own bandwidth: this transfer never goes faster.
-    pub cap_bps: f64,
+    /// The sending link's own bandwidth (bits/s): this transfer never goes faster.
+    pub cap: Rate,
     /// Added after the last bit leaves the bottleneck.
     pub latency: SimTime,
 }
@@ -264,28 +354,29 @@ struct Active {
 /// Processor sharing of one capacity among concurrent transfers (max-min fair with caps).
 ///
 /// ```
-/// use flotilla_actors::net::{Direction, LinkId, SharedCapacity, Transfer};
+/// use flotilla_actors::net::{Direction, LinkId, Rate, SharedCapacity, Transfer};
 /// use flotilla_actors::SimTime;
 /// // 10 Mbit/s shared by two 1 Mbit transfers with fast links: each gets 5 Mbit/s.
-/// let mut c = SharedCapacity::new(Some(10e6));
+/// let mut c = SharedCapacity::new(Some(Rate::Fixed(10e6)));
 /// for client in 0..2 {
 ///     let link = LinkId { client, dir: Direction::Up };
-///     c.start(SimTime::ZERO, Transfer { link, attempt: 0, bits: 1e6, cap_bps: 1e9, latency: SimTime::ZERO });
+///     let cap = Rate::Fixed(1e9);
+///     c.start(SimTime::ZERO, Transfer { link, attempt: 0, bits: 1e6, cap, latency: SimTime::ZERO });
 /// }
 /// assert_eq!(c.next_completion(), Some(SimTime(200_000)));
 /// ```
 pub struct SharedCapacity {
-    capacity_bps: Option<f64>,
+    capacity: Option<Rate>,
     active: BTreeMap<u64, Active>,
     next_id: u64,
     last: SimTime,
 }
 
 impl SharedCapacity {
-    /// A capacity of `capacity_bps` bits per second, or unlimited.
-    pub fn new(capacity_bps: Option<f64>) -> Self {
+    /// A capacity in bits per second, or unlimited.
+    pub fn new(capacity: Option<Rate>) -> Self {
         Self {
-            capacity_bps,
+            capacity,
             active: BTreeMap::new(),
             next_id: 0,
             last: SimTime::ZERO,
@@ -337,12 +428,25 @@ impl SharedCapacity {
         before - self.active.len()
     }
 
-    /// When the next transfer finishes at the current rates.
+    /// When the next transfer finishes at the current rates, or the rates next change,
+    /// whichever comes first.
     pub fn next_completion(&self) -> Option<SimTime> {
-        self.active
+        let finish = self
+            .active
             .values()
             .map(|a| self.last + SimTime::from_secs_ceil(a.remaining_bits / a.rate_bps))
-            .min()
+            .min()?;
+        let change = self
+            .active
+            .values()
+            .filter_map(|a| a.transfer.cap.next_change_after(self.last))
+            .chain(
+                self.capacity
+                    .as_ref()
+                    .and_then(|c| c.next_change_after(self.last)),
+            )
+            .min();
+        Some(change.map_or(finish, |c| c.min(finish)))
     }
 
     fn advance(&mut self, now: SimTime) {
@@ -358,17 +462,15 @@ impl SharedCapacity {
     /// Max-min fair rates: transfers capped below the fair share keep their cap, and the
     /// rest split what is left equally.
     fn reallocate(&mut self) {
-        let Some(capacity) = self.capacity_bps else {
+        let now = self.last;
+        let cap = |a: &Active| a.transfer.cap.at(now).max(MIN_BANDWIDTH);
+        let Some(capacity) = self.capacity.as_ref().map(|c| c.at(now).max(MIN_BANDWIDTH)) else {
             for a in self.active.values_mut() {
-                a.rate_bps = a.transfer.cap_bps;
+                a.rate_bps = cap(a);
             }
             return;
         };
-        let mut order: Vec<(f64, u64)> = self
-            .active
-            .iter()
-            .map(|(&id, a)| (a.transfer.cap_bps, id))
-            .collect();
+        let mut order: Vec<(f64, u64)> = self.active.iter().map(|(&id, a)| (cap(a), id)).collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let mut left = capacity;
         let mut n = order.len();
@@ -390,10 +492,10 @@ pub struct BottleneckActor {
 }
 
 impl BottleneckActor {
-    pub fn new(dir: Direction, capacity_bps: Option<f64>) -> Self {
+    pub fn new(dir: Direction, capacity: Option<Rate>) -> Self {
         Self {
             dir,
-            capacity: SharedCapacity::new(capacity_bps),
+            capacity: SharedCapacity::new(capacity),
             generation: 0,
         }
     }
@@ -452,7 +554,7 @@ mod tests {
             },
             attempt: 0,
             bits,
-            cap_bps: cap,
+            cap: Rate::Fixed(cap),
             latency: SimTime::ZERO,
         }
     }
@@ -470,7 +572,7 @@ mod tests {
     #[test]
     fn capped_transfer_frees_share_for_others() {
         // 30 Mbit/s shared; client 0 is capped at 5 Mbit/s, so 1 and 2 get 12.5 each.
-        let mut c = SharedCapacity::new(Some(30e6));
+        let mut c = SharedCapacity::new(Some(Rate::Fixed(30e6)));
         c.start(SimTime::ZERO, transfer(0, 5e6, 5e6));
         c.start(SimTime::ZERO, transfer(1, 12.5e6, 1e9));
         c.start(SimTime::ZERO, transfer(2, 25e6, 1e9));
@@ -486,9 +588,41 @@ mod tests {
     }
 
     #[test]
+    fn bandwidth_steps_retime_at_exactly_the_listed_times() {
+        // 1 Mbit at 1 Mbit/s for 0.5 s, then 0.25 Mbit/s: 0.5 Mbit left takes 2 s more.
+        let steps = Steps::new(vec![(SimTime::ZERO, 1e6), (SimTime(500_000), 0.25e6)]).unwrap();
+        let mut c = SharedCapacity::new(None);
+        let mut t = transfer(0, 1e6, 0.0);
+        t.cap = Rate::Steps(steps);
+        c.start(SimTime::ZERO, t);
+        assert_eq!(c.next_completion(), Some(SimTime(500_000)));
+        assert_eq!(drain(&mut c), vec![(SimTime(2_500_000), 0)]);
+    }
+
+    #[test]
+    fn capacity_steps_reshare_running_transfers() {
+        // 4 Mbit/s shared by two 2 Mbit transfers; at 0.5 s the capacity drops to 1 Mbit/s.
+        // Each has 1 Mbit left at 0.5 Mbit/s: both finish at 2.5 s.
+        let steps = Steps::new(vec![(SimTime::ZERO, 4e6), (SimTime(500_000), 1e6)]).unwrap();
+        let mut c = SharedCapacity::new(Some(Rate::Steps(steps)));
+        c.start(SimTime::ZERO, transfer(0, 2e6, 1e9));
+        c.start(SimTime::ZERO, transfer(1, 2e6, 1e9));
+        assert_eq!(
+            drain(&mut c),
+            vec![(SimTime(2_500_000), 0), (SimTime(2_500_000), 1)]
+        );
+    }
+
+    #[test]
+    fn steps_reject_unordered_times() {
+        assert!(Steps::new(vec![]).is_err());
+        assert!(Steps::new(vec![(SimTime(5), 1.0), (SimTime(5), 2.0)]).is_err());
+    }
+
+    #[test]
     fn late_arrival_retimes_the_running_transfer() {
         // 8 Mbit/s: A (8 Mbit) alone for 0.5 s, then shares with B (2 Mbit).
-        let mut c = SharedCapacity::new(Some(8e6));
+        let mut c = SharedCapacity::new(Some(Rate::Fixed(8e6)));
         c.start(SimTime::ZERO, transfer(0, 8e6, 1e9));
         c.start(SimTime(500_000), transfer(1, 2e6, 1e9));
         // B: 2 Mbit at 4 Mbit/s -> t = 1.0 s; A has 4 - 2 = 2 Mbit left, alone -> t = 1.25 s.

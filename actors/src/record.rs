@@ -91,6 +91,15 @@ pub struct AvailabilityRecord {
     pub online: bool,
 }
 
+/// A tracked client entering a state, one row of `activity.csv`; it stays in that state
+/// until its next row (or the end of the run).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActivityRecord {
+    pub sim_seconds: f64,
+    pub client: ClientId,
+    pub state: crate::client::ClientState,
+}
+
 /// One evaluation, one row of `timeline.csv`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelineRow {
@@ -159,6 +168,8 @@ pub struct Records {
     pub availability: Vec<AvailabilityRecord>,
     /// Every clustering of adapters, in order.
     pub clusterings: Vec<ClusteringRecord>,
+    /// Every change of state of the tracked clients (a sample, for timelines).
+    pub activity: Vec<ActivityRecord>,
 }
 
 impl Records {

@@ -7,7 +7,7 @@ use crate::event::{Event, Out, deliver_to};
 use crate::learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TaskId};
 use crate::message::{Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
-use crate::payload::{Encoded, Params, WireDtype};
+use crate::payload::{Encoded, Encoder, Params, Wire};
 use crate::record::{
     ClusteringRecord, DiscardReason, Records, TimelineRow, UpdateRecord, nearest_rank,
 };
@@ -68,7 +68,7 @@ pub struct ServerActor {
     strategy: Box<dyn Strategy>,
     rng: SimRng,
     clients: usize,
-    wire: WireDtype,
+    wire: Encoder,
     learner: Arc<dyn Learner>,
     records: Arc<Mutex<Records>>,
     stop: StopRule,
@@ -101,7 +101,7 @@ pub struct ServerSetup {
     /// Whether each client starts online.
     pub online: Vec<bool>,
     pub personal: PersonalModels,
-    pub wire: WireDtype,
+    pub wire: Wire,
     pub stop: StopRule,
     pub eval_every_rounds: Option<u32>,
     pub eval_every: Option<SimTime>,
@@ -140,7 +140,11 @@ impl ServerActor {
             strategy,
             rng: stream(setup.seed, ActorKey::Server, "select"),
             clients: setup.online.len(),
-            wire: setup.wire,
+            wire: Encoder::new(
+                setup.wire.down,
+                setup.wire.layout,
+                stream(setup.seed, ActorKey::Server, "wire"),
+            ),
             learner,
             records,
             stop: setup.stop,
@@ -417,7 +421,8 @@ impl ServerCtx<'_> {
             let encoded = match &server.encoded[at] {
                 Some((v, e)) if *v == version => e.clone(),
                 _ => {
-                    let e = server.wire.transmit(server.served(route));
+                    let values = server.served(route).clone();
+                    let e = server.wire.encode_model(&values);
                     server.encoded[at] = Some((version, e.clone()));
                     e
                 }

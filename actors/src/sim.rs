@@ -77,8 +77,9 @@ fn spawn_actors(
                 class: &spec.class,
                 device: &spec.device,
                 availability: &spec.availability,
-                wire: config.wire,
+                wire: &config.wire,
                 personal: personal.clone(),
+                tracked: SimConfig::tracks(id, config.clients.len(), config.tracked_clients),
             };
             ClientActor::new(setup, learner.clone(), records.clone())
         })
@@ -95,7 +96,7 @@ fn spawn_actors(
         slot_tasks: config.clients.iter().map(|c| c.slots.clone()).collect(),
         online: clients.iter().map(ClientActor::online).collect(),
         personal,
-        wire: config.wire,
+        wire: config.wire.clone(),
         stop: config.stop.clone(),
         eval_every_rounds: config.eval_every_rounds,
         eval_every: config.eval_every,
@@ -106,8 +107,8 @@ fn spawn_actors(
         clients: clients.into_iter().map(Actor::start).collect(),
         uplinks: Vec::new(),
         downlinks: Vec::new(),
-        ingress: BottleneckActor::new(Direction::Up, config.ingress_bps).start(),
-        egress: BottleneckActor::new(Direction::Down, config.egress_bps).start(),
+        ingress: BottleneckActor::new(Direction::Up, config.ingress.clone()).start(),
+        egress: BottleneckActor::new(Direction::Down, config.egress.clone()).start(),
     };
     for (id, spec) in config.clients.iter().enumerate() {
         for (dir, link_spec, links) in [

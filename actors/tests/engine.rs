@@ -5,15 +5,16 @@ use std::sync::atomic::AtomicBool;
 
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::learner::SlotOutcome;
-use flotilla_actors::net::LinkSpec;
+use flotilla_actors::net::{LinkSpec, LinkValue, Rate, Steps};
 use flotilla_actors::record::DiscardReason;
 use flotilla_actors::strategy::{
     Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness,
 };
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
-    SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, WireDtype, simulate,
+    SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, Wire, simulate,
 };
+use flotilla_actors::{Encoding, Rounding};
 
 /// Parameters per model, so an update is 4000 bytes in f32 and 2000 in f16.
 const P: usize = 1000;
@@ -60,8 +61,8 @@ impl Learner for Mock {
 
 fn link(latency_s: f64, bps: f64) -> LinkSpec {
     LinkSpec {
-        latency: Dist::Const(latency_s),
-        bandwidth: Dist::Const(bps),
+        latency: LinkValue::Draw(Dist::Const(latency_s)),
+        bandwidth: LinkValue::Draw(Dist::Const(bps)),
         loss: 0.0,
         timeout: SimTime(1_000_000),
         retries: 3,
@@ -86,9 +87,9 @@ fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimCon
     SimConfig {
         seed: 1,
         clients,
-        ingress_bps: None,
-        egress_bps: None,
-        wire: WireDtype::F32,
+        ingress: None,
+        egress: None,
+        wire: Wire::uniform(Encoding::F32),
         algorithm: AlgorithmSpec::FedAvg(fedavg),
         clustering: None,
         tasks: 1,
@@ -99,6 +100,7 @@ fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimCon
         },
         eval_every_rounds: Some(1),
         eval_every: None,
+        tracked_clients: 2,
     }
 }
 
@@ -138,6 +140,42 @@ fn one_client_round_is_download_plus_compute_plus_upload() {
         .map(|r| r.global_accuracy)
         .collect();
     assert_eq!(values, vec![1.0, 2.0, 3.0]);
+    // The tracked client's activity: each state entered at its exact time.
+    use flotilla_actors::client::ClientState::*;
+    let first: Vec<(f64, _)> = out.records.activity[..5]
+        .iter()
+        .map(|a| (a.sim_seconds, a.state))
+        .collect();
+    assert_eq!(
+        first,
+        vec![
+            (0.0, Idle),
+            (0.0, Downloading),
+            (0.052, Training),
+            (2.052, Uploading),
+            (2.086, Idle)
+        ]
+    );
+}
+
+#[test]
+fn link_steps_change_transfer_times_at_the_listed_times() {
+    // Round 1's upload starts at 2.052 s (52 ms down, 2 s compute). The uplink drops
+    // from 8 to 1 Mbit/s at 2.054 s: 16,000 of the 32,000 bits have gone by then, the
+    // other 16,000 take 16 ms more, then 30 ms latency.
+    let mut up = link(0.030, 8e6);
+    up.bandwidth = LinkValue::Steps(
+        Steps::new(vec![(SimTime::ZERO, 8e6), (SimTime(2_054_000), 1e6)]).unwrap(),
+    );
+    let c = config(vec![client(150.0, up, link(0.050, 16e6))], fedavg(1), 2);
+    let out = run(&c);
+    let round1 = 52_000 + 2_000_000 + 2_000 + 16_000 + 30_000;
+    // Round 2's upload runs entirely at 1 Mbit/s: 32 ms.
+    let round2 = 52_000 + 2_000_000 + 32_000 + 30_000;
+    assert_eq!(
+        out.records.round_seconds,
+        vec![round1 as f64 / 1e6, round2 as f64 / 1e6]
+    );
 }
 
 /// `n` identical clients whose uploads start together and share a 1 Mbit/s ingress.
@@ -146,7 +184,7 @@ fn shared_ingress(n: usize) -> SimOutcome {
         .map(|_| client(300.0, link(0.010, 100e6), link(0.010, 100e6)))
         .collect();
     let mut c = config(clients, fedavg(n), 1);
-    c.ingress_bps = Some(1e6);
+    c.ingress = Some(Rate::Fixed(1e6));
     run(&c)
 }
 
@@ -169,14 +207,14 @@ fn capped_upload_leaves_its_share_to_the_others() {
     let slow = client(300.0, link(0.0, 0.5e6), link(0.0, 32e6));
     let fast = client(300.0, link(0.0, 100e6), link(0.0, 32e6));
     let mut c = config(vec![slow, fast.clone(), fast], fedavg(3), 1);
-    c.ingress_bps = Some(3e6);
+    c.ingress = Some(Rate::Fixed(3e6));
     let out = run(&c);
     assert_eq!(out.clock.end, SimTime(1_000 + 1_000_000 + 64_000));
 }
 
 /// Client 0: fast compute (1 s), quick upload (10 ms). Client 1: 0.75 s compute but a
 /// 32 kbit/s uplink (1 s): its round-1 update arrives after round 1 closed.
-fn straggler_pair(fedavg: FedAvgConfig, rounds: u32, wire: WireDtype) -> SimOutcome {
+fn straggler_pair(fedavg: FedAvgConfig, rounds: u32, wire: Wire) -> SimOutcome {
     let fast = client(300.0, link(0.0, 3.2e6), link(0.0, 32e6));
     let slow = client(400.0, link(0.0, 32e3), link(0.0, 32e6));
     let mut c = config(vec![fast, slow], fedavg, rounds);
@@ -191,7 +229,7 @@ fn over_selection_closes_on_first_updates_and_discards_late_ones() {
         over_selection: 1.0,
         deadline: None,
     };
-    let out = straggler_pair(cfg, 2, WireDtype::F32);
+    let out = straggler_pair(cfg, 2, Wire::uniform(Encoding::F32));
     let r = &out.records;
     // Round 1 closes when the fast update arrives: 1 ms + 1 s + 10 ms.
     assert_eq!(r.round_seconds, vec![1.011, 1.011]);
@@ -228,10 +266,27 @@ fn deadline_closes_the_round_with_what_arrived() {
 
 #[test]
 fn bytes_are_messages_times_encoded_size() {
-    for (wire, size) in [
-        (WireDtype::F32, 4 * P as u64),
-        (WireDtype::F16, 2 * P as u64),
+    // The closed forms: Int8 adds one 4-byte scale per tensor (two here), top-k sends
+    // ceil(fraction x P) (index, value) pairs up while the model comes down in f32.
+    let layout: Arc<[usize]> = Arc::from([P - 1, 1]);
+    let int8 = Encoding::Int8(Rounding::Stochastic);
+    for (up, down, up_size, down_size) in [
+        (Encoding::F32, Encoding::F32, 4 * P as u64, 4 * P as u64),
+        (Encoding::F16, Encoding::F16, 2 * P as u64, 2 * P as u64),
+        (Encoding::Bf16, Encoding::Bf16, 2 * P as u64, 2 * P as u64),
+        (int8, int8, P as u64 + 8, P as u64 + 8),
+        (
+            Encoding::TopK(0.5),
+            Encoding::F32,
+            8 * P.div_ceil(2) as u64,
+            4 * P as u64,
+        ),
     ] {
+        let wire = Wire {
+            up,
+            down,
+            layout: layout.clone(),
+        };
         let cfg = FedAvgConfig {
             clients_per_round: 1,
             over_selection: 1.0,
@@ -241,8 +296,8 @@ fn bytes_are_messages_times_encoded_size() {
         // Two rounds of two downloads; both clients start two uploads before the end
         // (the slow one's second is still in flight when the run stops).
         assert_eq!((r.messages_down, r.messages_up), (4, 4));
-        assert_eq!(r.bytes_down, r.messages_down * size);
-        assert_eq!(r.bytes_up, r.messages_up * size);
+        assert_eq!(r.bytes_down, r.messages_down * down_size);
+        assert_eq!(r.bytes_up, r.messages_up * up_size);
     }
 }
 
@@ -257,14 +312,14 @@ fn fedavg_weights_updates_by_samples() {
 
 fn noisy_population(seed: u64) -> SimConfig {
     let noisy_link = LinkSpec {
-        latency: Dist::Normal {
+        latency: LinkValue::Draw(Dist::Normal {
             mean: 0.08,
             std: 0.02,
-        },
-        bandwidth: Dist::LogNormal {
+        }),
+        bandwidth: LinkValue::Draw(Dist::LogNormal {
             median: 5e6,
             sigma: 0.7,
-        },
+        }),
         loss: 0.1,
         timeout: SimTime(500_000),
         retries: 2,
@@ -293,7 +348,7 @@ fn noisy_population(seed: u64) -> SimConfig {
         8,
     );
     c.seed = seed;
-    c.ingress_bps = Some(20e6);
+    c.ingress = Some(Rate::Fixed(20e6));
     c
 }
 
@@ -509,7 +564,7 @@ fn going_offline_mid_upload_loses_the_transfer_and_frees_the_ingress() {
         deadline: Some(SimTime(5_000_000)),
     };
     let mut c = config(vec![a, b], cfg, 1);
-    c.ingress_bps = Some(1e6);
+    c.ingress = Some(Rate::Fixed(1e6));
     let out = run(&c);
     let r = &out.records;
     let arrivals: Vec<(f64, usize)> = r
