@@ -13,3 +13,4 @@ pub mod pretrain;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;

@@ -37,6 +37,13 @@ enum Command {
         /// The scenario file (RON) whose backbone to measure.
         file: Option<PathBuf>,
     },
+    /// Compare runs and sweeps: print a markdown table and regenerate each one's plots and
+    /// report.md.
+    Report {
+        /// Run directories (with summary.json) or sweep directories (with sweep.csv).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -105,7 +112,44 @@ fn main() -> ExitCode {
         Command::Run(args) => run_command(args),
         Command::Pretrain(args) => pretrain_command(args),
         Command::Adapters { file } => adapters_command(file.as_deref()),
+        Command::Report { dirs } => report_command(&dirs),
     }
+}
+
+fn report_command(dirs: &[PathBuf]) -> ExitCode {
+    use flotilla::report::{RunData, comparison_table, write_report};
+    use flotilla::sweep::{SweepData, write_sweep_report};
+    let mut runs = Vec::new();
+    for dir in dirs {
+        let written = if dir.join("sweep.csv").is_file() {
+            SweepData::read(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|sweep| {
+                    let w = write_sweep_report(&sweep).map_err(|e| e.to_string());
+                    println!("{}", sweep.table());
+                    w
+                })
+        } else {
+            RunData::read(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|run| {
+                    let w = write_report(&run).map_err(|e| e.to_string());
+                    runs.push(run);
+                    w
+                })
+        };
+        match written {
+            Ok(files) => eprintln!("{}: {} files written", dir.display(), files.len()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(BAD_INPUT);
+            }
+        }
+    }
+    if !runs.is_empty() {
+        println!("{}", comparison_table(&runs));
+    }
+    ExitCode::SUCCESS
 }
 
 /// The bundled ViT (DESIGN.md's) on 28x28 grey images of 10 classes.
@@ -124,7 +168,7 @@ fn bundled_vit() -> VitConfig {
 
 fn adapters_command(file: Option<&Path>) -> ExitCode {
     use flotilla::model::{AdapterCost, catalog};
-    use flotilla_actors::WireDtype;
+    use flotilla_actors::{Encoding, Rounding};
     let (vit, mut methods) = match file {
         None => (bundled_vit(), catalog(1)),
         Some(file) => {
@@ -143,7 +187,12 @@ fn adapters_command(file: Option<&Path>) -> ExitCode {
         }
     };
     methods.dedup();
-    let dtypes = [WireDtype::F32, WireDtype::F16];
+    let dtypes = [
+        Encoding::F32,
+        Encoding::F16,
+        Encoding::Int8(Rounding::Nearest),
+        Encoding::TopK(0.1),
+    ];
     println!(
         "ViT patch {} dim {} depth {} heads {} mlp {}, {} classes",
         vit.patch, vit.dim, vit.depth, vit.heads, vit.mlp, vit.classes
@@ -164,7 +213,7 @@ fn adapters_command(file: Option<&Path>) -> ExitCode {
         let cost = AdapterCost::measure(&vit, m);
         let bytes: Vec<String> = dtypes
             .iter()
-            .map(|d| d.encoded_bytes(cost.trainable).to_string())
+            .map(|d| d.encoded_bytes(&cost.layout).to_string())
             .collect();
         println!(
             "| {} | {} | {} | {:.2}% | {} |",
@@ -182,10 +231,11 @@ fn adapters_command(file: Option<&Path>) -> ExitCode {
 const BAD_INPUT: u8 = 2;
 
 fn validate(file: &Path) -> ExitCode {
-    match scenario::load(file) {
-        Ok(l) => {
+    match scenario::load(file).and_then(|l| Ok((flotilla::sweep::points(&l)?, l))) {
+        Ok((points, l)) => {
+            let sweep = points.map_or(String::new(), |p| format!(", a sweep of {} runs", p.len()));
             println!(
-                "{}: ok ({} clients)",
+                "{}: ok ({} clients{sweep})",
                 file.display(),
                 l.scenario.data.clients
             );
@@ -213,6 +263,14 @@ fn run_command(args: RunArgs) -> ExitCode {
     let flag = interrupt.clone();
     // Without a handler Ctrl-C would kill the process before anything is written.
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    match flotilla::sweep::points(&loaded) {
+        Ok(Some(points)) => return sweep_command(&loaded, points, args, interrupt),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
     let opts = RunOptions {
         out: args.out,
         progress: !args.quiet,
@@ -247,6 +305,35 @@ fn run_command(args: RunArgs) -> ExitCode {
         std::thread::sleep(linger);
     }
     ExitCode::SUCCESS
+}
+
+fn sweep_command(
+    loaded: &scenario::Loaded,
+    points: Vec<flotilla::sweep::Point>,
+    args: RunArgs,
+    interrupt: Arc<AtomicBool>,
+) -> ExitCode {
+    use flotilla::sweep::{SweepOptions, run_sweep};
+    if args.metrics_addr.is_some() {
+        eprintln!("note: --metrics-addr is ignored for sweeps (their points share one process)");
+    }
+    eprintln!("sweep {}: {} points", loaded.scenario.name, points.len());
+    let opts = SweepOptions {
+        out: args.out,
+        progress: !args.quiet,
+        interrupt,
+    };
+    match run_sweep(loaded, points, opts) {
+        Ok((dir, data)) => {
+            println!("{}", data.table());
+            println!("{}: sweep.csv and report.md written", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn pretrain_command(a: PretrainArgs) -> ExitCode {

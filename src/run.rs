@@ -13,7 +13,7 @@ use crate::data::{Layout, load_idx_dir};
 use crate::model::build_model;
 use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner};
-use crate::report::{ModelSize, Summary, write_run};
+use crate::report::{ModelSize, RunData, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
 /// Why a run could not go ahead; scenario problems are the user's to fix (exit code 2).
@@ -93,10 +93,11 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         .map_err(|e| invalid("model.weights", format!("cannot load the checkpoint: {e}")))?;
     let trainable = adaptation.trainable();
     let (adapter_params, model_params) = trainable.count(&model);
+    let layout: Arc<[usize]> = trainable.layout(&model).into();
     let size = ModelSize {
         adapter_params,
         model_params,
-        update_bytes: s.wire.dtype.encoded_bytes(adapter_params),
+        update_bytes: s.wire.up().encoded_bytes(&layout),
     };
     let workers = match s.pool.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -113,7 +114,8 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         workers,
         device,
     }));
-    let config = loaded.sim_config()?;
+    let mut config = loaded.sim_config()?;
+    config.wire.layout = layout;
     let observer = RunObserver {
         started,
         sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
@@ -132,6 +134,10 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
     write_run(&dir, s, &summary, &outcome.records, &tasks.names)
         .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
+    let data = RunData::read(&dir).map_err(|e| RunError::Failed(e.to_string()))?;
+    write_report(&data).map_err(|e| {
+        RunError::Failed(format!("{}: cannot write the report: {e}", dir.display()))
+    })?;
     Ok(RunResult { dir, summary })
 }
 

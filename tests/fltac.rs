@@ -29,7 +29,7 @@ fn scenario_file(dir: &Path, algorithm: &str, workers: usize) -> PathBuf {
          uplink: (latency: Const("10ms"), bandwidth: Const("20Mbit/s")),
          downlink: (latency: Const("10ms"), bandwidth: Const("50Mbit/s"))),
     ],
-    wire: (dtype: F16),
+    wire: (encoding: F16),
     stop: (rounds: 3),
     pool: (workers: {workers}),
 )

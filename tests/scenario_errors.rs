@@ -363,5 +363,5 @@ fn shipped_scenarios_validate() {
             }
         }
     }
-    assert!(checked >= 17, "only {checked} scenarios found");
+    assert!(checked >= 19, "only {checked} scenarios found");
 }

@@ -12,6 +12,8 @@ pub struct AdapterCost {
     pub head: &'static str,
     /// Values that train and travel in one update.
     pub trainable: usize,
+    /// The lengths of those values' tensors (per-tensor wire scales).
+    pub layout: Vec<usize>,
     /// Values of the backbone alone (no adapter, no head).
     pub backbone: usize,
 }
@@ -40,6 +42,7 @@ impl AdapterCost {
             adapter: adaptation.adapter.name(),
             head: adaptation.head.name(),
             trainable: adaptation.trainable().count(&model).0,
+            layout: adaptation.trainable().layout(&model),
             backbone: total - head,
         }
     }

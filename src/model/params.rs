@@ -66,14 +66,25 @@ impl Trainable {
 
     /// Number of selected values and of all values.
     pub fn count<M: Module>(&self, module: &M) -> (usize, usize) {
+        let v = self.counter(module);
+        (v.layout.iter().sum(), v.total)
+    }
+
+    /// The lengths of the selected tensors, in [`extract`](Self::extract)'s order: the
+    /// layout of the flat vector (for per-tensor wire scales).
+    pub fn layout<M: Module>(&self, module: &M) -> Vec<usize> {
+        self.counter(module).layout
+    }
+
+    fn counter<M: Module>(&self, module: &M) -> Counter<'_> {
         let mut v = Counter {
             sel: self,
             path: Vec::new(),
-            selected: 0,
+            layout: Vec::new(),
             total: 0,
         };
         module.visit(&mut v);
-        (v.selected, v.total)
+        v
     }
 
     /// Every parameter of the module, selected or not, as `(path, values)`.
@@ -173,7 +184,7 @@ impl ModuleVisitor for Flattener<'_> {
 struct Counter<'a> {
     sel: &'a Trainable,
     path: Vec<String>,
-    selected: usize,
+    layout: Vec<usize>,
     total: usize,
 }
 
@@ -183,7 +194,7 @@ impl ModuleVisitor for Counter<'_> {
         let n = param.val().shape().num_elements();
         self.total += n;
         if self.sel.matches(&joined(&self.path, None)) {
-            self.selected += n;
+            self.layout.push(n);
         }
     }
 }

@@ -1,17 +1,25 @@
 //! What a run leaves behind: the resolved scenario, `summary.json`, `timeline.csv`,
-//! `clients.csv`, `updates.csv`, `availability.csv` and, for FL-TAC, `clusterings.csv`.
+//! `clients.csv`, `updates.csv`, `availability.csv`, `activity.csv`, for FL-TAC
+//! `clusterings.csv`, and the report: `report.md` with its plots (PNG and SVG).
+
+mod data;
+mod figures;
+pub mod plots;
+
+pub use data::RunData;
+pub use figures::{comparison_table, write_report};
 
 use std::path::Path;
 
 use flotilla_actors::record::TimelineRow;
 use flotilla_actors::record::nearest_rank;
 use flotilla_actors::{Records, SimOutcome, StopReason};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::Scenario;
 
 /// Wall-clock figures, kept apart because they differ from run to run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Wall {
     pub wall_seconds: f64,
     pub events_per_second: f64,
@@ -20,7 +28,7 @@ pub struct Wall {
 }
 
 /// The run's headline figures; everything but `wall` is deterministic.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     pub name: String,
     pub seed: u64,
@@ -74,14 +82,14 @@ pub struct Summary {
 }
 
 /// One task's final accuracy.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskAccuracy {
     pub name: String,
     pub accuracy: Option<f64>,
 }
 
 /// Quantiles of update staleness; `None` when no update arrived.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Staleness {
     pub p50: Option<u64>,
     pub p90: Option<u64>,
@@ -209,6 +217,7 @@ pub fn write_run(
     write_csv(&dir.join("clients.csv"), &records.clients)?;
     write_csv(&dir.join("updates.csv"), &records.updates)?;
     write_csv(&dir.join("availability.csv"), &records.availability)?;
+    write_csv(&dir.join("activity.csv"), &records.activity)?;
     if !records.clusterings.is_empty() {
         let rows: Vec<ClusteringRow> = records
             .clusterings

@@ -13,14 +13,19 @@ pub use units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Speed, Unit
 use std::path::{Path, PathBuf};
 
 use flotilla_actors::device::{Availability, DeviceSpec};
-use flotilla_actors::net::LinkSpec;
+use flotilla_actors::net::{LinkSpec, LinkValue, Rate as RateOverTime, Steps};
 use flotilla_actors::strategy::{
     Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, MAX_CLUSTERS, Staleness,
 };
-use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule};
+use flotilla_actors::{
+    AlgorithmSpec, ClientSpec, Dist, Encoding, SimConfig, SimTime, StopRule, Wire,
+};
 
 use crate::model::{Adaptation, AdapterSpec, HeadSpec, Optimizer, PersonalStep, VitConfig};
 use crate::pool::Personalization;
+
+/// Clients whose every change of state a run records, for the timeline plot.
+pub const TIMELINE_CLIENTS: usize = 20;
 
 /// A scenario that cannot be used, and where the problem is.
 #[derive(Debug, thiserror::Error)]
@@ -211,15 +216,37 @@ impl Loaded {
         for (i, c) in s.population.iter().enumerate() {
             let at = |f: &str| format!("population[{i}].{f}");
             to_dist(&c.speed)
+                .ok_or_else(|| {
+                    self.invalid(
+                        at("speed"),
+                        "a device's speed is drawn once: Steps and Trace apply to links",
+                    )
+                })?
                 .validate()
                 .map_err(|e| self.invalid(at("speed"), e.to_string()))?;
             for (name, link) in [("uplink", &c.uplink), ("downlink", &c.downlink)] {
-                to_dist(&link.latency)
-                    .validate()
-                    .map_err(|e| self.invalid(at(&format!("{name}.latency")), e.to_string()))?;
-                to_dist(&link.bandwidth)
-                    .validate()
-                    .map_err(|e| self.invalid(at(&format!("{name}.bandwidth")), e.to_string()))?;
+                for (quantity, value) in [
+                    (
+                        "latency",
+                        self.link_value(&link.latency, &at(&format!("{name}.latency")))?,
+                    ),
+                    (
+                        "bandwidth",
+                        self.link_value(&link.bandwidth, &at(&format!("{name}.bandwidth")))?,
+                    ),
+                ] {
+                    let field = at(&format!("{name}.{quantity}"));
+                    match value {
+                        LinkValue::Draw(d) => d
+                            .validate()
+                            .map_err(|e| self.invalid(&field, e.to_string()))?,
+                        LinkValue::Steps(s) => {
+                            if quantity == "bandwidth" && s.points().iter().any(|p| p.1 <= 0.0) {
+                                return Err(self.invalid(&field, "every bandwidth must be > 0"));
+                            }
+                        }
+                    }
+                }
                 if !(0.0..1.0).contains(&link.loss) {
                     return Err(self.invalid(
                         at(&format!("{name}.loss")),
@@ -277,6 +304,29 @@ impl Loaded {
         }
         if s.eval.every.as_ref().is_some_and(|t| t.value() <= 0.0) {
             return Err(self.invalid("eval.every", "must be > 0"));
+        }
+        self.validate_wire()?;
+        for (name, fixed, schedule) in [
+            ("ingress", &s.server.ingress, &s.server.ingress_schedule),
+            ("egress", &s.server.egress, &s.server.egress_schedule),
+        ] {
+            if fixed.is_some() && schedule.is_some() {
+                return Err(self.invalid(
+                    format!("server.{name}_schedule"),
+                    format!("give server.{name} or server.{name}_schedule, not both"),
+                ));
+            }
+            if fixed.as_ref().is_some_and(|r| r.value() <= 0.0) {
+                return Err(self.invalid(format!("server.{name}"), "must be > 0"));
+            }
+            if let Some(RateOverTime::Steps(s)) = self.capacity(fixed, schedule, name)?
+                && s.points().iter().any(|p| p.1 <= 0.0)
+            {
+                return Err(self.invalid(
+                    format!("server.{name}_schedule"),
+                    "every capacity must be > 0",
+                ));
+            }
         }
         self.sim_config()?;
         if let Some(addr) = &s.monitoring.prometheus {
@@ -368,6 +418,119 @@ impl Loaded {
             }
         }
         Ok(())
+    }
+
+    fn validate_wire(&self) -> Result<(), ScenarioError> {
+        let w = &self.scenario.wire;
+        for (field, e) in [
+            ("wire.encoding", Some(w.encoding)),
+            ("wire.up", w.up),
+            ("wire.down", w.down),
+        ] {
+            if let Some(Encoding::TopK(f)) = e
+                && !(f > 0.0 && f <= 1.0)
+            {
+                return Err(
+                    self.invalid(field, format!("TopK's fraction must be in (0, 1], got {f}"))
+                );
+            }
+        }
+        if w.down().needs_reference() {
+            let field = if w.down.is_some() {
+                "wire.down"
+            } else {
+                "wire.encoding"
+            };
+            return Err(self.invalid(
+                field,
+                "TopK sparsifies updates against the model the client received; models going \
+                 down need a dense encoding (e.g. `encoding: F32, up: TopK(0.1)`)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A link quantity: a distribution, or steps written inline or read from a CSV trace.
+    fn link_value<U: Unit>(
+        &self,
+        d: &DistSpec<U>,
+        field: &str,
+    ) -> Result<LinkValue, ScenarioError> {
+        Ok(match d {
+            DistSpec::Steps(points) => LinkValue::Steps(self.steps(points, field)?),
+            DistSpec::Trace(file) => LinkValue::Steps(self.read_steps::<U>(file, field)?),
+            d => LinkValue::Draw(to_dist(d).expect("a distribution")),
+        })
+    }
+
+    /// The server capacity `name`: fixed, scheduled, or unlimited.
+    fn capacity(
+        &self,
+        fixed: &Option<Rate>,
+        schedule: &Option<Schedule<BitRate>>,
+        name: &str,
+    ) -> Result<Option<RateOverTime>, ScenarioError> {
+        let field = format!("server.{name}_schedule");
+        Ok(match (fixed, schedule) {
+            (Some(r), _) => Some(RateOverTime::Fixed(r.value())),
+            (None, Some(Schedule::Steps(points))) => {
+                Some(RateOverTime::Steps(self.steps(points, &field)?))
+            }
+            (None, Some(Schedule::Trace(file))) => Some(RateOverTime::Steps(
+                self.read_steps::<BitRate>(file, &field)?,
+            )),
+            (None, None) => None,
+        })
+    }
+
+    fn steps<U: Unit>(
+        &self,
+        points: &[(Duration, Quantity<U>)],
+        field: &str,
+    ) -> Result<Steps, ScenarioError> {
+        Steps::new(
+            points
+                .iter()
+                .map(|(t, v)| (SimTime::from_secs_ceil(t.value()), v.value()))
+                .collect(),
+        )
+        .map_err(|e| self.invalid(field, e))
+    }
+
+    /// Reads a `time,value` CSV trace; a first line that is not a time is a header.
+    fn read_steps<U: Unit>(&self, file: &str, field: &str) -> Result<Steps, ScenarioError> {
+        let path = self.path(file);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.invalid(
+                field,
+                format!("cannot read \"{file}\" ({}): {e}", path.display()),
+            )
+        })?;
+        let mut points = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = |m: String| self.invalid(field, format!("{file}:{}: {m}", n + 1));
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [time, value] = cols[..] else {
+                return Err(at(format!("expected time,value, got \"{line}\"")));
+            };
+            let time = match (time.parse::<f64>(), Duration::parse(time)) {
+                (Ok(t), _) if t.is_finite() && t >= 0.0 => t,
+                (_, Ok(d)) => d.value(),
+                _ if points.is_empty() && n == 0 => continue,
+                (_, Err(e)) => return Err(at(e)),
+            };
+            let value = match (value.parse::<f64>(), Quantity::<U>::parse(value)) {
+                (Ok(v), _) if v.is_finite() && v >= 0.0 => v,
+                (_, Ok(q)) => q.value(),
+                (_, Err(e)) => return Err(at(e)),
+            };
+            points.push((SimTime::from_secs_ceil(time), value));
+        }
+        Steps::new(points).map_err(|e| self.invalid(field, format!("{file}: {e}")))
     }
 
     /// The adapter, head and number of clients the model is built for.
@@ -629,16 +792,23 @@ impl Loaded {
     /// The engine's view of the scenario.
     pub fn sim_config(&self) -> Result<SimConfig, ScenarioError> {
         let s = &self.scenario;
-        let link = |l: &LinkSection| LinkSpec {
-            latency: to_dist(&l.latency),
-            bandwidth: to_dist(&l.bandwidth),
-            loss: l.loss,
-            timeout: SimTime::from_secs_ceil(l.timeout.value()),
-            retries: l.retries,
-        };
         let mut clients = Vec::with_capacity(s.data.clients);
         let mut slots = self.slot_tasks().into_iter();
         for (i, c) in s.population.iter().enumerate() {
+            let link = |l: &LinkSection, name: &str| -> Result<LinkSpec, ScenarioError> {
+                let at = |q: &str| format!("population[{i}].{name}.{q}");
+                Ok(LinkSpec {
+                    latency: self.link_value(&l.latency, &at("latency"))?,
+                    bandwidth: self.link_value(&l.bandwidth, &at("bandwidth"))?,
+                    loss: l.loss,
+                    timeout: SimTime::from_secs_ceil(l.timeout.value()),
+                    retries: l.retries,
+                })
+            };
+            let (uplink, downlink) = (link(&c.uplink, "uplink")?, link(&c.downlink, "downlink")?);
+            let speed = to_dist(&c.speed).ok_or_else(|| {
+                self.invalid(format!("population[{i}].speed"), "must be a distribution")
+            })?;
             let traces = match &c.availability {
                 AvailabilitySection::Trace { file } => Some(self.read_trace(i, file, c.count)?),
                 _ => None,
@@ -659,12 +829,12 @@ impl Loaded {
                 clients.push(ClientSpec {
                     class: c.class.clone(),
                     device: DeviceSpec {
-                        speed: to_dist(&c.speed),
+                        speed: speed.clone(),
                         dropout: c.dropout,
                     },
                     availability,
-                    uplink: link(&c.uplink),
-                    downlink: link(&c.downlink),
+                    uplink: uplink.clone(),
+                    downlink: downlink.clone(),
                     slots: slots.next().unwrap_or_default(),
                 });
             }
@@ -673,9 +843,13 @@ impl Loaded {
         Ok(SimConfig {
             seed: s.seed,
             clients,
-            ingress_bps: s.server.ingress.as_ref().map(Quantity::value),
-            egress_bps: s.server.egress.as_ref().map(Quantity::value),
-            wire: s.wire.dtype,
+            ingress: self.capacity(&s.server.ingress, &s.server.ingress_schedule, "ingress")?,
+            egress: self.capacity(&s.server.egress, &s.server.egress_schedule, "egress")?,
+            wire: Wire {
+                up: s.wire.up(),
+                down: s.wire.down(),
+                layout: std::sync::Arc::from([]),
+            },
             algorithm,
             clustering: match &s.algorithm {
                 AlgorithmSection::FlTac {
@@ -711,6 +885,7 @@ impl Loaded {
                 .every
                 .as_ref()
                 .map(|t| SimTime::from_secs_ceil(t.value())),
+            tracked_clients: TIMELINE_CLIENTS,
         })
     }
 
@@ -835,9 +1010,9 @@ impl Loaded {
     }
 }
 
-/// A distribution with units, in base units.
-pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Dist {
-    match d {
+/// A distribution with units, in base units; `None` for schedules.
+pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
+    Some(match d {
         DistSpec::Const(v) => Dist::Const(v.value()),
         DistSpec::Uniform { low, high } => Dist::Uniform {
             low: low.value(),
@@ -856,5 +1031,6 @@ pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Dist {
             scale: scale.value(),
             shape: *shape,
         },
-    }
+        DistSpec::Steps(_) | DistSpec::Trace(_) => return None,
+    })
 }

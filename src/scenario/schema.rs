@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::units::{Duration, Quantity, Rate, Unit};
 use crate::data::{PartitionSpec, TaskSpec};
 use crate::model::{AdapterSpec, HeadSpec, PersonalStep, TrainConfig};
-use flotilla_actors::WireDtype;
+use flotilla_actors::Encoding;
 use flotilla_actors::strategy::Staleness;
 
 /// One experiment.
@@ -30,6 +30,56 @@ pub struct Scenario {
     pub monitoring: MonitoringSection,
     #[serde(default)]
     pub pool: PoolSection,
+    /// Run the scenario at every point of a grid of field values (see `flotilla::sweep`).
+    /// Each point's resolved scenario has no sweep section.
+    #[serde(default, skip_serializing)]
+    pub sweep: Option<SweepSection>,
+}
+
+/// A grid of scenarios: the product of the axes' values, each point run `repeat` times
+/// with seeds `seed`, `seed + 1`, ...
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSection {
+    pub axes: Vec<SweepAxis>,
+    #[serde(default = "one_u32")]
+    pub repeat: u32,
+    /// Points run at once, each with its share of the cores (0 or 1: one at a time).
+    #[serde(default)]
+    pub parallel: usize,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+/// One axis of a sweep: a field (or several, set together) and its values.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepAxis {
+    /// The field's path, e.g. `population[0].uplink.bandwidth` or `model.adapter`; several
+    /// paths separated by commas are set together, each value then listing one entry per
+    /// path, e.g. `(45, 5)`.
+    pub field: String,
+    /// The values, written as in the scenario.
+    pub values: Vec<SweepValue>,
+    /// Short names of the values for sweep.csv and the plots; a leading number makes the
+    /// axis numeric (e.g. "0.5 Mbit/s", "20%"). Default: written from the values.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The axis's column in sweep.csv; default: the field.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A value of any field, kept as its JSON form (enums as `{"Variant": ...}`), which is
+/// how a sweep writes it into the scenario.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SweepValue {
+    // An untagged enum makes RON hand serde its buffered content, which keeps enum variant
+    // names (a plain `serde_json::Value` would lose them).
+    Value(serde_json::Value),
 }
 
 /// Live monitoring.
@@ -173,16 +223,47 @@ fn one() -> f64 {
     1.0
 }
 
-/// A distribution of a quantity with units.
+/// A distribution of a quantity with units. A link's latency and bandwidth may instead
+/// follow a schedule in simulated time (`Steps` or `Trace`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
 pub enum DistSpec<U> {
     Const(Quantity<U>),
-    Uniform { low: Quantity<U>, high: Quantity<U> },
-    Normal { mean: Quantity<U>, std: Quantity<U> },
-    LogNormal { median: Quantity<U>, sigma: f64 },
-    Exponential { mean: Quantity<U> },
-    Pareto { scale: Quantity<U>, shape: f64 },
+    Uniform {
+        low: Quantity<U>,
+        high: Quantity<U>,
+    },
+    Normal {
+        mean: Quantity<U>,
+        std: Quantity<U>,
+    },
+    LogNormal {
+        median: Quantity<U>,
+        sigma: f64,
+    },
+    Exponential {
+        mean: Quantity<U>,
+    },
+    Pareto {
+        scale: Quantity<U>,
+        shape: f64,
+    },
+    /// `(time, value)` points, times increasing: each value holds from its time until the
+    /// next point's (links only).
+    Steps(Vec<(Duration, Quantity<U>)>),
+    /// A CSV file of `time,value` rows read as `Steps` (links only); cells may carry units,
+    /// bare numbers are seconds and base units (bit/s, s).
+    Trace(String),
+}
+
+/// A value over simulated time, for the server's capacities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
+pub enum Schedule<U> {
+    /// `(time, value)` points, as [`DistSpec::Steps`].
+    Steps(Vec<(Duration, Quantity<U>)>),
+    /// A CSV file of `time,value` rows, as [`DistSpec::Trace`].
+    Trace(String),
 }
 
 /// A class of devices: how many, how fast, how connected, how reliable.
@@ -248,19 +329,51 @@ pub struct ServerSection {
     pub ingress: Option<Rate>,
     #[serde(default)]
     pub egress: Option<Rate>,
+    /// The ingress capacity over time, instead of a fixed `ingress`.
+    #[serde(default)]
+    pub ingress_schedule: Option<Schedule<super::units::BitRate>>,
+    /// The egress capacity over time, instead of a fixed `egress`.
+    #[serde(default)]
+    pub egress_schedule: Option<Schedule<super::units::BitRate>>,
 }
 
-/// The wire encoding of parameters.
+/// How parameters are encoded on the wire.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireSection {
-    pub dtype: WireDtype,
+    /// Both ways, unless `up` or `down` says otherwise.
+    #[serde(default = "f32_encoding")]
+    pub encoding: Encoding,
+    /// Updates, client to server (the only way `TopK` can go).
+    #[serde(default)]
+    pub up: Option<Encoding>,
+    /// Models, server to client.
+    #[serde(default)]
+    pub down: Option<Encoding>,
+}
+
+fn f32_encoding() -> Encoding {
+    Encoding::F32
+}
+
+impl WireSection {
+    /// The uplink's encoding.
+    pub fn up(&self) -> Encoding {
+        self.up.unwrap_or(self.encoding)
+    }
+
+    /// The downlink's encoding.
+    pub fn down(&self) -> Encoding {
+        self.down.unwrap_or(self.encoding)
+    }
 }
 
 impl Default for WireSection {
     fn default() -> Self {
         Self {
-            dtype: WireDtype::F32,
+            encoding: Encoding::F32,
+            up: None,
+            down: None,
         }
     }
 }

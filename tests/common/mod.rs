@@ -36,7 +36,7 @@ pub fn small_scenario(
          downlink: (latency: Const("10ms"), bandwidth: Const("50Mbit/s"))),
     ],
     server: (ingress: "2Mbit/s"),
-    wire: (dtype: {wire}),
+    wire: (encoding: {wire}),
     stop: (rounds: {rounds}),
     pool: (workers: {workers}),
 )
