@@ -785,6 +785,7 @@ pub fn write_sweep_report(data: &SweepData) -> std::io::Result<Vec<PathBuf>> {
                     series: &series,
                     x_log,
                     y_range: None,
+                    legend: plots::SeriesLabelPosition::UpperRight,
                 },
             )?);
             let _ = write!(md, "\n![{what} vs {}]({stem}.png)\n", data.axes[x]);

@@ -155,6 +155,7 @@ pub fn write_report(run: &RunData) -> std::io::Result<Vec<PathBuf>> {
                 series: &series,
                 x_log: false,
                 y_range: Some(0.0..100.0),
+                legend: plots::SeriesLabelPosition::LowerRight,
             },
         )?);
     }

@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+pub use plotters::prelude::SeriesLabelPosition;
 use plotters::prelude::*;
 
 /// Pixel size of every chart.
@@ -59,6 +60,8 @@ pub struct LineChart<'a> {
     pub x_log: bool,
     /// The y range; else the data's, padded.
     pub y_range: Option<Range<f64>>,
+    /// Where the legend goes: where the lines are not.
+    pub legend: SeriesLabelPosition,
 }
 
 /// Evaluates `$draw` once on a PNG and once on an SVG drawing area bound to `$root`,
@@ -141,10 +144,14 @@ pub fn line_chart(stem: &Path, chart: &LineChart) -> std::io::Result<Vec<PathBuf
         } else {
             (0.1, 10.0)
         };
+        // Label the swept values themselves: a log axis alone labels only decades.
+        let mut ticks: Vec<f64> = xs().filter(|x| *x > 0.0).collect();
+        ticks.sort_by(f64::total_cmp);
+        ticks.dedup();
         render!(stem, |root| draw_lines(
             root,
             chart,
-            (lo..hi).log_scale(),
+            (lo..hi).log_scale().with_key_points(ticks.clone()),
             y.clone()
         ))
     } else {
@@ -175,6 +182,7 @@ where
         .configure_mesh()
         .x_desc(c.x_label)
         .y_desc(c.y_label)
+        .x_labels(12)
         .x_label_formatter(&|v| tick(*v))
         .y_label_formatter(&|v| tick(*v))
         .label_style(("sans-serif", 14))
@@ -204,7 +212,7 @@ where
     if c.series.len() > 1 || c.series.iter().any(|s| !s.name.is_empty()) {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(c.legend.clone())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 14))
