@@ -128,13 +128,22 @@ pub fn line_chart(stem: &Path, chart: &LineChart) -> std::io::Result<Vec<PathBuf
             .flat_map(|s| s.points.iter().map(|p| p.0))
     };
     let y = chart.y_range.clone().unwrap_or_else(|| {
-        padded(
+        let y = padded(
             chart
                 .series
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.1)),
             true,
-        )
+        );
+        // Head room for a legend at the top, clear of the highest points.
+        let top = matches!(
+            chart.legend,
+            SeriesLabelPosition::UpperLeft
+                | SeriesLabelPosition::UpperMiddle
+                | SeriesLabelPosition::UpperRight
+        );
+        let room = if top { (y.end - y.start) * 0.3 } else { 0.0 };
+        y.start..y.end + room
     });
     if chart.x_log {
         let lo = xs().filter(|x| *x > 0.0).fold(f64::INFINITY, f64::min);
