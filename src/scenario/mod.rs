@@ -225,28 +225,7 @@ impl Loaded {
                 .validate()
                 .map_err(|e| self.invalid(at("speed"), e.to_string()))?;
             for (name, link) in [("uplink", &c.uplink), ("downlink", &c.downlink)] {
-                for (quantity, value) in [
-                    (
-                        "latency",
-                        self.link_value(&link.latency, &at(&format!("{name}.latency")))?,
-                    ),
-                    (
-                        "bandwidth",
-                        self.link_value(&link.bandwidth, &at(&format!("{name}.bandwidth")))?,
-                    ),
-                ] {
-                    let field = at(&format!("{name}.{quantity}"));
-                    match value {
-                        LinkValue::Draw(d) => d
-                            .validate()
-                            .map_err(|e| self.invalid(&field, e.to_string()))?,
-                        LinkValue::Steps(s) => {
-                            if quantity == "bandwidth" && s.points().iter().any(|p| p.1 <= 0.0) {
-                                return Err(self.invalid(&field, "every bandwidth must be > 0"));
-                            }
-                        }
-                    }
-                }
+                // Latency and bandwidth are checked where `sim_config` converts them.
                 if !(0.0..1.0).contains(&link.loss) {
                     return Err(self.invalid(
                         at(&format!("{name}.loss")),
@@ -306,28 +285,7 @@ impl Loaded {
             return Err(self.invalid("eval.every", "must be > 0"));
         }
         self.validate_wire()?;
-        for (name, fixed, schedule) in [
-            ("ingress", &s.server.ingress, &s.server.ingress_schedule),
-            ("egress", &s.server.egress, &s.server.egress_schedule),
-        ] {
-            if fixed.is_some() && schedule.is_some() {
-                return Err(self.invalid(
-                    format!("server.{name}_schedule"),
-                    format!("give server.{name} or server.{name}_schedule, not both"),
-                ));
-            }
-            if fixed.as_ref().is_some_and(|r| r.value() <= 0.0) {
-                return Err(self.invalid(format!("server.{name}"), "must be > 0"));
-            }
-            if let Some(RateOverTime::Steps(s)) = self.capacity(fixed, schedule, name)?
-                && s.points().iter().any(|p| p.1 <= 0.0)
-            {
-                return Err(self.invalid(
-                    format!("server.{name}_schedule"),
-                    "every capacity must be > 0",
-                ));
-            }
-        }
+        // Also checks links, traces and server capacities as it converts them.
         self.sim_config()?;
         if let Some(addr) = &s.monitoring.prometheus {
             crate::monitor::parse_addr(addr)
@@ -451,15 +409,29 @@ impl Loaded {
     }
 
     /// A link quantity: a distribution, or steps written inline or read from a CSV trace.
+    /// Checked: a distribution must be valid, and steps of a `positive` quantity (a
+    /// bandwidth) above zero.
     fn link_value<U: Unit>(
         &self,
         d: &DistSpec<U>,
         field: &str,
+        positive: bool,
     ) -> Result<LinkValue, ScenarioError> {
+        let steps = |s: Steps| {
+            if positive && s.points().iter().any(|p| p.1 <= 0.0) {
+                return Err(self.invalid(field, "every value must be > 0"));
+            }
+            Ok(LinkValue::Steps(s))
+        };
         Ok(match d {
-            DistSpec::Steps(points) => LinkValue::Steps(self.steps(points, field)?),
-            DistSpec::Trace(file) => LinkValue::Steps(self.read_steps::<U>(file, field)?),
-            d => LinkValue::Draw(to_dist(d).expect("a distribution")),
+            DistSpec::Steps(points) => steps(self.steps(points, field)?)?,
+            DistSpec::Trace(file) => steps(self.read_steps::<U>(file, field)?)?,
+            d => {
+                let dist = to_dist(d).expect("a distribution");
+                dist.validate()
+                    .map_err(|e| self.invalid(field, e.to_string()))?;
+                LinkValue::Draw(dist)
+            }
         })
     }
 
@@ -471,16 +443,25 @@ impl Loaded {
         name: &str,
     ) -> Result<Option<RateOverTime>, ScenarioError> {
         let field = format!("server.{name}_schedule");
-        Ok(match (fixed, schedule) {
-            (Some(r), _) => Some(RateOverTime::Fixed(r.value())),
-            (None, Some(Schedule::Steps(points))) => {
-                Some(RateOverTime::Steps(self.steps(points, &field)?))
+        let steps = match (fixed, schedule) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    &field,
+                    format!("give server.{name} or server.{name}_schedule, not both"),
+                ));
             }
-            (None, Some(Schedule::Trace(file))) => Some(RateOverTime::Steps(
-                self.read_steps::<BitRate>(file, &field)?,
-            )),
-            (None, None) => None,
-        })
+            (Some(r), None) if r.value() <= 0.0 => {
+                return Err(self.invalid(format!("server.{name}"), "must be > 0"));
+            }
+            (Some(r), None) => return Ok(Some(RateOverTime::Fixed(r.value()))),
+            (None, None) => return Ok(None),
+            (None, Some(Schedule::Steps(points))) => self.steps(points, &field)?,
+            (None, Some(Schedule::Trace(file))) => self.read_steps::<BitRate>(file, &field)?,
+        };
+        if steps.points().iter().any(|p| p.1 <= 0.0) {
+            return Err(self.invalid(&field, "every capacity must be > 0"));
+        }
+        Ok(Some(RateOverTime::Steps(steps)))
     }
 
     fn steps<U: Unit>(
@@ -798,8 +779,8 @@ impl Loaded {
             let link = |l: &LinkSection, name: &str| -> Result<LinkSpec, ScenarioError> {
                 let at = |q: &str| format!("population[{i}].{name}.{q}");
                 Ok(LinkSpec {
-                    latency: self.link_value(&l.latency, &at("latency"))?,
-                    bandwidth: self.link_value(&l.bandwidth, &at("bandwidth"))?,
+                    latency: self.link_value(&l.latency, &at("latency"), false)?,
+                    bandwidth: self.link_value(&l.bandwidth, &at("bandwidth"), true)?,
                     loss: l.loss,
                     timeout: SimTime::from_secs_ceil(l.timeout.value()),
                     retries: l.retries,

@@ -77,6 +77,4 @@ impl Strategy for FedAsync {
     fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
         self.crew.fill(ctx);
     }
-
-    fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}
 }

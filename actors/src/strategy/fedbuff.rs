@@ -163,6 +163,4 @@ impl Strategy for FedBuff {
     fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
         self.crew.fill(ctx);
     }
-
-    fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}
 }

@@ -28,7 +28,8 @@ pub trait Strategy: Send {
     /// An update arrived from a client.
     fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg);
     /// A timer set with [`ServerCtx::set_timer`] fired.
-    fn on_timer(&mut self, ctx: &mut ServerCtx<'_>, token: u64);
+    /// Strategies that set no timers keep the default.
+    fn on_timer(&mut self, _ctx: &mut ServerCtx<'_>, _token: u64) {}
     /// A client working for the server failed (dropped out, or a transfer was given up).
     /// Synchronous strategies rely on their deadline instead.
     fn on_failure(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
@@ -45,5 +46,4 @@ impl Strategy for Idle {
     }
     fn start(&mut self, _: &mut ServerCtx<'_>) {}
     fn on_update(&mut self, _: &mut ServerCtx<'_>, _: UpdateMsg) {}
-    fn on_timer(&mut self, _: &mut ServerCtx<'_>, _: u64) {}
 }
