@@ -5,6 +5,7 @@
 //! models and adapters, the training pool, and the reports. The simulation engine lives in
 //! [`flotilla_actors`], which never sees Burn.
 
+pub mod bench;
 pub mod data;
 pub mod model;
 pub mod monitor;

@@ -44,6 +44,29 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Measure the engine (events/s, memory per client), the pool (images/s with and
+    /// without client batching, per backend) and whole runs of W1; print a table.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The workload of the pool and run measurements.
+    #[arg(long, default_value = "scenarios/w1.ron")]
+    scenario: PathBuf,
+    /// Backends to measure (flex, tch); default: every one compiled in.
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Clients per batch for the batched measurements.
+    #[arg(long, default_value_t = 5)]
+    batch_clients: usize,
+    /// Skip the whole runs.
+    #[arg(long)]
+    no_runs: bool,
+    /// Run one measurement here and print its figures as JSON (used by the table's
+    /// child processes).
+    #[arg(long, hide = true)]
+    item: Option<String>,
 }
 
 #[derive(Args)]
@@ -56,6 +79,10 @@ struct RunArgs {
     /// Override the scenario's seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Override a field, written `path=value` with the value as in the scenario (RON),
+    /// e.g. `--set pool.backend=Tch --set pool.batch_clients=5`; repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -113,6 +140,127 @@ fn main() -> ExitCode {
         Command::Pretrain(args) => pretrain_command(args),
         Command::Adapters { file } => adapters_command(file.as_deref()),
         Command::Report { dirs } => report_command(&dirs),
+        Command::Bench(args) => bench_command(args),
+    }
+}
+
+fn bench_command(args: BenchArgs) -> ExitCode {
+    use flotilla::bench::{Item, in_child, measure};
+    if let Some(json) = &args.item {
+        let item: Item = match serde_json::from_str(json) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: --item: {e}");
+                return ExitCode::from(BAD_INPUT);
+            }
+        };
+        return match measure(&item, &args.scenario) {
+            Ok(figures) => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&figures).expect("figures serialize")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let backends = if args.backends.is_empty() {
+        let mut all = vec!["Flex".to_string()];
+        if cfg!(feature = "tch") {
+            all.push("Tch".into());
+        }
+        all
+    } else {
+        args.backends
+            .iter()
+            .map(|b| match b.to_lowercase().as_str() {
+                "tch" => "Tch".to_string(),
+                _ => "Flex".to_string(),
+            })
+            .collect()
+    };
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let mut failed = false;
+    let mut row = |what: String, item: Item, show: &dyn Fn(&flotilla::bench::Figures) -> String| {
+        match in_child(&item, &args.scenario) {
+            Ok(f) => {
+                println!(
+                    "| {what} | {} | {:.1} | {:.0} |",
+                    show(&f),
+                    f.wall_seconds,
+                    mb(f.peak_rss_bytes)
+                );
+                Some(f)
+            }
+            Err(e) => {
+                eprintln!("{what}: {e}");
+                failed = true;
+                None
+            }
+        }
+    };
+    println!("| measurement | figure | wall s | peak RSS MB |");
+    println!("| --- | ---: | ---: | ---: |");
+    let engine = |clients: usize, params: usize| Item::Engine {
+        clients,
+        updates: 20_000,
+        params,
+    };
+    let events = |f: &flotilla::bench::Figures| format!("{:.0} events/s", f.rate());
+    for clients in [1_000, 10_000] {
+        let what = format!("engine, no-op learner, {clients} clients, 10-value model");
+        row(what, engine(clients, 10), &events);
+    }
+    // W1's adapter and head: 4,746 values held by every client that took part.
+    let mut w1 = |clients: usize| {
+        let what = format!("engine, no-op learner, {clients} clients, W1-sized model");
+        row(what, engine(clients, 4_746), &events)
+    };
+    if let (Some(a), Some(b)) = (w1(1_000), w1(10_000)) {
+        let per_client = b.peak_rss_bytes.saturating_sub(a.peak_rss_bytes) as f64 / 9_000.0;
+        println!("| memory per client, W1-sized: (10k - 1k) / 9k | {per_client:.0} B | | |");
+    }
+    let images = |f: &flotilla::bench::Figures| format!("{:.0} images/s", f.rate());
+    for backend in &backends {
+        let mut rates = Vec::new();
+        for batch in [1, args.batch_clients] {
+            let set = vec![
+                format!("pool.backend={backend}"),
+                format!("pool.batch_clients={batch}"),
+            ];
+            let what = format!("pool training, {backend}, {batch} client(s) per batch");
+            rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
+        }
+        if let [Some(one), Some(many)] = rates[..] {
+            println!(
+                "| pool batching speed-up, {backend} | {:.2}x | | |",
+                many / one
+            );
+        }
+    }
+    if !args.no_runs {
+        let run = |f: &flotilla::bench::Figures| {
+            format!("{:.2}% accuracy", f.accuracy.unwrap_or(0.0) * 100.0)
+        };
+        for backend in &backends {
+            for batch in [1, args.batch_clients] {
+                let set = vec![
+                    format!("pool.backend={backend}"),
+                    format!("pool.batch_clients={batch}"),
+                ];
+                let what = format!("whole run, {backend}, {batch} client(s) per batch");
+                row(what, Item::Run { set }, &run);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -258,6 +406,15 @@ fn run_command(args: RunArgs) -> ExitCode {
     };
     if let Some(seed) = args.seed {
         loaded.scenario.seed = seed;
+    }
+    for assignment in &args.set {
+        loaded = match flotilla::sweep::override_field(&loaded, assignment) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(BAD_INPUT);
+            }
+        };
     }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();

@@ -11,8 +11,8 @@ use burn::tensor::Device;
 
 use crate::data::{DataError, Dataset, load_idx_dir};
 use crate::model::{
-    LocalData, Objective, Optimizer, TrainConfig, Trainable, VitConfig, evaluate, init_params,
-    train_local,
+    LocalData, Objective, Optimizer, Samples, TrainConfig, Trainable, VitConfig, evaluate,
+    init_params, train_local,
 };
 
 /// Pretraining settings.
@@ -76,16 +76,22 @@ pub fn pretrain(
     let mut accuracies = Vec::new();
     for epoch in 0..opts.epochs {
         let local = LocalData {
-            data: &train,
+            samples: Samples::new(&train, opts.vit.patch),
             indices: &train_idx,
-            patch: opts.vit.patch,
             seed: opts.seed + epoch as u64,
             device: &device,
             objective: &Objective::default(),
         };
         let (m, loss) = train_local(model, &local, &config);
         model = m;
-        let acc = evaluate(&model, None, &data.test, &test_idx, opts.vit.patch, 250).accuracy();
+        let acc = evaluate(
+            &model,
+            None,
+            Samples::new(&data.test, opts.vit.patch),
+            &test_idx,
+            250,
+        )
+        .accuracy();
         eprintln!(
             "epoch {}: loss {loss:.4}, test accuracy on the chosen classes {:.2}%",
             epoch + 1,

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use burn::tensor::Device;
 use flotilla_actors::{Learner, Observer, Records, SimTime, simulate};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{Layout, load_idx_dir};
+use crate::data::{Layout, TaskData, load_idx_dir};
 use crate::model::build_model;
 use crate::monitor::MonitorError;
-use crate::pool::{LearnerSetup, PoolLearner};
+use crate::pool::{LearnerSetup, PoolLearner, worker_devices};
 use crate::report::{ModelSize, RunData, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
@@ -54,6 +53,52 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         let addr = crate::monitor::parse_addr(addr)?;
         crate::monitor::install(addr, &s.name, strategy_name(s))?;
     }
+    let Prepared {
+        learner,
+        tasks,
+        size,
+        layout,
+    } = prepare(loaded)?;
+    let learner: Arc<dyn Learner> = Arc::new(learner);
+    let mut config = loaded.sim_config()?;
+    config.wire.layout = layout;
+    let observer = RunObserver {
+        started,
+        sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
+        wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
+        progress: opts.progress.then(|| Progress::new(&config.stop)),
+    };
+    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))
+        .map_err(|e| RunError::Failed(e.to_string()))?;
+    let summary = Summary::new(
+        s,
+        &outcome,
+        &size,
+        &tasks.names,
+        started.elapsed().as_secs_f64(),
+    );
+    let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
+    write_run(&dir, s, &summary, &outcome.records, &tasks.names)
+        .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
+    let data = RunData::read(&dir).map_err(|e| RunError::Failed(e.to_string()))?;
+    write_report(&data).map_err(|e| {
+        RunError::Failed(format!("{}: cannot write the report: {e}", dir.display()))
+    })?;
+    Ok(RunResult { dir, summary })
+}
+
+/// A scenario's learner, ready to train, and what the run reports about its model.
+pub struct Prepared {
+    pub learner: PoolLearner,
+    pub tasks: Arc<TaskData>,
+    pub size: ModelSize,
+    /// The trainable vector's tensor lengths (for per-tensor wire scales).
+    pub layout: Arc<[usize]>,
+}
+
+/// Loads the data and the model and starts the pool.
+pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
+    let s = &loaded.scenario;
     let invalid = |field: &str, message: String| ScenarioError::Invalid {
         file: loaded.file.clone(),
         field: field.into(),
@@ -86,7 +131,10 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         .apply(data)
         .map_err(|e| invalid(&e.field, e.message))?,
     );
-    let device = Device::flex().autodiff();
+    let pool = &s.pool;
+    let devices = worker_devices(pool.backend, pool.device, pool.workers, pool.per_gpu)
+        .map_err(|e| invalid("pool", e.to_string()))?;
+    let device = devices[0].clone();
     let weights = s.model.weights.as_ref().map(|w| loaded.path(w));
     let adaptation = loaded.adaptation();
     let model = build_model(&vit, weights.as_deref(), &adaptation, s.seed, &device)
@@ -99,11 +147,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         model_params,
         update_bytes: s.wire.up().encoded_bytes(&layout),
     };
-    let workers = match s.pool.workers {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        w => w,
-    };
-    let learner: Arc<dyn Learner> = Arc::new(PoolLearner::new(LearnerSetup {
+    let learner = PoolLearner::new(LearnerSetup {
         model,
         adaptation,
         patch: vit.patch,
@@ -111,34 +155,16 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         data: tasks.clone(),
         personalize: loaded.personalization(),
         procedure: loaded.personal_step(),
-        workers,
-        device,
-    }));
-    let mut config = loaded.sim_config()?;
-    config.wire.layout = layout;
-    let observer = RunObserver {
-        started,
-        sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
-        wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
-        progress: opts.progress.then(|| Progress::new(&config.stop)),
-    };
-    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))
-        .map_err(|e| RunError::Failed(e.to_string()))?;
-    let summary = Summary::new(
-        s,
-        &outcome,
-        &size,
-        &tasks.names,
-        started.elapsed().as_secs_f64(),
-    );
-    let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
-    write_run(&dir, s, &summary, &outcome.records, &tasks.names)
-        .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
-    let data = RunData::read(&dir).map_err(|e| RunError::Failed(e.to_string()))?;
-    write_report(&data).map_err(|e| {
-        RunError::Failed(format!("{}: cannot write the report: {e}", dir.display()))
-    })?;
-    Ok(RunResult { dir, summary })
+        devices,
+        batch_clients: pool.batch_clients,
+        cache_budget: pool.cache.value() as u64,
+    });
+    Ok(Prepared {
+        learner,
+        tasks,
+        size,
+        layout,
+    })
 }
 
 fn default_run_dir(name: &str) -> PathBuf {

@@ -191,6 +191,37 @@ fn apply(
     Ok(())
 }
 
+/// The scenario with one field changed: `assignment` is `path=value`, the value written as
+/// in the scenario (RON), e.g. `pool.backend=Tch` or `training.batch_size=64`.
+pub fn override_field(loaded: &Loaded, assignment: &str) -> Result<Loaded, ScenarioError> {
+    let invalid = |message: String| ScenarioError::Invalid {
+        file: loaded.file.clone(),
+        field: format!("--set {assignment}"),
+        message,
+    };
+    let Some((path, text)) = assignment.split_once('=') else {
+        return Err(invalid(
+            "write it as path=value, e.g. pool.backend=Tch".into(),
+        ));
+    };
+    let SweepValue::Value(value) = ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+        .from_str::<SweepValue>(text.trim())
+        .map_err(|e| invalid(format!("the value is not RON: {e}")))?;
+    let mut json = serde_json::to_value(&loaded.scenario).expect("a scenario serializes to JSON");
+    set(&mut json, path.trim(), value).map_err(invalid)?;
+    let mut scenario: Scenario =
+        serde_json::from_value(json).map_err(|e| invalid(e.to_string()))?;
+    scenario.sweep = loaded.scenario.sweep.clone();
+    let out = Loaded {
+        scenario,
+        file: loaded.file.clone(),
+        base: loaded.base.clone(),
+    };
+    out.validate()?;
+    Ok(out)
+}
+
 /// Sets the field at `path` (`a.b[2].c`) of `root` to `value`; enum variants are passed
 /// through. Errors name the path and list the valid fields where it went wrong.
 pub fn set(root: &mut Value, path: &str, value: Value) -> Result<(), String> {

@@ -5,8 +5,8 @@ mod toy;
 use burn::tensor::{Device, Tensor, TensorData};
 use flotilla::model::{
     Adaptation, AdapterSpec, Covariance, HeadSpec, LocalData, LoraTarget, NaiveBayes,
-    NaiveBayesHead, Optimizer, TrainConfig, Trainable, Vit, VitConfig, build_model, inverse_logdet,
-    train_local,
+    NaiveBayesHead, Optimizer, Samples, TrainConfig, Trainable, Vit, VitConfig, build_model,
+    inverse_logdet, train_local,
 };
 use toy::{tiny, toy_data};
 
@@ -106,9 +106,8 @@ fn training_leaves_everything_else_bit_identical() {
         let before = Trainable::all_params(&model);
         let objective = adaptation.objective(2);
         let local = LocalData {
-            data: &data,
+            samples: Samples::new(&data, c.patch),
             indices: &idx,
-            patch: c.patch,
             seed: 3,
             device: &device,
             objective: &objective,

@@ -5,8 +5,8 @@ mod toy;
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
-    Adaptation, AdapterSpec, LocalData, LoraTarget, Objective, Optimizer, TrainConfig, Trainable,
-    build_model, train_local, train_maml, train_moreau,
+    Adaptation, AdapterSpec, LocalData, LoraTarget, Objective, Optimizer, Samples, TrainConfig,
+    Trainable, build_model, train_local, train_maml, train_moreau,
 };
 use toy::{tiny, toy_data};
 
@@ -32,9 +32,8 @@ fn local<'a>(
     device: &'a Device,
 ) -> LocalData<'a> {
     LocalData {
-        data,
+        samples: Samples::new(data, patch),
         indices: idx,
-        patch,
         seed,
         device,
         objective: &PLAIN,

@@ -344,6 +344,72 @@ fn a_bad_availability_trace_names_its_line() {
 }
 
 #[test]
+fn pool_settings_and_run_overrides_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = |p: &str| {
+        with(
+            "stop: (rounds: 2),",
+            &format!("stop: (rounds: 2), pool: {p},"),
+        )
+    };
+    for (name, p, expect) in [
+        (
+            "cache",
+            "(cache: \"12 parsecs\")",
+            "expected a size like \"20MB\"",
+        ),
+        (
+            "batch",
+            "(batch_clients: 0)",
+            "pool.batch_clients: must be at least 1",
+        ),
+        (
+            "cuda",
+            "(device: Cuda)",
+            "pool.device: CUDA devices need the LibTorch backend",
+        ),
+    ] {
+        let (code, err) = validate(dir.path(), &format!("{name}.ron"), &pool(p));
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+    let (code, err) = validate(dir.path(), "tch.ron", &pool("(backend: Tch)"));
+    if cfg!(feature = "tch") {
+        assert_eq!(code, 0, "{err}");
+    } else {
+        assert_eq!(code, 2);
+        assert!(
+            err.contains("pool.backend: this flotilla was built without LibTorch"),
+            "{err}"
+        );
+    }
+    // `run --set` overrides name the assignment, and list the fields where a path is wrong.
+    let file = dir.path().join("ok.ron");
+    std::fs::write(&file, valid()).unwrap();
+    let file = file.to_str().unwrap();
+    for (set, expect) in [
+        (
+            "pool.wrokers=2",
+            "--set pool.wrokers=2: pool has no field `wrokers`; valid fields: backend",
+        ),
+        ("pool.workers", "--set pool.workers: write it as path=value"),
+        (
+            "pool.batch_clients=(",
+            "--set pool.batch_clients=(: the value is not RON",
+        ),
+        // A valid override is checked like the file itself.
+        (
+            "pool.device=Cuda",
+            "pool.device: CUDA devices need the LibTorch backend",
+        ),
+    ] {
+        let (code, err) = flotilla(&["run", file, "--quiet", "--set", set]);
+        assert_eq!(code, 2, "{set}: {err}");
+        assert!(err.contains(expect), "{set}: {err}");
+    }
+}
+
+#[test]
 fn missing_file_is_a_clear_error() {
     let (code, err) = flotilla(&["validate", "/no/such/scenario.ron"]);
     assert_eq!(code, 2);

@@ -7,7 +7,7 @@ use actix::{Actor, Addr, Context, Handler, Message as ActixMessage, ResponseFutu
 
 use crate::client::ClientActor;
 use crate::event::{Deliver, Effects, Event};
-use crate::learner::LearnerFailed;
+use crate::learner::{Learner, LearnerFailed};
 use crate::net::{BottleneckActor, Direction, LinkActor};
 use crate::queue::EventQueue;
 use crate::record::Records;
@@ -67,6 +67,7 @@ struct ClockState {
     records: Arc<Mutex<Records>>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
+    learner: Arc<dyn Learner>,
 }
 
 impl ClockActor {
@@ -77,6 +78,7 @@ impl ClockActor {
         records: Arc<Mutex<Records>>,
         interrupt: Arc<AtomicBool>,
         observer: Box<dyn Observer>,
+        learner: Arc<dyn Learner>,
     ) -> Self {
         let mut queue = EventQueue::default();
         for (at, event) in initial {
@@ -90,6 +92,7 @@ impl ClockActor {
                 records,
                 interrupt,
                 observer,
+                learner,
             }),
         }
     }
@@ -142,6 +145,9 @@ impl ClockState {
             }
             let observe = events.is_multiple_of(OBSERVE_EVERY)
                 || matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
+            if event.awaits_result() {
+                self.learner.flush();
+            }
             event.resolve().await?;
             let Effects(effects) = self.dispatch(now, event).await?;
             for (t, e) in effects {

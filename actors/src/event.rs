@@ -20,6 +20,15 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether the event carries a pool result.
+    pub fn awaits_result(&self) -> bool {
+        matches!(
+            self,
+            Event::Client(_, ClientEvent::TrainDone { .. })
+                | Event::Server(ServerEvent::EvalDone { .. })
+        )
+    }
+
     /// Waits for any pool result the event carries. The clock calls this only when the
     /// event is due, which is what lets earlier-submitted jobs run in parallel.
     pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {

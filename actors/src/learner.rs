@@ -107,6 +107,15 @@ impl<T> Pending<T> {
         Ok(())
     }
 
+    /// Blocks the calling thread until the result is in (outside the simulation, e.g. in
+    /// benchmarks; never from inside an async runtime).
+    pub fn wait(self) -> Result<T, LearnerFailed> {
+        match self.0 {
+            PendingState::Ready(v) => Ok(v),
+            PendingState::Waiting(rx) => rx.blocking_recv().map_err(|_| LearnerFailed),
+        }
+    }
+
     /// The result, if it has been [resolved](Pending::resolve) or was ready from the start.
     pub fn into_ready(self) -> Option<T> {
         match self.0 {
@@ -147,4 +156,9 @@ pub trait Learner: Send + Sync {
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome>;
     /// Starts an evaluation.
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome>;
+    /// Starts every training job held back so far. The clock calls this whenever it
+    /// reaches a job's due time, before it waits for the result. A learner may hold jobs
+    /// back until then to run several in one batch: the jobs held at that point are those
+    /// started earlier in simulated time, a function of the simulation alone.
+    fn flush(&self) {}
 }

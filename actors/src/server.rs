@@ -205,8 +205,11 @@ impl ServerActor {
             }
             ServerEvent::CheckIn { client, online } => {
                 self.online[client] = online;
-                if online && !self.stopping {
-                    strategy.on_online(&mut ServerCtx { server: self, out }, client);
+                let ctx = &mut ServerCtx { server: self, out };
+                if !online {
+                    strategy.on_offline(ctx, client);
+                } else if !ctx.server.stopping {
+                    strategy.on_online(ctx, client);
                 }
             }
             ServerEvent::EvalDone {
@@ -365,6 +368,11 @@ impl ServerCtx<'_> {
     /// Number of clients in the population.
     pub fn clients(&self) -> usize {
         self.server.clients
+    }
+
+    /// Whether `client` is online now.
+    pub fn is_online(&self, client: ClientId) -> bool {
+        self.server.online[client]
     }
 
     /// The clients online now, in id order.

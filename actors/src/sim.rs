@@ -38,8 +38,16 @@ pub fn simulate(
     )));
     let system = actix::System::new();
     let clock = system.block_on(async {
-        let (actors, initial) = spawn_actors(config, learner, &records);
-        let clock = ClockActor::new(actors, initial, records.clone(), interrupt, observer).start();
+        let (actors, initial) = spawn_actors(config, learner.clone(), &records);
+        let clock = ClockActor::new(
+            actors,
+            initial,
+            records.clone(),
+            interrupt,
+            observer,
+            learner,
+        )
+        .start();
         clock.send(Run).await.map_err(|_| LearnerFailed)?
     })?;
     let records = records.lock().expect("records lock").clone();

@@ -4,6 +4,8 @@
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use super::group::Owners;
+
 /// `y = x ⊙ scale + shift` over the last (channel) dimension; starts as the identity.
 #[derive(Module, Debug)]
 pub struct Film {
@@ -20,8 +22,19 @@ impl Film {
         }
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let dim = self.scale.dims()[0];
-        x * self.scale.val().reshape([1, 1, dim]) + self.shift.val().reshape([1, 1, dim])
+    pub fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
+        let dim = x.dims()[2];
+        match owners {
+            // A group's vectors side by side: each sample takes its own client's.
+            Some(o) => {
+                let b = x.dims()[0];
+                let per_sample =
+                    |v: Tensor<1>| o.pick(v.reshape([o.clients(), dim])).reshape([b, 1, dim]);
+                x * per_sample(self.scale.val()) + per_sample(self.shift.val())
+            }
+            None => {
+                x * self.scale.val().reshape([1, 1, dim]) + self.shift.val().reshape([1, 1, dim])
+            }
+        }
     }
 }

@@ -4,6 +4,8 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
+use super::group::Owners;
+
 /// `y = x W + b + (alpha / r) · x A B`, with `A: [d_in, r]` and `B: [r, d_out]`.
 ///
 /// `B` starts at zero, so attaching an adapter leaves the model's outputs unchanged. The
@@ -43,16 +45,30 @@ impl LoraLinear {
         self
     }
 
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
         let y = self.base.forward(x.clone());
         match (&self.lora_a, &self.lora_b) {
             (Some(a), Some(b)) => {
                 let [n, t, d_in] = x.dims();
-                let delta = x
-                    .reshape([n * t, d_in])
-                    .matmul(a.val())
-                    .matmul(b.val())
-                    .mul_scalar(self.scale);
+                let low_rank = |x: Tensor<3>, a: Tensor<2>, b: Tensor<2>| {
+                    let rows = x.dims()[0] * t;
+                    x.reshape([rows, d_in]).matmul(a).matmul(b)
+                };
+                let delta = match owners {
+                    // A group's factors side by side: each client's rows take its own.
+                    Some(o) => {
+                        let r = a.dims()[1] / o.clients();
+                        o.per_client(x, |k, rows| {
+                            low_rank(
+                                rows,
+                                a.val().narrow(1, k * r, r),
+                                b.val().narrow(0, k * r, r),
+                            )
+                        })
+                    }
+                    None => low_rank(x, a.val(), b.val()),
+                }
+                .mul_scalar(self.scale);
                 let d_out = delta.dims()[1];
                 y + delta.reshape([n, t, d_out])
             }

@@ -2,6 +2,7 @@
 
 mod adapter;
 mod film;
+mod group;
 mod head;
 mod init;
 mod inventory;
@@ -9,12 +10,14 @@ mod lora;
 mod naive_bayes;
 mod params;
 mod personal;
+mod prefix;
 mod prompt;
 mod train;
 mod vit;
 
 pub use adapter::{AdapterSpec, LoraTarget};
 pub use film::Film;
+pub use group::{Owners, client_axis};
 pub use head::HeadSpec;
 pub use init::init_params;
 pub use inventory::{AdapterCost, catalog};
@@ -22,12 +25,13 @@ pub use lora::LoraLinear;
 pub use naive_bayes::{Covariance, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use params::Trainable;
 pub use personal::{PersonalStep, train_maml, train_moreau};
+pub use prefix::{Depth, Prefix};
 pub use prompt::PromptNet;
 pub use train::{
-    EvalCounts, LocalData, Objective, Optimizer, TrainConfig, evaluate, fine_tune, fit_head,
-    train_local,
+    EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, fine_tune,
+    fit_head, train_group, train_local,
 };
-pub use vit::{Encoded, Vit, VitConfig};
+pub use vit::{Encoded, Input, Vit, VitConfig};
 
 use std::path::Path;
 
@@ -71,6 +75,31 @@ impl Adaptation {
         let mut patterns = self.adapter.added();
         patterns.push(HEAD.into());
         Trainable::new(&patterns.join("|"))
+    }
+
+    /// How deep the frozen prefix reaches: the whole backbone when only the head trains,
+    /// the patch embedding unless the whole backbone trains.
+    pub fn frozen_prefix(&self) -> Option<Depth> {
+        match self.adapter {
+            AdapterSpec::HeadOnly => Some(Depth::Features),
+            AdapterSpec::Full => None,
+            _ => Some(Depth::Embedding),
+        }
+    }
+
+    /// Whether clients' jobs can train in one batch (see [`train_group`]): adapters whose
+    /// parameters act per sample (LoRA, FiLM, prompt and memory tokens, the head), trained
+    /// through the linear or a frozen head.
+    pub fn groups(&self) -> bool {
+        let per_sample = matches!(
+            self.adapter,
+            AdapterSpec::Lora { .. }
+                | AdapterSpec::Film
+                | AdapterSpec::Prompt { .. }
+                | AdapterSpec::Memory { .. }
+                | AdapterSpec::HeadOnly
+        );
+        per_sample && self.head.naive_bayes().is_none()
     }
 
     /// What a training step of a client minimises.

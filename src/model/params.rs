@@ -52,6 +52,34 @@ impl Trainable {
         module
     }
 
+    /// Loads a group's adapters side by side: every selected tensor becomes the
+    /// concatenation of `values[k]`'s along its [client axis](super::group::client_axis).
+    pub fn load_group<M: Module>(&self, module: M, values: &[&[f32]]) -> M {
+        let mut loader = GroupLoader {
+            sel: self,
+            path: Vec::new(),
+            values,
+            offset: 0,
+        };
+        let module = module.map(&mut loader);
+        for v in values {
+            assert_eq!(loader.offset, v.len(), "parameter vector length");
+        }
+        module
+    }
+
+    /// The `clients` adapters of a group loaded by [`load_group`](Self::load_group), each
+    /// as [`extract`](Self::extract) lays it out.
+    pub fn extract_group<M: Module>(&self, module: &M, clients: usize) -> Vec<Vec<f32>> {
+        let mut v = GroupCollector {
+            sel: self,
+            path: Vec::new(),
+            values: vec![Vec::new(); clients],
+        };
+        module.visit(&mut v);
+        v.values
+    }
+
     /// The selected parameters as one differentiable vector, in [`extract`](Self::extract)'s
     /// order (for penalties on the distance to a reference vector).
     pub fn flat_tensor<M: Module>(&self, module: &M) -> Tensor<1> {
@@ -224,5 +252,61 @@ impl ModuleMapper for Loader<'_> {
         });
         self.offset = offset;
         param.set_require_grad(require_grad)
+    }
+}
+
+struct GroupLoader<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    values: &'a [&'a [f32]],
+    offset: usize,
+}
+
+impl ModuleMapper for GroupLoader<'_> {
+    track_path!();
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = joined(&self.path, None);
+        if !self.sel.matches(&path) {
+            return param;
+        }
+        let require_grad = param.is_require_grad();
+        let (values, offset) = (self.values, self.offset);
+        let mut n = 0;
+        let param = param.map(|t| {
+            let shape = t.shape();
+            n = shape.num_elements();
+            let parts = values
+                .iter()
+                .map(|v| {
+                    let chunk = v[offset..offset + n].to_vec();
+                    Tensor::from_data(TensorData::new(chunk, shape.clone()), &t.device())
+                })
+                .collect();
+            Tensor::cat(parts, super::group::client_axis(&path))
+        });
+        self.offset += n;
+        param.set_require_grad(require_grad)
+    }
+}
+
+struct GroupCollector<'a> {
+    sel: &'a Trainable,
+    path: Vec<String>,
+    values: Vec<Vec<f32>>,
+}
+
+impl ModuleVisitor for GroupCollector<'_> {
+    track_path!();
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = joined(&self.path, None);
+        if !self.sel.matches(&path) {
+            return;
+        }
+        let parts = param
+            .val()
+            .chunk(self.values.len(), super::group::client_axis(&path));
+        for (out, part) in self.values.iter_mut().zip(parts) {
+            out.extend(to_vec(part));
+        }
     }
 }

@@ -3,14 +3,18 @@
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::group::Owners;
 use super::naive_bayes::{NaiveBayes, NaiveBayesHead};
-use super::vit::Vit;
+use super::params::Trainable;
+use super::prefix::Prefix;
+use super::vit::{Input, Vit};
 use crate::data::Dataset;
 
 /// The local optimiser, fresh for every job.
@@ -64,12 +68,54 @@ pub(crate) fn batch_tensors(
     (x, y)
 }
 
-/// One client's (or the pretraining set's) training data, and how a job draws from it.
-pub struct LocalData<'a> {
+fn labels(data: &Dataset, idx: &[u32], device: &Device) -> Tensor<1, Int> {
+    let labels: Vec<i64> = idx
+        .iter()
+        .map(|&i| data.labels[i as usize] as i64)
+        .collect();
+    Tensor::from_data(TensorData::new(labels, [idx.len()]), device)
+}
+
+/// A data set as a model reads it: images cut into patches, or the cached activations of
+/// the model's frozen prefix.
+#[derive(Copy, Clone)]
+pub struct Samples<'a> {
     pub data: &'a Dataset,
-    pub indices: &'a [u32],
     /// The model's patch size, to cut images into tokens.
     pub patch: usize,
+    /// `data`'s cached prefix activations, valid for the model that reads them.
+    pub prefix: Option<&'a Prefix>,
+}
+
+impl<'a> Samples<'a> {
+    /// `data` read from its pixels.
+    pub fn new(data: &'a Dataset, patch: usize) -> Self {
+        Self {
+            data,
+            patch,
+            prefix: None,
+        }
+    }
+
+    /// Samples `idx` as `model`'s input, and their labels.
+    pub fn input(&self, model: &Vit, idx: &[u32], device: &Device) -> (Input, Tensor<1, Int>) {
+        match self.prefix {
+            Some(prefix) => (
+                prefix.input(model, self.data, idx, self.patch, device),
+                labels(self.data, idx, device),
+            ),
+            None => {
+                let (x, y) = batch_tensors(self.data, idx, self.patch, device);
+                (Input::Patches(x), y)
+            }
+        }
+    }
+}
+
+/// One client's (or the pretraining set's) training data, and how a job draws from it.
+pub struct LocalData<'a> {
+    pub samples: Samples<'a>,
+    pub indices: &'a [u32],
     /// Seeds every random choice of the job (batch order).
     pub seed: u64,
     pub device: &'a Device,
@@ -101,29 +147,30 @@ impl Objective {
         let ce = CrossEntropyLossConfig::new().init(local.device);
         let (task, encoded_keys) = match &self.naive_bayes {
             None => {
-                let (x, y) = local.tensors(batch);
-                let encoded = model.encode(x);
+                let (x, y) = local.input(model, batch);
+                let encoded = model.encode_input(x, None);
                 let logits = model.head.forward(encoded.features);
                 (ce.forward(logits, y), encoded.key_logits)
             }
             Some(config) => {
-                let (support, query) = episode(local.data, batch);
+                let data = local.samples.data;
+                let (support, query) = episode(data, batch);
                 if query.is_empty() {
                     return None;
                 }
-                let (xs, _) = local.tensors(&support);
+                let (xs, _) = local.input(model, &support);
                 let labels: Vec<usize> = support
                     .iter()
-                    .map(|&i| local.data.labels[i as usize] as usize)
+                    .map(|&i| data.labels[i as usize] as usize)
                     .collect();
                 let head = NaiveBayesHead::fit(
-                    model.encode(xs).features,
+                    model.encode_input(xs, None).features,
                     &labels,
-                    local.data.classes,
+                    data.classes,
                     config,
                 );
-                let (xq, yq) = local.tensors(&query);
-                let encoded = model.encode(xq);
+                let (xq, yq) = local.input(model, &query);
+                let encoded = model.encode_input(xq, None);
                 (
                     ce.forward(head.logits(encoded.features), yq),
                     encoded.key_logits,
@@ -179,9 +226,9 @@ impl LocalData<'_> {
         config.epochs as usize * self.indices.len().div_ceil(config.batch_size.max(1))
     }
 
-    /// A batch as input and label tensors on the job's device.
-    pub(crate) fn tensors(&self, batch: &[u32]) -> (Tensor<3>, Tensor<1, Int>) {
-        batch_tensors(self.data, batch, self.patch, self.device)
+    /// A batch as `model`'s input and labels on the job's device.
+    pub(crate) fn input(&self, model: &Vit, batch: &[u32]) -> (Input, Tensor<1, Int>) {
+        self.samples.input(model, batch, self.device)
     }
 }
 
@@ -246,19 +293,18 @@ impl EvalCounts {
 pub fn fit_head(
     model: &Vit,
     config: &NaiveBayes,
-    data: &Dataset,
+    samples: Samples<'_>,
     indices: &[u32],
-    patch: usize,
     batch: usize,
 ) -> NaiveBayesHead {
     let model = model.valid();
     let device = model.patch_embed.weight.val().device();
+    let data = samples.data;
     let features: Vec<Tensor<2>> = indices
         .chunks(batch.max(1))
         .map(|chunk| {
-            model
-                .encode(batch_tensors(data, chunk, patch, &device).0)
-                .features
+            let (x, _) = samples.input(&model, chunk, &device);
+            model.encode_input(x, None).features
         })
         .collect();
     let labels: Vec<usize> = indices
@@ -279,9 +325,8 @@ pub fn fit_head(
 pub fn evaluate(
     model: &Vit,
     head: Option<&NaiveBayesHead>,
-    data: &Dataset,
+    samples: Samples<'_>,
     indices: &[u32],
-    patch: usize,
     batch: usize,
 ) -> EvalCounts {
     let model = model.valid();
@@ -289,8 +334,8 @@ pub fn evaluate(
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut counts = EvalCounts::default();
     for chunk in indices.chunks(batch.max(1)) {
-        let (x, y) = batch_tensors(data, chunk, patch, &device);
-        let features = model.encode(x).features;
+        let (x, y) = samples.input(&model, chunk, &device);
+        let features = model.encode_input(x, None).features;
         let logits = match head {
             Some(head) => head.logits(features),
             None => model.head.forward(features),
@@ -303,4 +348,98 @@ pub fn evaluate(
         counts.total += chunk.len() as u64;
     }
     counts
+}
+
+/// Trains a group of clients' adapters together (client batching): the adapters start
+/// from `starts`, stacked in one model (see [`group`](super::group)); step `j` runs every
+/// member's `j`-th batch in one forward/backward pass and one optimiser step, each
+/// member's samples through its own adapter. A member whose batches run out keeps the
+/// adapter of its last step.
+///
+/// Equals [`train_local`] of each member alone up to float rounding. Only for members
+/// that train through the linear head (or a frozen one) without an extra loss term; see
+/// [`Objective::groups`].
+pub fn train_group(
+    model: Vit,
+    trainable: &Trainable,
+    members: &[LocalData<'_>],
+    starts: &[&[f32]],
+    config: &TrainConfig,
+    head_trains: bool,
+) -> Vec<(Vec<f32>, f64)> {
+    let k = members.len();
+    let Some(first) = members.first() else {
+        return Vec::new();
+    };
+    let device = first.device;
+    let mut model = trainable.load_group(model, starts);
+    let batches: Vec<Vec<Vec<u32>>> = members
+        .iter()
+        .map(|m| m.batches(config.batch_size, m.steps(config)))
+        .collect();
+    let steps = batches.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out: Vec<(Vec<f32>, f64)> = starts.iter().map(|s| (s.to_vec(), 0.0)).collect();
+    let mut loss_sums = vec![0.0f64; k];
+    let mut optim = config.optimizer.init();
+    for step in 0..steps {
+        let active: Vec<usize> = (0..k).filter(|&i| batches[i].len() > step).collect();
+        let mut inputs = Vec::with_capacity(active.len());
+        let mut targets = Vec::with_capacity(active.len());
+        let (mut owner, mut weight) = (Vec::new(), Vec::new());
+        for &i in &active {
+            let batch = &batches[i][step];
+            let (x, y) = members[i].input(&model, batch);
+            inputs.push(x);
+            targets.push(y);
+            owner.extend(std::iter::repeat_n(i, batch.len()));
+            weight.extend(std::iter::repeat_n(1.0 / batch.len() as f32, batch.len()));
+        }
+        let n = owner.len();
+        let mut sizes = vec![0; k];
+        for &i in &active {
+            sizes[i] = batches[i][step].len();
+        }
+        let owners = Owners::new(&sizes, device);
+        let encoded = model.encode_input(Input::cat(inputs), Some(&owners));
+        let logits = if head_trains {
+            let (w, b) = (&model.head.weight, &model.head.bias);
+            let c = w.dims()[1] / k;
+            owners.per_client(encoded.features, |i, rows| {
+                let logits = rows.matmul(w.val().narrow(1, i * c, c));
+                match b {
+                    Some(b) => logits + b.val().narrow(0, i * c, c).unsqueeze(),
+                    None => logits,
+                }
+            })
+        } else {
+            model.head.forward(encoded.features)
+        };
+        // Each member's mean loss, summed: every adapter gets its own member's gradient.
+        let y = Tensor::cat(targets, 0).reshape([n, 1]);
+        let nll = log_softmax(logits, 1).gather(1, y).reshape([n]).neg();
+        let w: Tensor<1> = Tensor::from_data(TensorData::new(weight.clone(), [n]), device);
+        let per_sample = nll * w;
+        let values = per_sample
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("losses are f32");
+        for (&i, (v, _)) in owner.iter().zip(values.iter().zip(&weight)) {
+            loss_sums[i] += *v as f64;
+        }
+        let grads = GradientsParams::from_grads(per_sample.sum().backward(), &model);
+        model = optim.step(config.optimizer.lr(), model, grads);
+        let finished: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|&i| batches[i].len() == step + 1)
+            .collect();
+        if !finished.is_empty() {
+            let params = trainable.extract_group(&model, k);
+            for i in finished {
+                out[i] = (params[i].clone(), mean(loss_sums[i], batches[i].len()));
+            }
+        }
+    }
+    out
 }

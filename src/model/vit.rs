@@ -7,6 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::film::Film;
+use super::group::Owners;
 use super::lora::LoraLinear;
 use super::prompt::PromptNet;
 
@@ -121,6 +122,40 @@ pub struct Attention {
     pub heads: usize,
 }
 
+/// A batch as the encoder takes it.
+pub enum Input {
+    /// Image patches `[batch, tokens, patch_dim]`.
+    Patches(Tensor<3>),
+    /// The frozen prefix's output for the patches: [`Vit::embed`] `[batch, tokens, dim]`.
+    Embedded(Tensor<3>),
+    /// The whole frozen backbone's output, the class token's features `[batch, dim]`
+    /// (only when nothing but the head trains).
+    Features(Tensor<2>),
+}
+
+impl Input {
+    /// The inputs of several batches as one (all of one kind, as a single
+    /// [`Prefix`](super::Prefix) or none gives them).
+    pub fn cat(inputs: Vec<Input>) -> Input {
+        let mut patches = Vec::new();
+        let mut embedded = Vec::new();
+        let mut features = Vec::new();
+        for input in inputs {
+            match input {
+                Input::Patches(t) => patches.push(t),
+                Input::Embedded(t) => embedded.push(t),
+                Input::Features(t) => features.push(t),
+            }
+        }
+        match (patches.is_empty(), embedded.is_empty(), features.is_empty()) {
+            (false, true, true) => Input::Patches(Tensor::cat(patches, 0)),
+            (true, false, true) => Input::Embedded(Tensor::cat(embedded, 0)),
+            (true, true, false) => Input::Features(Tensor::cat(features, 0)),
+            _ => panic!("a group's batches are all read the same way"),
+        }
+    }
+}
+
 /// What the encoder makes of a batch.
 pub struct Encoded {
     /// The normalised class token `[batch, dim]`, the head's input.
@@ -138,23 +173,49 @@ impl Vit {
     /// The class token's features (and FedAPT's key logits) for patches
     /// `[batch, tokens, patch_dim]`.
     pub fn encode(&self, patches: Tensor<3>) -> Encoded {
-        let [b, _, _] = patches.dims();
-        let x = self.patch_embed.forward(patches);
-        let dim = x.dims()[2];
-        let cls = self.cls.val().repeat_dim(0, b);
-        let x = Tensor::cat(vec![cls, x], 1) + self.pos.val();
+        self.encode_input(Input::Patches(patches), None)
+    }
+
+    /// The patch tokens with their positions, before the class token joins them: the
+    /// frozen prefix of every adapter but full fine-tuning, `[batch, tokens, dim]`.
+    pub fn embed(&self, patches: Tensor<3>) -> Tensor<3> {
+        let t = patches.dims()[1];
+        self.patch_embed.forward(patches) + self.pos.val().narrow(1, 1, t)
+    }
+
+    /// [`encode`](Self::encode) from patches or their cached embedding; with `owners`, the
+    /// adapters are a group's, stacked (see [`group`](super::group)), and every sample
+    /// goes through its own client's.
+    pub fn encode_input(&self, input: Input, owners: Option<&Owners>) -> Encoded {
+        let x = match input {
+            Input::Patches(p) => self.embed(p),
+            Input::Embedded(e) => e,
+            Input::Features(features) => {
+                return Encoded {
+                    features,
+                    key_logits: None,
+                };
+            }
+        };
+        let [b, _, dim] = x.dims();
+        let cls = (self.cls.val() + self.pos.val().narrow(1, 0, 1)).repeat_dim(0, b);
+        let x = Tensor::cat(vec![cls, x], 1);
+        let tokens = |meta: Tensor<3>| match owners {
+            Some(o) => o.pick_tokens(meta),
+            None => meta.repeat_dim(0, b),
+        };
         let (prompt, key_logits) = match (&self.prompt, &self.prompt_net) {
             (Some(meta), Some(net)) => {
                 // The frozen model's view of the sample picks its key.
-                let frozen = self.run_blocks(x.clone(), None).detach();
+                let frozen = self.run_blocks(x.clone(), None, None).detach();
                 let logits = net.key_logits(frozen);
-                let prompt = meta.val().repeat_dim(0, b) + net.offsets(logits.clone());
+                let prompt = tokens(meta.val()) + net.offsets(logits.clone());
                 (Some(prompt), Some(logits))
             }
-            (Some(meta), None) => (Some(meta.val().repeat_dim(0, b)), None),
+            (Some(meta), None) => (Some(tokens(meta.val())), None),
             _ => (None, None),
         };
-        let features = self.run_blocks(x, prompt);
+        let features = self.run_blocks(x, prompt, owners);
         debug_assert_eq!(features.dims(), [b, dim]);
         Encoded {
             features,
@@ -164,32 +225,40 @@ impl Vit {
 
     /// The blocks and final norm over embedded tokens `[batch, 1 + tokens, dim]`, with
     /// prompt tokens inserted after the class token; returns the class token.
-    fn run_blocks(&self, x: Tensor<3>, prompt: Option<Tensor<3>>) -> Tensor<2> {
+    fn run_blocks(
+        &self,
+        x: Tensor<3>,
+        prompt: Option<Tensor<3>>,
+        owners: Option<&Owners>,
+    ) -> Tensor<2> {
         let [b, t, dim] = x.dims();
         let mut x = match prompt {
             Some(p) => Tensor::cat(vec![x.clone().narrow(1, 0, 1), p, x.narrow(1, 1, t - 1)], 1),
             None => x,
         };
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, owners);
         }
         self.norm.forward(x).narrow(1, 0, 1).reshape([b, dim])
     }
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
         let [b, _, _] = x.dims();
         let film = |f: &Option<Film>, y: Tensor<3>| match f {
-            Some(f) => f.forward(y),
+            Some(f) => f.forward(y, owners),
             None => y,
         };
         let h = film(&self.film1, self.ln1.forward(x.clone()));
-        let memory = self
-            .memory
-            .as_ref()
-            .map(|m| film(&self.film1, self.ln1.forward(m.val().repeat_dim(0, b))));
-        let x = x + self.attn.forward(h, memory);
+        let memory = self.memory.as_ref().map(|m| {
+            let m = match owners {
+                Some(o) => o.pick_tokens(m.val()),
+                None => m.val().repeat_dim(0, b),
+            };
+            film(&self.film1, self.ln1.forward(m))
+        });
+        let x = x + self.attn.forward(h, memory, owners);
         let h = film(&self.film2, self.ln2.forward(x.clone()));
         let h = self.fc2.forward(gelu(self.fc1.forward(h)));
         x + h
@@ -198,7 +267,12 @@ impl Block {
 
 impl Attention {
     /// Self-attention over `x`; `memory` tokens join the keys and values only.
-    pub fn forward(&self, x: Tensor<3>, memory: Option<Tensor<3>>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        memory: Option<Tensor<3>>,
+        owners: Option<&Owners>,
+    ) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let h = self.heads;
         let hd = d / h;
@@ -206,13 +280,13 @@ impl Attention {
             let n = y.dims()[1];
             y.reshape([b, n, h, hd]).swap_dims(1, 2)
         };
-        let q = split(self.q.forward(x.clone()));
+        let q = split(self.q.forward(x.clone(), owners));
         let context = match memory {
             Some(m) => Tensor::cat(vec![x, m], 1),
             None => x,
         };
-        let k = split(self.k.forward(context.clone()));
-        let v = split(self.v.forward(context));
+        let k = split(self.k.forward(context.clone(), owners));
+        let v = split(self.v.forward(context, owners));
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt());
@@ -220,6 +294,6 @@ impl Attention {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([b, t, d]);
-        self.o.forward(out)
+        self.o.forward(out, owners)
     }
 }

@@ -9,8 +9,9 @@ use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob
 use super::{JobKind, Pool};
 use crate::data::TaskData;
 use crate::model::{
-    Adaptation, EvalCounts, LocalData, NaiveBayes, Objective, Optimizer, PersonalStep, TrainConfig,
-    Trainable, Vit, evaluate, fine_tune, fit_head, train_local, train_maml, train_moreau,
+    Adaptation, Depth, EvalCounts, LocalData, NaiveBayes, Objective, Optimizer, PersonalStep,
+    Prefix, Samples, TrainConfig, Trainable, Vit, evaluate, fine_tune, fit_head, train_group,
+    train_local, train_maml, train_moreau,
 };
 
 /// Samples per evaluation task: small enough to spread over the workers.
@@ -42,9 +43,62 @@ pub struct LearnerSetup {
     pub personalize: Option<Personalization>,
     /// The clients' personalized-FL procedure (PersA-FL), or plain local training.
     pub procedure: Option<PersonalStep>,
-    pub workers: usize,
-    pub device: Device,
+    /// Where the workers run.
+    pub devices: Vec<Device>,
+    /// Most clients' jobs trained in one batch; 1 trains each alone.
+    pub batch_clients: usize,
+    /// Memory for cached frozen-prefix activations, in bytes (0: no cache).
+    pub cache_budget: u64,
 }
+
+/// The frozen prefix's activations of the train and test images.
+struct PrefixCache {
+    train: Prefix,
+    test: Prefix,
+}
+
+impl PrefixCache {
+    /// Fills the budget with the training images first, then the test images.
+    fn fill(setup: &LearnerSetup, depth: Depth) -> Option<Self> {
+        if setup.cache_budget == 0 {
+            return None;
+        }
+        let (model, data, patch) = (&setup.model, &setup.data, setup.patch);
+        let train = Prefix::fill(model, depth, &data.train, patch, setup.cache_budget);
+        let left = setup.cache_budget.saturating_sub(train.bytes());
+        let test = Prefix::fill(model, depth, &data.test, patch, left);
+        Some(Self { train, test })
+    }
+}
+
+/// The training and test images as the model reads them, through the cache where valid.
+#[derive(Clone)]
+struct Reader {
+    data: Arc<TaskData>,
+    cache: Option<Arc<PrefixCache>>,
+    patch: usize,
+}
+
+impl Reader {
+    fn train(&self) -> Samples<'_> {
+        Samples {
+            data: &self.data.train,
+            patch: self.patch,
+            prefix: self.cache.as_ref().map(|c| &c.train),
+        }
+    }
+
+    fn test(&self) -> Samples<'_> {
+        Samples {
+            data: &self.data.test,
+            patch: self.patch,
+            prefix: self.cache.as_ref().map(|c| &c.test),
+        }
+    }
+}
+
+/// A training job waiting to run in a batch.
+type Held = (TrainJob, flotilla_actors::learner::Completer<TrainOutcome>);
 
 /// Trains and evaluates on the pool.
 pub struct PoolLearner {
@@ -52,17 +106,25 @@ pub struct PoolLearner {
     initial: Vec<f32>,
     adaptation: Arc<Adaptation>,
     trainable: Trainable,
-    patch: usize,
+    reader: Reader,
     train: Arc<TrainConfig>,
     data: Arc<TaskData>,
     personalize: Option<(Personalization, TrainConfig)>,
     procedure: Arc<Option<PersonalStep>>,
+    /// Clients per batch, when jobs are batched.
+    batch: Option<usize>,
+    held: Mutex<Vec<Held>>,
 }
 
 impl PoolLearner {
     pub fn new(setup: LearnerSetup) -> Self {
         let trainable = setup.adaptation.trainable();
         let initial = trainable.extract(&setup.model);
+        let cache = setup
+            .adaptation
+            .frozen_prefix()
+            .and_then(|depth| PrefixCache::fill(&setup, depth))
+            .map(Arc::new);
         let personalize = setup.personalize.map(|p| {
             let mut config = setup.train.clone();
             if let Some(lr) = p.lr {
@@ -70,17 +132,98 @@ impl PoolLearner {
             }
             (p, config)
         });
+        let batch =
+            (setup.batch_clients > 1 && setup.procedure.is_none() && setup.adaptation.groups())
+                .then_some(setup.batch_clients);
         Self {
-            pool: Pool::new(setup.workers, &setup.model, &setup.device),
+            pool: Pool::new(&setup.devices, &setup.model),
             initial,
             adaptation: Arc::new(setup.adaptation),
             trainable,
-            patch: setup.patch,
+            reader: Reader {
+                data: setup.data.clone(),
+                cache,
+                patch: setup.patch,
+            },
             train: Arc::new(setup.train),
             data: setup.data,
             personalize,
             procedure: Arc::new(setup.procedure),
+            batch,
+            held: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Bytes of cached frozen-prefix activations.
+    pub fn cache_bytes(&self) -> u64 {
+        self.reader
+            .cache
+            .as_ref()
+            .map_or(0, |c| c.train.bytes() + c.test.bytes())
+    }
+
+    /// Trains held jobs in one batch on a worker.
+    fn submit_group(&self, group: Vec<Held>) {
+        let trainable = self.trainable.clone();
+        let reader = self.reader.clone();
+        let config = self.train.clone();
+        let head_trains = self.adaptation.head.trains();
+        self.pool.submit(
+            JobKind::Train,
+            Box::new(move |w| {
+                let data = &reader.data;
+                let objective = Objective::default();
+                let mut members = Vec::new();
+                let mut starts: Vec<&[f32]> = Vec::new();
+                for (job, _) in &group {
+                    for (s, (slot, start)) in
+                        data.slots[job.client].iter().zip(&job.params).enumerate()
+                    {
+                        members.push(LocalData {
+                            samples: reader.train(),
+                            indices: &slot.train,
+                            seed: slot_seed(job.seed, s),
+                            device: &w.device,
+                            objective: &objective,
+                        });
+                        starts.push(start);
+                    }
+                }
+                let mut trained = train_group(
+                    w.model.clone(),
+                    &trainable,
+                    &members,
+                    &starts,
+                    &config,
+                    head_trains,
+                )
+                .into_iter();
+                drop(members);
+                for (job, done) in group {
+                    let slots = &data.slots[job.client];
+                    let outcomes: Vec<(SlotOutcome, f64)> = slots
+                        .iter()
+                        .zip(trained.by_ref())
+                        .map(|(slot, (params, loss))| {
+                            let num_samples = slot.train.len() as u64;
+                            (
+                                SlotOutcome {
+                                    params,
+                                    num_samples,
+                                },
+                                loss,
+                            )
+                        })
+                        .collect();
+                    let loss = outcomes.iter().map(|(_, l)| l).sum::<f64>();
+                    done.complete(TrainOutcome {
+                        loss: loss / outcomes.len().max(1) as f64,
+                        slots: outcomes.into_iter().map(|(o, _)| o).collect(),
+                        personal: None,
+                    });
+                }
+            }),
+        );
     }
 }
 
@@ -158,10 +301,19 @@ impl Learner for PoolLearner {
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         let (done, pending) = Pending::channel();
+        if let Some(size) = self.batch {
+            let mut held = self.held.lock().expect("held jobs");
+            held.push((job, done));
+            if held.len() >= size {
+                let group = std::mem::take(&mut *held);
+                drop(held);
+                self.submit_group(group);
+            }
+            return pending;
+        }
         let trainable = self.trainable.clone();
-        let data = self.data.clone();
+        let reader = self.reader.clone();
         let config = self.train.clone();
-        let patch = self.patch;
         let procedure = self.procedure.clone();
         let objective = self.adaptation.objective(job.client);
         self.pool.submit(
@@ -170,12 +322,12 @@ impl Learner for PoolLearner {
                 let mut slots = Vec::with_capacity(job.params.len());
                 let mut losses = 0.0;
                 let mut personal = None;
+                let data = &reader.data;
                 for (s, (slot, start)) in data.slots[job.client].iter().zip(&job.params).enumerate()
                 {
                     let local = LocalData {
-                        data: &data.train,
+                        samples: reader.train(),
                         indices: &slot.train,
-                        patch,
                         seed: slot_seed(job.seed, s),
                         device: &w.device,
                         objective: &objective,
@@ -226,6 +378,15 @@ impl Learner for PoolLearner {
         pending
     }
 
+    fn flush(&self) {
+        let Some(size) = self.batch else { return };
+        let held = std::mem::take(&mut *self.held.lock().expect("held jobs"));
+        let mut held = held.into_iter().peekable();
+        while held.peek().is_some() {
+            self.submit_group(held.by_ref().take(size).collect());
+        }
+    }
+
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
         let (done, pending) = Pending::channel();
         let data = &self.data;
@@ -245,8 +406,13 @@ impl Learner for PoolLearner {
                     .map(|s| Source::Central(t, s, s.saturating_add(chunk).min(n))),
             );
         }
+        // A slot without a local test split has nothing to evaluate (its accuracy is 0).
         for (c, slots) in data.slots.iter().enumerate() {
-            sources.extend((0..slots.len()).map(|s| Source::Slot(c, s)));
+            sources.extend(
+                (0..slots.len())
+                    .filter(|&s| !slots[s].test.is_empty())
+                    .map(|s| Source::Slot(c, s)),
+            );
         }
         let gather = Arc::new(Mutex::new(EvalGather {
             results: vec![None; sources.len()],
@@ -267,10 +433,9 @@ impl Learner for PoolLearner {
             };
             let eval = EvalContext {
                 trainable: self.trainable.clone(),
-                patch: self.patch,
                 personalize: self.personalize.clone(),
                 naive_bayes,
-                data: self.data.clone(),
+                reader: self.reader.clone(),
             };
             self.pool.submit(
                 JobKind::Eval,
@@ -296,17 +461,16 @@ impl Learner for PoolLearner {
 /// What an evaluation chunk needs besides the model.
 struct EvalContext {
     trainable: Trainable,
-    patch: usize,
     personalize: Option<(Personalization, TrainConfig)>,
     naive_bayes: Option<NaiveBayes>,
-    data: Arc<TaskData>,
+    reader: Reader,
 }
 
 impl EvalContext {
     /// The served model on task `t`'s central test images `s..e`. A naive Bayes head is
     /// fitted on the pooled training splits of the clients holding the task.
     fn central(&self, model: &Vit, t: TaskId, s: usize, e: usize) -> EvalCounts {
-        let data = &self.data;
+        let data = &self.reader.data;
         let idx = &data.task_test[t][s..e];
         let head = self.naive_bayes.map(|config| {
             let support: Vec<u32> = data
@@ -316,23 +480,9 @@ impl EvalContext {
                 .filter(|slot| slot.task.is_none_or(|task| task == t))
                 .flat_map(|slot| slot.train.iter().copied())
                 .collect();
-            fit_head(
-                model,
-                &config,
-                &data.train,
-                &support,
-                self.patch,
-                EVAL_BATCH,
-            )
+            fit_head(model, &config, self.reader.train(), &support, EVAL_BATCH)
         });
-        evaluate(
-            model,
-            head.as_ref(),
-            &data.test,
-            idx,
-            self.patch,
-            EVAL_BATCH,
-        )
+        evaluate(model, head.as_ref(), self.reader.test(), idx, EVAL_BATCH)
     }
 
     /// The served and the personalized model on client `c`'s slot `s`'s local test split.
@@ -344,32 +494,42 @@ impl EvalContext {
         c: ClientId,
         s: usize,
     ) -> (EvalCounts, EvalCounts) {
-        let (data, patch) = (&self.data, self.patch);
+        let (data, train) = (&self.reader.data, self.reader.train());
         let slot = &data.slots[c][s];
         if let Some(config) = &self.naive_bayes {
             // The head is always the client's own: served and personalized are one.
-            let head = fit_head(&model, config, &data.train, &slot.train, patch, EVAL_BATCH);
-            let counts = evaluate(
-                &model,
-                Some(&head),
-                &data.train,
-                &slot.test,
-                patch,
-                EVAL_BATCH,
-            );
+            let head = fit_head(&model, config, train, &slot.train, EVAL_BATCH);
+            let counts = evaluate(&model, Some(&head), train, &slot.test, EVAL_BATCH);
             return (counts, counts);
         }
-        let served = evaluate(&model, None, &data.train, &slot.test, patch, EVAL_BATCH);
+        let served = evaluate(&model, None, train, &slot.test, EVAL_BATCH);
         let personal = if let Some(own) = own {
             // The client's own personal model, as its last job left it.
             let mine = self.trainable.load(w.model.clone(), own);
-            evaluate(&mine, None, &data.train, &slot.test, patch, EVAL_BATCH)
+            evaluate(&mine, None, train, &slot.test, EVAL_BATCH)
         } else if let Some((p, config)) = &self.personalize {
             let objective = Objective::default();
+            // Fine-tuning the head alone: the served body's features of the client's
+            // samples are computed once for all steps.
+            let features = p.head_only.then(|| {
+                Prefix::of(
+                    &model,
+                    Depth::Features,
+                    &data.train,
+                    &slot.train,
+                    train.patch,
+                )
+            });
+            let samples = match &features {
+                Some(prefix) => Samples {
+                    prefix: Some(prefix),
+                    ..train
+                },
+                None => train,
+            };
             let local = LocalData {
-                data: &data.train,
+                samples,
                 indices: &slot.train,
-                patch,
                 seed: slot_seed(PERSONALIZE_SEED ^ c as u64, s),
                 device: &w.device,
                 objective: &objective,
@@ -380,7 +540,7 @@ impl EvalContext {
                 model
             };
             let (tuned, _) = fine_tune(model, &local, p.steps, config);
-            evaluate(&tuned, None, &data.train, &slot.test, patch, EVAL_BATCH)
+            evaluate(&tuned, None, train, &slot.test, EVAL_BATCH)
         } else {
             served
         };

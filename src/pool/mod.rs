@@ -1,13 +1,16 @@
-//! The training pool: W worker threads fed by a crossbeam channel, each owning a device
+//! The training pool: worker threads fed by a crossbeam channel, each owning a device
 //! and one copy of the frozen model. Jobs are pure functions of their inputs, so results
-//! do not depend on W or on which worker ran what.
+//! do not depend on the number of workers or on which worker ran what.
 
+mod backend;
 mod learner;
 
+pub use backend::{Backend, BackendError, DeviceKind, worker_devices};
 pub use learner::{LearnerSetup, Personalization, PoolLearner};
 
 use std::thread::JoinHandle;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use crossbeam_channel::{Sender, unbounded};
 
@@ -45,15 +48,17 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `workers` threads, each with a clone of `model` on `device`.
-    pub fn new(workers: usize, model: &Vit, device: &Device) -> Self {
+    /// Starts one thread per device, each with a copy of `model` on its device.
+    pub fn new(devices: &[Device], model: &Vit) -> Self {
         let (tx, rx) = unbounded::<Task>();
-        let handles = (0..workers.max(1))
-            .map(|i| {
+        let handles = devices
+            .iter()
+            .enumerate()
+            .map(|(i, device)| {
                 let rx = rx.clone();
                 let worker = Worker {
                     device: device.clone(),
-                    model: model.clone(),
+                    model: model.clone().fork(device),
                 };
                 std::thread::Builder::new()
                     .name(format!("flotilla-worker-{i}"))

@@ -25,6 +25,22 @@ pub struct Wall {
     pub events_per_second: f64,
     /// Simulated seconds per wall second.
     pub sim_speed: f64,
+    /// The process's peak resident memory when the run ended (0 where unknown).
+    #[serde(default)]
+    pub peak_rss_bytes: u64,
+}
+
+/// The process's peak resident set size so far, from `/proc/self/status` (Linux); 0 where
+/// it cannot be read.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(0)
 }
 
 /// The run's headline figures; everything but `wall` is deterministic.
@@ -194,6 +210,7 @@ impl Summary {
                 wall_seconds,
                 events_per_second: outcome.clock.events as f64 / wall_seconds.max(1e-9),
                 sim_speed: sim_seconds / wall_seconds.max(1e-9),
+                peak_rss_bytes: peak_rss_bytes(),
             },
         }
     }

@@ -8,7 +8,7 @@ mod schema;
 mod units;
 
 pub use schema::*;
-pub use units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Speed, Unit};
+pub use units::{BitRate, Bytes, Duration, Quantity, Rate, SampleRate, Secs, Size, Speed, Unit};
 
 use std::path::{Path, PathBuf};
 
@@ -102,6 +102,34 @@ impl Loaded {
     }
 
     /// Checks everything that parsing cannot: ranges, consistency, files that must exist.
+    /// The pool's backend must be built in and fit its device; counts must be positive.
+    fn validate_pool(&self) -> Result<(), ScenarioError> {
+        use crate::pool::{Backend, DeviceKind};
+        let pool = &self.scenario.pool;
+        if pool.backend == Backend::Tch && !cfg!(feature = "tch") {
+            return Err(self.invalid(
+                "pool.backend",
+                "this flotilla was built without LibTorch; build it with `--features tch` \
+                 (see scripts/setup-libtorch.sh)",
+            ));
+        }
+        if pool.device == DeviceKind::Cuda && pool.backend != Backend::Tch {
+            return Err(self.invalid(
+                "pool.device",
+                "CUDA devices need the LibTorch backend (backend: Tch)",
+            ));
+        }
+        for (field, value) in [
+            ("pool.per_gpu", pool.per_gpu),
+            ("pool.batch_clients", pool.batch_clients),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let s = &self.scenario;
         let DataSource::Idx { dir } = &s.data.source;
@@ -130,6 +158,7 @@ impl Loaded {
         if s.data.clients == 0 {
             return Err(self.invalid("data.clients", "must be at least 1"));
         }
+        self.validate_pool()?;
         if let crate::data::PartitionSpec::Dirichlet { alpha } = s.data.partition
             && !(alpha.is_finite() && alpha > 0.0)
         {

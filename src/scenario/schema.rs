@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::units::{Duration, Quantity, Rate, Unit};
+use super::units::{Duration, Quantity, Rate, Size, Unit};
 use crate::data::{PartitionSpec, TaskSpec};
 use crate::model::{AdapterSpec, HeadSpec, PersonalStep, TrainConfig};
+use crate::pool::{Backend, DeviceKind};
 use flotilla_actors::Encoding;
 use flotilla_actors::strategy::Staleness;
 
@@ -429,10 +430,46 @@ pub enum Personalize {
 }
 
 /// The training pool.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSection {
-    /// Worker threads; 0 means one per available core.
+    /// Worker threads on the CPU; 0 means one per available core.
     #[serde(default)]
     pub workers: usize,
+    /// The tensor library: `Flex` (built in) or `Tch` (LibTorch, the `tch` feature).
+    #[serde(default)]
+    pub backend: Backend,
+    /// `Cpu`, or `Cuda`: every CUDA GPU, `per_gpu` workers each.
+    #[serde(default)]
+    pub device: DeviceKind,
+    #[serde(default = "one_usize")]
+    pub per_gpu: usize,
+    /// Most clients' jobs trained together in one batch (jobs started at the same point of
+    /// simulated time, see `Learner::flush`); 1 trains every job alone.
+    #[serde(default = "one_usize")]
+    pub batch_clients: usize,
+    /// Memory for cached activations of the frozen prefix (e.g. "256MB"; "0B": none).
+    #[serde(default = "default_cache")]
+    pub cache: Size,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+fn default_cache() -> Size {
+    Size::parse("256MB").expect("valid default")
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            backend: Backend::default(),
+            device: DeviceKind::default(),
+            per_gpu: 1,
+            batch_clients: 1,
+            cache: default_cache(),
+        }
+    }
 }

@@ -57,6 +57,22 @@ impl Unit for SampleRate {
     const UNITS: &'static [(&'static str, f64)] = &[("samples/s", 1.0)];
 }
 
+/// Bytes of memory.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Bytes;
+impl Unit for Bytes {
+    const WHAT: &'static str = "a size";
+    const UNITS: &'static [(&'static str, f64)] = &[
+        ("B", 1.0),
+        ("kB", 1e3),
+        ("MB", 1e6),
+        ("GB", 1e9),
+        ("KiB", 1024.0),
+        ("MiB", 1048576.0),
+        ("GiB", 1073741824.0),
+    ];
+}
+
 /// A non-negative quantity of unit `U`, in base units, with its original text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quantity<U> {
@@ -69,6 +85,8 @@ pub struct Quantity<U> {
 pub type Duration = Quantity<Secs>;
 /// A rate such as `"20Mbit/s"`.
 pub type Rate = Quantity<BitRate>;
+/// A memory size such as `"512MB"`.
+pub type Size = Quantity<Bytes>;
 /// A device speed such as `"150 samples/s"`.
 pub type Speed = Quantity<SampleRate>;
 

@@ -58,7 +58,7 @@ impl Strategy for FedAsync {
     }
 
     fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) {
-        self.crew.release(update.client);
+        self.crew.release(ctx, update.client);
         let tau = ctx.version().saturating_sub(update.base_version);
         let a = self.config.alpha * self.config.staleness.weight(tau);
         let mixed = mix(ctx.global(), &update.single().params, a);
@@ -74,7 +74,11 @@ impl Strategy for FedAsync {
         self.crew.replace(ctx, client);
     }
 
-    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
-        self.crew.fill(ctx);
+    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
+        self.crew.online(ctx, client);
+    }
+
+    fn on_offline(&mut self, _: &mut ServerCtx<'_>, client: ClientId) {
+        self.crew.offline(client);
     }
 }

@@ -116,7 +116,7 @@ impl Strategy for FedBuff {
     }
 
     fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) {
-        self.crew.release(update.client);
+        self.crew.release(ctx, update.client);
         let tau = ctx.version().saturating_sub(update.base_version);
         // The models this client started from; gone if it was sent newer ones since.
         let base = ctx
@@ -160,7 +160,11 @@ impl Strategy for FedBuff {
         self.crew.replace(ctx, client);
     }
 
-    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, _: ClientId) {
-        self.crew.fill(ctx);
+    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
+        self.crew.online(ctx, client);
+    }
+
+    fn on_offline(&mut self, _: &mut ServerCtx<'_>, client: ClientId) {
+        self.crew.offline(client);
     }
 }

@@ -35,6 +35,8 @@ pub trait Strategy: Send {
     fn on_failure(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
     /// A client came online (asynchronous strategies may put it to work).
     fn on_online(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
+    /// A client went offline.
+    fn on_offline(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
 }
 
 /// Stands in for the strategy while the server lends it out to handle an event.

@@ -1,0 +1,270 @@
+//! `flotilla bench`: how fast the engine, the pool and workload W1 run on this machine.
+//!
+//! Every measurement runs in a child process of its own (`flotilla bench --item ..`), so
+//! the peak memory it reports is its own and one measurement cannot warm another's caches.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use flotilla_actors::learner::SlotOutcome;
+use flotilla_actors::{EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome, simulate};
+use serde::{Deserialize, Serialize};
+
+use crate::report::peak_rss_bytes;
+use crate::run::{Prepared, RunError, prepare};
+use crate::scenario::{self, Loaded};
+use crate::sweep::override_field;
+
+/// A learner that trains nothing: every job hands its parameters straight back. It
+/// measures the engine alone.
+pub struct NoopLearner {
+    /// Length of the parameter vector that travels.
+    pub params: usize,
+    /// Training samples a job stands for (the device model turns them into time).
+    pub samples: u64,
+    pub clients: usize,
+}
+
+impl Learner for NoopLearner {
+    fn initial_params(&self) -> Vec<f32> {
+        vec![0.0; self.params]
+    }
+
+    fn train_work(&self, _: usize) -> u64 {
+        self.samples
+    }
+
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        Pending::ready(TrainOutcome {
+            slots: job
+                .params
+                .iter()
+                .map(|p| SlotOutcome {
+                    params: p.to_vec(),
+                    num_samples: self.samples,
+                })
+                .collect(),
+            loss: 0.0,
+            personal: None,
+        })
+    }
+
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        Pending::ready(EvalOutcome {
+            global_accuracy: 0.0,
+            global_loss: 0.0,
+            task_accuracy: vec![0.0; job.tasks.len()],
+            client_accuracy: vec![0.0; self.clients],
+            personalized_accuracy: vec![0.0; self.clients],
+        })
+    }
+}
+
+/// One measurement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Item {
+    /// The engine with a [`NoopLearner`] of `params` values: `clients` clients under
+    /// FedAsync with 10% of them training at once, until `updates` updates are applied.
+    Engine {
+        clients: usize,
+        updates: u64,
+        params: usize,
+    },
+    /// Local training through the pool: `rounds` rounds of the scenario's clients, 10 at a
+    /// time, with the given pool overrides (`path=value`).
+    Pool { rounds: usize, set: Vec<String> },
+    /// A whole run of the scenario with the given overrides.
+    Run { set: Vec<String> },
+}
+
+/// What a measurement found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub wall_seconds: f64,
+    /// Events (engine), images (pool) or rounds (run) done.
+    pub work: f64,
+    pub peak_rss_bytes: u64,
+    /// The run's final global accuracy (runs only).
+    pub accuracy: Option<f64>,
+}
+
+impl Figures {
+    pub fn rate(&self) -> f64 {
+        self.work / self.wall_seconds.max(1e-9)
+    }
+}
+
+/// The scenario of the engine measurement: `clients` clients with varied speeds and
+/// links, FedAsync with a tenth of them at work at once.
+fn engine_scenario(clients: usize, updates: u64) -> String {
+    format!(
+        r#"Scenario(
+    name: "engine", seed: 1,
+    data: (source: Idx(dir: "unused"), partition: Iid, clients: {clients}),
+    model: (backbone: Vit(patch: 4, dim: 64, depth: 4, heads: 4, mlp: 128),
+            adapter: Lora(rank: 4, alpha: 8.0, targets: [Q, V])),
+    training: (epochs: 1, batch_size: 32, optimizer: Sgd(lr: 0.05)),
+    algorithm: FedAsync(concurrency: {concurrency}, alpha: 0.5, staleness: Polynomial(exponent: 0.5)),
+    population: [
+        (class: "phone", count: {clients}, speed: LogNormal(median: "80 samples/s", sigma: 0.6),
+         uplink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "5Mbit/s", sigma: 0.7), loss: 0.01),
+         downlink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "20Mbit/s", sigma: 0.7)),
+         dropout: 0.02),
+    ],
+    server: (ingress: "1Gbit/s", egress: "10Gbit/s"),
+    stop: (rounds: {updates}),
+    eval: (every_rounds: {updates}),
+)"#,
+        concurrency = (clients / 10).max(1),
+    )
+}
+
+/// Runs one measurement in this process.
+pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
+    match item {
+        Item::Engine {
+            clients,
+            updates,
+            params,
+        } => {
+            let started = Instant::now();
+            let events = engine_events(*clients, *updates, *params)?;
+            Ok(Figures {
+                wall_seconds: started.elapsed().as_secs_f64(),
+                work: events as f64,
+                peak_rss_bytes: peak_rss_bytes(),
+                accuracy: None,
+            })
+        }
+        Item::Pool { rounds, set } => {
+            let pool = PoolBench::new(scenario_file, set)?;
+            let started = Instant::now();
+            let mut images = 0u64;
+            for round in 0..*rounds {
+                images += pool.round(round)?;
+            }
+            Ok(Figures {
+                wall_seconds: started.elapsed().as_secs_f64(),
+                work: images as f64,
+                peak_rss_bytes: peak_rss_bytes(),
+                accuracy: None,
+            })
+        }
+        Item::Run { set } => {
+            let loaded = overridden(scenario_file, set)?;
+            let out = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
+            let started = Instant::now();
+            let result = crate::run::run(
+                &loaded,
+                crate::run::RunOptions {
+                    out: Some(out.clone()),
+                    progress: false,
+                    interrupt: Arc::new(AtomicBool::new(false)),
+                    metrics_addr: None,
+                },
+            )?;
+            let wall_seconds = started.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(&out);
+            Ok(Figures {
+                wall_seconds,
+                work: result.summary.rounds as f64,
+                peak_rss_bytes: peak_rss_bytes(),
+                accuracy: result.summary.global_accuracy,
+            })
+        }
+    }
+}
+
+/// Rounds of local training through a scenario's pool, outside any simulation.
+pub struct PoolBench {
+    learner: crate::pool::PoolLearner,
+    initial: flotilla_actors::Params,
+    clients: usize,
+}
+
+impl PoolBench {
+    /// The pool of `scenario_file` with the overrides `set` (`path=value`).
+    pub fn new(scenario_file: &Path, set: &[String]) -> Result<Self, RunError> {
+        let loaded = overridden(scenario_file, set)?;
+        let Prepared { learner, tasks, .. } = prepare(&loaded)?;
+        Ok(Self {
+            initial: Arc::new(learner.initial_params()),
+            clients: tasks.slots.len(),
+            learner,
+        })
+    }
+
+    /// Trains clients `10 r .. 10 r + 10` from the initial model, as one round would
+    /// start them; returns the images trained on.
+    pub fn round(&self, round: usize) -> Result<u64, RunError> {
+        let mut images = 0;
+        let pending: Vec<_> = (0..10)
+            .map(|i| {
+                let client = (round * 10 + i) % self.clients;
+                images += self.learner.train_work(client);
+                self.learner.train(TrainJob {
+                    client,
+                    params: vec![self.initial.clone()],
+                    personal: None,
+                    seed: (round * 10 + i) as u64,
+                })
+            })
+            .collect();
+        self.learner.flush();
+        for p in pending {
+            p.wait().map_err(|e| RunError::Failed(e.to_string()))?;
+        }
+        Ok(images)
+    }
+}
+
+/// Simulates the engine measurement's scenario with a [`NoopLearner`] of `params` values;
+/// returns the number of events.
+pub fn engine_events(clients: usize, updates: u64, params: usize) -> Result<u64, RunError> {
+    let text = engine_scenario(clients, updates);
+    let scenario = scenario::parse(&text).map_err(|e| RunError::Failed(e.to_string()))?;
+    let loaded = Loaded {
+        scenario,
+        file: "engine.ron".into(),
+        base: ".".into(),
+    };
+    let config = loaded.sim_config()?;
+    let learner = Arc::new(NoopLearner {
+        params,
+        samples: 64,
+        clients,
+    });
+    let outcome = simulate(
+        &config,
+        learner,
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .map_err(|e| RunError::Failed(e.to_string()))?;
+    Ok(outcome.clock.events)
+}
+
+fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {
+    let mut loaded = scenario::load(file)?;
+    for assignment in set {
+        loaded = override_field(&loaded, assignment)?;
+    }
+    Ok(loaded)
+}
+
+/// A measurement run in a child process: `flotilla bench --item JSON --scenario FILE`.
+pub fn in_child(item: &Item, scenario_file: &Path) -> Result<Figures, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(item).expect("items serialize");
+    let out = std::process::Command::new(exe)
+        .args(["bench", "--item", &json, "--scenario"])
+        .arg(scenario_file)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}

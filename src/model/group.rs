@@ -1,0 +1,91 @@
+//! Client batching: several clients' adapters side by side in one model, so that one
+//! forward/backward pass over the shared frozen backbone trains them all.
+//!
+//! Each trainable tensor holds the group's `K` adapters concatenated along its *client
+//! axis* (see [`client_axis`]); every sample carries the index of the client it belongs to
+//! ([`Owners`]) and goes through that client's slice alone. The loss is the sum of the
+//! clients' mean losses, so each slice's gradient is exactly its client's gradient, and
+//! any element-wise optimiser (SGD, Adam) steps every client as if it trained alone.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// The axis along which a trainable tensor stacks the group's adapters: the output axis of
+/// the linear maps (LoRA's down-projection `lora_a` `[in, r]`, the head's weight
+/// `[dim, classes]`), the first axis of everything else (LoRA's `lora_b` `[r, out]`,
+/// FiLM's vectors, prompt and memory tokens `[1, n, dim]`, biases).
+pub fn client_axis(path: &str) -> usize {
+    if path.ends_with("lora_a") || path.ends_with("head.weight") {
+        1
+    } else {
+        0
+    }
+}
+
+/// Which client of the group each sample of a batch belongs to: the batch holds each
+/// client's samples in one run, clients in order.
+#[derive(Clone, Debug)]
+pub struct Owners {
+    /// `[batch, clients]`, one 1 per row in the owner's column.
+    onehot: Tensor<2>,
+    /// Each client's `(client, first row, rows)`, for clients with rows.
+    segments: Vec<(usize, usize, usize)>,
+    clients: usize,
+}
+
+impl Owners {
+    /// A batch of `sizes[k]` samples of client `k`, for each `k` in order.
+    pub fn new(sizes: &[usize], device: &Device) -> Self {
+        let clients = sizes.len();
+        let rows: usize = sizes.iter().sum();
+        let mut onehot = vec![0.0f32; rows * clients];
+        let mut segments = Vec::new();
+        let mut start = 0;
+        for (k, &n) in sizes.iter().enumerate() {
+            for i in start..start + n {
+                onehot[i * clients + k] = 1.0;
+            }
+            if n > 0 {
+                segments.push((k, start, n));
+            }
+            start += n;
+        }
+        Self {
+            onehot: Tensor::from_data(TensorData::new(onehot, [rows, clients]), device),
+            segments,
+            clients,
+        }
+    }
+
+    /// Clients in the group.
+    pub fn clients(&self) -> usize {
+        self.clients
+    }
+
+    /// Each sample's row of `per_client` `[clients, n]`: `[batch, n]`.
+    pub fn pick(&self, per_client: Tensor<2>) -> Tensor<2> {
+        self.onehot.clone().matmul(per_client)
+    }
+
+    /// Each sample's `[n, dim]` slice of tokens stacked as `[clients, n, dim]`.
+    pub fn pick_tokens(&self, stacked: Tensor<3>) -> Tensor<3> {
+        let [k, n, dim] = stacked.dims();
+        let b = self.onehot.dims()[0];
+        self.pick(stacked.reshape([k, n * dim]))
+            .reshape([b, n, dim])
+    }
+
+    /// `f(k, rows)` for each client `k`'s run of rows of `x` (along its first axis),
+    /// concatenated back in order: a per-client map over the batch.
+    pub fn per_client<const D: usize, const E: usize>(
+        &self,
+        x: Tensor<D>,
+        f: impl Fn(usize, Tensor<D>) -> Tensor<E>,
+    ) -> Tensor<E> {
+        let parts = self
+            .segments
+            .iter()
+            .map(|&(k, start, n)| f(k, x.clone().narrow(0, start, n)))
+            .collect();
+        Tensor::cat(parts, 0)
+    }
+}

@@ -1,0 +1,96 @@
+//! Which tensor library and which devices the pool's workers train on.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+/// The tensor library behind the pool.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backend {
+    /// Burn's pure-Rust CPU backend, always built in.
+    #[default]
+    Flex,
+    /// LibTorch through burn-tch, on the CPU or CUDA GPUs; needs the `tch` cargo feature.
+    Tch,
+}
+
+impl Backend {
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Tch => "tch",
+        }
+    }
+}
+
+/// The kind of device the workers own.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceKind {
+    /// The CPU: `workers` workers share its cores.
+    #[default]
+    Cpu,
+    /// Every CUDA GPU, each owned by `per_gpu` workers (LibTorch only).
+    Cuda,
+}
+
+/// Why the pool's devices cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(
+        "this flotilla was built without LibTorch; build it with `--features tch` (see scripts/setup-libtorch.sh)"
+    )]
+    NotBuilt,
+    #[error("CUDA devices need the LibTorch backend (backend: Tch)")]
+    CudaNeedsTch,
+    #[error("no CUDA device is visible to LibTorch")]
+    NoCuda,
+}
+
+/// One autodiff device per worker: `workers` on the CPU (0: one per core), or `per_gpu`
+/// per CUDA device. LibTorch on the CPU gets the cores split between its workers.
+pub fn worker_devices(
+    backend: Backend,
+    kind: DeviceKind,
+    workers: usize,
+    per_gpu: usize,
+) -> Result<Vec<Device>, BackendError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if workers == 0 { cores } else { workers };
+    match (backend, kind) {
+        (Backend::Flex, DeviceKind::Cpu) => Ok(vec![Device::flex().autodiff(); workers]),
+        (Backend::Flex, DeviceKind::Cuda) => Err(BackendError::CudaNeedsTch),
+        (Backend::Tch, kind) => libtorch(kind, workers, per_gpu.max(1), cores),
+    }
+}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn-tch is deprecated upstream but still Burn's LibTorch backend
+fn libtorch(
+    kind: DeviceKind,
+    workers: usize,
+    per_gpu: usize,
+    cores: usize,
+) -> Result<Vec<Device>, BackendError> {
+    match kind {
+        DeviceKind::Cpu => {
+            // One intra-op thread each when workers fill the cores: one job per core beats
+            // intra-op threads on small models.
+            tch::set_num_threads((cores / workers).max(1) as i32);
+            Ok(vec![Device::libtorch().autodiff(); workers])
+        }
+        DeviceKind::Cuda => {
+            let gpus = tch::Cuda::device_count().max(0) as usize;
+            if gpus == 0 {
+                return Err(BackendError::NoCuda);
+            }
+            Ok((0..gpus)
+                .flat_map(|i| std::iter::repeat_n(Device::libtorch_cuda(i).autodiff(), per_gpu))
+                .collect())
+        }
+    }
+}
+
+#[cfg(not(feature = "tch"))]
+fn libtorch(_: DeviceKind, _: usize, _: usize, _: usize) -> Result<Vec<Device>, BackendError> {
+    Err(BackendError::NotBuilt)
+}
