@@ -31,8 +31,10 @@ impl Drop for Guard {
     }
 }
 
+/// Long enough (several wall seconds, even with the prefix cache) for Prometheus to
+/// scrape the run several times while it goes on, which `rate()` panels need.
 fn scenario(dir: &Path) -> PathBuf {
-    common::small_scenario(dir, "monitored", common::FEDAVG, 40, 2, "F32")
+    common::small_scenario(dir, "monitored", common::FEDAVG, 120, 2, "F32")
 }
 
 fn get(url: &str) -> Option<String> {
