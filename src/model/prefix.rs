@@ -88,10 +88,6 @@ impl Prefix {
         (self.rows.len() * std::mem::size_of::<f32>()) as u64
     }
 
-    pub fn depth(&self) -> Depth {
-        self.depth
-    }
-
     /// Samples `idx` of `data` as `model`'s input: cached rows where held, the rest
     /// computed by `model` now (so the result is the same with or without the cache).
     pub fn input(

@@ -417,14 +417,15 @@ pub fn train_group(
         // Each member's mean loss, summed: every adapter gets its own member's gradient.
         let y = Tensor::cat(targets, 0).reshape([n, 1]);
         let nll = log_softmax(logits, 1).gather(1, y).reshape([n]).neg();
-        let w: Tensor<1> = Tensor::from_data(TensorData::new(weight.clone(), [n]), device);
+        let w: Tensor<1> = Tensor::from_data(TensorData::new(weight, [n]), device);
         let per_sample = nll * w;
         let values = per_sample
             .clone()
             .into_data()
             .try_to_vec::<f32>()
             .expect("losses are f32");
-        for (&i, (v, _)) in owner.iter().zip(values.iter().zip(&weight)) {
+        // Weighted by 1 / batch size, a member's values add up to its mean batch loss.
+        for (&i, v) in owner.iter().zip(&values) {
             loss_sums[i] += *v as f64;
         }
         let grads = GradientsParams::from_grads(per_sample.sum().backward(), &model);

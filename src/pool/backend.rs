@@ -13,16 +13,6 @@ pub enum Backend {
     Tch,
 }
 
-impl Backend {
-    /// A short name for tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Flex => "flex",
-            Backend::Tch => "tch",
-        }
-    }
-}
-
 /// The kind of device the workers own.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceKind {

@@ -154,14 +154,6 @@ impl PoolLearner {
         }
     }
 
-    /// Bytes of cached frozen-prefix activations.
-    pub fn cache_bytes(&self) -> u64 {
-        self.reader
-            .cache
-            .as_ref()
-            .map_or(0, |c| c.train.bytes() + c.test.bytes())
-    }
-
     /// Trains held jobs in one batch on a worker.
     fn submit_group(&self, group: Vec<Held>) {
         let trainable = self.trainable.clone();
