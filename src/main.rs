@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use flotilla::model::VitConfig;
+use flotilla::pool::Backend;
 use flotilla::pretrain::{PretrainOptions, pretrain};
 use flotilla::run::{RunError, RunOptions, run};
 use flotilla::scenario;
@@ -55,8 +56,8 @@ struct BenchArgs {
     #[arg(long, default_value = "scenarios/w1.ron")]
     scenario: PathBuf,
     /// Backends to measure (flex, tch); default: every one compiled in.
-    #[arg(long, value_delimiter = ',')]
-    backends: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = parse_backend)]
+    backends: Vec<Backend>,
     /// Clients per batch for the batched measurements.
     #[arg(long, default_value_t = 5)]
     batch_clients: usize,
@@ -129,6 +130,14 @@ struct PretrainArgs {
     mlp: usize,
 }
 
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    match text.to_lowercase().as_str() {
+        "flex" => Ok(Backend::Flex),
+        "tch" => Ok(Backend::Tch),
+        _ => Err(format!("expected flex or tch, got \"{text}\"")),
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     scenario::Duration::parse(text).map(|d| Duration::from_secs_f64(d.value()))
 }
@@ -169,19 +178,13 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         };
     }
     let backends = if args.backends.is_empty() {
-        let mut all = vec!["Flex".to_string()];
+        let mut all = vec![Backend::Flex];
         if cfg!(feature = "tch") {
-            all.push("Tch".into());
+            all.push(Backend::Tch);
         }
         all
     } else {
-        args.backends
-            .iter()
-            .map(|b| match b.to_lowercase().as_str() {
-                "tch" => "Tch".to_string(),
-                _ => "Flex".to_string(),
-            })
-            .collect()
+        args.backends.clone()
     };
     let mb = |bytes: u64| bytes as f64 / 1e6;
     let mut failed = false;
@@ -229,15 +232,15 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         let mut rates = Vec::new();
         for batch in [1, args.batch_clients] {
             let set = vec![
-                format!("pool.backend={backend}"),
+                format!("pool.backend={backend:?}"),
                 format!("pool.batch_clients={batch}"),
             ];
-            let what = format!("pool training, {backend}, {batch} client(s) per batch");
+            let what = format!("pool training, {backend:?}, {batch} client(s) per batch");
             rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
         }
         if let [Some(one), Some(many)] = rates[..] {
             println!(
-                "| pool batching speed-up, {backend} | {:.2}x | | |",
+                "| pool batching speed-up, {backend:?} | {:.2}x | | |",
                 many / one
             );
         }
@@ -249,10 +252,10 @@ fn bench_command(args: BenchArgs) -> ExitCode {
         for backend in &backends {
             for batch in [1, args.batch_clients] {
                 let set = vec![
-                    format!("pool.backend={backend}"),
+                    format!("pool.backend={backend:?}"),
                     format!("pool.batch_clients={batch}"),
                 ];
-                let what = format!("whole run, {backend}, {batch} client(s) per batch");
+                let what = format!("whole run, {backend:?}, {batch} client(s) per batch");
                 row(what, Item::Run { set }, &run);
             }
         }

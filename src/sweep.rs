@@ -204,8 +204,7 @@ pub fn override_field(loaded: &Loaded, assignment: &str) -> Result<Loaded, Scena
             "write it as path=value, e.g. pool.backend=Tch".into(),
         ));
     };
-    let SweepValue::Value(value) = ron::Options::default()
-        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+    let SweepValue::Value(value) = crate::scenario::ron_options()
         .from_str::<SweepValue>(text.trim())
         .map_err(|e| invalid(format!("the value is not RON: {e}")))?;
     let mut json = serde_json::to_value(&loaded.scenario).expect("a scenario serializes to JSON");

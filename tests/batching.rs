@@ -260,3 +260,52 @@ fn batched_runs_are_reproducible_and_match_unbatched_ones() {
         }
     }
 }
+
+#[test]
+fn a_group_reads_a_partly_cached_data_set() {
+    let c = tiny();
+    let device = Device::flex().autodiff();
+    let data = toy_data(56);
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 8,
+        optimizer: Optimizer::Sgd { lr: 0.2 },
+    };
+    let adaptation = kinds().remove(0);
+    let model = build_model(&c, None, &adaptation, 1, &device).unwrap();
+    let trainable = adaptation.trainable();
+    let start = trainable.extract(&model);
+    // Samples 0..20 are cached: one client's batches are all cached, one's partly, and
+    // the last client's (47..56) not at all.
+    let depth = Depth::Embedding;
+    let row = Prefix::row_bytes(&model, depth, &data, c.patch);
+    let prefix = Prefix::fill(&model, depth, &data, c.patch, 20 * row);
+    let shards: Vec<Vec<u32>> = vec![(0..16).collect(), (10..40).collect(), (47..56).collect()];
+    let objective = Objective::default();
+    let plain = Samples::new(&data, c.patch);
+    let cached = Samples {
+        prefix: Some(&prefix),
+        ..plain
+    };
+    let local = |samples, k: usize| LocalData {
+        samples,
+        indices: &shards[k],
+        seed: 7 + k as u64,
+        device: &device,
+        objective: &objective,
+    };
+    let members: Vec<LocalData> = (0..3).map(|k| local(cached, k)).collect();
+    let starts = vec![start.as_slice(); 3];
+    let together = train_group(model.clone(), &trainable, &members, &starts, &config, true);
+    for (k, (params, _)) in together.iter().enumerate() {
+        let alone = local(plain, k);
+        let (m, _) = train_local(trainable.load(model.clone(), &start), &alone, &config);
+        let worst = trainable
+            .extract(&m)
+            .iter()
+            .zip(params)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= TOLERANCE, "client {k}: differs by {worst}");
+    }
+}

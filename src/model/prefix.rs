@@ -104,15 +104,9 @@ impl Prefix {
             .copied()
             .filter(|&i| self.position(i).is_none())
             .collect();
-        if missing.len() == idx.len() {
-            return match self.depth {
-                Depth::Embedding => Input::Patches(batch_tensors(data, idx, patch, device).0),
-                Depth::Features => Input::Features(activations(
-                    &model.valid(),
-                    self.depth,
-                    patches(data, idx, patch, device),
-                )),
-            };
+        // Nothing cached of an embedding: the model embeds the patches itself.
+        if missing.len() == idx.len() && self.depth == Depth::Embedding {
+            return Input::Patches(patches(data, idx, patch, device));
         }
         let computed = if missing.is_empty() {
             Vec::new()

@@ -356,9 +356,10 @@ pub fn evaluate(
 /// member's samples through its own adapter. A member whose batches run out keeps the
 /// adapter of its last step.
 ///
-/// Equals [`train_local`] of each member alone up to float rounding. Only for members
-/// that train through the linear head (or a frozen one) without an extra loss term; see
-/// [`Objective::groups`].
+/// Equals [`train_local`] of each member alone up to float rounding. The members read the
+/// same samples (one data set, one prefix cache) and train through the linear head (or a
+/// frozen one) without an extra loss term; see
+/// [`Adaptation::groups`](super::Adaptation::groups).
 pub fn train_group(
     model: Vit,
     trainable: &Trainable,
@@ -371,7 +372,13 @@ pub fn train_group(
     let Some(first) = members.first() else {
         return Vec::new();
     };
-    let device = first.device;
+    let (device, samples) = (first.device, first.samples);
+    assert!(
+        members
+            .iter()
+            .all(|m| std::ptr::eq(m.samples.data, samples.data)),
+        "a group's members read one data set"
+    );
     let mut model = trainable.load_group(model, starts);
     let batches: Vec<Vec<Vec<u32>>> = members
         .iter()
@@ -383,24 +390,20 @@ pub fn train_group(
     let mut optim = config.optimizer.init();
     for step in 0..steps {
         let active: Vec<usize> = (0..k).filter(|&i| batches[i].len() > step).collect();
-        let mut inputs = Vec::with_capacity(active.len());
-        let mut targets = Vec::with_capacity(active.len());
-        let (mut owner, mut weight) = (Vec::new(), Vec::new());
-        for &i in &active {
-            let batch = &batches[i][step];
-            let (x, y) = members[i].input(&model, batch);
-            inputs.push(x);
-            targets.push(y);
-            owner.extend(std::iter::repeat_n(i, batch.len()));
-            weight.extend(std::iter::repeat_n(1.0 / batch.len() as f32, batch.len()));
-        }
-        let n = owner.len();
+        // The active members' batches, one after another, read as one.
+        let (mut idx, mut owner, mut weight) = (Vec::new(), Vec::new(), Vec::new());
         let mut sizes = vec![0; k];
         for &i in &active {
-            sizes[i] = batches[i][step].len();
+            let batch = &batches[i][step];
+            idx.extend_from_slice(batch);
+            owner.extend(std::iter::repeat_n(i, batch.len()));
+            weight.extend(std::iter::repeat_n(1.0 / batch.len() as f32, batch.len()));
+            sizes[i] = batch.len();
         }
+        let n = idx.len();
+        let (x, y) = samples.input(&model, &idx, device);
         let owners = Owners::new(&sizes, device);
-        let encoded = model.encode_input(Input::cat(inputs), Some(&owners));
+        let encoded = model.encode_input(x, Some(&owners));
         let logits = if head_trains {
             let (w, b) = (&model.head.weight, &model.head.bias);
             let c = w.dims()[1] / k;
@@ -415,7 +418,7 @@ pub fn train_group(
             model.head.forward(encoded.features)
         };
         // Each member's mean loss, summed: every adapter gets its own member's gradient.
-        let y = Tensor::cat(targets, 0).reshape([n, 1]);
+        let y = y.reshape([n, 1]);
         let nll = log_softmax(logits, 1).gather(1, y).reshape([n]).neg();
         let w: Tensor<1> = Tensor::from_data(TensorData::new(weight, [n]), device);
         let per_sample = nll * w;

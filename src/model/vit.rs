@@ -133,29 +133,6 @@ pub enum Input {
     Features(Tensor<2>),
 }
 
-impl Input {
-    /// The inputs of several batches as one (all of one kind, as a single
-    /// [`Prefix`](super::Prefix) or none gives them).
-    pub fn cat(inputs: Vec<Input>) -> Input {
-        let mut patches = Vec::new();
-        let mut embedded = Vec::new();
-        let mut features = Vec::new();
-        for input in inputs {
-            match input {
-                Input::Patches(t) => patches.push(t),
-                Input::Embedded(t) => embedded.push(t),
-                Input::Features(t) => features.push(t),
-            }
-        }
-        match (patches.is_empty(), embedded.is_empty(), features.is_empty()) {
-            (false, true, true) => Input::Patches(Tensor::cat(patches, 0)),
-            (true, false, true) => Input::Embedded(Tensor::cat(embedded, 0)),
-            (true, true, false) => Input::Features(Tensor::cat(features, 0)),
-            _ => panic!("a group's batches are all read the same way"),
-        }
-    }
-}
-
 /// What the encoder makes of a batch.
 pub struct Encoded {
     /// The normalised class token `[batch, dim]`, the head's input.

@@ -7,7 +7,7 @@ use flotilla_actors::learner::{SlotOutcome, TaskId};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
 
 use super::{JobKind, Pool};
-use crate::data::TaskData;
+use crate::data::{Slot, TaskData};
 use crate::model::{
     Adaptation, Depth, EvalCounts, LocalData, NaiveBayes, Objective, Optimizer, PersonalStep,
     Prefix, Samples, TrainConfig, Trainable, Vit, evaluate, fine_tune, fit_head, train_group,
@@ -108,7 +108,6 @@ pub struct PoolLearner {
     trainable: Trainable,
     reader: Reader,
     train: Arc<TrainConfig>,
-    data: Arc<TaskData>,
     personalize: Option<(Personalization, TrainConfig)>,
     procedure: Arc<Option<PersonalStep>>,
     /// Clients per batch, when jobs are batched.
@@ -141,12 +140,11 @@ impl PoolLearner {
             adaptation: Arc::new(setup.adaptation),
             trainable,
             reader: Reader {
-                data: setup.data.clone(),
+                data: setup.data,
                 cache,
                 patch: setup.patch,
             },
             train: Arc::new(setup.train),
-            data: setup.data,
             personalize,
             procedure: Arc::new(setup.procedure),
             batch,
@@ -193,29 +191,32 @@ impl PoolLearner {
                 drop(members);
                 for (job, done) in group {
                     let slots = &data.slots[job.client];
-                    let outcomes: Vec<(SlotOutcome, f64)> = slots
-                        .iter()
-                        .zip(trained.by_ref())
-                        .map(|(slot, (params, loss))| {
-                            let num_samples = slot.train.len() as u64;
-                            (
-                                SlotOutcome {
-                                    params,
-                                    num_samples,
-                                },
-                                loss,
-                            )
-                        })
-                        .collect();
-                    let loss = outcomes.iter().map(|(_, l)| l).sum::<f64>();
-                    done.complete(TrainOutcome {
-                        loss: loss / outcomes.len().max(1) as f64,
-                        slots: outcomes.into_iter().map(|(o, _)| o).collect(),
-                        personal: None,
-                    });
+                    let mine = trained.by_ref().take(slots.len());
+                    done.complete(outcome(slots, mine, None));
                 }
             }),
         );
+    }
+}
+
+/// A job's outcome from each of the client's slots' trained adapter and mean loss.
+fn outcome(
+    slots: &[Slot],
+    trained: impl IntoIterator<Item = (Vec<f32>, f64)>,
+    personal: Option<Vec<f32>>,
+) -> TrainOutcome {
+    let (mut out, mut loss) = (Vec::with_capacity(slots.len()), 0.0);
+    for (slot, (params, l)) in slots.iter().zip(trained) {
+        loss += l;
+        out.push(SlotOutcome {
+            params,
+            num_samples: slot.train.len() as u64,
+        });
+    }
+    TrainOutcome {
+        loss: loss / out.len().max(1) as f64,
+        slots: out,
+        personal,
     }
 }
 
@@ -287,7 +288,10 @@ impl Learner for PoolLearner {
     }
 
     fn train_work(&self, client: ClientId) -> u64 {
-        let samples: usize = self.data.slots[client].iter().map(|s| s.train.len()).sum();
+        let samples: usize = self.reader.data.slots[client]
+            .iter()
+            .map(|s| s.train.len())
+            .sum();
         samples as u64 * self.train.epochs as u64
     }
 
@@ -311,8 +315,7 @@ impl Learner for PoolLearner {
         self.pool.submit(
             JobKind::Train,
             Box::new(move |w| {
-                let mut slots = Vec::with_capacity(job.params.len());
-                let mut losses = 0.0;
+                let mut trained = Vec::with_capacity(job.params.len());
                 let mut personal = None;
                 let data = &reader.data;
                 for (s, (slot, start)) in data.slots[job.client].iter().zip(&job.params).enumerate()
@@ -354,17 +357,9 @@ impl Learner for PoolLearner {
                             (update, loss)
                         }
                     };
-                    losses += loss;
-                    slots.push(SlotOutcome {
-                        params,
-                        num_samples: slot.train.len() as u64,
-                    });
+                    trained.push((params, loss));
                 }
-                done.complete(TrainOutcome {
-                    loss: losses / slots.len().max(1) as f64,
-                    slots,
-                    personal,
-                });
+                done.complete(outcome(&data.slots[job.client], trained, personal));
             }),
         );
         pending
@@ -381,7 +376,7 @@ impl Learner for PoolLearner {
 
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
         let (done, pending) = Pending::channel();
-        let data = &self.data;
+        let data = &self.reader.data;
         let naive_bayes = self.adaptation.head.naive_bayes();
         // A naive Bayes head is fitted once per task, so its task is one chunk.
         let chunk = if naive_bayes.is_some() {

@@ -82,9 +82,12 @@ pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
 
 /// Parses RON text (with `Some(..)` optional around optional values).
 pub fn parse(text: &str) -> Result<Scenario, ron::error::SpannedError> {
-    ron::Options::default()
-        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
-        .from_str(text)
+    ron_options().from_str(text)
+}
+
+/// How scenario text is read: RON with `Some(..)` optional around optional values.
+pub fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 
 impl Loaded {

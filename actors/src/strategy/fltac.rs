@@ -83,13 +83,7 @@ impl Clusterer {
         let clusters = by_model(&labels);
         let means: Vec<Vec<f32>> = clusters
             .iter()
-            .map(|(_, idx)| {
-                let items: Vec<(&[f32], f64)> = idx
-                    .iter()
-                    .map(|&i| (members[i].params, members[i].weight))
-                    .collect();
-                super::weighted_mean(&items)
-            })
+            .map(|(_, idx)| mean_of(members, idx))
             .collect();
         let models: Vec<&[f32]> = models.iter().map(|m| m.as_slice()).collect();
         let matched = match_clusters(&means, &models);
@@ -112,6 +106,15 @@ fn by_model(routed: &[usize]) -> Vec<(usize, Vec<usize>)> {
         .into_iter()
         .map(|m| (m, (0..routed.len()).filter(|&i| routed[i] == m).collect()))
         .collect()
+}
+
+/// The weighted mean of members `idx`.
+fn mean_of(members: &[Member<'_>], idx: &[usize]) -> Vec<f32> {
+    let items: Vec<(&[f32], f64)> = idx
+        .iter()
+        .map(|&i| (members[i].params, members[i].weight))
+        .collect();
+    super::weighted_mean(&items)
 }
 
 /// Every adapter of `updates` as a clustering member, weighted by its samples.
@@ -142,13 +145,7 @@ impl Clusterer {
         let routed = self.cluster(&members, ctx.models());
         let models = by_model(&routed)
             .into_iter()
-            .map(|(m, idx)| {
-                let items: Vec<(&[f32], f64)> = idx
-                    .iter()
-                    .map(|&i| (members[i].params, members[i].weight))
-                    .collect();
-                (m, super::weighted_mean(&items))
-            })
+            .map(|(m, idx)| (m, mean_of(&members, &idx)))
             .collect();
         ctx.apply_models(models, contributors);
         ctx.assign(&assignments(&members, &routed));
