@@ -5,6 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::group::Owners;
+use super::vit::rowwise;
 
 /// `y = x W + b + (alpha / r) · x A B`, with `A: [d_in, r]` and `B: [r, d_out]`.
 ///
@@ -46,7 +47,7 @@ impl LoraLinear {
     }
 
     pub fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
-        let y = self.base.forward(x.clone());
+        let y = rowwise(&self.base, x.clone());
         match (&self.lora_a, &self.lora_b) {
             (Some(a), Some(b)) => {
                 let [n, t, d_in] = x.dims();

@@ -3,6 +3,8 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +159,7 @@ impl Vit {
     /// frozen prefix of every adapter but full fine-tuning, `[batch, tokens, dim]`.
     pub fn embed(&self, patches: Tensor<3>) -> Tensor<3> {
         let t = patches.dims()[1];
-        self.patch_embed.forward(patches) + self.pos.val().narrow(1, 1, t)
+        rowwise(&self.patch_embed, patches) + self.pos.val().narrow(1, 1, t)
     }
 
     /// [`encode`](Self::encode) from patches or their cached embedding; with `owners`, the
@@ -220,6 +222,16 @@ impl Vit {
     }
 }
 
+/// `layer` applied to every row of `x` `[batch, tokens, d_in]` as one `[batch · tokens,
+/// d_in]` matrix product. Burn's `Linear` on a rank-3 input broadcasts the weight into a
+/// batched product of `batch` small ones, several times slower on CPU for these shapes.
+pub(crate) fn rowwise(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d_in] = x.dims();
+    let y = layer.forward(x.reshape([b * t, d_in]));
+    let d_out = y.dims()[1];
+    y.reshape([b, t, d_out])
+}
+
 impl Block {
     fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
         let [b, _, _] = x.dims();
@@ -237,7 +249,7 @@ impl Block {
         });
         let x = x + self.attn.forward(h, memory, owners);
         let h = film(&self.film2, self.ln2.forward(x.clone()));
-        let h = self.fc2.forward(gelu(self.fc1.forward(h)));
+        let h = rowwise(&self.fc2, gelu(rowwise(&self.fc1, h)));
         x + h
     }
 }
@@ -264,13 +276,17 @@ impl Attention {
         };
         let k = split(self.k.forward(context.clone(), owners));
         let v = split(self.v.forward(context, owners));
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (hd as f64).sqrt());
-        let out = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([b, t, d]);
+        // Without autodiff (evaluation), the backend's fused kernel; autodiff would run
+        // Burn's generic fallback, slower than this plain softmax.
+        let out = if q.is_autodiff() {
+            let scores = q
+                .matmul(k.swap_dims(2, 3))
+                .mul_scalar(1.0 / (hd as f64).sqrt());
+            softmax(scores, 3).matmul(v)
+        } else {
+            attention(q, k, v, None, None, AttentionModuleOptions::default())
+        };
+        let out = out.swap_dims(1, 2).reshape([b, t, d]);
         self.o.forward(out, owners)
     }
 }
