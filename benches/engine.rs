@@ -1,20 +1,22 @@
 //! The engine alone: simulated events per second with a learner that trains nothing.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flotilla::bench::engine_events;
+use flotilla::bench;
 
-fn engine(c: &mut Criterion) {
+fn engine_events(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
     for (clients, params) in [(1_000, 10), (10_000, 10), (10_000, 4_746)] {
-        let events = engine_events(clients, 20_000, params).expect("engine scenario");
+        let events = bench::engine(clients, 20_000, params)
+            .expect("engine scenario")
+            .events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(format!("{clients} clients, {params} params"), |b| {
-            b.iter(|| engine_events(clients, 20_000, params).expect("engine scenario"))
+            b.iter(|| bench::engine(clients, 20_000, params).expect("engine scenario"))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, engine);
+criterion_group!(benches, engine_events);
 criterion_main!(benches);

@@ -4,12 +4,15 @@
 //! the peak memory it reports is its own and one measurement cannot warm another's caches.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use flotilla_actors::learner::SlotOutcome;
-use flotilla_actors::{EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome, simulate};
+use flotilla_actors::{
+    EvalJob, EvalOutcome, Learner, Observer, Pending, Records, SimTime, TrainJob, TrainOutcome,
+    simulate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::report::peak_rss_bytes;
@@ -88,6 +91,9 @@ pub struct Figures {
     pub peak_rss_bytes: u64,
     /// The run's final global accuracy (runs only).
     pub accuracy: Option<f64>,
+    /// Seconds of the work proper (engine only: the event loop, without building the
+    /// actors).
+    pub busy_seconds: Option<f64>,
 }
 
 impl Figures {
@@ -130,12 +136,13 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
             params,
         } => {
             let started = Instant::now();
-            let events = engine_events(*clients, *updates, *params)?;
+            let run = engine(*clients, *updates, *params)?;
             Ok(Figures {
                 wall_seconds: started.elapsed().as_secs_f64(),
-                work: events as f64,
+                work: run.events as f64,
                 peak_rss_bytes: peak_rss_bytes(),
                 accuracy: None,
+                busy_seconds: Some(run.loop_seconds),
             })
         }
         Item::Pool { rounds, set } => {
@@ -150,6 +157,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 work: images as f64,
                 peak_rss_bytes: peak_rss_bytes(),
                 accuracy: None,
+                busy_seconds: None,
             })
         }
         Item::Run { set } => {
@@ -172,6 +180,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 work: result.summary.rounds as f64,
                 peak_rss_bytes: peak_rss_bytes(),
                 accuracy: result.summary.global_accuracy,
+                busy_seconds: None,
             })
         }
     }
@@ -221,8 +230,8 @@ impl PoolBench {
 }
 
 /// Simulates the engine measurement's scenario with a [`NoopLearner`] of `params` values;
-/// returns the number of events.
-pub fn engine_events(clients: usize, updates: u64, params: usize) -> Result<u64, RunError> {
+/// returns the events dispatched and the event loop's wall time.
+pub fn engine(clients: usize, updates: u64, params: usize) -> Result<EngineRun, RunError> {
     let text = engine_scenario(clients, updates);
     let scenario = scenario::parse(&text).map_err(|e| RunError::Failed(e.to_string()))?;
     let loaded = Loaded {
@@ -236,14 +245,48 @@ pub fn engine_events(clients: usize, updates: u64, params: usize) -> Result<u64,
         samples: 64,
         clients,
     });
+    let timer = LoopTimer::default();
     let outcome = simulate(
         &config,
         learner,
         Arc::new(AtomicBool::new(false)),
-        Box::new(()),
+        Box::new(timer.clone()),
     )
     .map_err(|e| RunError::Failed(e.to_string()))?;
-    Ok(outcome.clock.events)
+    Ok(EngineRun {
+        events: outcome.clock.events,
+        loop_seconds: timer.seconds(),
+    })
+}
+
+/// What an engine measurement found.
+#[derive(Copy, Clone, Debug)]
+pub struct EngineRun {
+    /// Events the clock dispatched: a function of the scenario alone.
+    pub events: u64,
+    /// Wall seconds from the first event to the end of the run.
+    pub loop_seconds: f64,
+}
+
+/// Times the event loop through the clock's progress reports: the first comes right
+/// after the first event, the last at the end of the run.
+#[derive(Clone, Default)]
+struct LoopTimer(Arc<Mutex<Option<(Instant, Instant)>>>);
+
+impl LoopTimer {
+    fn seconds(&self) -> f64 {
+        let span = *self.0.lock().expect("loop timer");
+        span.map_or(0.0, |(first, last)| (last - first).as_secs_f64())
+    }
+}
+
+impl Observer for LoopTimer {
+    fn progress(&mut self, _: SimTime, _: &Records) {
+        let now = Instant::now();
+        let mut span = self.0.lock().expect("loop timer");
+        let first = span.map_or(now, |(first, _)| first);
+        *span = Some((first, now));
+    }
 }
 
 fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {
