@@ -5,8 +5,8 @@ mod toy;
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
-    Adaptation, AdapterSpec, LocalData, LoraTarget, Objective, Optimizer, Samples, TrainConfig,
-    Trainable, build_model, train_local, train_maml, train_moreau,
+    Adaptation, AdapterSpec, Input, LocalData, LoraTarget, Objective, Optimizer, Samples,
+    TrainConfig, Trainable, Vit, build_model, train_local, train_maml, train_moreau,
 };
 use toy::{tiny, toy_data};
 
@@ -200,4 +200,48 @@ fn first_order_maml_trains_only_the_adapter_and_is_reproducible() {
             );
         }
     }
+}
+
+#[test]
+fn a_merged_lora_model_computes_what_the_adapted_one_does() {
+    let c = tiny();
+    let device = Device::flex();
+    let spec = lora(vec![
+        LoraTarget::Q,
+        LoraTarget::K,
+        LoraTarget::V,
+        LoraTarget::O,
+    ]);
+    let model = build_model(&c, None, &spec, 1, &device).unwrap();
+    let trainable = spec.trainable();
+    // Non-zero up-projections, so that every update changes the outputs.
+    let n = trainable.extract(&model).len();
+    let params: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 40.0)
+        .collect();
+    let adapted = trainable.load(model.clone(), &params);
+    let data = toy_data(6);
+    let idx: Vec<u32> = (0..6).collect();
+    let (x, _) = Samples::new(&data, c.patch).input(&adapted, &idx, &device);
+    let Input::Patches(x) = x else {
+        panic!("an uncached batch is patches")
+    };
+    let merged = adapted.clone().merged();
+    assert!(
+        merged
+            .blocks
+            .iter()
+            .all(|b| b.attn.q.lora_a.is_none() && b.attn.o.lora_b.is_none())
+    );
+    let values = |m: &Vit| {
+        m.forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (want, got, before) = (values(&adapted), values(&merged), values(&model));
+    for (a, b) in want.iter().zip(&got) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+    }
+    assert!(want.iter().zip(&before).any(|(a, b)| (a - b).abs() > 1e-3));
 }

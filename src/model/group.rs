@@ -27,8 +27,6 @@ pub fn client_axis(path: &str) -> usize {
 pub struct Owners {
     /// `[batch, clients]`, one 1 per row in the owner's column.
     onehot: Tensor<2>,
-    /// Each client's `(client, first row, rows)`, for clients with rows.
-    segments: Vec<(usize, usize, usize)>,
     clients: usize,
 }
 
@@ -38,20 +36,15 @@ impl Owners {
         let clients = sizes.len();
         let rows: usize = sizes.iter().sum();
         let mut onehot = vec![0.0f32; rows * clients];
-        let mut segments = Vec::new();
         let mut start = 0;
         for (k, &n) in sizes.iter().enumerate() {
             for i in start..start + n {
                 onehot[i * clients + k] = 1.0;
             }
-            if n > 0 {
-                segments.push((k, start, n));
-            }
             start += n;
         }
         Self {
             onehot: Tensor::from_data(TensorData::new(onehot, [rows, clients]), device),
-            segments,
             clients,
         }
     }
@@ -74,18 +67,24 @@ impl Owners {
             .reshape([b, n, dim])
     }
 
-    /// `f(k, rows)` for each client `k`'s run of rows of `x` (along its first axis),
-    /// concatenated back in order: a per-client map over the batch.
-    pub fn per_client<const D: usize, const E: usize>(
-        &self,
-        x: Tensor<D>,
-        f: impl Fn(usize, Tensor<D>) -> Tensor<E>,
-    ) -> Tensor<E> {
-        let parts = self
-            .segments
-            .iter()
-            .map(|&(k, start, n)| f(k, x.clone().narrow(0, start, n)))
-            .collect();
-        Tensor::cat(parts, 0)
+    /// Each sample's own `width` columns of a group's `[.., clients · width]` output
+    /// (clients side by side), as a 0/1 mask `[batch, clients · width]`.
+    pub fn spread(&self, width: usize) -> Tensor<2> {
+        let [b, k] = self.onehot.dims();
+        self.onehot
+            .clone()
+            .reshape([b, k, 1])
+            .repeat_dim(2, width)
+            .reshape([b, k * width])
+    }
+
+    /// Each sample's own `[width]` block of `stacked` `[batch, clients · width]`:
+    /// `[batch, width]`.
+    pub fn own_block(&self, stacked: Tensor<2>) -> Tensor<2> {
+        let [b, k] = self.onehot.dims();
+        let width = stacked.dims()[1] / k;
+        (stacked.reshape([b, k, width]) * self.onehot.clone().reshape([b, k, 1]))
+            .sum_dim(1)
+            .reshape([b, width])
     }
 }

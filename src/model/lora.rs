@@ -46,30 +46,37 @@ impl LoraLinear {
         self
     }
 
+    /// The same map with the update folded into the base weight, `W + (alpha / r) · A B`:
+    /// one product instead of three, for inference (as PEFT's `merge_and_unload`).
+    pub fn merged(&self) -> Self {
+        let (Some(a), Some(b)) = (&self.lora_a, &self.lora_b) else {
+            return self.clone();
+        };
+        let delta = a.val().matmul(b.val()).mul_scalar(self.scale);
+        Self::new(Linear {
+            weight: self.base.weight.clone().map(|w| w + delta),
+            bias: self.base.bias.clone(),
+        })
+    }
+
     pub fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
         let y = rowwise(&self.base, x.clone());
         match (&self.lora_a, &self.lora_b) {
             (Some(a), Some(b)) => {
                 let [n, t, d_in] = x.dims();
-                let low_rank = |x: Tensor<3>, a: Tensor<2>, b: Tensor<2>| {
-                    let rows = x.dims()[0] * t;
-                    x.reshape([rows, d_in]).matmul(a).matmul(b)
-                };
-                let delta = match owners {
-                    // A group's factors side by side: each client's rows take its own.
+                let rows = x.reshape([n * t, d_in]);
+                let down = rows.matmul(a.val());
+                // A group's factors side by side: every sample keeps its own client's
+                // `r` columns of the down-projection, so the up-projection sums only those.
+                let down = match owners {
                     Some(o) => {
-                        let r = a.dims()[1] / o.clients();
-                        o.per_client(x, |k, rows| {
-                            low_rank(
-                                rows,
-                                a.val().narrow(1, k * r, r),
-                                b.val().narrow(0, k * r, r),
-                            )
-                        })
+                        let r = a.dims()[1];
+                        let mask = o.spread(r / o.clients()).reshape([n, 1, r]);
+                        (down.reshape([n, t, r]) * mask).reshape([n * t, r])
                     }
-                    None => low_rank(x, a.val(), b.val()),
-                }
-                .mul_scalar(self.scale);
+                    None => down,
+                };
+                let delta = down.matmul(b.val()).mul_scalar(self.scale);
                 let d_out = delta.dims()[1];
                 y + delta.reshape([n, t, d_out])
             }

@@ -329,7 +329,7 @@ pub fn evaluate(
     indices: &[u32],
     batch: usize,
 ) -> EvalCounts {
-    let model = model.valid();
+    let model = model.valid().merged();
     let device = model.patch_embed.weight.val().device();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut counts = EvalCounts::default();
@@ -405,15 +405,8 @@ pub fn train_group(
         let owners = Owners::new(&sizes, device);
         let encoded = model.encode_input(x, Some(&owners));
         let logits = if head_trains {
-            let (w, b) = (&model.head.weight, &model.head.bias);
-            let c = w.dims()[1] / k;
-            owners.per_client(encoded.features, |i, rows| {
-                let logits = rows.matmul(w.val().narrow(1, i * c, c));
-                match b {
-                    Some(b) => logits + b.val().narrow(0, i * c, c).unsqueeze(),
-                    None => logits,
-                }
-            })
+            // Every client's logits side by side; each sample keeps its own client's.
+            owners.own_block(model.head.forward(encoded.features))
         } else {
             model.head.forward(encoded.features)
         };

@@ -149,6 +149,18 @@ impl Vit {
         self.head.forward(self.encode(patches).features)
     }
 
+    /// The model with every LoRA update folded into its base weight: the same outputs up
+    /// to float rounding, at the cost of the plain backbone. For inference only.
+    pub fn merged(mut self) -> Self {
+        for block in &mut self.blocks {
+            let attn = &mut block.attn;
+            for layer in [&mut attn.q, &mut attn.k, &mut attn.v, &mut attn.o] {
+                *layer = layer.merged();
+            }
+        }
+        self
+    }
+
     /// The class token's features (and FedAPT's key logits) for patches
     /// `[batch, tokens, patch_dim]`.
     pub fn encode(&self, patches: Tensor<3>) -> Encoded {
