@@ -2,6 +2,7 @@
 
 mod adapter;
 mod film;
+mod fused;
 mod group;
 mod head;
 mod init;

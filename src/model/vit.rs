@@ -2,13 +2,14 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::film::Film;
+use super::fused::{LAYER_NORM_EPSILON, layer_norm, softmax_last};
 use super::group::Owners;
 use super::lora::LoraLinear;
 use super::prompt::PromptNet;
@@ -56,7 +57,9 @@ impl VitConfig {
             prompt_net: None,
             blocks: (0..self.depth)
                 .map(|_| Block {
-                    ln1: LayerNormConfig::new(dim).init(device),
+                    ln1: LayerNormConfig::new(dim)
+                        .with_epsilon(LAYER_NORM_EPSILON)
+                        .init(device),
                     film1: None,
                     memory: None,
                     attn: Attention {
@@ -66,13 +69,17 @@ impl VitConfig {
                         o: LoraLinear::new(LinearConfig::new(dim, dim).init(device)),
                         heads: self.heads,
                     },
-                    ln2: LayerNormConfig::new(dim).init(device),
+                    ln2: LayerNormConfig::new(dim)
+                        .with_epsilon(LAYER_NORM_EPSILON)
+                        .init(device),
                     film2: None,
                     fc1: LinearConfig::new(dim, self.mlp).init(device),
                     fc2: LinearConfig::new(self.mlp, dim).init(device),
                 })
                 .collect(),
-            norm: LayerNormConfig::new(dim).init(device),
+            norm: LayerNormConfig::new(dim)
+                .with_epsilon(LAYER_NORM_EPSILON)
+                .init(device),
             head: LinearConfig::new(dim, self.classes).init(device),
         }
     }
@@ -230,7 +237,8 @@ impl Vit {
         for block in &self.blocks {
             x = block.forward(x, owners);
         }
-        self.norm.forward(x).narrow(1, 0, 1).reshape([b, dim])
+        // The norm is per token: only the class token's is needed.
+        layer_norm(&self.norm, x.narrow(1, 0, 1)).reshape([b, dim])
     }
 }
 
@@ -251,16 +259,16 @@ impl Block {
             Some(f) => f.forward(y, owners),
             None => y,
         };
-        let h = film(&self.film1, self.ln1.forward(x.clone()));
+        let h = film(&self.film1, layer_norm(&self.ln1, x.clone()));
         let memory = self.memory.as_ref().map(|m| {
             let m = match owners {
                 Some(o) => o.pick_tokens(m.val()),
                 None => m.val().repeat_dim(0, b),
             };
-            film(&self.film1, self.ln1.forward(m))
+            film(&self.film1, layer_norm(&self.ln1, m))
         });
         let x = x + self.attn.forward(h, memory, owners);
-        let h = film(&self.film2, self.ln2.forward(x.clone()));
+        let h = film(&self.film2, layer_norm(&self.ln2, x.clone()));
         let h = rowwise(&self.fc2, gelu(rowwise(&self.fc1, h)));
         x + h
     }
@@ -288,13 +296,14 @@ impl Attention {
         };
         let k = split(self.k.forward(context.clone(), owners));
         let v = split(self.v.forward(context, owners));
-        // Without autodiff (evaluation), the backend's fused kernel; autodiff would run
-        // Burn's generic fallback, slower than this plain softmax.
+        // Without autodiff (evaluation), the backend's fused attention kernel. With it,
+        // Burn's attention falls back to element-wise primitives: the products with one
+        // fused softmax are faster.
         let out = if q.is_autodiff() {
             let scores = q
                 .matmul(k.swap_dims(2, 3))
                 .mul_scalar(1.0 / (hd as f64).sqrt());
-            softmax(scores, 3).matmul(v)
+            softmax_last(scores).matmul(v)
         } else {
             attention(q, k, v, None, None, AttentionModuleOptions::default())
         };

@@ -1,0 +1,258 @@
+//! Softmax and layer norm as single differentiable operations.
+//!
+//! Burn's autodiff backend builds both from element-wise primitives (max, subtract, exp,
+//! sum, divide; mean, subtract, square, mean, root, divide, scale, shift), each one a pass
+//! over the activations forward and more backward. Here each is one fused backend kernel
+//! forward (LibTorch's and flex's own) and a closed-form gradient backward.
+
+// burn-tch, the LibTorch backend of the `tch` feature, is deprecated upstream; the code the
+// extension macro generates for it names it outside any item an attribute could cover.
+#![cfg_attr(feature = "tch", allow(deprecated))]
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::nn::LayerNorm;
+use burn::tensor::{Shape, Tensor};
+
+/// Layer norms' variance floor, as Burn's `LayerNormConfig` sets it by default.
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
+/// Fused softmax and layer norm, on every backend flotilla runs.
+#[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Autodiff)]
+pub trait FusedOps: Backend {
+    /// Softmax over the last axis.
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let last = x.shape().num_dims() - 1;
+        Self::softmax(x, last)
+    }
+
+    /// Layer norm over the last axis, then `· gamma + beta`.
+    fn layer_norm_affine(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::layer_norm(x, gamma, Some(beta), LAYER_NORM_EPSILON)
+    }
+}
+
+impl FusedOps for Flex {}
+
+#[cfg(feature = "tch")]
+impl FusedOps for burn::backend::LibTorch {}
+
+impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Softmax;
+
+        impl<B: Backend> Backward<B, 1> for Softmax {
+            /// The output `s`.
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [parent] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let Some(parent) = parent else { return };
+                // dx = s ⊙ (g − Σ g ⊙ s), the sum along the softmax's axis.
+                let s = ops.state;
+                let last = s.shape().num_dims() - 1;
+                let gs = B::float_mul(g, s.clone());
+                let dot = B::float_sum_dim(gs.clone(), last);
+                grads.register::<B>(parent.id, B::float_sub(gs, B::float_mul(s, dot)));
+            }
+        }
+
+        match Softmax.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let s = B::softmax_last(x.into_primitive());
+                prep.finish(s.clone(), s)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::softmax_last(x.into_primitive())),
+        }
+    }
+
+    fn layer_norm_affine(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Norm;
+
+        impl<B: Backend> Backward<B, 3> for Norm {
+            /// The input and `gamma`.
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [x_node, gamma_node, beta_node] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let (x, gamma) = ops.state;
+                let shape = x.shape();
+                let last = shape.num_dims() - 1;
+                let width = shape[last];
+                // The normalised input x̂ = (x − μ) r, with r = 1 / √(σ² + ε) per row.
+                let centered = B::float_sub(x.clone(), B::float_mean_dim(x, last));
+                let var = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), last);
+                let r = B::float_recip(B::float_sqrt(B::float_add_scalar(
+                    var,
+                    LAYER_NORM_EPSILON.into(),
+                )));
+                let normed = B::float_mul(centered, r.clone());
+                // Sums over every axis but the last, as `[width]`.
+                let rows = shape.num_elements() / width;
+                let column_sum = |t: FloatTensor<B>| {
+                    let t = B::float_reshape(t, Shape::new([rows, width]));
+                    B::float_reshape(B::float_sum_dim(t, 0), Shape::new([width]))
+                };
+                if let Some(node) = beta_node {
+                    grads.register::<B>(node.id, column_sum(g.clone()));
+                }
+                if let Some(node) = gamma_node {
+                    let g_normed = B::float_mul(g.clone(), normed.clone());
+                    grads.register::<B>(node.id, column_sum(g_normed));
+                }
+                if let Some(node) = x_node {
+                    // dx = r (ĝ − mean ĝ − x̂ mean(ĝ ⊙ x̂)), with ĝ = g ⊙ gamma.
+                    let mut dims = vec![1; last + 1];
+                    dims[last] = width;
+                    let gamma = B::float_reshape(gamma, Shape::from(dims));
+                    let gh = B::float_mul(g, gamma);
+                    let mean_gh = B::float_mean_dim(gh.clone(), last);
+                    let mean_ghx =
+                        B::float_mean_dim(B::float_mul(gh.clone(), normed.clone()), last);
+                    let inner =
+                        B::float_sub(B::float_sub(gh, mean_gh), B::float_mul(normed, mean_ghx));
+                    grads.register::<B>(node.id, B::float_mul(inner, r));
+                }
+            }
+        }
+
+        match Norm
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+                let y = B::layer_norm_affine(x.clone(), gamma.clone(), beta.into_primitive());
+                prep.finish((x, gamma), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_affine(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// Softmax over the last axis of `x`.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
+}
+
+/// `norm` applied to `x` (built with [`LAYER_NORM_EPSILON`] and a shift).
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let gamma = norm.gamma.val();
+    let beta = norm
+        .beta
+        .as_ref()
+        .map_or_else(|| gamma.zeros_like(), |b| b.val());
+    Tensor::from_dispatch(<Dispatch as FusedOps>::layer_norm_affine(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Device, TensorData};
+
+    use super::*;
+
+    fn input(device: &Device) -> Tensor<3> {
+        let values: Vec<f32> = (0..2 * 3 * 8)
+            .map(|i| ((i * 29 % 31) as f32 - 15.0) / 7.0)
+            .collect();
+        Tensor::from_data(TensorData::new(values, [2, 3, 8]), device).require_grad()
+    }
+
+    fn close<const D: usize>(a: Tensor<D>, b: Tensor<D>) {
+        let (a, b) = (a.into_data(), b.into_data());
+        let (a, b) = (
+            a.try_to_vec::<f32>().unwrap(),
+            b.try_to_vec::<f32>().unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
+    /// A loss that weighs every output differently, so that every gradient term counts.
+    fn weights(device: &Device) -> Tensor<3> {
+        let values: Vec<f32> = (0..2 * 3 * 8).map(|i| (i % 5) as f32 - 2.0).collect();
+        Tensor::from_data(TensorData::new(values, [2, 3, 8]), device)
+    }
+
+    #[test]
+    fn fused_softmax_matches_burns_values_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (x, w) = (input(&device), weights(&device));
+        let fused = softmax_last(x.clone());
+        let reference = softmax(x.clone(), 2);
+        close(fused.clone(), reference.clone());
+        let g_fused = x.grad(&(fused * w.clone()).sum().backward()).unwrap();
+        let g_reference = x.grad(&(reference * w).sum().backward()).unwrap();
+        close(g_fused, g_reference);
+    }
+
+    #[test]
+    fn fused_layer_norm_matches_burns_values_and_gradients() {
+        let device = Device::flex().autodiff();
+        let (x, w) = (input(&device), weights(&device));
+        let mut norm = LayerNormConfig::new(8)
+            .with_epsilon(LAYER_NORM_EPSILON)
+            .init(&device);
+        // Gamma and beta away from their initial ones and zeros.
+        norm.gamma = Param::from_tensor(norm.gamma.val().mul_scalar(1.5).detach());
+        norm.beta = norm
+            .beta
+            .map(|b| Param::from_tensor(b.val().add_scalar(0.25).detach()));
+        let fused = layer_norm(&norm, x.clone());
+        let reference = norm.forward(x.clone());
+        close(fused.clone(), reference.clone());
+        let grads_fused = (fused * w.clone()).sum().backward();
+        let grads_reference = (reference * w).sum().backward();
+        close(
+            x.grad(&grads_fused).unwrap(),
+            x.grad(&grads_reference).unwrap(),
+        );
+        let gamma = norm.gamma.val();
+        let beta = norm.beta.as_ref().unwrap().val();
+        for param in [gamma, beta] {
+            close(
+                param.grad(&grads_fused).unwrap(),
+                param.grad(&grads_reference).unwrap(),
+            );
+        }
+    }
+}
