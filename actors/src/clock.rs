@@ -1,5 +1,6 @@
 //! The clock actor: owns the event queue and dispatches events in simulated-time order.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -57,6 +58,11 @@ pub struct ClockOutcome {
 /// The clock. It dispatches every event in `(time, sequence)` order and waits for each
 /// handler before the next; a pool result carried by an event is awaited only when that
 /// event is due, so jobs submitted earlier keep running in parallel meanwhile.
+///
+/// An evaluation that nothing in the run waits for (see [`Event::deferrable`]) is set
+/// aside when due and delivered once its result is in, still at its own time and in order
+/// with the other evaluations: the next round trains while it computes. Its handler only
+/// writes records, so the simulation does not depend on when that happens.
 pub struct ClockActor {
     state: Option<ClockState>,
 }
@@ -130,11 +136,20 @@ impl ClockState {
     async fn run(mut self) -> Result<ClockOutcome, LearnerFailed> {
         let mut now = SimTime::ZERO;
         let mut events = 0u64;
+        let mut deferred = VecDeque::new();
         let events_total = metrics::counter!(crate::metrics::EVENTS);
         let sim_seconds = metrics::gauge!(crate::metrics::SIM_SECONDS);
         let reason = loop {
             if self.interrupt.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
+            }
+            while let Some((_, event)) = deferred.front_mut() {
+                if !Event::poll_ready(event)? {
+                    break;
+                }
+                let (at, event) = deferred.pop_front().expect("a front entry");
+                self.deliver_deferred(now, at, event).await?;
+                events += 1;
             }
             let Some((at, mut event)) = self.queue.pop() else {
                 break StopReason::Stalled;
@@ -143,8 +158,16 @@ impl ClockState {
             if matches!(event, Event::Stop) {
                 break StopReason::Finished;
             }
-            let observe = events.is_multiple_of(OBSERVE_EVERY)
-                || matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
+            if event.deferrable() {
+                deferred.push_back((at, event));
+                continue;
+            }
+            let evaluation = matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
+            if evaluation {
+                // Evaluations are delivered in the order they started.
+                events += self.deliver_all(now, &mut deferred).await?;
+            }
+            let observe = events.is_multiple_of(OBSERVE_EVERY) || evaluation;
             if event.awaits_result() {
                 self.learner.flush();
             }
@@ -161,6 +184,7 @@ impl ClockState {
                 self.observer.progress(now, &records);
             }
         };
+        events += self.deliver_all(now, &mut deferred).await?;
         let records = self.records.lock().expect("records lock");
         self.observer.progress(now, &records);
         Ok(ClockOutcome {
@@ -168,6 +192,39 @@ impl ClockState {
             reason,
             events,
         })
+    }
+
+    /// Waits for every deferred evaluation and delivers them in order; returns how many.
+    async fn deliver_all(
+        &mut self,
+        now: SimTime,
+        deferred: &mut VecDeque<(SimTime, Event)>,
+    ) -> Result<u64, LearnerFailed> {
+        let mut delivered = 0;
+        while let Some((at, mut event)) = deferred.pop_front() {
+            event.resolve().await?;
+            self.deliver_deferred(now, at, event).await?;
+            delivered += 1;
+        }
+        Ok(delivered)
+    }
+
+    /// Delivers a deferred evaluation, due at `at`, with its result in, at clock time `now`.
+    async fn deliver_deferred(
+        &mut self,
+        now: SimTime,
+        at: SimTime,
+        event: Event,
+    ) -> Result<(), LearnerFailed> {
+        let Effects(effects) = self.dispatch(at, event).await?;
+        debug_assert!(
+            effects.is_empty(),
+            "a deferred evaluation schedules nothing"
+        );
+        metrics::counter!(crate::metrics::EVENTS).increment(1);
+        let records = self.records.lock().expect("records lock");
+        self.observer.progress(now, &records);
+        Ok(())
     }
 
     async fn dispatch(&self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {

@@ -29,6 +29,26 @@ impl Event {
         )
     }
 
+    /// Whether the clock may deliver the event after later ones, once its result is in:
+    /// an evaluation nothing in the run waits for.
+    pub fn deferrable(&self) -> bool {
+        matches!(
+            self,
+            Event::Server(ServerEvent::EvalDone {
+                blocking: false,
+                ..
+            })
+        )
+    }
+
+    /// Whether a deferred event's result is in, without waiting.
+    pub fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
+        match self {
+            Event::Server(ServerEvent::EvalDone { outcome, .. }) => outcome.poll_ready(),
+            _ => Ok(true),
+        }
+    }
+
     /// Waits for any pool result the event carries. The clock calls this only when the
     /// event is due, which is what lets earlier-submitted jobs run in parallel.
     pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {

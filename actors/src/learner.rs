@@ -107,6 +107,18 @@ impl<T> Pending<T> {
         Ok(())
     }
 
+    /// Whether the result is in, without waiting; keeps it in place when it is.
+    pub fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
+        if let PendingState::Waiting(rx) = &mut self.0 {
+            match rx.try_recv() {
+                Ok(value) => self.0 = PendingState::Ready(value),
+                Err(oneshot::error::TryRecvError::Empty) => return Ok(false),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(LearnerFailed),
+            }
+        }
+        Ok(true)
+    }
+
     /// Blocks the calling thread until the result is in (outside the simulation, e.g. in
     /// benchmarks; never from inside an async runtime).
     pub fn wait(self) -> Result<T, LearnerFailed> {

@@ -44,11 +44,27 @@ pub enum ServerEvent {
         round: u32,
         version: u64,
         outcome: Pending<EvalOutcome>,
+        /// Whether the run waits for it: its result can stop the run (a target accuracy,
+        /// the final evaluation). The clock may deliver any other evaluation later, as
+        /// its result comes in, for it only writes records.
+        blocking: bool,
+        /// The records' counters as the evaluation started, for its timeline row.
+        progress: Progress,
     },
     /// The virtual-time limit.
     Horizon,
     /// Time for a periodic evaluation.
     EvalTick,
+}
+
+/// The counters an evaluation's timeline row reports, as they stood when it started.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    cluster_purity: Option<f64>,
+    updates_applied: u64,
+    updates_discarded: u64,
+    bytes_up: u64,
+    bytes_down: u64,
 }
 
 /// The server: its models, version counter, strategy, evaluation schedule.
@@ -80,6 +96,7 @@ pub struct ServerActor {
     /// Set once the run is winding down: the final evaluation then stops it.
     stopping: bool,
     evaluated_version: Option<u64>,
+    /// Blocking evaluations started and not yet delivered.
     evals_in_flight: u32,
     /// Which clients are online, as their check-ins tell.
     online: Vec<bool>,
@@ -216,8 +233,9 @@ impl ServerActor {
                 round,
                 version,
                 outcome,
+                blocking,
+                progress,
             } => {
-                self.evals_in_flight -= 1;
                 let outcome = outcome
                     .into_ready()
                     .expect("the clock resolves results before dispatch");
@@ -225,12 +243,15 @@ impl ServerActor {
                     .stop
                     .target_accuracy
                     .is_some_and(|t| outcome.global_accuracy >= t);
-                self.record_eval(out.time(), round, version, outcome);
-                if reached {
-                    self.stopping = true;
-                }
-                if self.stopping && self.evals_in_flight == 0 {
-                    out.now(Event::Stop);
+                self.record_eval(out.time(), round, version, outcome, progress);
+                if blocking {
+                    self.evals_in_flight -= 1;
+                    if reached {
+                        self.stopping = true;
+                    }
+                    if self.stopping && self.evals_in_flight == 0 {
+                        out.now(Event::Stop);
+                    }
                 }
             }
             ServerEvent::Horizon => self.finish(out),
@@ -247,7 +268,14 @@ impl ServerActor {
         self.strategy = strategy;
     }
 
-    fn record_eval(&mut self, now: SimTime, round: u32, version: u64, outcome: EvalOutcome) {
+    fn record_eval(
+        &mut self,
+        now: SimTime,
+        round: u32,
+        version: u64,
+        outcome: EvalOutcome,
+        progress: Progress,
+    ) {
         let mut records = self.records.lock().expect("records lock");
         for ((stats, &acc), &personal) in records
             .clients
@@ -259,7 +287,6 @@ impl ServerActor {
             stats.personalized_accuracy = Some(personal);
         }
         let (local, local_p10) = mean_and_p10(&outcome.client_accuracy);
-        let cluster_purity = records.clusterings.last().map(|c| c.purity);
         let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy);
         metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
         metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
@@ -274,11 +301,11 @@ impl ServerActor {
             personalized_accuracy: mean,
             personalized_accuracy_p10: p10,
             task_accuracy: outcome.task_accuracy,
-            cluster_purity,
-            updates_applied: records.updates_applied,
-            updates_discarded: records.updates_discarded_total(),
-            bytes_up: records.bytes_up,
-            bytes_down: records.bytes_down,
+            cluster_purity: progress.cluster_purity,
+            updates_applied: progress.updates_applied,
+            updates_discarded: progress.updates_discarded,
+            bytes_up: progress.bytes_up,
+            bytes_down: progress.bytes_down,
         };
         records.timeline.push(row);
     }
@@ -288,7 +315,20 @@ impl ServerActor {
             return;
         }
         self.evaluated_version = Some(self.version);
-        self.evals_in_flight += 1;
+        let blocking = self.stopping || self.stop.target_accuracy.is_some();
+        if blocking {
+            self.evals_in_flight += 1;
+        }
+        let progress = {
+            let records = self.records.lock().expect("records lock");
+            Progress {
+                cluster_purity: records.clusterings.last().map(|c| c.purity),
+                updates_applied: records.updates_applied,
+                updates_discarded: records.updates_discarded_total(),
+                bytes_up: records.bytes_up,
+                bytes_down: records.bytes_down,
+            }
+        };
         let personal = self.personal.lock().expect("personal models").clone();
         let slots = self
             .routes
@@ -307,6 +347,8 @@ impl ServerActor {
             round,
             version: self.version,
             outcome,
+            blocking,
+            progress,
         }));
     }
 

@@ -363,6 +363,51 @@ fn same_seed_same_run_different_seed_different_run() {
     assert_ne!(a.clock.end, c.clock.end);
 }
 
+/// [`Mock`], with every evaluation taking wall time on another thread: the run goes on
+/// meanwhile and delivers it later.
+struct SlowEvaluations(Mock);
+
+impl Learner for SlowEvaluations {
+    fn initial_params(&self) -> Vec<f32> {
+        self.0.initial_params()
+    }
+    fn train_work(&self, client: ClientId) -> u64 {
+        self.0.train_work(client)
+    }
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        self.0.train(job)
+    }
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        let outcome = self.0.evaluate(job).wait().unwrap();
+        let (done, pending) = Pending::channel();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            done.complete(outcome);
+        });
+        pending
+    }
+}
+
+#[test]
+fn when_an_evaluation_finishes_changes_nothing_in_the_run() {
+    let c = noisy_population(3);
+    let slow = Arc::new(SlowEvaluations(Mock {
+        clients: c.clients.len(),
+    }));
+    let late = simulate(&c, slow, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap();
+    let prompt = run(&c);
+    assert_eq!(
+        late.records.timeline.len(),
+        8,
+        "one per round, the last one final"
+    );
+    assert_eq!(
+        format!("{:?}", late.records),
+        format!("{:?}", prompt.records)
+    );
+    assert_eq!(late.clock, prompt.clock);
+}
+
 #[test]
 fn lost_attempts_are_retried_and_counted() {
     let mut c = noisy_population(5);

@@ -1,6 +1,10 @@
-//! The training pool: worker threads fed by a crossbeam channel, each owning a device
+//! The training pool: worker threads fed by crossbeam channels, each owning a device
 //! and one copy of the frozen model. Jobs are pure functions of their inputs, so results
 //! do not depend on the number of workers or on which worker ran what.
+//!
+//! Training jobs go first: the simulation waits on them, while an evaluation mostly only
+//! writes records (the clock delivers it once done), so evaluations fill the workers that
+//! training leaves idle, such as the tail of a synchronous round.
 
 mod backend;
 mod learner;
@@ -12,7 +16,7 @@ use std::thread::JoinHandle;
 
 use burn::module::Module;
 use burn::tensor::Device;
-use crossbeam_channel::{Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 
 use crate::model::Vit;
 
@@ -43,19 +47,21 @@ impl JobKind {
 
 /// A fixed set of worker threads.
 pub struct Pool {
-    tx: Option<Sender<Task>>,
+    /// Training and evaluation queues.
+    tx: Option<(Sender<Task>, Sender<Task>)>,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl Pool {
     /// Starts one thread per device, each with a copy of `model` on its device.
     pub fn new(devices: &[Device], model: &Vit) -> Self {
-        let (tx, rx) = unbounded::<Task>();
+        let (train_tx, train_rx) = unbounded::<Task>();
+        let (eval_tx, eval_rx) = unbounded::<Task>();
         let handles = devices
             .iter()
             .enumerate()
             .map(|(i, device)| {
-                let rx = rx.clone();
+                let (train_rx, eval_rx) = (train_rx.clone(), eval_rx.clone());
                 let worker = Worker {
                     device: device.clone(),
                     model: model.clone().fork(device),
@@ -63,7 +69,7 @@ impl Pool {
                 std::thread::Builder::new()
                     .name(format!("flotilla-worker-{i}"))
                     .spawn(move || {
-                        for task in rx {
+                        while let Some(task) = next(&train_rx, &eval_rx) {
                             task(&worker);
                         }
                     })
@@ -71,14 +77,20 @@ impl Pool {
             })
             .collect();
         Self {
-            tx: Some(tx),
+            tx: Some((train_tx, eval_tx)),
             handles,
         }
     }
 
     /// Queues a task; it runs on the first free worker.
     pub fn submit(&self, kind: JobKind, task: Task) {
-        let Some(tx) = &self.tx else { return };
+        let Some((train, eval)) = &self.tx else {
+            return;
+        };
+        let tx = match kind {
+            JobKind::Train => train,
+            JobKind::Eval => eval,
+        };
         let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
         queue.increment(1.0);
         let timed: Task = Box::new(move |worker| {
@@ -93,6 +105,14 @@ impl Pool {
         });
         // Workers only stop when the pool is dropped, so the channel is open here.
         let _ = tx.send(timed);
+    }
+}
+
+/// The next task, training first; `None` once the pool is dropped.
+fn next(train: &Receiver<Task>, eval: &Receiver<Task>) -> Option<Task> {
+    select_biased! {
+        recv(train) -> task => task.ok(),
+        recv(eval) -> task => task.ok(),
     }
 }
 
