@@ -31,10 +31,10 @@ impl Drop for Guard {
     }
 }
 
-/// Long enough (several wall seconds, even with the prefix cache) for Prometheus to
-/// scrape the run several times while it goes on, which `rate()` panels need.
+/// Long enough (over ten wall seconds here) for Prometheus to scrape the run many times
+/// while it goes on, which `rate()` panels need, even once its scrape loop starts late.
 fn scenario(dir: &Path) -> PathBuf {
-    common::small_scenario(dir, "monitored", common::FEDAVG, 120, 2, "F32")
+    common::small_scenario(dir, "monitored", common::FEDAVG, 400, 2, "F32")
 }
 
 fn get(url: &str) -> Option<String> {

@@ -66,6 +66,7 @@ fn libtorch(
             // One intra-op thread each when workers fill the cores: one job per core beats
             // intra-op threads on small models.
             tch::set_num_threads((cores / workers).max(1) as i32);
+            keep_freed_memory();
             Ok(vec![Device::libtorch().autodiff(); workers])
         }
         DeviceKind::Cuda => {
@@ -76,6 +77,24 @@ fn libtorch(
             Ok((0..gpus)
                 .flat_map(|i| std::iter::repeat_n(Device::libtorch_cuda(i).autodiff(), per_gpu))
                 .collect())
+        }
+    }
+}
+
+/// LibTorch's CPU tensors come from the C allocator. glibc maps every block over its
+/// threshold afresh and unmaps it when freed, so each step's activations would fault in
+/// zeroed pages again (a tenth of W1's CPU time, in the kernel); raising the thresholds
+/// keeps freed blocks for reuse.
+#[cfg(feature = "tch")]
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const MMAP_THRESHOLD: i32 = 256 << 20;
+        const TRIM_THRESHOLD: i32 = 512 << 20;
+        // SAFETY: mallopt only sets allocator parameters; any value is valid input.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
         }
     }
 }
