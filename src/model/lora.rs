@@ -76,7 +76,7 @@ impl LoraLinear {
                     }
                     None => down,
                 };
-                let delta = down.matmul(b.val()).mul_scalar(self.scale);
+                let delta = down.matmul(b.val().mul_scalar(self.scale));
                 let d_out = delta.dims()[1];
                 y + delta.reshape([n, t, d_out])
             }
