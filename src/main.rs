@@ -213,23 +213,28 @@ fn bench_command(args: BenchArgs) -> ExitCode {
     };
     println!("| measurement | figure | wall s | peak RSS MB |");
     println!("| --- | ---: | ---: | ---: |");
-    let engine = |clients: usize, params: usize| Item::Engine {
+    let engine = |clients: usize, updates: u64, params: usize| Item::Engine {
         clients,
-        updates: 20_000,
+        updates,
         params,
     };
     let events = |f: &flotilla::bench::Figures| {
         let in_loop = f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
         format!("{:.0} events/s ({in_loop:.0} in the event loop)", f.rate())
     };
+    // 20 updates per client: the event loop's steady state, at either size.
     for clients in [1_000, 10_000] {
-        let what = format!("engine, no-op learner, {clients} clients, 10-value model");
-        row(what, engine(clients, 10), &events);
+        let updates = 20 * clients as u64;
+        let what =
+            format!("engine, no-op learner, {clients} clients, 10-value model, {updates} updates");
+        row(what, engine(clients, updates, 10), &events);
     }
-    // W1's adapter and head: 4,746 values held by every client that took part.
+    // W1's adapter and head: 4,746 values held by every client that took part. The same
+    // 20k updates at both sizes, so that the memory difference is the clients'.
     let mut w1 = |clients: usize| {
-        let what = format!("engine, no-op learner, {clients} clients, W1-sized model");
-        row(what, engine(clients, 4_746), &events)
+        let what =
+            format!("engine, no-op learner, {clients} clients, W1-sized model, 20000 updates");
+        row(what, engine(clients, 20_000, 4_746), &events)
     };
     if let (Some(a), Some(b)) = (w1(1_000), w1(10_000)) {
         let per_client = b.peak_rss_bytes.saturating_sub(a.peak_rss_bytes) as f64 / 9_000.0;
