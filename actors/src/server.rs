@@ -43,13 +43,15 @@ pub enum ServerEvent {
     EvalDone {
         round: u32,
         version: u64,
-        outcome: Pending<EvalOutcome>,
+        /// Boxed, as is `progress`: every event is as large as the largest, and this one
+        /// comes once a round.
+        outcome: Box<Pending<EvalOutcome>>,
         /// Whether the run waits for it: its result can stop the run (a target accuracy,
         /// the final evaluation). The clock may deliver any other evaluation later, as
         /// its result comes in, for it only writes records.
         blocking: bool,
         /// The records' counters as the evaluation started, for its timeline row.
-        progress: Progress,
+        progress: Box<Progress>,
     },
     /// The virtual-time limit.
     Horizon,
@@ -243,7 +245,7 @@ impl ServerActor {
                     .stop
                     .target_accuracy
                     .is_some_and(|t| outcome.global_accuracy >= t);
-                self.record_eval(out.time(), round, version, outcome, progress);
+                self.record_eval(out.time(), round, version, outcome, *progress);
                 if blocking {
                     self.evals_in_flight -= 1;
                     if reached {
@@ -321,13 +323,13 @@ impl ServerActor {
         }
         let progress = {
             let records = self.records.lock().expect("records lock");
-            Progress {
+            Box::new(Progress {
                 cluster_purity: records.clusterings.last().map(|c| c.purity),
                 updates_applied: records.updates_applied,
                 updates_discarded: records.updates_discarded_total(),
                 bytes_up: records.bytes_up,
                 bytes_down: records.bytes_down,
-            }
+            })
         };
         let personal = self.personal.lock().expect("personal models").clone();
         let slots = self
@@ -346,7 +348,7 @@ impl ServerActor {
         out.now(Event::Server(ServerEvent::EvalDone {
             round,
             version: self.version,
-            outcome,
+            outcome: Box::new(outcome),
             blocking,
             progress,
         }));
