@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::report::peak_rss_bytes;
 use crate::run::{Prepared, RunError, prepare};
 use crate::scenario::{self, Loaded};
-use crate::sweep::override_field;
+use crate::sweep::override_fields;
 
 /// A learner that trains nothing: every job hands its parameters straight back. It
 /// measures the engine alone.
@@ -290,11 +290,7 @@ impl Observer for LoopTimer {
 }
 
 fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {
-    let mut loaded = scenario::load(file)?;
-    for assignment in set {
-        loaded = override_field(&loaded, assignment)?;
-    }
-    Ok(loaded)
+    Ok(override_fields(scenario::load(file)?, set)?)
 }
 
 /// A measurement run in a child process: `flotilla bench --item JSON --scenario FILE`.

@@ -423,15 +423,13 @@ fn run_command(args: RunArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         loaded.scenario.seed = seed;
     }
-    for assignment in &args.set {
-        loaded = match flotilla::sweep::override_field(&loaded, assignment) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(BAD_INPUT);
-            }
-        };
-    }
+    let loaded = match flotilla::sweep::override_fields(loaded, &args.set) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     // Without a handler Ctrl-C would kill the process before anything is written.

@@ -191,6 +191,16 @@ fn apply(
     Ok(())
 }
 
+/// The scenario with `assignments` applied in order (see [`override_field`]).
+pub fn override_fields(
+    loaded: Loaded,
+    assignments: &[String],
+) -> Result<Loaded, ScenarioError> {
+    assignments
+        .iter()
+        .try_fold(loaded, |l, assignment| override_field(&l, assignment))
+}
+
 /// The scenario with one field changed: `assignment` is `path=value`, the value written as
 /// in the scenario (RON), e.g. `pool.backend=Tch` or `training.batch_size=64`.
 pub fn override_field(loaded: &Loaded, assignment: &str) -> Result<Loaded, ScenarioError> {
