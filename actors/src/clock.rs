@@ -143,14 +143,7 @@ impl ClockState {
             if self.interrupt.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
             }
-            while let Some((_, event)) = deferred.front_mut() {
-                if !Event::poll_ready(event)? {
-                    break;
-                }
-                let (at, event) = deferred.pop_front().expect("a front entry");
-                self.deliver_deferred(now, at, event).await?;
-                events += 1;
-            }
+            events += self.deliver_deferred(now, &mut deferred, false).await?;
             let Some((at, mut event)) = self.queue.pop() else {
                 break StopReason::Stalled;
             };
@@ -165,7 +158,7 @@ impl ClockState {
             let evaluation = matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
             if evaluation {
                 // Evaluations are delivered in the order they started.
-                events += self.deliver_all(now, &mut deferred).await?;
+                events += self.deliver_deferred(now, &mut deferred, true).await?;
             }
             let observe = events.is_multiple_of(OBSERVE_EVERY) || evaluation;
             if event.awaits_result() {
@@ -184,7 +177,7 @@ impl ClockState {
                 self.observer.progress(now, &records);
             }
         };
-        events += self.deliver_all(now, &mut deferred).await?;
+        events += self.deliver_deferred(now, &mut deferred, true).await?;
         let records = self.records.lock().expect("records lock");
         self.observer.progress(now, &records);
         Ok(ClockOutcome {
@@ -194,37 +187,32 @@ impl ClockState {
         })
     }
 
-    /// Waits for every deferred evaluation and delivers them in order; returns how many.
-    async fn deliver_all(
-        &mut self,
-        now: SimTime,
-        deferred: &mut VecDeque<(SimTime, Event)>,
-    ) -> Result<u64, LearnerFailed> {
-        let mut delivered = 0;
-        while let Some((at, mut event)) = deferred.pop_front() {
-            event.resolve().await?;
-            self.deliver_deferred(now, at, event).await?;
-            delivered += 1;
-        }
-        Ok(delivered)
-    }
-
-    /// Delivers a deferred evaluation, due at `at`, with its result in, at clock time `now`.
+    /// Delivers deferred evaluations in order, each at its own time, while their results
+    /// are in (or, with `wait`, all of them, waiting for each); returns how many.
     async fn deliver_deferred(
         &mut self,
         now: SimTime,
-        at: SimTime,
-        event: Event,
-    ) -> Result<(), LearnerFailed> {
-        let Effects(effects) = self.dispatch(at, event).await?;
-        debug_assert!(
-            effects.is_empty(),
-            "a deferred evaluation schedules nothing"
-        );
-        metrics::counter!(crate::metrics::EVENTS).increment(1);
-        let records = self.records.lock().expect("records lock");
-        self.observer.progress(now, &records);
-        Ok(())
+        deferred: &mut VecDeque<(SimTime, Event)>,
+        wait: bool,
+    ) -> Result<u64, LearnerFailed> {
+        let mut delivered = 0;
+        while let Some((_, event)) = deferred.front_mut() {
+            if !wait && !event.poll_ready()? {
+                break;
+            }
+            let (at, mut event) = deferred.pop_front().expect("a front entry");
+            event.resolve().await?;
+            let Effects(effects) = self.dispatch(at, event).await?;
+            debug_assert!(
+                effects.is_empty(),
+                "a deferred evaluation schedules nothing"
+            );
+            metrics::counter!(crate::metrics::EVENTS).increment(1);
+            let records = self.records.lock().expect("records lock");
+            self.observer.progress(now, &records);
+            delivered += 1;
+        }
+        Ok(delivered)
     }
 
     async fn dispatch(&self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {
