@@ -192,10 +192,7 @@ fn apply(
 }
 
 /// The scenario with `assignments` applied in order (see [`override_field`]).
-pub fn override_fields(
-    loaded: Loaded,
-    assignments: &[String],
-) -> Result<Loaded, ScenarioError> {
+pub fn override_fields(loaded: Loaded, assignments: &[String]) -> Result<Loaded, ScenarioError> {
     assignments
         .iter()
         .try_fold(loaded, |l, assignment| override_field(&l, assignment))

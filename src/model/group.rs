@@ -59,12 +59,17 @@ impl Owners {
         self.onehot.clone().matmul(per_client)
     }
 
-    /// Each sample's `[n, dim]` slice of tokens stacked as `[clients, n, dim]`.
-    pub fn pick_tokens(&self, stacked: Tensor<3>) -> Tensor<3> {
+    /// Each sample's tokens `[batch, n, dim]`: its own client's slice of a group's
+    /// `stacked` `[clients, n, dim]` with `owners`, else the one client's `[1, n, dim]`
+    /// repeated.
+    pub fn tokens_per_sample(owners: Option<&Self>, stacked: Tensor<3>, batch: usize) -> Tensor<3> {
         let [k, n, dim] = stacked.dims();
-        let b = self.onehot.dims()[0];
-        self.pick(stacked.reshape([k, n * dim]))
-            .reshape([b, n, dim])
+        match owners {
+            Some(o) => o
+                .pick(stacked.reshape([k, n * dim]))
+                .reshape([batch, n, dim]),
+            None => stacked.repeat_dim(0, batch),
+        }
     }
 
     /// Each sample's own `width` columns of a group's `[.., clients · width]` output

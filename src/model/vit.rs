@@ -198,10 +198,7 @@ impl Vit {
         let [b, _, dim] = x.dims();
         let cls = (self.cls.val() + self.pos.val().narrow(1, 0, 1)).repeat_dim(0, b);
         let x = Tensor::cat(vec![cls, x], 1);
-        let tokens = |meta: Tensor<3>| match owners {
-            Some(o) => o.pick_tokens(meta),
-            None => meta.repeat_dim(0, b),
-        };
+        let tokens = |meta: Tensor<3>| Owners::tokens_per_sample(owners, meta, b);
         let (prompt, key_logits) = match (&self.prompt, &self.prompt_net) {
             (Some(meta), Some(net)) => {
                 // The frozen model's view of the sample picks its key.
@@ -261,10 +258,7 @@ impl Block {
         };
         let h = film(&self.film1, layer_norm(&self.ln1, x.clone()));
         let memory = self.memory.as_ref().map(|m| {
-            let m = match owners {
-                Some(o) => o.pick_tokens(m.val()),
-                None => m.val().repeat_dim(0, b),
-            };
+            let m = Owners::tokens_per_sample(owners, m.val(), b);
             film(&self.film1, layer_norm(&self.ln1, m))
         });
         let x = x + self.attn.forward(h, memory, owners);
