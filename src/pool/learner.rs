@@ -88,6 +88,24 @@ impl Reader {
         }
     }
 
+    /// Slot `s`'s training data in a job seeded `seed`.
+    fn slot_data<'a>(
+        &'a self,
+        slot: &'a Slot,
+        s: usize,
+        seed: u64,
+        device: &'a Device,
+        objective: &'a Objective,
+    ) -> LocalData<'a> {
+        LocalData {
+            samples: self.train(),
+            indices: &slot.train,
+            seed: slot_seed(seed, s),
+            device,
+            objective,
+        }
+    }
+
     fn test(&self) -> Samples<'_> {
         Samples {
             data: &self.data.test,
@@ -169,13 +187,7 @@ impl PoolLearner {
                     for (s, (slot, start)) in
                         data.slots[job.client].iter().zip(&job.params).enumerate()
                     {
-                        members.push(LocalData {
-                            samples: reader.train(),
-                            indices: &slot.train,
-                            seed: slot_seed(job.seed, s),
-                            device: &w.device,
-                            objective: &objective,
-                        });
+                        members.push(reader.slot_data(slot, s, job.seed, &w.device, &objective));
                         starts.push(start);
                     }
                 }
@@ -320,13 +332,7 @@ impl Learner for PoolLearner {
                 let data = &reader.data;
                 for (s, (slot, start)) in data.slots[job.client].iter().zip(&job.params).enumerate()
                 {
-                    let local = LocalData {
-                        samples: reader.train(),
-                        indices: &slot.train,
-                        seed: slot_seed(job.seed, s),
-                        device: &w.device,
-                        objective: &objective,
-                    };
+                    let local = reader.slot_data(slot, s, job.seed, &w.device, &objective);
                     let model = trainable.load(w.model.clone(), start);
                     let (params, loss) = match procedure.as_ref() {
                         None => {
