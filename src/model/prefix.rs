@@ -63,7 +63,7 @@ impl Prefix {
         held.dedup();
         let mut rows = Vec::with_capacity(held.len() * row_shape.iter().product::<usize>());
         for chunk in held.chunks(FILL_BATCH) {
-            let (x, _) = batch_tensors(data, chunk, patch, &device);
+            let x = patches(data, chunk, patch, &device);
             rows.extend(to_vec(activations(&model, depth, x)));
         }
         Self {
