@@ -231,12 +231,26 @@ impl Vit {
             Some(p) => Tensor::cat(vec![x.clone().narrow(1, 0, 1), p, x.narrow(1, 1, t - 1)], 1),
             None => x,
         };
-        for block in &self.blocks {
-            x = block.forward(x, owners);
+        let last = self.blocks.len().saturating_sub(1);
+        for (i, block) in self.blocks.iter().enumerate() {
+            // Only the class token leaves the last block: its other rows are never read.
+            let rows = if i == last { Rows::Class } else { Rows::All };
+            x = block.forward(x, owners, rows);
         }
         // The norm is per token: only the class token's is needed.
         layer_norm(&self.norm, x.narrow(1, 0, 1)).reshape([b, dim])
     }
+}
+
+/// Which tokens' outputs a block computes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Rows {
+    /// Every token's.
+    All,
+    /// The class token's alone, `[batch, 1, dim]`. Every token still serves as a key and a
+    /// value, but the per-token rest (queries, output projection, MLP) runs on one row:
+    /// the last block needs no more, and costs about a quarter of a full one.
+    Class,
 }
 
 /// `layer` applied to every row of `x` `[batch, tokens, d_in]` as one `[batch · tokens,
@@ -250,18 +264,27 @@ pub(crate) fn rowwise(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
 }
 
 impl Block {
-    fn forward(&self, x: Tensor<3>, owners: Option<&Owners>) -> Tensor<3> {
+    /// The block over tokens `x` `[batch, t, dim]`: the outputs of the tokens in `rows`.
+    fn forward(&self, x: Tensor<3>, owners: Option<&Owners>, rows: Rows) -> Tensor<3> {
         let [b, _, _] = x.dims();
         let film = |f: &Option<Film>, y: Tensor<3>| match f {
             Some(f) => f.forward(y, owners),
             None => y,
         };
         let h = film(&self.film1, layer_norm(&self.ln1, x.clone()));
-        let memory = self.memory.as_ref().map(|m| {
-            let m = Owners::tokens_per_sample(owners, m.val(), b);
-            film(&self.film1, layer_norm(&self.ln1, m))
-        });
-        let x = x + self.attn.forward(h, memory, owners);
+        let context = match &self.memory {
+            Some(m) => {
+                let m = Owners::tokens_per_sample(owners, m.val(), b);
+                let m = film(&self.film1, layer_norm(&self.ln1, m));
+                Tensor::cat(vec![h.clone(), m], 1)
+            }
+            None => h.clone(),
+        };
+        let (x, h) = match rows {
+            Rows::All => (x, h),
+            Rows::Class => (x.narrow(1, 0, 1), h.narrow(1, 0, 1)),
+        };
+        let x = x + self.attn.forward(h, context, owners);
         let h = film(&self.film2, layer_norm(&self.ln2, x.clone()));
         let h = rowwise(&self.fc2, gelu(rowwise(&self.fc1, h)));
         x + h
@@ -269,25 +292,22 @@ impl Block {
 }
 
 impl Attention {
-    /// Self-attention over `x`; `memory` tokens join the keys and values only.
+    /// Attention of `queries` `[batch, t_q, dim]` over `context` `[batch, t_k, dim]`: the
+    /// normalised tokens, with any memory tokens after them as extra keys and values.
     pub fn forward(
         &self,
-        x: Tensor<3>,
-        memory: Option<Tensor<3>>,
+        queries: Tensor<3>,
+        context: Tensor<3>,
         owners: Option<&Owners>,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
+        let [b, t, d] = queries.dims();
         let h = self.heads;
         let hd = d / h;
         let split = |y: Tensor<3>| {
             let n = y.dims()[1];
             y.reshape([b, n, h, hd]).swap_dims(1, 2)
         };
-        let q = split(self.q.forward(x.clone(), owners));
-        let context = match memory {
-            Some(m) => Tensor::cat(vec![x, m], 1),
-            None => x,
-        };
+        let q = split(self.q.forward(queries, owners));
         let k = split(self.k.forward(context.clone(), owners));
         let v = split(self.v.forward(context, owners));
         // Without autodiff (evaluation), the backend's fused attention kernel. With it,
@@ -303,5 +323,58 @@ impl Attention {
         };
         let out = out.swap_dims(1, 2).reshape([b, t, d]);
         self.o.forward(out, owners)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    use super::*;
+    use crate::model::AdapterSpec;
+
+    /// The last block's class-token shortcut gives what the full block gives for the
+    /// class token, in value and in gradient: memory tokens make the keys and values
+    /// outnumber the queries of every block.
+    #[test]
+    fn the_last_block_computes_the_class_token_as_the_full_block_does() {
+        let device = Device::flex().autodiff();
+        let config = VitConfig {
+            image: 8,
+            channels: 1,
+            patch: 4,
+            dim: 16,
+            depth: 2,
+            heads: 2,
+            mlp: 32,
+            classes: 3,
+        };
+        let vit = AdapterSpec::Memory { tokens: 2 }.attach(config.init(&device), 1, &device);
+        let x = Tensor::<3>::random([3, 1 + config.tokens(), 16], Distribution::Default, &device)
+            .require_grad();
+        let shortcut = vit.run_blocks(x.clone(), None, None);
+        let mut full = x.clone();
+        for block in &vit.blocks {
+            full = block.forward(full, None, Rows::All);
+        }
+        let full = layer_norm(&vit.norm, full.narrow(1, 0, 1)).reshape([3, 16]);
+        let weights = Tensor::<2>::random([3, 16], Distribution::Default, &device);
+        let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        let gradient = |y: Tensor<2>| {
+            let grads = (y * weights.clone()).sum().backward();
+            x.grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        for (want, got) in [
+            (values(full.clone()), values(shortcut.clone())),
+            (gradient(full), gradient(shortcut)),
+        ] {
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+            }
+        }
     }
 }
