@@ -187,7 +187,8 @@ pub struct LinkActor {
     spec: LinkSpec,
     rng: SimRng,
     next_attempt: u64,
-    in_flight: BTreeMap<u64, InFlight>,
+    /// Attempts under way, by attempt number: rarely more than one, so a short list.
+    in_flight: Vec<(u64, InFlight)>,
     records: Arc<Mutex<Records>>,
     metrics: LinkMetrics,
 }
@@ -212,7 +213,7 @@ impl LinkActor {
             spec,
             rng,
             next_attempt: 0,
-            in_flight: BTreeMap::new(),
+            in_flight: Vec::new(),
             records,
             metrics: LinkMetrics {
                 bytes: metrics::counter!(bytes_name, "class" => class),
@@ -258,7 +259,7 @@ impl LinkActor {
                 latency: SimTime::from_secs_ceil(latency),
             }),
         ));
-        self.in_flight.insert(
+        self.in_flight.push((
             attempt,
             InFlight {
                 msg,
@@ -266,7 +267,13 @@ impl LinkActor {
                 lost,
                 first_sent,
             },
-        );
+        ));
+    }
+
+    /// Removes and returns attempt `attempt`, if still in flight.
+    fn take_flight(&mut self, attempt: u64) -> Option<InFlight> {
+        let at = self.in_flight.iter().position(|(a, _)| *a == attempt)?;
+        Some(self.in_flight.swap_remove(at).1)
     }
 
     fn handle(&mut self, out: &mut Out, event: LinkEvent) {
@@ -276,7 +283,7 @@ impl LinkActor {
                 self.start_attempt(out, msg, self.spec.retries, now);
             }
             LinkEvent::Arrived { attempt } => {
-                let Some(flight) = self.in_flight.remove(&attempt) else {
+                let Some(flight) = self.take_flight(attempt) else {
                     return;
                 };
                 if !flight.lost {
@@ -300,7 +307,7 @@ impl LinkActor {
                     self.spec.timeout,
                     Event::Link(self.id, LinkEvent::Retry { attempt }),
                 );
-                self.in_flight.insert(attempt, flight);
+                self.in_flight.push((attempt, flight));
             }
             LinkEvent::Cancel => {
                 if !self.in_flight.is_empty() {
@@ -312,7 +319,7 @@ impl LinkActor {
                 }
             }
             LinkEvent::Retry { attempt } => {
-                if let Some(flight) = self.in_flight.remove(&attempt) {
+                if let Some(flight) = self.take_flight(attempt) {
                     self.start_attempt(out, flight.msg, flight.retries_left - 1, flight.first_sent);
                 }
             }
