@@ -2,14 +2,13 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::film::Film;
-use super::fused::{LAYER_NORM_EPSILON, layer_norm, softmax_last};
+use super::fused::{LAYER_NORM_EPSILON, gelu, layer_norm, softmax_last};
 use super::group::Owners;
 use super::lora::LoraLinear;
 use super::prompt::PromptNet;
