@@ -126,34 +126,38 @@ fn erf(x: f32) -> f32 {
 #[cfg(feature = "tch")]
 impl FusedOps for burn::backend::LibTorch {}
 
+/// The backward step of a one-input operation: its input's gradient from the state the
+/// forward pass kept (the input or the output) and the output's gradient.
+#[derive(Debug)]
+struct Unary<B: Backend>(fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>);
+
+impl<B: Backend> Backward<B, 1> for Unary<B> {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let g = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            grads.register::<B>(parent.id, (self.0)(ops.state, g));
+        }
+    }
+}
+
 impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Softmax;
-
-        impl<B: Backend> Backward<B, 1> for Softmax {
-            /// The output `s`.
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let [parent] = ops.parents;
-                let g = grads.consume::<B>(&ops.node);
-                let Some(parent) = parent else { return };
-                // dx = s ⊙ (g − Σ g ⊙ s), the sum along the softmax's axis.
-                let s = ops.state;
-                let last = s.shape().num_dims() - 1;
-                let gs = B::float_mul(g, s.clone());
-                let dot = B::float_sum_dim(gs.clone(), last);
-                grads.register::<B>(parent.id, B::float_sub(gs, B::float_mul(s, dot)));
-            }
+        // dx = s ⊙ (g − Σ g ⊙ s) from the output s, the sum along the softmax's axis.
+        fn gradient<B: Backend>(s: FloatTensor<B>, g: FloatTensor<B>) -> FloatTensor<B> {
+            let last = s.shape().num_dims() - 1;
+            let gs = B::float_mul(g, s.clone());
+            let dot = B::float_sum_dim(gs.clone(), last);
+            B::float_sub(gs, B::float_mul(s, dot))
         }
 
-        match Softmax.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match Unary::<B>(gradient::<B>)
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let s = B::softmax_last(x.into_primitive());
                 prep.finish(s.clone(), s)
@@ -242,28 +246,11 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     }
 
     fn gelu_exact(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct Gelu;
-
-        impl<B: Backend + FusedOps> Backward<B, 1> for Gelu {
-            /// The input.
-            type State = FloatTensor<B>;
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let [parent] = ops.parents;
-                let g = grads.consume::<B>(&ops.node);
-                if let Some(parent) = parent {
-                    grads.register::<B>(parent.id, B::gelu_exact_backward(ops.state, g));
-                }
-            }
-        }
-
-        match Gelu.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match Unary::<B>(B::gelu_exact_backward)
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let x = x.into_primitive();
                 prep.finish(x.clone(), B::gelu_exact(x))

@@ -333,31 +333,31 @@ mod tests {
     use crate::model::AdapterSpec;
 
     /// The last block's class-token shortcut gives what the full block gives for the
-    /// class token, in value and in gradient: memory tokens make the keys and values
-    /// outnumber the queries of every block.
+    /// class token, in value and in gradient, through three blocks: memory tokens make the
+    /// keys and values outnumber the queries of every block.
     #[test]
     fn the_last_block_computes_the_class_token_as_the_full_block_does() {
         let device = Device::flex().autodiff();
         let config = VitConfig {
-            image: 8,
+            image: 6,
             channels: 1,
-            patch: 4,
-            dim: 16,
-            depth: 2,
-            heads: 2,
-            mlp: 32,
-            classes: 3,
+            patch: 2,
+            dim: 12,
+            depth: 3,
+            heads: 3,
+            mlp: 24,
+            classes: 2,
         };
         let vit = AdapterSpec::Memory { tokens: 2 }.attach(config.init(&device), 1, &device);
-        let x = Tensor::<3>::random([3, 1 + config.tokens(), 16], Distribution::Default, &device)
+        let x = Tensor::<3>::random([3, 1 + config.tokens(), 12], Distribution::Default, &device)
             .require_grad();
         let shortcut = vit.run_blocks(x.clone(), None, None);
         let mut full = x.clone();
         for block in &vit.blocks {
             full = block.forward(full, None, Rows::All);
         }
-        let full = layer_norm(&vit.norm, full.narrow(1, 0, 1)).reshape([3, 16]);
-        let weights = Tensor::<2>::random([3, 16], Distribution::Default, &device);
+        let full = layer_norm(&vit.norm, full.narrow(1, 0, 1)).reshape([3, 12]);
+        let weights = Tensor::<2>::random([3, 12], Distribution::Default, &device);
         let values = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
         let gradient = |y: Tensor<2>| {
             let grads = (y * weights.clone()).sum().backward();
