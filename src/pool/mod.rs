@@ -108,10 +108,12 @@ impl Pool {
     }
 }
 
-/// The next task, training first; `None` once the pool is dropped.
+/// The next task, training first; `None` once the pool is dropped and both queues are
+/// empty.
 fn next(train: &Receiver<Task>, eval: &Receiver<Task>) -> Option<Task> {
     select_biased! {
-        recv(train) -> task => task.ok(),
+        // An empty, closed training queue is ready too: the evaluations still queued run.
+        recv(train) -> task => task.ok().or_else(|| eval.recv().ok()),
         recv(eval) -> task => task.ok(),
     }
 }
