@@ -242,7 +242,7 @@ impl Vit {
 }
 
 /// Which tokens' outputs a block computes.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone)]
 enum Rows {
     /// Every token's.
     All,
