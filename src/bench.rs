@@ -1,6 +1,6 @@
 //! `flotilla bench`: how fast the engine, the pool and workload W1 run on this machine.
 //!
-//! Every measurement runs in a child process of its own (`flotilla bench --item ..`), so
+//! `flotilla bench` runs every measurement in a child process of its own (`--item`), so
 //! the peak memory it reports is its own and one measurement cannot warm another's caches.
 
 use std::path::Path;
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::peak_rss_bytes;
 use crate::run::{Prepared, RunError, prepare};
-use crate::scenario::{self, Loaded};
-use crate::sweep::override_fields;
+use crate::scenario::override_fields;
+use crate::scenario::{self, Loaded, ScenarioError};
 
 /// A learner that trains nothing: every job hands its parameters straight back. It
 /// measures the engine alone.
@@ -27,6 +27,7 @@ pub struct NoopLearner {
     pub params: usize,
     /// Training samples a job stands for (the device model turns them into time).
     pub samples: u64,
+    /// Clients in the population (one accuracy each).
     pub clients: usize,
 }
 
@@ -71,23 +72,36 @@ pub enum Item {
     /// The engine with a [`NoopLearner`] of `params` values: `clients` clients under
     /// FedAsync with 10% of them training at once, until `updates` updates are applied.
     Engine {
+        /// Clients in the population.
         clients: usize,
+        /// Updates the run applies before it stops.
         updates: u64,
+        /// Values in the parameter vector.
         params: usize,
     },
     /// Local training through the pool: `rounds` rounds of the scenario's clients, 10 at a
     /// time, with the given pool overrides (`path=value`).
-    Pool { rounds: usize, set: Vec<String> },
+    Pool {
+        /// Rounds of ten clients.
+        rounds: usize,
+        /// Overrides of the scenario.
+        set: Vec<String>,
+    },
     /// A whole run of the scenario with the given overrides.
-    Run { set: Vec<String> },
+    Run {
+        /// Overrides of the scenario.
+        set: Vec<String>,
+    },
 }
 
 /// What a measurement found.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
+    /// Wall seconds of the whole measurement.
     pub wall_seconds: f64,
     /// Events (engine), images (pool) or rounds (run) done.
     pub work: f64,
+    /// The measuring process's peak resident memory.
     pub peak_rss_bytes: u64,
     /// The run's final global accuracy (runs only).
     pub accuracy: Option<f64>,
@@ -97,6 +111,7 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// Work per wall second.
     pub fn rate(&self) -> f64 {
         self.work / self.wall_seconds.max(1e-9)
     }
@@ -223,7 +238,7 @@ impl PoolBench {
             .collect();
         self.learner.flush();
         for p in pending {
-            p.wait().map_err(|e| RunError::Failed(e.to_string()))?;
+            p.wait()?;
         }
         Ok(images)
     }
@@ -233,7 +248,10 @@ impl PoolBench {
 /// returns the events dispatched and the event loop's wall time.
 pub fn engine(clients: usize, updates: u64, params: usize) -> Result<EngineRun, RunError> {
     let text = engine_scenario(clients, updates);
-    let scenario = scenario::parse(&text).map_err(|e| RunError::Failed(e.to_string()))?;
+    let scenario = scenario::parse(&text).map_err(|source| ScenarioError::Syntax {
+        file: "engine.ron".into(),
+        source: Box::new(source),
+    })?;
     let loaded = Loaded {
         scenario,
         file: "engine.ron".into(),
@@ -251,8 +269,7 @@ pub fn engine(clients: usize, updates: u64, params: usize) -> Result<EngineRun, 
         learner,
         Arc::new(AtomicBool::new(false)),
         Box::new(timer.clone()),
-    )
-    .map_err(|e| RunError::Failed(e.to_string()))?;
+    )?;
     Ok(EngineRun {
         events: outcome.clock.events,
         loop_seconds: timer.seconds(),
@@ -291,19 +308,4 @@ impl Observer for LoopTimer {
 
 fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {
     Ok(override_fields(scenario::load(file)?, set)?)
-}
-
-/// A measurement run in a child process: `flotilla bench --item JSON --scenario FILE`.
-pub fn in_child(item: &Item, scenario_file: &Path) -> Result<Figures, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let json = serde_json::to_string(item).expect("items serialize");
-    let out = std::process::Command::new(exe)
-        .args(["bench", "--item", &json, "--scenario"])
-        .arg(scenario_file)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }

@@ -5,10 +5,12 @@
 //! models and adapters, the training pool, and the reports. The simulation engine lives in
 //! [`flotilla_actors`], which never sees Burn.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod data;
 pub mod model;
-pub mod monitor;
+mod monitor;
 pub mod pool;
 pub mod pretrain;
 pub mod report;

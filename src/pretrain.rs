@@ -17,11 +17,17 @@ use crate::model::{
 
 /// Pretraining settings.
 pub struct PretrainOptions {
+    /// The backbone's shape.
     pub vit: VitConfig,
+    /// The classes to train on.
     pub classes: Vec<u8>,
+    /// Passes over the data.
     pub epochs: u32,
+    /// Images per step.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
+    /// Seeds the initialisation and the batch order.
     pub seed: u64,
     /// Also train on copies shifted by up to this many pixels along each axis (0: none).
     pub max_shift: usize,
@@ -30,12 +36,26 @@ pub struct PretrainOptions {
 /// Why pretraining failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PretrainError {
+    /// The data cannot be loaded.
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The images are not the size the backbone takes.
+    #[error("images are {found}x{found}, the backbone expects {expected}x{expected}")]
+    ImageSize {
+        /// The images' side.
+        found: usize,
+        /// The backbone's.
+        expected: usize,
+    },
+    /// No training image has one of the chosen classes.
+    #[error("no training image has one of the chosen classes")]
+    NoImages,
+    /// The checkpoint's directory cannot be made.
     #[error("cannot write the checkpoint: {0}")]
-    Save(String),
-    #[error("{0}")]
-    Invalid(String),
+    Directory(#[from] std::io::Error),
+    /// The checkpoint cannot be written.
+    #[error("cannot write the checkpoint: {0}")]
+    Save(#[from] burn::store::RecordError),
 }
 
 /// Trains on the training images of `classes` and saves the model to `out`.
@@ -47,10 +67,10 @@ pub fn pretrain(
 ) -> Result<Vec<f64>, PretrainError> {
     let data = load_idx_dir(data_dir)?;
     if data.train.side != opts.vit.image {
-        return Err(PretrainError::Invalid(format!(
-            "images are {0}x{0}, the backbone expects {1}x{1}",
-            data.train.side, opts.vit.image
-        )));
+        return Err(PretrainError::ImageSize {
+            found: data.train.side,
+            expected: opts.vit.image,
+        });
     }
     let pick = |labels: &[u8]| -> Vec<u32> {
         (0..labels.len() as u32)
@@ -61,9 +81,7 @@ pub fn pretrain(
     let train = shifted_copies(&data.train, &pick(&data.train.labels), opts.max_shift);
     let train_idx: Vec<u32> = (0..train.len() as u32).collect();
     if train_idx.is_empty() {
-        return Err(PretrainError::Invalid(
-            "no training image has one of the chosen classes".into(),
-        ));
+        return Err(PretrainError::NoImages);
     }
     let device = Device::flex().autodiff();
     let all = Trainable::new(".*");
@@ -100,11 +118,9 @@ pub fn pretrain(
         accuracies.push(acc);
     }
     if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| PretrainError::Save(e.to_string()))?;
+        std::fs::create_dir_all(parent)?;
     }
-    model
-        .save_file(out)
-        .map_err(|e| PretrainError::Save(e.to_string()))?;
+    model.save_file(out)?;
     Ok(accuracies)
 }
 

@@ -5,31 +5,50 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use flotilla_actors::learner::LearnerFailed;
 use flotilla_actors::{Learner, Observer, Records, SimTime, simulate};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{Layout, TaskData, load_idx_dir};
 use crate::model::build_model;
-use crate::monitor::MonitorError;
+pub use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner, worker_devices};
-use crate::report::{ModelSize, RunData, Summary, write_report, write_run};
+use crate::report::{ModelSize, ReadError, RunData, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
-/// Why a run could not go ahead; scenario problems are the user's to fix (exit code 2).
+/// Why a run could not go ahead or finish. Scenario and monitoring problems are the
+/// user's to fix (exit code 2); the others are failures of the run itself.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The scenario cannot be run as written.
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
+    /// The metrics endpoint cannot be served.
     #[error(transparent)]
     Monitor(#[from] MonitorError),
-    #[error("{0}")]
-    Failed(String),
+    /// The simulation stopped: a pool job or an actor failed.
+    #[error("the simulation failed: {0}")]
+    Simulation(#[from] LearnerFailed),
+    /// The run directory cannot be written.
+    #[error("{dir}: cannot write results: {source}")]
+    Write {
+        /// The run directory.
+        dir: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The results were written but cannot be read back for the report.
+    #[error("cannot read the results back: {0}")]
+    ReadBack(#[from] ReadError),
 }
 
 /// Options of one run.
 pub struct RunOptions {
+    /// The run directory (default: `runs/<name>-<timestamp>`).
     pub out: Option<PathBuf>,
+    /// Draw a progress bar on the terminal.
     pub progress: bool,
+    /// Set to stop the run at the current simulated time; everything so far is written.
     pub interrupt: Arc<AtomicBool>,
     /// Serve Prometheus metrics here (overrides the scenario's `monitoring.prometheus`).
     pub metrics_addr: Option<String>,
@@ -37,7 +56,9 @@ pub struct RunOptions {
 
 /// The result of a run: where it was written and its summary.
 pub struct RunResult {
+    /// The run directory.
     pub dir: PathBuf,
+    /// Its headline figures.
     pub summary: Summary,
 }
 
@@ -68,8 +89,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
         progress: opts.progress.then(|| Progress::new(&config.stop)),
     };
-    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))
-        .map_err(|e| RunError::Failed(e.to_string()))?;
+    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))?;
     let summary = Summary::new(
         s,
         &outcome,
@@ -77,20 +97,24 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         &tasks.names,
         started.elapsed().as_secs_f64(),
     );
-    let dir = opts.out.unwrap_or_else(|| default_run_dir(&s.name));
-    write_run(&dir, s, &summary, &outcome.records, &tasks.names)
-        .map_err(|e| RunError::Failed(format!("{}: cannot write results: {e}", dir.display())))?;
-    let data = RunData::read(&dir).map_err(|e| RunError::Failed(e.to_string()))?;
-    write_report(&data).map_err(|e| {
-        RunError::Failed(format!("{}: cannot write the report: {e}", dir.display()))
-    })?;
+    let dir = opts.out.unwrap_or_else(|| timestamped_dir(&s.name));
+    let written = |source| RunError::Write {
+        dir: dir.clone(),
+        source,
+    };
+    write_run(&dir, s, &summary, &outcome.records, &tasks.names).map_err(written)?;
+    let data = RunData::read(&dir)?;
+    write_report(&data).map_err(written)?;
     Ok(RunResult { dir, summary })
 }
 
 /// A scenario's learner, ready to train, and what the run reports about its model.
 pub struct Prepared {
+    /// The learner, its pool started.
     pub learner: PoolLearner,
+    /// The data, laid out by task and client.
     pub tasks: Arc<TaskData>,
+    /// The model's sizes, for the summary.
     pub size: ModelSize,
     /// The trainable vector's tensor lengths (for per-tensor wire scales).
     pub layout: Arc<[usize]>,
@@ -99,24 +123,19 @@ pub struct Prepared {
 /// Loads the data and the model and starts the pool.
 pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
     let s = &loaded.scenario;
-    let invalid = |field: &str, message: String| ScenarioError::Invalid {
-        file: loaded.file.clone(),
-        field: field.into(),
-        message,
-    };
     let DataSource::Idx { dir } = &s.data.source;
-    let data =
-        load_idx_dir(&loaded.path(dir)).map_err(|e| invalid("data.source", e.to_string()))?;
+    let data = load_idx_dir(&loaded.path(dir)).map_err(|e| loaded.refused("data.source", e))?;
     let vit = loaded.vit(data.train.side, data.train.channels, data.train.classes);
     if data.train.side % vit.patch != 0 {
-        return Err(invalid(
-            "model.backbone.patch",
-            format!(
-                "must divide the image side ({}), got {}",
-                data.train.side, vit.patch
-            ),
-        )
-        .into());
+        return Err(loaded
+            .invalid(
+                "model.backbone.patch",
+                format!(
+                    "must divide the image side ({}), got {}",
+                    data.train.side, vit.patch
+                ),
+            )
+            .into());
     }
     let tasks = Arc::new(
         Layout {
@@ -129,16 +148,16 @@ pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
             separate: loaded.separate_slots(),
         }
         .apply(data)
-        .map_err(|e| invalid(&e.field, e.message))?,
+        .map_err(|e| loaded.refused(e.field(), e))?,
     );
     let pool = &s.pool;
     let devices = worker_devices(pool.backend, pool.device, pool.workers, pool.per_gpu)
-        .map_err(|e| invalid("pool", e.to_string()))?;
+        .map_err(|e| loaded.refused("pool", e))?;
     let device = devices[0].clone();
     let weights = s.model.weights.as_ref().map(|w| loaded.path(w));
     let adaptation = loaded.adaptation();
     let model = build_model(&vit, weights.as_deref(), &adaptation, s.seed, &device)
-        .map_err(|e| invalid("model.weights", format!("cannot load the checkpoint: {e}")))?;
+        .map_err(|e| loaded.refused("model.weights", e))?;
     let trainable = adaptation.trainable();
     let (adapter_params, model_params) = trainable.count(&model);
     let layout: Arc<[usize]> = trainable.layout(&model).into();
@@ -167,7 +186,8 @@ pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
     })
 }
 
-fn default_run_dir(name: &str) -> PathBuf {
+/// Where a run or sweep of `name` goes by default: `runs/<name>-<unix time>`.
+pub fn timestamped_dir(name: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

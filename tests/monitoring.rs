@@ -2,6 +2,8 @@
 //! goes on, Prometheus scrapes it, and every expression of the Grafana dashboard must
 //! return data; counters must agree with summary.json.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
 mod common;
 
 use std::net::TcpListener;

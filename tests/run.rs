@@ -1,6 +1,8 @@
 //! Whole runs of a tiny scenario on the real data and model: outputs, determinism across
 //! seeds and worker counts, byte accounting, interruption.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Malformed scenario files: each gives one clear message naming the file and the
 //! line:column or field path, and exit code 2.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! Studies: sweeps (grid, sweep.csv, reports), wire encodings in whole runs, link traces
 //! from scenario files, and the plots every run writes.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -6,21 +6,22 @@ use rand::Rng;
 
 use crate::device::{Availability, AvailabilityProcess, DeviceSpec, MIN_SPEED, compute_time};
 use crate::event::{Event, Out, deliver_to};
+use crate::learner::Params;
 use crate::learner::{ClientId, Learner, Pending, TrainJob, TrainOutcome};
 use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
 use crate::net::{Direction, LinkEvent, LinkId};
-use crate::payload::{Encoder, Params, Wire};
 use crate::record::{ActivityRecord, AvailabilityRecord, Records};
+use crate::wire::{Encoder, Wire};
 
 /// Every client's personal model, where it has one.
-pub type PersonalModels = Arc<Mutex<Vec<Option<crate::payload::Params>>>>;
+pub(crate) type PersonalModels = Arc<Mutex<Vec<Option<crate::learner::Params>>>>;
 use crate::rng::{ActorKey, SimRng, stream};
 use crate::server::ServerEvent;
 use crate::time::SimTime;
 
 /// Events a client handles.
 #[derive(Debug)]
-pub enum ClientEvent {
+pub(crate) enum ClientEvent {
     /// The server chose this client and started sending it the model.
     Selected,
     /// The global model arrived over the downlink.
@@ -42,10 +43,15 @@ pub enum ClientEvent {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientState {
+    /// Online, working for nobody.
     Idle,
+    /// Receiving the server's model.
     Downloading,
+    /// Training locally.
     Training,
+    /// Sending its update.
     Uploading,
+    /// Not connected: it can do nothing until it comes back.
     Offline,
 }
 
@@ -78,7 +84,7 @@ struct ClientMetrics {
 }
 
 /// A client: its device, its RNG streams and its current task.
-pub struct ClientActor {
+pub(crate) struct ClientActor {
     id: ClientId,
     speed: f64,
     dropout: f64,
@@ -105,7 +111,7 @@ pub struct ClientActor {
 }
 
 /// A client's fixed description.
-pub struct ClientSetup<'a> {
+pub(crate) struct ClientSetup<'a> {
     pub id: ClientId,
     pub seed: u64,
     pub class: &'a str,
@@ -119,7 +125,7 @@ pub struct ClientSetup<'a> {
 
 impl ClientActor {
     /// A client whose speed is drawn from its class's distribution with its own stream.
-    pub fn new(
+    pub(crate) fn new(
         setup: ClientSetup<'_>,
         learner: Arc<dyn Learner>,
         records: Arc<Mutex<Records>>,
@@ -205,12 +211,12 @@ impl ClientActor {
     }
 
     /// Whether the device starts online.
-    pub fn online(&self) -> bool {
+    pub(crate) fn online(&self) -> bool {
         self.availability.online()
     }
 
     /// The first change of availability, to schedule before the run starts.
-    pub fn first_event(&self) -> Option<(SimTime, Event)> {
+    pub(crate) fn first_event(&self) -> Option<(SimTime, Event)> {
         self.first_change
             .map(|t| (t, Event::Client(self.id, ClientEvent::Availability)))
     }
@@ -333,7 +339,6 @@ impl ClientActor {
                     round,
                     base_version,
                     adapters,
-                    loss: outcome.loss,
                     bytes,
                 };
                 let link = LinkId {

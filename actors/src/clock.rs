@@ -18,6 +18,7 @@ use crate::time::SimTime;
 /// Why a run ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StopReason {
     /// The stop rule was met.
     Finished,
@@ -28,7 +29,7 @@ pub enum StopReason {
 }
 
 /// Addresses of every actor, by role.
-pub struct Actors {
+pub(crate) struct Actors {
     pub server: Addr<ServerActor>,
     pub clients: Vec<Addr<ClientActor>>,
     pub uplinks: Vec<Addr<LinkActor>>,
@@ -50,8 +51,11 @@ impl Observer for () {
 /// How a run ended, as the clock saw it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClockOutcome {
+    /// The simulated time of the last event.
     pub end: SimTime,
+    /// Why the run ended.
     pub reason: StopReason,
+    /// Events dispatched.
     pub events: u64,
 }
 
@@ -63,7 +67,7 @@ pub struct ClockOutcome {
 /// aside when due and delivered once its result is in, still at its own time and in order
 /// with the other evaluations: the next round trains while it computes. Its handler only
 /// writes records, so the simulation does not depend on when that happens.
-pub struct ClockActor {
+pub(crate) struct ClockActor {
     state: Option<ClockState>,
 }
 
@@ -78,7 +82,7 @@ struct ClockState {
 
 impl ClockActor {
     /// A clock that starts the server at time zero, after the `initial` events due then.
-    pub fn new(
+    pub(crate) fn new(
         actors: Actors,
         initial: Vec<(SimTime, Event)>,
         records: Arc<Mutex<Records>>,
@@ -109,7 +113,7 @@ impl Actor for ClockActor {
 }
 
 /// Runs the simulation to its end.
-pub struct Run;
+pub(crate) struct Run;
 
 impl ActixMessage for Run {
     type Result = Result<ClockOutcome, LearnerFailed>;

@@ -9,32 +9,80 @@ use serde::{Deserialize, Serialize};
 /// Draws are clamped into the range the caller gives, so a Normal latency never goes
 /// negative and a bandwidth never reaches zero.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Dist {
     /// Always `value`.
     Const(f64),
     /// Uniform on `[low, high]`.
-    Uniform { low: f64, high: f64 },
+    Uniform {
+        /// Smallest value.
+        low: f64,
+        /// Largest value.
+        high: f64,
+    },
     /// Gaussian with `mean` and standard deviation `std`.
-    Normal { mean: f64, std: f64 },
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
     /// Log-normal with the given median (`exp(mu)`) and log-space standard deviation.
-    LogNormal { median: f64, sigma: f64 },
+    LogNormal {
+        /// Median, `exp(mu)`.
+        median: f64,
+        /// Standard deviation of the logarithm.
+        sigma: f64,
+    },
     /// Exponential with the given mean.
-    Exponential { mean: f64 },
+    Exponential {
+        /// Mean.
+        mean: f64,
+    },
     /// Pareto (type I) with minimum `scale` and tail index `shape`: heavy-tailed stragglers.
-    Pareto { scale: f64, shape: f64 },
+    Pareto {
+        /// Smallest value.
+        scale: f64,
+        /// Tail index: the smaller, the heavier the tail.
+        shape: f64,
+    },
 }
 
 /// Why a distribution's parameters are invalid.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DistError {
+    /// A parameter is infinite or not a number.
     #[error("{name} must be a finite number, got {value}")]
-    NotFinite { name: &'static str, value: f64 },
+    NotFinite {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A parameter that must not be negative is.
     #[error("{name} must be >= 0, got {value}")]
-    Negative { name: &'static str, value: f64 },
+    Negative {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A parameter that must be positive is not.
     #[error("{name} must be > 0, got {value}")]
-    NotPositive { name: &'static str, value: f64 },
+    NotPositive {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A uniform range whose bounds are the wrong way round.
     #[error("low ({low}) must not exceed high ({high})")]
-    EmptyRange { low: f64, high: f64 },
+    EmptyRange {
+        /// The lower bound.
+        low: f64,
+        /// The upper bound.
+        high: f64,
+    },
 }
 
 impl Dist {
@@ -90,7 +138,7 @@ impl Dist {
     /// One draw, clamped into `[min, max]`.
     ///
     /// Panics only if the distribution was not [validated](Dist::validate).
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, min: f64, max: f64) -> f64 {
+    pub(crate) fn sample<R: Rng + ?Sized>(&self, rng: &mut R, min: f64, max: f64) -> f64 {
         let raw = match *self {
             Dist::Const(v) => v,
             Dist::Uniform { low, high } => {

@@ -10,7 +10,7 @@ use crate::time::SimTime;
 
 /// Every event of a simulation, addressed to one actor.
 #[derive(Debug)]
-pub enum Event {
+pub(crate) enum Event {
     Server(ServerEvent),
     Client(ClientId, ClientEvent),
     Link(LinkId, LinkEvent),
@@ -21,7 +21,7 @@ pub enum Event {
 
 impl Event {
     /// Whether the event carries a pool result.
-    pub fn awaits_result(&self) -> bool {
+    pub(crate) fn awaits_result(&self) -> bool {
         matches!(
             self,
             Event::Client(_, ClientEvent::TrainDone { .. })
@@ -31,7 +31,7 @@ impl Event {
 
     /// Whether the clock may deliver the event after later ones, once its result is in:
     /// an evaluation nothing in the run waits for.
-    pub fn deferrable(&self) -> bool {
+    pub(crate) fn deferrable(&self) -> bool {
         matches!(
             self,
             Event::Server(ServerEvent::EvalDone {
@@ -42,7 +42,7 @@ impl Event {
     }
 
     /// Whether a deferred event's result is in, without waiting.
-    pub fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
+    pub(crate) fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
         match self {
             Event::Server(ServerEvent::EvalDone { outcome, .. }) => outcome.poll_ready(),
             _ => Ok(true),
@@ -51,7 +51,7 @@ impl Event {
 
     /// Waits for any pool result the event carries. The clock calls this only when the
     /// event is due, which is what lets earlier-submitted jobs run in parallel.
-    pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {
+    pub(crate) async fn resolve(&mut self) -> Result<(), LearnerFailed> {
         match self {
             Event::Client(_, ClientEvent::TrainDone { outcome, .. }) => outcome.resolve().await,
             Event::Server(ServerEvent::EvalDone { outcome, .. }) => outcome.resolve().await,
@@ -61,7 +61,7 @@ impl Event {
 }
 
 /// An event delivered to an actor at simulated time `now`.
-pub struct Deliver<E> {
+pub(crate) struct Deliver<E> {
     pub now: SimTime,
     pub event: E,
 }
@@ -72,17 +72,17 @@ impl<E: 'static> ActixMessage for Deliver<E> {
 
 /// Events an actor schedules while handling one.
 #[derive(Debug, Default, actix::MessageResponse)]
-pub struct Effects(pub Vec<(SimTime, Event)>);
+pub(crate) struct Effects(pub Vec<(SimTime, Event)>);
 
 /// Collects the events a handler schedules, relative to the time it runs at.
-pub struct Out {
+pub(crate) struct Out {
     now: SimTime,
     effects: Vec<(SimTime, Event)>,
 }
 
 impl Out {
     /// A collector for a handler running at `now`.
-    pub fn new(now: SimTime) -> Self {
+    pub(crate) fn new(now: SimTime) -> Self {
         Self {
             now,
             effects: Vec::new(),
@@ -90,27 +90,27 @@ impl Out {
     }
 
     /// The time the handler runs at.
-    pub fn time(&self) -> SimTime {
+    pub(crate) fn time(&self) -> SimTime {
         self.now
     }
 
     /// Schedules `event` at `at` (never earlier than now).
-    pub fn at(&mut self, at: SimTime, event: Event) {
+    pub(crate) fn at(&mut self, at: SimTime, event: Event) {
         self.effects.push((at.max(self.now), event));
     }
 
     /// Schedules `event` after `delay`.
-    pub fn after(&mut self, delay: SimTime, event: Event) {
+    pub(crate) fn after(&mut self, delay: SimTime, event: Event) {
         self.effects.push((self.now + delay, event));
     }
 
     /// Schedules `event` at the current time, after everything already due now.
-    pub fn now(&mut self, event: Event) {
+    pub(crate) fn now(&mut self, event: Event) {
         self.effects.push((self.now, event));
     }
 
     /// The scheduled events, in the order they were scheduled.
-    pub fn into_effects(self) -> Effects {
+    pub(crate) fn into_effects(self) -> Effects {
         Effects(self.effects)
     }
 }

@@ -1,8 +1,11 @@
 //! What the engine needs from the ML side: training and evaluation of flat parameter vectors.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 
-use crate::payload::Params;
+/// A flat vector of trainable parameters (adapter + head), shared without copying.
+pub type Params = Arc<Vec<f32>>;
 
 /// Index of a client, `0..clients`.
 pub type ClientId = usize;
@@ -13,6 +16,7 @@ pub type TaskId = usize;
 /// One local-training job: start from `params`, train on the client's own data.
 #[derive(Clone, Debug)]
 pub struct TrainJob {
+    /// Whose data to train on.
     pub client: ClientId,
     /// The starting adapter of each of the client's slots (one per task it trains
     /// separately; a single slot for single-adapter algorithms).
@@ -26,6 +30,7 @@ pub struct TrainJob {
 /// One slot's trained adapter.
 #[derive(Clone, Debug)]
 pub struct SlotOutcome {
+    /// The trained values.
     pub params: Vec<f32>,
     /// Training samples behind the adapter, its weight in FedAvg.
     pub num_samples: u64,
@@ -60,6 +65,7 @@ pub struct EvalJob {
 pub struct EvalOutcome {
     /// Accuracy over every task's central test set together.
     pub global_accuracy: f64,
+    /// Mean loss over every task's central test set together.
     pub global_loss: f64,
     /// Accuracy on each task's central test set, by task.
     pub task_accuracy: Vec<f64>,

@@ -4,33 +4,41 @@
 //! The engine knows nothing of machine learning: it moves flat parameter vectors and asks
 //! a [`Learner`] to train and evaluate them. Everything is deterministic: the same
 //! [`SimConfig`] and learner give the same events at the same microseconds.
+//!
+//! The public API is what a learner or a front end needs: [`simulate`] and its
+//! [`SimConfig`] (with the device, link, wire and strategy settings in [`device`],
+//! [`net`], [`strategy`]), the [`Learner`] trait and its jobs, [`SimTime`], and the
+//! [`Records`] a run leaves. The actors, events and algorithms behind them stay private.
+
+#![warn(missing_docs)]
 
 pub mod client;
-pub mod clock;
+mod clock;
 pub mod config;
 pub mod device;
 pub mod dist;
-pub mod event;
+mod event;
 pub mod learner;
-pub mod message;
+mod message;
 pub mod metrics;
 pub mod net;
-pub mod payload;
-pub mod queue;
+mod queue;
 pub mod record;
-pub mod rng;
-pub mod server;
-pub mod sim;
+mod rng;
+mod server;
+mod sim;
 pub mod strategy;
 pub mod time;
+pub mod wire;
 
-pub use clock::{Observer, StopReason};
+pub use clock::{ClockOutcome, Observer, StopReason};
 pub use config::{AlgorithmSpec, ClientSpec, SimConfig};
 pub use dist::Dist;
-pub use learner::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
-pub use payload::{Encoding, Params, Rounding, Wire};
-pub use queue::EventQueue;
+pub use learner::{
+    ClientId, EvalJob, EvalOutcome, Learner, Params, Pending, TrainJob, TrainOutcome,
+};
 pub use record::Records;
 pub use server::StopRule;
 pub use sim::{SimOutcome, simulate};
 pub use time::SimTime;
+pub use wire::{Encoding, Rounding, Wire};

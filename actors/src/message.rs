@@ -3,13 +3,13 @@
 use crate::client::ClientEvent;
 use crate::event::Event;
 use crate::learner::ClientId;
+use crate::learner::Params;
 use crate::net::LinkId;
-use crate::payload::Params;
 use crate::server::ServerEvent;
 
 /// The server's models for one client, as the client receives them.
 #[derive(Clone, Debug)]
-pub struct ModelMsg {
+pub(crate) struct ModelMsg {
     pub round: u32,
     pub version: u64,
     /// One model per slot of the client, decoded (with the wire encoding's rounding).
@@ -19,7 +19,7 @@ pub struct ModelMsg {
 
 /// One trained adapter in an update.
 #[derive(Clone, Debug)]
-pub struct AdapterUpdate {
+pub(crate) struct AdapterUpdate {
     /// Decoded values (with the wire encoding's rounding).
     pub params: Params,
     /// Training samples behind it, its weight in averages.
@@ -28,35 +28,34 @@ pub struct AdapterUpdate {
 
 /// A client's trained adapters, as the server receives them.
 #[derive(Clone, Debug)]
-pub struct UpdateMsg {
+pub(crate) struct UpdateMsg {
     pub client: ClientId,
     pub round: u32,
     /// The model version the client started from.
     pub base_version: u64,
     /// One adapter per slot of the client, in slot order.
     pub adapters: Vec<AdapterUpdate>,
-    pub loss: f64,
     /// Encoded size: the sum of the adapters' encodings.
     pub bytes: u64,
 }
 
 impl UpdateMsg {
     /// The adapter of a single-slot update (every algorithm but FL-TAC trains one).
-    pub fn single(&self) -> &AdapterUpdate {
+    pub(crate) fn single(&self) -> &AdapterUpdate {
         &self.adapters[0]
     }
 }
 
 /// A message on a link.
 #[derive(Clone, Debug)]
-pub enum Message {
+pub(crate) enum Message {
     Model(ModelMsg),
     Update(UpdateMsg),
 }
 
 impl Message {
     /// Encoded size on the wire.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         match self {
             Message::Model(m) => m.bytes,
             Message::Update(u) => u.bytes,

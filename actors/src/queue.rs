@@ -11,20 +11,9 @@ use crate::time::SimTime;
 /// come out in the order they were scheduled: the order is a function of the simulation
 /// alone, never of the host.
 ///
-/// ```
-/// use flotilla_actors::{EventQueue, SimTime};
-/// let mut q = EventQueue::default();
-/// q.push(SimTime(5), "late");
-/// q.push(SimTime(1), "first");
-/// q.push(SimTime(1), "second");
-/// assert_eq!(q.pop(), Some((SimTime(1), "first")));
-/// assert_eq!(q.pop(), Some((SimTime(1), "second")));
-/// assert_eq!(q.pop(), Some((SimTime(5), "late")));
-/// ```
-///
 /// The heap orders small `(time, sequence, slot)` keys; the events themselves stay put in
 /// reusable slots, so a push or pop moves 24 bytes per heap level whatever an event's size.
-pub struct EventQueue<E> {
+pub(crate) struct EventQueue<E> {
     heap: BinaryHeap<Reverse<(SimTime, u64, u32)>>,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
@@ -44,7 +33,7 @@ impl<E> Default for EventQueue<E> {
 
 impl<E> EventQueue<E> {
     /// Schedules `event` at `at`.
-    pub fn push(&mut self, at: SimTime, event: E) {
+    pub(crate) fn push(&mut self, at: SimTime, event: E) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let slot = match self.free.pop() {
@@ -61,20 +50,26 @@ impl<E> EventQueue<E> {
     }
 
     /// Removes and returns the earliest event.
-    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+    pub(crate) fn pop(&mut self) -> Option<(SimTime, E)> {
         let Reverse((at, _, slot)) = self.heap.pop()?;
         self.free.push(slot);
         let event = self.slots[slot as usize].take();
         Some((at, event.expect("a queued key's slot holds its event")))
     }
+}
 
-    /// Number of pending events.
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// Whether no event is pending.
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+    #[test]
+    fn equal_times_come_out_in_scheduling_order() {
+        let mut q = EventQueue::default();
+        q.push(SimTime(5), "late");
+        q.push(SimTime(1), "first");
+        q.push(SimTime(1), "second");
+        assert_eq!(q.pop(), Some((SimTime(1), "first")));
+        assert_eq!(q.pop(), Some((SimTime(1), "second")));
+        assert_eq!(q.pop(), Some((SimTime(5), "late")));
     }
 }

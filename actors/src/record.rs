@@ -11,6 +11,7 @@ use crate::time::SimTime;
 /// Why an update was not applied.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DiscardReason {
     /// It arrived after its round had closed (deadline passed or enough updates in).
     Late,
@@ -49,20 +50,31 @@ pub fn nearest_rank<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
 /// Per-client statistics, one row of `clients.csv`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ClientStats {
+    /// The client's id.
     pub client: ClientId,
+    /// Its device class.
     pub class: String,
     /// Training speed drawn for this device (samples/s).
     pub speed: f64,
+    /// Times the server chose it.
     pub selected: u64,
+    /// Training jobs it started.
     pub trained: u64,
+    /// Jobs or transfers it lost by dropping out or going offline.
     pub dropouts: u64,
     /// Jobs abandoned because a newer model arrived first.
     pub abandoned: u64,
+    /// Updates it started to upload.
     pub updates_sent: u64,
+    /// Its updates the server aggregated.
     pub updates_applied: u64,
+    /// Its updates the server received but did not aggregate.
     pub updates_discarded: u64,
+    /// Bytes it sent, every attempt.
     pub bytes_up: u64,
+    /// Bytes it was sent, every attempt.
     pub bytes_down: u64,
+    /// Attempts to or from it that were lost.
     pub messages_lost: u64,
     /// Simulated seconds spent computing.
     pub compute_seconds: f64,
@@ -75,7 +87,9 @@ pub struct ClientStats {
 /// One update's arrival at the server, one row of `updates.csv`.
 #[derive(Clone, Debug, Serialize)]
 pub struct UpdateRecord {
+    /// When the update arrived (simulated seconds).
     pub sim_seconds: f64,
+    /// Whose update it is.
     pub client: ClientId,
     /// The model version the client started from.
     pub base_version: u64,
@@ -86,8 +100,11 @@ pub struct UpdateRecord {
 /// A device going online or offline, one row of `availability.csv`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AvailabilityRecord {
+    /// When the device changed (simulated seconds).
     pub sim_seconds: f64,
+    /// Which device.
     pub client: ClientId,
+    /// Whether it is online from then on.
     pub online: bool,
 }
 
@@ -95,18 +112,26 @@ pub struct AvailabilityRecord {
 /// until its next row (or the end of the run).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ActivityRecord {
+    /// When the client entered the state (simulated seconds).
     pub sim_seconds: f64,
+    /// Which client.
     pub client: ClientId,
+    /// What it does from then on.
     pub state: crate::client::ClientState,
 }
 
 /// One evaluation, one row of `timeline.csv`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelineRow {
+    /// When the evaluation ran (simulated seconds).
     pub sim_seconds: f64,
+    /// Rounds completed by then.
     pub round: u32,
+    /// The evaluated model version.
     pub version: u64,
+    /// Accuracy on the central test set.
     pub global_accuracy: f64,
+    /// Mean loss on the central test set.
     pub global_loss: f64,
     /// Mean over clients of the global model's accuracy on their own test split.
     pub local_accuracy: f64,
@@ -122,15 +147,20 @@ pub struct TimelineRow {
     pub task_accuracy: Vec<f64>,
     /// Purity of the latest clustering of adapters against the true tasks (FL-TAC).
     pub cluster_purity: Option<f64>,
+    /// Updates aggregated before the evaluation started.
     pub updates_applied: u64,
+    /// Updates discarded before the evaluation started.
     pub updates_discarded: u64,
+    /// Bytes sent up before the evaluation started.
     pub bytes_up: u64,
+    /// Bytes sent down before the evaluation started.
     pub bytes_down: u64,
 }
 
 /// One clustering of received adapters (FL-TAC).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusteringRecord {
+    /// When the clustering ran (simulated seconds).
     pub sim_seconds: f64,
     /// The model version the clustering produced.
     pub version: u64,
@@ -143,24 +173,35 @@ pub struct ClusteringRecord {
 /// Everything the actors record during a run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Records {
+    /// Bytes sent from clients to the server, every attempt.
     pub bytes_up: u64,
+    /// Bytes sent from the server to clients, every attempt.
     pub bytes_down: u64,
+    /// Attempts to send an update.
     pub messages_up: u64,
+    /// Attempts to send a model.
     pub messages_down: u64,
     /// Attempts lost on a link (each retried or given up).
     pub messages_lost: u64,
     /// Messages given up after their last retry.
     pub messages_given_up: u64,
+    /// Updates that reached the server.
     pub updates_received: u64,
+    /// Updates aggregated into a model.
     pub updates_applied: u64,
+    /// Updates received but not aggregated, by reason.
     pub updates_discarded: BTreeMap<DiscardReason, u64>,
+    /// Jobs and transfers lost to dropouts and devices going offline.
     pub dropouts: u64,
     /// Aggregations applied to the global model.
     pub model_version: u64,
+    /// Rounds completed (synchronous algorithms; aggregations for asynchronous ones).
     pub rounds: u32,
     /// Simulated duration of each completed round.
     pub round_seconds: Vec<f64>,
+    /// Per-client statistics, by client id.
     pub clients: Vec<ClientStats>,
+    /// Every evaluation, in order.
     pub timeline: Vec<TimelineRow>,
     /// Every update that reached the server, in arrival order.
     pub updates: Vec<UpdateRecord>,
@@ -174,7 +215,7 @@ pub struct Records {
 
 impl Records {
     /// Records for `classes.len()` clients of the given device classes.
-    pub fn new(classes: impl IntoIterator<Item = String>) -> Self {
+    pub(crate) fn new(classes: impl IntoIterator<Item = String>) -> Self {
         Self {
             clients: classes
                 .into_iter()

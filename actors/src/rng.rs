@@ -4,11 +4,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The generator behind every random draw in a simulation.
-pub type SimRng = ChaCha8Rng;
+pub(crate) type SimRng = ChaCha8Rng;
 
 /// Who draws: the server, one client, or one link of a client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ActorKey {
+pub(crate) enum ActorKey {
     /// The server.
     Server,
     /// Client `id`.
@@ -21,7 +21,7 @@ pub enum ActorKey {
 ///
 /// Streams never share state, so adding a draw for one purpose never shifts the numbers
 /// another purpose sees, and actors may draw in any order.
-pub fn stream(seed: u64, actor: ActorKey, purpose: &str) -> SimRng {
+pub(crate) fn stream(seed: u64, actor: ActorKey, purpose: &str) -> SimRng {
     let (kind, id) = match actor {
         ActorKey::Server => (1u64, 0u64),
         ActorKey::Client(c) => (2, c as u64),

@@ -7,20 +7,22 @@ use actix::Actor;
 
 use crate::client::{ClientActor, ClientSetup, PersonalModels};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
-use crate::config::{AlgorithmSpec, SimConfig};
+use crate::config::SimConfig;
 use crate::event::Event;
 use crate::learner::{Learner, LearnerFailed};
 use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
 use crate::record::Records;
 use crate::rng::{ActorKey, stream};
 use crate::server::{ServerActor, ServerSetup};
-use crate::strategy::{Clusterer, FedAsync, FedAvg, FedBuff, Strategy};
+use crate::strategy::{self, Clusterer};
 use crate::time::SimTime;
 
 /// The result of a run: how it ended and everything recorded on the way.
 #[derive(Clone, Debug)]
 pub struct SimOutcome {
+    /// How and when the run ended.
     pub clock: ClockOutcome,
+    /// What the actors recorded.
     pub records: Records,
 }
 
@@ -65,14 +67,7 @@ fn spawn_actors(
         .clustering
         .clone()
         .map(|c| Clusterer::new(c, stream(config.seed, ActorKey::Server, "cluster")));
-    let strategy: Box<dyn Strategy> = match (&config.algorithm, clusterer) {
-        (AlgorithmSpec::FedAvg(c), None) => Box::new(FedAvg::new(c.clone())),
-        (AlgorithmSpec::FedAvg(c), Some(k)) => Box::new(FedAvg::new(c.clone()).clustered(k)),
-        (AlgorithmSpec::FedBuff(c), None) => Box::new(FedBuff::new(c.clone())),
-        (AlgorithmSpec::FedBuff(c), Some(k)) => Box::new(FedBuff::new(c.clone()).clustered(k)),
-        // FedAsync mixes one model; scenarios never cluster it.
-        (AlgorithmSpec::FedAsync(c), _) => Box::new(FedAsync::new(c.clone())),
-    };
+    let strategy = strategy::build(&config.algorithm, clusterer);
     let personal: PersonalModels = Arc::new(Mutex::new(vec![None; config.clients.len()]));
     let clients: Vec<ClientActor> = config
         .clients

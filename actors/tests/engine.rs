@@ -1,5 +1,7 @@
 //! The engine against closed forms: round times, processor sharing, deadlines, bytes.
 
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 

@@ -1,6 +1,7 @@
 //! Domain shifts: per-task image transforms (rotation, colour inversion, noise, blur,
 //! shift, scale), so that clients or tasks can see the same classes in different domains.
 
+use flotilla_actors::dist::DistError as ParamError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -14,38 +15,60 @@ use super::{Dataset, MEAN, STD};
 #[serde(deny_unknown_fields)]
 pub enum Domain {
     /// Rotation about the image centre, counter-clockwise, bilinear.
-    Rotate { degrees: f64 },
+    Rotate {
+        /// The angle.
+        degrees: f64,
+    },
     /// Colour inversion: `1 - x`.
     Invert,
     /// Additive Gaussian noise, clamped to `[0, 1]`, fixed per image.
-    Noise { std: f64 },
+    Noise {
+        /// Standard deviation, in intensity.
+        std: f64,
+    },
     /// Gaussian blur of standard deviation `sigma` pixels.
-    Blur { sigma: f64 },
+    Blur {
+        /// Standard deviation, in pixels.
+        sigma: f64,
+    },
     /// Translation by whole pixels (right and down are positive).
-    Shift { dx: i32, dy: i32 },
+    Shift {
+        /// Pixels to the right.
+        dx: i32,
+        /// Pixels down.
+        dy: i32,
+    },
     /// Zoom about the image centre (above 1 enlarges), bilinear.
-    Scale { factor: f64 },
+    Scale {
+        /// Above 1 enlarges.
+        factor: f64,
+    },
 }
 
 impl Domain {
-    /// Why the transform cannot be used, if it cannot.
-    pub fn check(&self) -> Result<(), String> {
-        let finite_pos = |v: f64, what: &str| {
-            if v.is_finite() && v > 0.0 {
+    /// Why the transform cannot be used, if it cannot (parameters follow the rules of
+    /// distribution parameters).
+    pub fn check(&self) -> Result<(), ParamError> {
+        let positive = |value: f64, name| {
+            if value.is_finite() && value > 0.0 {
                 Ok(())
             } else {
-                Err(format!("{what} must be > 0, got {v}"))
+                Err(ParamError::NotPositive { name, value })
             }
         };
         match *self {
-            Domain::Rotate { degrees } if !degrees.is_finite() => {
-                Err(format!("degrees must be finite, got {degrees}"))
-            }
+            Domain::Rotate { degrees } if !degrees.is_finite() => Err(ParamError::NotFinite {
+                name: "degrees",
+                value: degrees,
+            }),
             Domain::Noise { std } if !(std.is_finite() && std >= 0.0) => {
-                Err(format!("std must be >= 0, got {std}"))
+                Err(ParamError::Negative {
+                    name: "std",
+                    value: std,
+                })
             }
-            Domain::Blur { sigma } => finite_pos(sigma, "sigma"),
-            Domain::Scale { factor } => finite_pos(factor, "factor"),
+            Domain::Blur { sigma } => positive(sigma, "sigma"),
+            Domain::Scale { factor } => positive(factor, "factor"),
             _ => Ok(()),
         }
     }
@@ -216,18 +239,21 @@ mod tests {
             Domain::Blur { sigma: 0.0 }
                 .check()
                 .unwrap_err()
+                .to_string()
                 .contains("sigma")
         );
         assert!(
             Domain::Scale { factor: -1.0 }
                 .check()
                 .unwrap_err()
+                .to_string()
                 .contains("factor")
         );
         assert!(
             Domain::Noise { std: -0.1 }
                 .check()
                 .unwrap_err()
+                .to_string()
                 .contains("std")
         );
         assert!(Domain::Invert.check().is_ok());

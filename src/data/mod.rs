@@ -6,7 +6,7 @@ mod partition;
 mod tasks;
 
 pub use domain::{Domain, shift_domain};
-pub use idx::{IdxError, parse_idx, read_idx};
+pub use idx::{IdxError, IdxFormatError, parse_idx, read_idx};
 pub use partition::{Partition, PartitionError, PartitionSpec, partition};
 pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 
@@ -20,25 +20,38 @@ const STD: f32 = 0.3081;
 pub struct Dataset {
     /// `len * side * side * channels` normalised pixels.
     pub pixels: Vec<f32>,
+    /// One label per image.
     pub labels: Vec<u8>,
+    /// Images are `side` x `side` pixels.
     pub side: usize,
+    /// Channels per pixel (1 for grey, 3 for RGB).
     pub channels: usize,
+    /// Labels are `0..classes`.
     pub classes: usize,
 }
 
 /// The train and test sets of one source.
 pub struct DataSplit {
+    /// The training images.
     pub train: Dataset,
+    /// The central test images.
     pub test: Dataset,
 }
 
 /// Why data could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// An IDX file cannot be read.
     #[error(transparent)]
     Idx(#[from] IdxError),
-    #[error("{0}")]
-    Shape(String),
+    /// The files hold tensors of the wrong shapes.
+    #[error("{split}: {problem}")]
+    Shape {
+        /// `train` or `t10k`.
+        split: String,
+        /// What does not fit.
+        problem: String,
+    },
 }
 
 impl Dataset {
@@ -50,6 +63,42 @@ impl Dataset {
     /// Whether the set holds no image.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// The images `indices`, in that order, as a data set of their own.
+    pub fn subset(&self, indices: &[u32]) -> Dataset {
+        let len = self.image_len();
+        Dataset {
+            pixels: indices
+                .iter()
+                .flat_map(|&i| &self.pixels[i as usize * len..(i as usize + 1) * len])
+                .copied()
+                .collect(),
+            labels: indices.iter().map(|&i| self.labels[i as usize]).collect(),
+            side: self.side,
+            channels: self.channels,
+            classes: self.classes,
+        }
+    }
+
+    /// `parts` one after another; they share the first one's shape and classes.
+    pub fn concat(parts: Vec<Dataset>) -> Dataset {
+        let (side, channels, classes) = parts
+            .first()
+            .map_or((0, 1, 0), |p| (p.side, p.channels, p.classes));
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for p in parts {
+            pixels.extend(p.pixels);
+            labels.extend(p.labels);
+        }
+        Dataset {
+            pixels,
+            labels,
+            side,
+            channels,
+            classes,
+        }
     }
 
     fn image_len(&self) -> usize {
@@ -103,22 +152,23 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
     let (n, h, w) = match images.dims[..] {
         [n, h, w] => (n, h, w),
         _ => {
-            return Err(DataError::Shape(format!(
-                "{prefix} images: expected 3 dims, got {:?}",
-                images.dims
-            )));
+            return Err(DataError::Shape {
+                split: prefix.to_string(),
+                problem: format!("images have dims {:?}, expected 3", images.dims),
+            });
         }
     };
     if h != w {
-        return Err(DataError::Shape(format!(
-            "{prefix} images are {h}x{w}, expected square"
-        )));
+        return Err(DataError::Shape {
+            split: prefix.to_string(),
+            problem: format!("images are {h}x{w}, expected square"),
+        });
     }
     if labels.dims != [n] {
-        return Err(DataError::Shape(format!(
-            "{prefix}: {n} images but labels have dims {:?}",
-            labels.dims
-        )));
+        return Err(DataError::Shape {
+            split: prefix.to_string(),
+            problem: format!("{n} images but labels have dims {:?}", labels.dims),
+        });
     }
     let classes = labels
         .data

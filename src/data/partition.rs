@@ -15,11 +15,16 @@ pub enum PartitionSpec {
     Iid,
     /// Per class, proportions over clients drawn from Dirichlet(alpha): small alpha gives
     /// clients few classes each.
-    Dirichlet { alpha: f64 },
+    Dirichlet {
+        /// Concentration: small gives skewed clients.
+        alpha: f64,
+    },
     /// Few-shot clients: each holds `shots` images of each of its classes (every class,
     /// or `classes` of them drawn at random per client), no image held twice.
     Shots {
+        /// Images of each class a client holds.
         shots: usize,
+        /// Classes per client (all when absent).
         #[serde(default)]
         classes: Option<usize>,
     },
@@ -28,31 +33,45 @@ pub enum PartitionSpec {
 /// Each client's local training and test indices into the training set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Partition {
+    /// Each client's local training indices.
     pub train: Vec<Vec<u32>>,
+    /// Each client's local test indices.
     pub test: Vec<Vec<u32>>,
 }
 
 /// Why no partition could be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PartitionError {
+    /// Fewer samples than the clients need between them.
     #[error("{clients} clients need at least {min} samples each, but the data has {samples}")]
     TooFewSamples {
+        /// Clients to serve.
         clients: usize,
+        /// Samples each must hold at least.
         min: usize,
+        /// Samples there are.
         samples: usize,
     },
+    /// No Dirichlet draw met the minimum.
     #[error(
         "no Dirichlet(alpha = {alpha}) draw gave every client at least {min} samples in {tries} tries; raise alpha or lower min_samples"
     )]
     MinimumNotMet {
+        /// The Dirichlet concentration.
         alpha: f64,
+        /// Samples each client must hold at least.
         min: usize,
+        /// Draws tried.
         tries: usize,
     },
+    /// A class ran out of images before every client had its shots.
     #[error("class {class} has too few images for {clients} clients with {shots} shots of it")]
     TooFewShots {
+        /// The class that ran out.
         class: usize,
+        /// Images of it each client holds.
         shots: usize,
+        /// Clients to serve.
         clients: usize,
     },
 }

@@ -11,12 +11,13 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{DataSplit, Dataset, Domain, PartitionSpec, partition, shift_domain};
+use super::{DataSplit, Dataset, Domain, PartitionError, PartitionSpec, partition, shift_domain};
 
 /// One task of a scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    /// The task's name, for reports.
     pub name: String,
     /// The labels the task uses; all when empty.
     #[serde(default)]
@@ -32,13 +33,17 @@ pub struct TaskSpec {
 /// local train and test indices.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slot {
+    /// The task behind the slot, `None` when it mixes tasks.
     pub task: Option<usize>,
+    /// Local training indices (into the training images).
     pub train: Vec<u32>,
+    /// Local test indices (into the training images too: a held-out part of the shard).
     pub test: Vec<u32>,
 }
 
 /// A run's data laid out by task.
 pub struct TaskData {
+    /// The tasks' names, in order.
     pub names: Vec<String>,
     /// Every task's training images (domain-shifted); slots index into it.
     pub train: Dataset,
@@ -54,21 +59,57 @@ pub struct TaskData {
 pub struct Layout<'a> {
     /// The scenario's tasks; none means one task over all the data, held by every client.
     pub tasks: &'a [TaskSpec],
+    /// Number of clients.
     pub clients: usize,
+    /// How a task's images are spread over its clients.
     pub partition: &'a PartitionSpec,
+    /// Fewest samples a client may hold.
     pub min_samples: usize,
+    /// Share of each shard held out as the local test split.
     pub test_fraction: f64,
+    /// Seeds the dealing and partitions.
     pub seed: u64,
     /// One slot per task a client holds (else one slot for all its data).
     pub separate: bool,
 }
 
-/// Why the data cannot be laid out; `field` is the scenario path at fault.
+/// Why the data cannot be laid out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct LayoutError {
-    pub field: String,
-    pub message: String,
+pub enum LayoutError {
+    /// A task names a class the data does not have.
+    #[error("class {class} is not in the data (classes 0..{classes})")]
+    UnknownClass {
+        /// The task's index.
+        task: usize,
+        /// The class it names.
+        class: u8,
+        /// Classes the data has.
+        classes: usize,
+    },
+    /// A task's images cannot be partitioned among its clients.
+    #[error("task \"{name}\": {source}")]
+    Task {
+        /// The task's index.
+        task: usize,
+        /// The task's name.
+        name: String,
+        /// Why the partition failed.
+        source: PartitionError,
+    },
+    /// The images cannot be partitioned among the clients.
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+}
+
+impl LayoutError {
+    /// The scenario field at fault.
+    pub fn field(&self) -> String {
+        match self {
+            LayoutError::UnknownClass { task, .. } => format!("data.tasks[{task}].classes"),
+            LayoutError::Task { task, .. } => format!("data.tasks[{task}]"),
+            LayoutError::Partition(_) => "data.partition".into(),
+        }
+    }
 }
 
 /// The true task behind each client's slots, as [`Layout::apply`] lays them out: one slot
@@ -107,12 +148,10 @@ impl Layout<'_> {
                 .iter()
                 .find(|&&c| c as usize >= data.train.classes)
             {
-                return Err(LayoutError {
-                    field: format!("data.tasks[{t}].classes"),
-                    message: format!(
-                        "class {c} is not in the data (classes 0..{})",
-                        data.train.classes
-                    ),
+                return Err(LayoutError::UnknownClass {
+                    task: t,
+                    class: c,
+                    classes: data.train.classes,
                 });
             }
         }
@@ -141,11 +180,11 @@ impl Layout<'_> {
         let (mut train_offset, mut test_offset) = (0u32, 0u32);
         for (t, task) in self.tasks.iter().enumerate() {
             let task_seed = self.seed ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let train = shift_domain(&subset(&data.train, &pools[t]), &task.domain, task_seed);
+            let train = shift_domain(&data.train.subset(&pools[t]), &task.domain, task_seed);
             let test_idx: Vec<u32> = (0..data.test.len() as u32)
                 .filter(|&i| uses(task, data.test.labels[i as usize]))
                 .collect();
-            let test = shift_domain(&subset(&data.test, &test_idx), &task.domain, !task_seed);
+            let test = shift_domain(&data.test.subset(&test_idx), &task.domain, !task_seed);
             let part = partition(
                 &train.labels,
                 task.clients.len(),
@@ -154,9 +193,10 @@ impl Layout<'_> {
                 self.test_fraction,
                 task_seed,
             )
-            .map_err(|e| LayoutError {
-                field: format!("data.tasks[{t}]"),
-                message: format!("task \"{}\": {e}", task.name),
+            .map_err(|source| LayoutError::Task {
+                task: t,
+                name: task.name.clone(),
+                source,
             })?;
             let shift = |v: &[u32]| -> Vec<u32> { v.iter().map(|&i| i + train_offset).collect() };
             for (k, &client) in task.clients.iter().enumerate() {
@@ -193,8 +233,8 @@ impl Layout<'_> {
             .collect();
         Ok(TaskData {
             names: self.tasks.iter().map(|t| t.name.clone()).collect(),
-            train: concat(train_parts),
-            test: concat(test_parts),
+            train: Dataset::concat(train_parts),
+            test: Dataset::concat(test_parts),
             task_test,
             slots,
         })
@@ -209,11 +249,7 @@ impl Layout<'_> {
             self.min_samples,
             self.test_fraction,
             self.seed,
-        )
-        .map_err(|e| LayoutError {
-            field: "data.partition".into(),
-            message: e.to_string(),
-        })?;
+        )?;
         let slots = part
             .train
             .into_iter()
@@ -233,39 +269,6 @@ impl Layout<'_> {
             test: data.test,
             slots,
         })
-    }
-}
-
-fn subset(data: &Dataset, indices: &[u32]) -> Dataset {
-    let len = data.side * data.side * data.channels;
-    Dataset {
-        pixels: indices
-            .iter()
-            .flat_map(|&i| &data.pixels[i as usize * len..(i as usize + 1) * len])
-            .copied()
-            .collect(),
-        labels: indices.iter().map(|&i| data.labels[i as usize]).collect(),
-        side: data.side,
-        channels: data.channels,
-        classes: data.classes,
-    }
-}
-
-fn concat(parts: Vec<Dataset>) -> Dataset {
-    let first = &parts[0];
-    let (side, channels, classes) = (first.side, first.channels, first.classes);
-    let mut pixels = Vec::new();
-    let mut labels = Vec::new();
-    for p in parts {
-        pixels.extend(p.pixels);
-        labels.extend(p.labels);
-    }
-    Dataset {
-        pixels,
-        labels,
-        side,
-        channels,
-        classes,
     }
 }
 
@@ -381,6 +384,6 @@ mod tests {
     fn a_class_outside_the_data_names_its_field() {
         let tasks = [task("a", vec![3], vec![0, 1, 2])];
         let err = layout(&tasks, true).apply(data()).err().unwrap();
-        assert_eq!(err.field, "data.tasks[0].classes");
+        assert_eq!(err.field(), "data.tasks[0].classes");
     }
 }

@@ -25,11 +25,11 @@ use burn::nn::LayerNorm;
 use burn::tensor::{Shape, Tensor, TensorData};
 
 /// Layer norms' variance floor, as Burn's `LayerNormConfig` sets it by default.
-pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+pub(super) const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 /// Fused softmax and layer norm, on every backend flotilla runs.
 #[backend_extension(Flex, LibTorch: cfg(feature = "tch"), Autodiff)]
-pub trait FusedOps: Backend {
+pub(super) trait FusedOps: Backend {
     /// Softmax over the last axis.
     fn softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let last = x.shape().num_dims() - 1;
@@ -261,17 +261,17 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
 }
 
 /// Softmax over the last axis of `x`.
-pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(super) fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::softmax_last(x.into_dispatch()))
 }
 
 /// GELU of `x` (the exact, `erf` form, as Burn's `gelu`).
-pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+pub(super) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::gelu_exact(x.into_dispatch()))
 }
 
 /// `norm` applied to `x` (built with [`LAYER_NORM_EPSILON`] and a shift).
-pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+pub(super) fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
     let gamma = norm.gamma.val();
     let beta = norm
         .beta

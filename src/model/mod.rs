@@ -1,33 +1,36 @@
-//! The backbone, its adapters, and local training and evaluation with Burn.
+//! The model clients fine-tune, with Burn: the backbone, its adapters and heads, local
+//! training and evaluation, and the clients' procedures.
+//!
+//! - `vit`, `fused`: the ViT backbone and its fused kernels;
+//! - `adapter/`: what trains on the frozen backbone (LoRA, FiLM, prompts, memory tokens,
+//!   blocks), and what each costs;
+//! - `head/`: the classifier (linear, frozen for FedBABU, naive Bayes for FiT);
+//! - `train/`: local training, client batching and evaluation;
+//! - `procedure/`: what clients do with them (PersA-FL's MAML and Moreau envelope,
+//!   personalization before a test);
+//! - `params`, `init`, `prefix`, `group`: the flat trainable vector, initialisation, the
+//!   frozen-prefix cache, and the sample-to-client map of a batch.
 
 mod adapter;
-mod film;
 mod fused;
 mod group;
 mod head;
 mod init;
-mod inventory;
-mod lora;
-mod naive_bayes;
 mod params;
-mod personal;
 mod prefix;
-mod prompt;
+mod procedure;
 mod train;
 mod vit;
 
-pub use adapter::{AdapterSpec, LoraTarget};
-pub use film::Film;
+pub use adapter::{AdapterCost, AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet, catalog};
 pub use group::{Owners, client_axis};
-pub use head::HeadSpec;
+pub use head::{Covariance, HeadSpec, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use init::init_params;
-pub use inventory::{AdapterCost, catalog};
-pub use lora::LoraLinear;
-pub use naive_bayes::{Covariance, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use params::Trainable;
-pub use personal::{PersonalStep, train_maml, train_moreau};
 pub use prefix::{Depth, Prefix};
-pub use prompt::PromptNet;
+pub use procedure::{
+    PersonalStep, Personalization, Trained, personalize, train_maml, train_moreau, train_slot,
+};
 pub use train::{
     EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, fine_tune,
     fit_head, train_group, train_local,
@@ -42,8 +45,11 @@ use burn::tensor::Device;
 /// FedAPT key each).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adaptation {
+    /// What trains in the backbone.
     pub adapter: AdapterSpec,
+    /// The classifier.
     pub head: HeadSpec,
+    /// Clients (FedAPT draws one key each).
     pub clients: usize,
 }
 

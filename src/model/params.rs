@@ -14,6 +14,7 @@ impl Trainable {
         Self(Regex::new(&format!("^(?:{pattern})$")).expect("adapter patterns are built in code"))
     }
 
+    /// Whether the parameter at `path` (e.g. `blocks.0.attn.q.lora_a`) trains.
     pub fn matches(&self, path: &str) -> bool {
         self.0.is_match(path)
     }

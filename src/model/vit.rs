@@ -7,22 +7,28 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::film::Film;
+use super::adapter::{Film, LoraLinear, PromptNet};
 use super::fused::{LAYER_NORM_EPSILON, gelu, layer_norm, softmax_last};
 use super::group::Owners;
-use super::lora::LoraLinear;
-use super::prompt::PromptNet;
 
 /// The ViT's shape. Images are square with `channels` planes of `image` x `image` pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VitConfig {
+    /// The images' side in pixels.
     pub image: usize,
+    /// Colour planes.
     pub channels: usize,
+    /// The patches' side in pixels.
     pub patch: usize,
+    /// The token width.
     pub dim: usize,
+    /// Transformer blocks.
     pub depth: usize,
+    /// Attention heads.
     pub heads: usize,
+    /// The MLP's hidden width.
     pub mlp: usize,
+    /// The head's outputs.
     pub classes: usize,
 }
 
@@ -90,15 +96,21 @@ impl VitConfig {
 /// adds; absent, the model is the plain backbone.
 #[derive(Module, Debug)]
 pub struct Vit {
+    /// Patches to tokens.
     pub patch_embed: Linear,
+    /// The class token `[1, 1, dim]`.
     pub cls: Param<Tensor<3>>,
+    /// Position embeddings `[1, tokens + 1, dim]`.
     pub pos: Param<Tensor<3>>,
     /// Prompt tokens `[1, p, dim]` inserted after the class token (no position embedding).
     pub prompt: Option<Param<Tensor<3>>>,
     /// FedAPT: makes each sample's prompt offset from its frozen features and the keys.
     pub prompt_net: Option<PromptNet>,
+    /// The transformer blocks.
     pub blocks: Vec<Block>,
+    /// The final norm, on the class token.
     pub norm: LayerNorm,
+    /// The classifier.
     pub head: Linear,
 }
 

@@ -6,32 +6,45 @@ use std::net::{SocketAddr, TcpListener};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// Jobs waiting for a pool worker (gauge).
-pub const POOL_QUEUE_DEPTH: &str = "flotilla_pool_queue_depth";
+pub(crate) const POOL_QUEUE_DEPTH: &str = "flotilla_pool_queue_depth";
 /// Pool workers running a job (gauge).
-pub const POOL_BUSY_WORKERS: &str = "flotilla_pool_busy_workers";
+pub(crate) const POOL_BUSY_WORKERS: &str = "flotilla_pool_busy_workers";
 /// Wall-clock seconds per pool job, by `kind` (train, eval) (histogram).
-pub const POOL_JOB_SECONDS: &str = "flotilla_pool_job_seconds";
+pub(crate) const POOL_JOB_SECONDS: &str = "flotilla_pool_job_seconds";
 /// Wall-clock seconds since the run started (gauge).
-pub const WALL_SECONDS: &str = "flotilla_wall_seconds";
+pub(crate) const WALL_SECONDS: &str = "flotilla_wall_seconds";
 /// Simulated seconds per wall-clock second (gauge).
-pub const SIM_SPEED: &str = "flotilla_sim_speed";
+pub(crate) const SIM_SPEED: &str = "flotilla_sim_speed";
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
+    /// Neither an address nor a port.
     #[error("{addr} is not an address to listen on (expected e.g. \"127.0.0.1:9898\" or a port)")]
-    BadAddress { addr: String },
+    BadAddress {
+        /// The text given.
+        addr: String,
+    },
+    /// The address is taken or not this host's.
     #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// What the system said.
         source: std::io::Error,
     },
-    #[error("cannot start the Prometheus exporter on {addr}: {message}")]
-    Exporter { addr: SocketAddr, message: String },
+    /// The exporter refused to start.
+    #[error("cannot start the Prometheus exporter on {addr}: {source}")]
+    Exporter {
+        /// Where it was to listen.
+        addr: SocketAddr,
+        /// What the exporter said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Parses a listen address; a bare port listens on 127.0.0.1.
-pub fn parse_addr(text: &str) -> Result<SocketAddr, MonitorError> {
+pub(crate) fn parse_addr(text: &str) -> Result<SocketAddr, MonitorError> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
@@ -49,26 +62,28 @@ const STALENESS_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34
 
 /// Starts the exporter's HTTP listener on `addr` and installs it as the metrics recorder,
 /// with `scenario` and `strategy` as labels on every series.
-pub fn install(addr: SocketAddr, scenario: &str, strategy: &str) -> Result<(), MonitorError> {
+pub(crate) fn install(
+    addr: SocketAddr,
+    scenario: &str,
+    strategy: &str,
+) -> Result<(), MonitorError> {
     // Bind first so that a busy port is reported before anything runs.
     TcpListener::bind(addr).map_err(|source| MonitorError::Bind { addr, source })?;
-    let exporter = |e: &dyn std::fmt::Display| MonitorError::Exporter {
-        addr,
-        message: e.to_string(),
-    };
+    let exporter =
+        |e: Box<dyn std::error::Error + Send + Sync>| MonitorError::Exporter { addr, source: e };
     PrometheusBuilder::new()
         .with_http_listener(addr)
         .add_global_label("scenario", scenario)
         .add_global_label("strategy", strategy)
         .set_buckets_for_metric(Matcher::Suffix("seconds".into()), SECONDS_BUCKETS)
-        .map_err(|e| exporter(&e))?
+        .map_err(|e| exporter(e.into()))?
         .set_buckets_for_metric(
             Matcher::Full(flotilla_actors::metrics::STALENESS.into()),
             STALENESS_BUCKETS,
         )
-        .map_err(|e| exporter(&e))?
+        .map_err(|e| exporter(e.into()))?
         .install()
-        .map_err(|e| exporter(&e))?;
+        .map_err(|e| exporter(e.into()))?;
     describe();
     Ok(())
 }

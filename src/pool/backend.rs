@@ -13,6 +13,24 @@ pub enum Backend {
     Tch,
 }
 
+/// A backend name that is neither `flex` nor `tch`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("expected flex or tch, got \"{0}\"")]
+pub struct UnknownBackend(pub String);
+
+impl std::str::FromStr for Backend {
+    type Err = UnknownBackend;
+
+    /// `flex` or `tch`, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.to_lowercase().as_str() {
+            "flex" => Ok(Backend::Flex),
+            "tch" => Ok(Backend::Tch),
+            _ => Err(UnknownBackend(text.to_string())),
+        }
+    }
+}
+
 /// The kind of device the workers own.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceKind {
@@ -26,12 +44,15 @@ pub enum DeviceKind {
 /// Why the pool's devices cannot be had.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// LibTorch is asked for but not built in.
     #[error(
         "this flotilla was built without LibTorch; build it with `--features tch` (see scripts/setup-libtorch.sh)"
     )]
     NotBuilt,
+    /// CUDA is asked for on Burn's CPU backend.
     #[error("CUDA devices need the LibTorch backend (backend: Tch)")]
     CudaNeedsTch,
+    /// No GPU to put the workers on.
     #[error("no CUDA device is visible to LibTorch")]
     NoCuda,
 }

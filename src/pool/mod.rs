@@ -7,10 +7,12 @@
 //! training leaves idle, such as the tail of a synchronous round.
 
 mod backend;
+mod eval;
 mod learner;
+mod reader;
 
-pub use backend::{Backend, BackendError, DeviceKind, worker_devices};
-pub use learner::{LearnerSetup, Personalization, PoolLearner};
+pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, worker_devices};
+pub use learner::{LearnerSetup, PoolLearner};
 
 use std::thread::JoinHandle;
 
@@ -22,7 +24,9 @@ use crate::model::Vit;
 
 /// What a worker owns: its device and its copy of the model (frozen backbone, adapter slots).
 pub struct Worker {
+    /// The device its tensors live on.
     pub device: Device,
+    /// Its copy of the model.
     pub model: Vit,
 }
 
@@ -32,7 +36,9 @@ pub type Task = Box<dyn FnOnce(&Worker) + Send>;
 /// What a job is, for the job-time metric.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum JobKind {
+    /// Local training.
     Train,
+    /// Evaluation.
     Eval,
 }
 

@@ -10,10 +10,35 @@ use crate::scenario::{AlgorithmSection, Scenario};
 
 /// A file of a run directory that could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct ReadError {
-    pub path: PathBuf,
-    pub message: String,
+pub enum ReadError {
+    /// The file is missing or unreadable.
+    #[error("{path}: {source}{hint}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+        /// What the missing file suggests, if anything.
+        hint: &'static str,
+    },
+    /// `summary.json` is not a summary.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON reader said.
+        source: serde_json::Error,
+    },
+    /// A CSV row that does not read.
+    #[error("{path}: row {row}: {source}")]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The row, from 1 after the header.
+        row: usize,
+        /// What the CSV reader said.
+        source: csv::Error,
+    },
 }
 
 /// One evaluation, as `timeline.csv` has it (the columns the report uses).
@@ -42,11 +67,15 @@ struct ClientRow {
 /// Everything the report needs from one run directory.
 #[derive(Clone, Debug)]
 pub struct RunData {
+    /// The run directory.
     pub dir: PathBuf,
+    /// Its `summary.json`.
     pub summary: Summary,
     /// The resolved scenario, when `scenario.ron` still parses.
     pub scenario: Option<Scenario>,
+    /// Its `timeline.csv`.
     pub timeline: Vec<Evaluation>,
+    /// Its `activity.csv`.
     pub activity: Vec<Activity>,
     /// Each client's device class, by id.
     pub classes: Vec<String>,
@@ -56,18 +85,14 @@ impl RunData {
     /// Reads the run directory `dir`.
     pub fn read(dir: &Path) -> Result<Self, ReadError> {
         let at = |name: &str| dir.join(name);
-        let fail = |name: &str, message: String| ReadError {
-            path: at(name),
-            message,
-        };
-        let text = std::fs::read_to_string(at("summary.json")).map_err(|e| {
-            fail(
-                "summary.json",
-                format!("{e} (is this a run directory written by `flotilla run`?)"),
-            )
+        let path = at("summary.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+            hint: " (is this a run directory written by `flotilla run`?)",
         })?;
         let summary: Summary =
-            serde_json::from_str(&text).map_err(|e| fail("summary.json", e.to_string()))?;
+            serde_json::from_str(&text).map_err(|source| ReadError::Json { path, source })?;
         let scenario = std::fs::read_to_string(at("scenario.ron"))
             .ok()
             .and_then(|t| crate::scenario::parse(&t).ok());
@@ -130,14 +155,20 @@ impl RunData {
 
 /// The rows of a CSV file; an empty file has none.
 fn read_csv<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, ReadError> {
-    let fail = |message: String| ReadError {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        source,
+        hint: "",
+    })?;
     csv::Reader::from_reader(text.as_bytes())
         .deserialize()
         .enumerate()
-        .map(|(i, row)| row.map_err(|e| fail(format!("row {}: {e}", i + 1))))
+        .map(|(i, row)| {
+            row.map_err(|source| ReadError::Csv {
+                path: path.to_path_buf(),
+                row: i + 1,
+                source,
+            })
+        })
         .collect()
 }

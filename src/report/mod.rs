@@ -6,7 +6,7 @@ mod data;
 mod figures;
 pub mod plots;
 
-pub use data::RunData;
+pub use data::{ReadError, RunData};
 pub use figures::{comparison_table, write_report};
 
 use std::path::Path;
@@ -21,7 +21,9 @@ use crate::scenario::Scenario;
 /// Wall-clock figures, kept apart because they differ from run to run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Wall {
+    /// Wall seconds from start to finish.
     pub wall_seconds: f64,
+    /// Events dispatched per wall second.
     pub events_per_second: f64,
     /// Simulated seconds per wall second.
     pub sim_speed: f64,
@@ -46,38 +48,58 @@ pub fn peak_rss_bytes() -> u64 {
 /// The run's headline figures; everything but `wall` is deterministic.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
+    /// The scenario's name.
     pub name: String,
+    /// The seed the run used.
     pub seed: u64,
+    /// Why the run ended.
     pub stop_reason: StopReason,
+    /// Whether the user stopped it.
     pub interrupted: bool,
     /// Accuracy of the final global model on the central test set.
     pub global_accuracy: Option<f64>,
+    /// Mean loss of the final global model on the central test set.
     pub global_loss: Option<f64>,
     /// Mean over clients of the final global model's accuracy on their own test split.
     pub local_accuracy: Option<f64>,
+    /// 10th percentile over clients of that accuracy.
     pub local_accuracy_p10: Option<f64>,
     /// Mean over clients of their personalized model's accuracy on their own test split
     /// (the global model's when the scenario personalizes nothing).
     pub personalized_accuracy: Option<f64>,
+    /// 10th percentile over clients of that accuracy.
     pub personalized_accuracy_p10: Option<f64>,
+    /// Simulated seconds at the end.
     pub sim_seconds: f64,
+    /// Rounds completed (synchronous algorithms).
     pub rounds: u32,
     /// Aggregations applied to the global model.
     pub model_version: u64,
     /// Simulated seconds to the first evaluation at or above `stop.target_accuracy`.
     pub time_to_target: Option<f64>,
+    /// Updates that reached the server.
     pub updates_received: u64,
+    /// Updates aggregated.
     pub updates_applied: u64,
+    /// Updates received but not aggregated.
     pub updates_discarded: u64,
+    /// Those, by reason.
     pub updates_discarded_by_reason: std::collections::BTreeMap<String, u64>,
     /// Staleness of the updates that reached the server (versions), nearest-rank quantiles.
     pub staleness: Staleness,
+    /// Bytes sent up, every attempt.
     pub bytes_up: u64,
+    /// Bytes sent down, every attempt.
     pub bytes_down: u64,
+    /// Attempts to send an update.
     pub messages_up: u64,
+    /// Attempts to send a model.
     pub messages_down: u64,
+    /// Attempts lost.
     pub messages_lost: u64,
+    /// Jobs and transfers lost to dropouts and devices going offline.
     pub dropouts: u64,
+    /// Events the clock dispatched.
     pub events: u64,
     /// Trainable (and transmitted) parameters: adapter + head.
     pub adapter_params: usize,
@@ -87,29 +109,38 @@ pub struct Summary {
     pub update_bytes: u64,
     /// Mean bytes sent up and down per round (model version for asynchronous algorithms).
     pub bytes_up_per_round: Option<f64>,
+    /// Mean bytes sent down per round.
     pub bytes_down_per_round: Option<f64>,
     /// The final accuracy of the model serving each task, on the task's central test set.
     pub tasks: Vec<TaskAccuracy>,
     /// Purity of the final clustering of adapters against the true tasks (FL-TAC), and of
     /// every clustering in order.
     pub cluster_purity: Option<f64>,
+    /// Purity of every clustering, in order.
     pub cluster_purity_history: Vec<f64>,
+    /// The wall-clock figures, which differ from run to run.
     pub wall: Wall,
 }
 
 /// One task's final accuracy.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TaskAccuracy {
+    /// The task's name.
     pub name: String,
+    /// Its accuracy, when it was evaluated.
     pub accuracy: Option<f64>,
 }
 
 /// Quantiles of update staleness; `None` when no update arrived.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Staleness {
+    /// Median.
     pub p50: Option<u64>,
+    /// 90th percentile.
     pub p90: Option<u64>,
+    /// 99th percentile.
     pub p99: Option<u64>,
+    /// Largest.
     pub max: Option<u64>,
     /// Updates by staleness: `histogram[s]` arrived `s` versions old.
     pub histogram: Vec<u64>,
@@ -136,12 +167,16 @@ impl Staleness {
 
 /// Model sizes reported beside the simulation's records.
 pub struct ModelSize {
+    /// Trainable (and transmitted) values: adapter and head.
     pub adapter_params: usize,
+    /// Every value of the model, frozen backbone included.
     pub model_params: usize,
+    /// Bytes of one encoded adapter on the wire.
     pub update_bytes: u64,
 }
 
 impl Summary {
+    /// The summary of a run of `scenario` that ended as `outcome`.
     pub fn new(
         scenario: &Scenario,
         outcome: &SimOutcome,

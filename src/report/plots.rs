@@ -46,15 +46,21 @@ fn font() {
 /// One named line of points.
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// The legend's entry.
     pub name: String,
+    /// `(x, y)` points, in x order.
     pub points: Vec<(f64, f64)>,
 }
 
 /// A line chart: titles, axes and the series to draw.
 pub struct LineChart<'a> {
+    /// Above the chart.
     pub title: &'a str,
+    /// Under the x axis.
     pub x_label: &'a str,
+    /// Beside the y axis.
     pub y_label: &'a str,
+    /// The lines.
     pub series: &'a [Series],
     /// A logarithmic x axis (for quantities swept over decades, such as bandwidth).
     pub x_log: bool,
@@ -92,9 +98,8 @@ fn tick(v: f64) -> String {
     if s == "-0" { "0".into() } else { s.into() }
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("{e:?}")
-}
+/// What drawing a chart can fail with: the backend's error, kept as the source.
+type Drawn = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// The range of `values` padded by 5% (or ±1 when they are all equal).
 fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> Range<f64> {
@@ -169,24 +174,23 @@ pub fn line_chart(stem: &Path, chart: &LineChart) -> std::io::Result<Vec<PathBuf
     }
 }
 
-fn draw_lines<DB: DrawingBackend, X>(
+fn draw_lines<DB: DrawingBackend<ErrorType: 'static>, X>(
     root: DrawingArea<DB, Shift>,
     c: &LineChart,
     x: X,
     y: Range<f64>,
-) -> Result<(), String>
+) -> Drawn
 where
     X: AsRangedCoord<Value = f64>,
     X::CoordDescType: ValueFormatter<f64>,
 {
-    root.fill(&WHITE).map_err(err)?;
+    root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(c.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(x, y)
-        .map_err(err)?;
+        .build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
         .x_desc(c.x_label)
@@ -197,8 +201,7 @@ where
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     for (i, s) in c.series.iter().enumerate() {
         let style = color(i).stroke_width(2);
         let points: Vec<(f64, f64)> = s
@@ -208,15 +211,12 @@ where
             .filter(|(x, y)| x.is_finite() && y.is_finite())
             .collect();
         chart
-            .draw_series(LineSeries::new(points.clone(), style))
-            .map_err(err)?
+            .draw_series(LineSeries::new(points.clone(), style))?
             .label(s.name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color(i).stroke_width(2))
             });
-        chart
-            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color(i).filled())))
-            .map_err(err)?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color(i).filled())))?;
     }
     if c.series.len() > 1 || c.series.iter().any(|s| !s.name.is_empty()) {
         chart
@@ -225,10 +225,9 @@ where
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(err)?;
+            .draw()?;
     }
-    root.present().map_err(err)
+    Ok(root.present()?)
 }
 
 /// Draws a bar chart of `counts` (bar `i` at x = `i`) to `stem.png` and `stem.svg`.
@@ -244,14 +243,14 @@ pub fn bar_chart(
     ))
 }
 
-fn draw_bars<DB: DrawingBackend>(
+fn draw_bars<DB: DrawingBackend<ErrorType: 'static>>(
     root: DrawingArea<DB, Shift>,
     title: &str,
     x_label: &str,
     y_label: &str,
     counts: &[u64],
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(err)?;
+) -> Drawn {
+    root.fill(&WHITE)?;
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.08;
     let n = counts.len().max(1) as f64;
     let mut chart = ChartBuilder::on(&root)
@@ -259,8 +258,7 @@ fn draw_bars<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d(-0.5..n - 0.5, 0.0..top)
-        .map_err(err)?;
+        .build_cartesian_2d(-0.5..n - 0.5, 0.0..top)?;
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -277,29 +275,32 @@ fn draw_bars<DB: DrawingBackend>(
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(err)?;
-    chart
-        .draw_series(counts.iter().enumerate().map(|(i, &c)| {
-            let x = i as f64;
-            Rectangle::new([(x - 0.4, 0.0), (x + 0.4, c as f64)], color(0).filled())
-        }))
-        .map_err(err)?;
-    root.present().map_err(err)
+        .draw()?;
+    chart.draw_series(counts.iter().enumerate().map(|(i, &c)| {
+        let x = i as f64;
+        Rectangle::new([(x - 0.4, 0.0), (x + 0.4, c as f64)], color(0).filled())
+    }))?;
+    Ok(root.present()?)
 }
 
 /// One row of a timeline: a label and coloured intervals `(start, end, lane)` where
 /// `lane` indexes [`Timeline::lanes`].
 pub struct TimelineRow {
+    /// The row's name.
     pub label: String,
+    /// `(start, end, lane)` intervals.
     pub spans: Vec<(f64, f64, usize)>,
 }
 
 /// A Gantt-style chart: one row per client, one colour per activity.
 pub struct Timeline<'a> {
+    /// Above the chart.
     pub title: &'a str,
+    /// Each activity's name and colour.
     pub lanes: &'a [(&'a str, RGBColor)],
+    /// One row per client.
     pub rows: &'a [TimelineRow],
+    /// Where the time axis ends.
     pub end: f64,
 }
 
@@ -308,11 +309,11 @@ pub fn timeline(stem: &Path, t: &Timeline) -> std::io::Result<Vec<PathBuf>> {
     render!(stem, |root| draw_timeline(root, t))
 }
 
-fn draw_timeline<DB: DrawingBackend>(
+fn draw_timeline<DB: DrawingBackend<ErrorType: 'static>>(
     root: DrawingArea<DB, Shift>,
     t: &Timeline,
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(err)?;
+) -> Drawn {
+    root.fill(&WHITE)?;
     let n = t.rows.len().max(1);
     let mut chart = ChartBuilder::on(&root)
         .caption(t.title, ("sans-serif", 22))
@@ -320,8 +321,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .x_label_area_size(48)
         .y_label_area_size(150)
         // A blank strip on the right holds the legend clear of the bars.
-        .build_cartesian_2d(0.0..t.end.max(1e-6) * 1.2, 0.0..n as f64)
-        .map_err(err)?;
+        .build_cartesian_2d(0.0..t.end.max(1e-6) * 1.2, 0.0..n as f64)?;
     let labels: Vec<String> = t.rows.iter().map(|r| r.label.clone()).collect();
     chart
         .configure_mesh()
@@ -342,8 +342,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 16))
         .light_line_style(WHITE.mix(0.0))
-        .draw()
-        .map_err(err)?;
+        .draw()?;
     for (lane, (name, c)) in t.lanes.iter().enumerate() {
         let c = *c;
         let rects = t.rows.iter().enumerate().flat_map(|(i, row)| {
@@ -354,8 +353,7 @@ fn draw_timeline<DB: DrawingBackend>(
                 .map(move |&(a, b, _)| Rectangle::new([(a, y + 0.15), (b, y + 0.85)], c.filled()))
         });
         chart
-            .draw_series(rects)
-            .map_err(err)?
+            .draw_series(rects)?
             .label(*name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
     }
@@ -365,7 +363,6 @@ fn draw_timeline<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.4))
         .label_font(("sans-serif", 14))
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)
+        .draw()?;
+    Ok(root.present()?)
 }

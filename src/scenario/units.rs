@@ -97,7 +97,7 @@ impl<U: Unit> Quantity<U> {
     }
 
     /// Parses `"<number><unit>"`; spaces between number and unit are allowed.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
         let t = text.trim();
         let split = t
             .find(|c: char| {
@@ -107,15 +107,19 @@ impl<U: Unit> Quantity<U> {
         // "e" may also start no unit we know; back off if the number does not parse.
         let (num, unit) = t.split_at(split);
         let unit = unit.trim();
-        let expected = || {
-            let names: Vec<&str> = U::UNITS.iter().map(|(u, _)| *u).collect();
-            format!(
-                "expected {} like \"{}{}\" (units: {}), got \"{text}\"",
-                U::WHAT,
+        let expected = || UnitError::Expected {
+            what: U::WHAT,
+            example: format!(
+                "{}{}",
                 if U::WHAT == "a duration" { "250" } else { "20" },
-                U::UNITS[U::UNITS.len().min(3) - 1].0,
-                names.join(", ")
-            )
+                U::UNITS[U::UNITS.len().min(3) - 1].0
+            ),
+            units: U::UNITS
+                .iter()
+                .map(|(u, _)| *u)
+                .collect::<Vec<_>>()
+                .join(", "),
+            text: text.to_string(),
         };
         let number: f64 = num.parse().map_err(|_| expected())?;
         let factor = U::UNITS
@@ -127,7 +131,10 @@ impl<U: Unit> Quantity<U> {
             return Err(expected());
         }
         if number < 0.0 {
-            return Err(format!("{} must not be negative, got \"{text}\"", U::WHAT));
+            return Err(UnitError::Negative {
+                what: U::WHAT,
+                text: text.to_string(),
+            });
         }
         Ok(Self {
             value: number * factor,
@@ -135,6 +142,31 @@ impl<U: Unit> Quantity<U> {
             unit: PhantomData,
         })
     }
+}
+
+/// Why a quantity's text does not parse.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    /// Not a number followed by a known unit.
+    #[error("expected {what} like \"{example}\" (units: {units}), got \"{text}\"")]
+    Expected {
+        /// What kind of quantity, e.g. "a duration".
+        what: &'static str,
+        /// A valid example.
+        example: String,
+        /// The accepted units.
+        units: String,
+        /// The text as written.
+        text: String,
+    },
+    /// A negative amount.
+    #[error("{what} must not be negative, got \"{text}\"")]
+    Negative {
+        /// What kind of quantity.
+        what: &'static str,
+        /// The text as written.
+        text: String,
+    },
 }
 
 impl<U> fmt::Display for Quantity<U> {
@@ -181,9 +213,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_text() {
-        assert!(Duration::parse("250").unwrap_err().contains("units: us"));
-        assert!(Rate::parse("20 Mbps").unwrap_err().contains("Mbit/s"));
-        assert!(Duration::parse("-1s").unwrap_err().contains("negative"));
+        assert!(
+            Duration::parse("250")
+                .unwrap_err()
+                .to_string()
+                .contains("units: us")
+        );
+        assert!(
+            Rate::parse("20 Mbps")
+                .unwrap_err()
+                .to_string()
+                .contains("Mbit/s")
+        );
+        assert!(
+            Duration::parse("-1s")
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
         assert!(Speed::parse("fast").is_err());
     }
 }

@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 /// Clients in the small scenario.
-pub const CLIENTS: usize = 30;
+pub(crate) const CLIENTS: usize = 30;
 
 /// The small scenario's default algorithm.
-pub const FEDAVG: &str = r#"FedAvg(clients_per_round: 4, over_selection: 0.5, deadline: "20s")"#;
+pub(crate) const FEDAVG: &str =
+    r#"FedAvg(clients_per_round: 4, over_selection: 0.5, deadline: "20s")"#;
 
 /// Writes the small scenario with `algorithm` to `dir/<name>.ron` and returns its path.
-pub fn small_scenario(
+pub(crate) fn small_scenario(
     dir: &Path,
     name: &str,
     algorithm: &str,

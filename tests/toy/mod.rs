@@ -4,7 +4,7 @@ use flotilla::data::Dataset;
 use flotilla::model::VitConfig;
 
 /// A 2-block ViT of width 16 on 8x8 grey images of 3 classes.
-pub fn tiny() -> VitConfig {
+pub(crate) fn tiny() -> VitConfig {
     VitConfig {
         image: 8,
         channels: 1,
@@ -18,7 +18,7 @@ pub fn tiny() -> VitConfig {
 }
 
 /// `n` deterministic 8x8 images, labelled 0, 1, 2, 0, ...
-pub fn toy_data(n: usize) -> Dataset {
+pub(crate) fn toy_data(n: usize) -> Dataset {
     Dataset {
         pixels: (0..n * 64)
             .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)

@@ -8,7 +8,7 @@ use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::record::DiscardReason;
 use crate::server::ServerCtx;
-use crate::strategy::{Clusterer, Strategy};
+use crate::strategy::{Clusterer, Strategy, weighted_mean};
 use crate::time::SimTime;
 
 /// FedAvg's settings.
@@ -24,7 +24,7 @@ pub struct FedAvgConfig {
 }
 
 /// Synchronous FedAvg, optionally with FL-TAC's clustered aggregation.
-pub struct FedAvg {
+pub(crate) struct FedAvg {
     config: FedAvgConfig,
     clusterer: Option<Clusterer>,
     round: u32,
@@ -33,7 +33,7 @@ pub struct FedAvg {
 }
 
 impl FedAvg {
-    pub fn new(config: FedAvgConfig) -> Self {
+    pub(crate) fn new(config: FedAvgConfig) -> Self {
         Self {
             config,
             clusterer: None,
@@ -44,13 +44,13 @@ impl FedAvg {
     }
 
     /// Aggregates by clusters of adapters (FL-TAC) instead of one mean.
-    pub fn clustered(mut self, clusterer: Clusterer) -> Self {
+    pub(crate) fn clustered(mut self, clusterer: Clusterer) -> Self {
         self.clusterer = Some(clusterer);
         self
     }
 
     /// Clients selected per round: `ceil(k * (1 + over_selection))`, at most all of them.
-    pub fn selection_size(&self, clients: usize) -> usize {
+    pub(crate) fn selection_size(&self, clients: usize) -> usize {
         let k = self.config.clients_per_round as f64 * (1.0 + self.config.over_selection);
         (k.ceil() as usize).min(clients)
     }
@@ -99,32 +99,7 @@ impl FedAvg {
     }
 }
 
-/// The weighted mean of parameter vectors, accumulated in f64.
-///
-/// ```
-/// use flotilla_actors::strategy::weighted_mean;
-/// let m = weighted_mean(&[(&[1.0, 0.0], 1.0), (&[4.0, 3.0], 2.0)]);
-/// assert_eq!(m, vec![3.0, 2.0]);
-/// ```
-pub fn weighted_mean(items: &[(&[f32], f64)]) -> Vec<f32> {
-    let Some((first, _)) = items.first() else {
-        return Vec::new();
-    };
-    let total: f64 = items.iter().map(|(_, w)| w).sum();
-    let mut acc = vec![0f64; first.len()];
-    for (values, w) in items {
-        for (a, &v) in acc.iter_mut().zip(values.iter()) {
-            *a += w * v as f64;
-        }
-    }
-    acc.into_iter().map(|a| (a / total) as f32).collect()
-}
-
 impl Strategy for FedAvg {
-    fn name(&self) -> &'static str {
-        "fedavg"
-    }
-
     fn start(&mut self, ctx: &mut ServerCtx<'_>) {
         self.begin_round(ctx);
     }

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Clusterer, Crew, Member, Staleness, Strategy};
+use super::{Aggregator, Clusterer, Member, Staleness, apply_buffer};
 use crate::learner::ClientId;
+use crate::learner::Params;
 use crate::message::UpdateMsg;
-use crate::payload::Params;
 use crate::record::DiscardReason;
 use crate::server::ServerCtx;
 
@@ -25,24 +25,6 @@ pub struct FedBuffConfig {
     pub max_staleness: Option<u64>,
 }
 
-/// `w + lr · (1/K) Σ s_i Δ_i` for `K` deltas with staleness weights `s_i`, in f64.
-///
-/// ```
-/// use flotilla_actors::strategy::apply_buffer;
-/// let deltas: [(&[f32], f64); 2] = [(&[2.0, 0.0], 1.0), (&[4.0, 2.0], 0.5)];
-/// assert_eq!(apply_buffer(&[1.0, 1.0], &deltas, 0.5), vec![2.0, 1.25]);
-/// ```
-pub fn apply_buffer(global: &[f32], deltas: &[(&[f32], f64)], lr: f64) -> Vec<f32> {
-    let k = deltas.len() as f64;
-    let mut acc: Vec<f64> = global.iter().map(|&w| w as f64).collect();
-    for (delta, s) in deltas {
-        for (a, &d) in acc.iter_mut().zip(delta.iter()) {
-            *a += lr * s * d as f64 / k;
-        }
-    }
-    acc.into_iter().map(|a| a as f32).collect()
-}
-
 /// One buffered update: its adapters, their deltas against what the client was sent,
 /// and its staleness weight.
 struct Buffered {
@@ -52,19 +34,17 @@ struct Buffered {
     weight: f64,
 }
 
-/// Asynchronous FedBuff, optionally with FL-TAC's clustered aggregation.
-pub struct FedBuff {
+/// FedBuff's aggregation, optionally with FL-TAC's clustered aggregation.
+pub(crate) struct FedBuff {
     config: FedBuffConfig,
     clusterer: Option<Clusterer>,
-    crew: Crew,
     /// Updates waiting for the buffer to fill.
     buffered: Vec<Buffered>,
 }
 
 impl FedBuff {
-    pub fn new(config: FedBuffConfig) -> Self {
+    pub(crate) fn new(config: FedBuffConfig) -> Self {
         Self {
-            crew: Crew::new(config.concurrency),
             config,
             clusterer: None,
             buffered: Vec::new(),
@@ -72,7 +52,7 @@ impl FedBuff {
     }
 
     /// Aggregates by clusters of adapters (FL-TAC), one clustering per flush.
-    pub fn clustered(mut self, clusterer: Clusterer) -> Self {
+    pub(crate) fn clustered(mut self, clusterer: Clusterer) -> Self {
         self.clusterer = Some(clusterer);
         self
     }
@@ -105,18 +85,8 @@ impl FedBuff {
     }
 }
 
-impl Strategy for FedBuff {
-    fn name(&self) -> &'static str {
-        "fedbuff"
-    }
-
-    fn start(&mut self, ctx: &mut ServerCtx<'_>) {
-        ctx.begin_round();
-        self.crew.fill(ctx);
-    }
-
-    fn on_update(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) {
-        self.crew.release(ctx, update.client);
+impl Aggregator for FedBuff {
+    fn aggregate(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) -> bool {
         let tau = ctx.version().saturating_sub(update.base_version);
         // The models this client started from; gone if it was sent newer ones since.
         let base = ctx
@@ -149,22 +119,10 @@ impl Strategy for FedBuff {
             self.flush(ctx);
             let version = ctx.version();
             if !ctx.end_round(version as u32) {
-                return;
+                return false;
             }
             ctx.begin_round();
         }
-        self.crew.fill(ctx);
-    }
-
-    fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
-        self.crew.replace(ctx, client);
-    }
-
-    fn on_online(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
-        self.crew.online(ctx, client);
-    }
-
-    fn on_offline(&mut self, _: &mut ServerCtx<'_>, client: ClientId) {
-        self.crew.offline(client);
+        true
     }
 }

@@ -1,28 +1,56 @@
 //! Server strategies: whom to select and how to aggregate, in the spirit of Flower's
 //! `configure_fit` / `aggregate_fit`, driven by simulation events.
 
-mod concurrency;
+mod aggregate;
+mod asynchronous;
+mod crew;
 mod fedasync;
 mod fedavg;
 mod fedbuff;
 mod fltac;
 mod staleness;
 
-pub use concurrency::Crew;
-pub use fedasync::{FedAsync, FedAsyncConfig, mix};
-pub use fedavg::{FedAvg, FedAvgConfig, weighted_mean};
-pub use fedbuff::{FedBuff, FedBuffConfig, apply_buffer};
-pub use fltac::{Clusterer, Clustering, MAX_CLUSTERS, Member, inertia, kmeans, match_clusters};
+pub use fedasync::FedAsyncConfig;
+pub use fedavg::FedAvgConfig;
+pub use fedbuff::FedBuffConfig;
+pub use fltac::{Clustering, MAX_CLUSTERS};
 pub use staleness::Staleness;
 
+pub(crate) use aggregate::{apply_buffer, mix, weighted_mean};
+pub(crate) use fltac::{Clusterer, Member};
+
+use crate::config::AlgorithmSpec;
 use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::server::ServerCtx;
+use asynchronous::{Aggregator, Asynchronous};
+use crew::Crew;
+use fedasync::FedAsync;
+use fedavg::FedAvg;
+use fedbuff::FedBuff;
+
+/// The server strategy of `algorithm`, aggregating by clusters of adapters (FL-TAC) when
+/// a `clusterer` is given.
+pub(crate) fn build(algorithm: &AlgorithmSpec, clusterer: Option<Clusterer>) -> Box<dyn Strategy> {
+    match (algorithm, clusterer) {
+        (AlgorithmSpec::FedAvg(c), None) => Box::new(FedAvg::new(c.clone())),
+        (AlgorithmSpec::FedAvg(c), Some(k)) => Box::new(FedAvg::new(c.clone()).clustered(k)),
+        (AlgorithmSpec::FedBuff(c), k) => {
+            let mut fedbuff = FedBuff::new(c.clone());
+            if let Some(k) = k {
+                fedbuff = fedbuff.clustered(k);
+            }
+            Box::new(Asynchronous::new(c.concurrency, fedbuff))
+        }
+        // FedAsync mixes one model; scenarios never cluster it.
+        (AlgorithmSpec::FedAsync(c), _) => {
+            Box::new(Asynchronous::new(c.concurrency, FedAsync::new(c.clone())))
+        }
+    }
+}
 
 /// A federated-learning algorithm's server side.
-pub trait Strategy: Send {
-    /// A short name for reports and metric labels.
-    fn name(&self) -> &'static str;
+pub(crate) trait Strategy: Send {
     /// The run begins: select clients and send them the model.
     fn start(&mut self, ctx: &mut ServerCtx<'_>);
     /// An update arrived from a client.
@@ -43,9 +71,6 @@ pub trait Strategy: Send {
 pub(crate) struct Idle;
 
 impl Strategy for Idle {
-    fn name(&self) -> &'static str {
-        "idle"
-    }
     fn start(&mut self, _: &mut ServerCtx<'_>) {}
     fn on_update(&mut self, _: &mut ServerCtx<'_>, _: UpdateMsg) {}
 }

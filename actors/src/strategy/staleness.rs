@@ -4,13 +4,22 @@ use serde::{Deserialize, Serialize};
 
 /// `s(τ)`: how much an update that is `τ` versions old still counts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Staleness {
     /// `s(τ) = 1`.
     Constant,
     /// `s(τ) = (1 + τ)^-exponent`.
-    Polynomial { exponent: f64 },
+    Polynomial {
+        /// How fast the weight decays.
+        exponent: f64,
+    },
     /// `s(τ) = 1` for `τ <= b`, else `1 / (a (τ - b) + 1)`.
-    Hinge { a: f64, b: f64 },
+    Hinge {
+        /// Slope of the decay past `b`.
+        a: f64,
+        /// Staleness up to which updates count fully.
+        b: f64,
+    },
 }
 
 impl Staleness {

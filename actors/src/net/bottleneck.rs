@@ -1,0 +1,73 @@
+//! The server's ingress or egress as an actor: wakes when the next transfer finishes.
+
+use super::{Direction, LinkEvent, LinkId, Rate, SharedCapacity, Transfer};
+use crate::event::{Event, Out, deliver_to};
+
+/// Events the shared capacity handles.
+#[derive(Debug)]
+pub(crate) enum BottleneckEvent {
+    /// A transfer begins.
+    Start(Transfer),
+    /// The earliest active transfer may have finished; stale wake-ups carry an old generation.
+    Wake { generation: u64 },
+    /// The link's client went offline: its transfers stop.
+    Cancel(LinkId),
+}
+
+/// The server's ingress or egress: a [`SharedCapacity`] as an actor.
+pub(crate) struct BottleneckActor {
+    dir: Direction,
+    capacity: SharedCapacity,
+    generation: u64,
+}
+
+impl BottleneckActor {
+    pub(crate) fn new(dir: Direction, capacity: Option<Rate>) -> Self {
+        Self {
+            dir,
+            capacity: SharedCapacity::new(capacity),
+            generation: 0,
+        }
+    }
+
+    fn reschedule(&mut self, out: &mut Out) {
+        self.generation += 1;
+        if let Some(at) = self.capacity.next_completion() {
+            out.at(
+                at,
+                Event::Bottleneck(
+                    self.dir,
+                    BottleneckEvent::Wake {
+                        generation: self.generation,
+                    },
+                ),
+            );
+        }
+    }
+}
+
+impl BottleneckActor {
+    fn handle(&mut self, out: &mut Out, event: BottleneckEvent) {
+        let now = out.time();
+        match event {
+            BottleneckEvent::Start(transfer) => self.capacity.start(now, transfer),
+            BottleneckEvent::Cancel(link) => {
+                self.capacity.cancel(now, link);
+            }
+            BottleneckEvent::Wake { generation } => {
+                if generation != self.generation {
+                    return;
+                }
+                for t in self.capacity.finish_due(now) {
+                    out.after(
+                        t.latency,
+                        Event::Link(t.link, LinkEvent::Arrived { attempt: t.attempt }),
+                    );
+                }
+            }
+        }
+        self.reschedule(out);
+    }
+}
+
+deliver_to!(BottleneckActor, BottleneckEvent);

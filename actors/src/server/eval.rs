@@ -1,0 +1,115 @@
+//! Evaluation bookkeeping: when the served models are evaluated, and the timeline rows
+//! their results become.
+
+use super::{ServerActor, ServerEvent};
+use crate::event::{Event, Out};
+use crate::learner::{EvalJob, EvalOutcome};
+use crate::record::{TimelineRow, nearest_rank};
+use crate::time::SimTime;
+
+/// The counters an evaluation's timeline row reports, as they stood when it started.
+#[derive(Clone, Debug)]
+pub(crate) struct Progress {
+    cluster_purity: Option<f64>,
+    updates_applied: u64,
+    updates_discarded: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+}
+
+impl ServerActor {
+    pub(super) fn record_eval(
+        &mut self,
+        now: SimTime,
+        round: u32,
+        version: u64,
+        outcome: EvalOutcome,
+        progress: Progress,
+    ) {
+        let mut records = self.records.lock().expect("records lock");
+        for ((stats, &acc), &personal) in records
+            .clients
+            .iter_mut()
+            .zip(&outcome.client_accuracy)
+            .zip(&outcome.personalized_accuracy)
+        {
+            stats.local_accuracy = Some(acc);
+            stats.personalized_accuracy = Some(personal);
+        }
+        let (local, local_p10) = mean_and_p10(&outcome.client_accuracy);
+        let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy);
+        metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
+        metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
+        let row = TimelineRow {
+            sim_seconds: now.as_secs_f64(),
+            round,
+            version,
+            global_accuracy: outcome.global_accuracy,
+            global_loss: outcome.global_loss,
+            local_accuracy: local,
+            local_accuracy_p10: local_p10,
+            personalized_accuracy: mean,
+            personalized_accuracy_p10: p10,
+            task_accuracy: outcome.task_accuracy,
+            cluster_purity: progress.cluster_purity,
+            updates_applied: progress.updates_applied,
+            updates_discarded: progress.updates_discarded,
+            bytes_up: progress.bytes_up,
+            bytes_down: progress.bytes_down,
+        };
+        records.timeline.push(row);
+    }
+
+    pub(super) fn evaluate(&mut self, out: &mut Out, round: u32) {
+        if self.evaluated_version == Some(self.version) {
+            return;
+        }
+        self.evaluated_version = Some(self.version);
+        let blocking = self.stopping || self.stop.target_accuracy.is_some();
+        if blocking {
+            self.evals_in_flight += 1;
+        }
+        let progress = {
+            let records = self.records.lock().expect("records lock");
+            Box::new(Progress {
+                cluster_purity: records.clusterings.last().map(|c| c.purity),
+                updates_applied: records.updates_applied,
+                updates_discarded: records.updates_discarded_total(),
+                bytes_up: records.bytes_up,
+                bytes_down: records.bytes_down,
+            })
+        };
+        let personal = self.personal.lock().expect("personal models").clone();
+        let slots = self
+            .routes
+            .all()
+            .iter()
+            .map(|r| r.iter().map(|&m| self.served(m).clone()).collect())
+            .collect();
+        let tasks = (0..self.tasks)
+            .map(|t| self.models[self.routes.task_model(t)].clone())
+            .collect();
+        let outcome = self.learner.evaluate(EvalJob {
+            tasks,
+            slots,
+            personal,
+        });
+        out.now(Event::Server(ServerEvent::EvalDone {
+            round,
+            version: self.version,
+            outcome: Box::new(outcome),
+            blocking,
+            progress,
+        }));
+    }
+}
+
+fn mean_and_p10(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (mean, nearest_rank(&sorted, 0.10).unwrap_or(f64::NAN))
+}

@@ -1,0 +1,288 @@
+//! The server actor: holds the global model and its version, runs the strategy, evaluates.
+
+mod ctx;
+mod eval;
+mod routing;
+
+pub(crate) use ctx::ServerCtx;
+pub(crate) use eval::Progress;
+
+use std::sync::{Arc, Mutex};
+
+use crate::client::PersonalModels;
+use crate::event::{Event, Out, deliver_to};
+use crate::learner::Params;
+use crate::learner::{ClientId, EvalOutcome, Learner, Pending, TaskId};
+use crate::message::UpdateMsg;
+use crate::record::{DiscardReason, Records, UpdateRecord};
+use crate::rng::{ActorKey, SimRng, stream};
+use crate::strategy::Strategy;
+use crate::time::SimTime;
+use crate::wire::{Encoded, Encoder, Wire};
+use routing::Routes;
+
+/// When a run ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopRule {
+    /// After this many completed rounds (synchronous algorithms).
+    pub rounds: Option<u32>,
+    /// At this simulated time.
+    pub virtual_time: Option<SimTime>,
+    /// As soon as an evaluation reaches this global accuracy.
+    pub target_accuracy: Option<f64>,
+}
+
+/// Events the server handles.
+#[derive(Debug)]
+pub(crate) enum ServerEvent {
+    /// The run begins.
+    Start,
+    /// A client's update arrived.
+    UpdateArrived(UpdateMsg),
+    /// A timer the strategy set (a round deadline).
+    Timer(u64),
+    /// A client working for the server failed; the server notices the lost connection.
+    ClientFailed(ClientId),
+    /// A client came online or went offline.
+    CheckIn { client: ClientId, online: bool },
+    /// An evaluation of `version` finished.
+    EvalDone {
+        round: u32,
+        version: u64,
+        /// Boxed, as is `progress`: every event is as large as the largest, and this one
+        /// comes once a round.
+        outcome: Box<Pending<EvalOutcome>>,
+        /// Whether the run waits for it: its result can stop the run (a target accuracy,
+        /// the final evaluation). The clock may deliver any other evaluation later, as
+        /// its result comes in, for it only writes records.
+        blocking: bool,
+        /// The records' counters as the evaluation started, for its timeline row.
+        progress: Box<Progress>,
+    },
+    /// The virtual-time limit.
+    Horizon,
+    /// Time for a periodic evaluation.
+    EvalTick,
+}
+
+/// The server: its models, version counter, strategy, evaluation schedule.
+pub(crate) struct ServerActor {
+    /// The models it serves: one global model, or one per cluster (FL-TAC).
+    models: Vec<Params>,
+    /// Which model each client's slot receives.
+    routes: Routes,
+    initial: Params,
+    tasks: usize,
+    /// What each client was last sent: the version and one model per slot.
+    sent: Vec<Option<(u64, Vec<Params>)>>,
+    version: u64,
+    strategy: Box<dyn Strategy>,
+    rng: SimRng,
+    clients: usize,
+    wire: Encoder,
+    learner: Arc<dyn Learner>,
+    records: Arc<Mutex<Records>>,
+    stop: StopRule,
+    eval_every_rounds: Option<u32>,
+    eval_every: Option<SimTime>,
+    /// Each model as encoded for the current version, shared by every download.
+    encoded: Vec<Option<(u64, Encoded)>>,
+    round_started: SimTime,
+    /// Set once the run is winding down: the final evaluation then stops it.
+    stopping: bool,
+    evaluated_version: Option<u64>,
+    /// Blocking evaluations started and not yet delivered.
+    evals_in_flight: u32,
+    /// Which clients are online, as their check-ins tell.
+    online: Vec<bool>,
+    /// The clients' personal models, read for evaluation only.
+    personal: PersonalModels,
+}
+
+/// Server settings besides the strategy.
+pub(crate) struct ServerSetup {
+    pub seed: u64,
+    /// Models the server serves (one per cluster for FL-TAC, else one).
+    pub models: usize,
+    /// Whether clusterings route slots to models (FL-TAC); else every slot gets model 0.
+    pub clustered: bool,
+    /// Number of tasks in the scenario.
+    pub tasks: usize,
+    /// The true task behind each client's slot (`None` for a slot mixing tasks).
+    pub slot_tasks: Vec<Vec<Option<TaskId>>>,
+    /// Whether each client starts online.
+    pub online: Vec<bool>,
+    pub personal: PersonalModels,
+    pub wire: Wire,
+    pub stop: StopRule,
+    pub eval_every_rounds: Option<u32>,
+    pub eval_every: Option<SimTime>,
+}
+
+impl ServerActor {
+    pub(crate) fn new(
+        setup: ServerSetup,
+        strategy: Box<dyn Strategy>,
+        learner: Arc<dyn Learner>,
+        records: Arc<Mutex<Records>>,
+    ) -> Self {
+        // Register every series at zero, so that dashboards show them before the first event.
+        for reason in DiscardReason::ALL {
+            metrics::counter!(crate::metrics::UPDATES_DISCARDED, "reason" => reason.as_str())
+                .increment(0);
+        }
+        metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(0);
+        metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(0);
+        metrics::gauge!(crate::metrics::MODEL_VERSION).set(0.0);
+        let initial = Arc::new(learner.initial_params());
+        let models = setup.models.max(1);
+        Self {
+            models: vec![initial.clone(); models],
+            initial,
+            sent: vec![None; setup.slot_tasks.len()],
+            routes: Routes::new(setup.slot_tasks, models, setup.clustered),
+            tasks: setup.tasks,
+            version: 0,
+            strategy,
+            rng: stream(setup.seed, ActorKey::Server, "select"),
+            clients: setup.online.len(),
+            wire: Encoder::new(
+                setup.wire.down,
+                setup.wire.layout,
+                stream(setup.seed, ActorKey::Server, "wire"),
+            ),
+            learner,
+            records,
+            stop: setup.stop,
+            eval_every_rounds: setup.eval_every_rounds.filter(|&r| r > 0),
+            eval_every: setup.eval_every.filter(|t| *t > SimTime::ZERO),
+            encoded: vec![None; models + 1],
+            round_started: SimTime::ZERO,
+            stopping: false,
+            evaluated_version: None,
+            evals_in_flight: 0,
+            online: setup.online,
+            personal: setup.personal,
+        }
+    }
+
+    fn handle(&mut self, out: &mut Out, event: ServerEvent) {
+        let mut strategy = std::mem::replace(&mut self.strategy, Box::new(crate::strategy::Idle));
+        match event {
+            ServerEvent::Start => {
+                if let Some(t) = self.stop.virtual_time {
+                    out.at(t, Event::Server(ServerEvent::Horizon));
+                }
+                if let Some(every) = self.eval_every {
+                    out.at(every, Event::Server(ServerEvent::EvalTick));
+                }
+                strategy.start(&mut ServerCtx { server: self, out });
+            }
+            ServerEvent::UpdateArrived(update) => {
+                self.records.lock().expect("records lock").updates_received += 1;
+                metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(1);
+                let staleness = self.version.saturating_sub(update.base_version);
+                metrics::histogram!(crate::metrics::STALENESS).record(staleness as f64);
+                self.records
+                    .lock()
+                    .expect("records lock")
+                    .updates
+                    .push(UpdateRecord {
+                        sim_seconds: out.time().as_secs_f64(),
+                        client: update.client,
+                        base_version: update.base_version,
+                        staleness,
+                    });
+                if self.stopping {
+                    self.discard(update.client, DiscardReason::Late);
+                } else {
+                    strategy.on_update(&mut ServerCtx { server: self, out }, update);
+                }
+            }
+            ServerEvent::Timer(token) => {
+                if !self.stopping {
+                    strategy.on_timer(&mut ServerCtx { server: self, out }, token);
+                }
+            }
+            ServerEvent::ClientFailed(client) => {
+                if !self.stopping {
+                    strategy.on_failure(&mut ServerCtx { server: self, out }, client);
+                }
+            }
+            ServerEvent::CheckIn { client, online } => {
+                self.online[client] = online;
+                let ctx = &mut ServerCtx { server: self, out };
+                if !online {
+                    strategy.on_offline(ctx, client);
+                } else if !ctx.server.stopping {
+                    strategy.on_online(ctx, client);
+                }
+            }
+            ServerEvent::EvalDone {
+                round,
+                version,
+                outcome,
+                blocking,
+                progress,
+            } => {
+                let outcome = outcome
+                    .into_ready()
+                    .expect("the clock resolves results before dispatch");
+                let reached = self
+                    .stop
+                    .target_accuracy
+                    .is_some_and(|t| outcome.global_accuracy >= t);
+                self.record_eval(out.time(), round, version, outcome, *progress);
+                if blocking {
+                    self.evals_in_flight -= 1;
+                    if reached {
+                        self.stopping = true;
+                    }
+                    if self.stopping && self.evals_in_flight == 0 {
+                        out.now(Event::Stop);
+                    }
+                }
+            }
+            ServerEvent::Horizon => self.finish(out),
+            ServerEvent::EvalTick => {
+                if !self.stopping {
+                    let round = self.records.lock().expect("records lock").rounds;
+                    self.evaluate(out, round);
+                    if let Some(every) = self.eval_every {
+                        out.after(every, Event::Server(ServerEvent::EvalTick));
+                    }
+                }
+            }
+        }
+        self.strategy = strategy;
+    }
+
+    /// Winds the run down: a final evaluation of the current model, then stop.
+    fn finish(&mut self, out: &mut Out) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        let round = self.records.lock().expect("records lock").rounds;
+        self.evaluate(out, round);
+        if self.evals_in_flight == 0 {
+            out.now(Event::Stop);
+        }
+    }
+
+    /// The model a slot routed to `route` receives.
+    fn served(&self, route: Option<usize>) -> &Params {
+        route.map_or(&self.initial, |m| &self.models[m])
+    }
+
+    fn discard(&mut self, client: ClientId, reason: DiscardReason) {
+        metrics::counter!(crate::metrics::UPDATES_DISCARDED, "reason" => reason.as_str())
+            .increment(1);
+        self.records
+            .lock()
+            .expect("records lock")
+            .on_discard(client, reason);
+    }
+}
+
+deliver_to!(ServerActor, ServerEvent);

@@ -1,0 +1,181 @@
+//! `flotilla bench`: every measurement in a child process of its own, printed as one
+//! table.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use flotilla::bench::{Figures, Item, measure};
+use flotilla::pool::Backend;
+
+use super::BAD_INPUT;
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// The workload of the pool and run measurements.
+    #[arg(long, default_value = "scenarios/w1.ron")]
+    scenario: PathBuf,
+    /// Backends to measure (flex, tch); default: every one compiled in.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(Backend))]
+    backends: Vec<Backend>,
+    /// Clients per batch for the batched measurements.
+    #[arg(long, default_value_t = 5)]
+    batch_clients: usize,
+    /// Skip the whole runs.
+    #[arg(long)]
+    no_runs: bool,
+    /// Run one measurement here and print its figures as JSON (used by the table's
+    /// child processes).
+    #[arg(long, hide = true)]
+    item: Option<String>,
+}
+
+pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
+    if let Some(json) = &args.item {
+        let item: Item = match serde_json::from_str(json) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: --item: {e}");
+                return ExitCode::from(BAD_INPUT);
+            }
+        };
+        return match measure(&item, &args.scenario) {
+            Ok(figures) => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&figures).expect("figures serialize")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let backends = if args.backends.is_empty() {
+        let mut all = vec![Backend::Flex];
+        if cfg!(feature = "tch") {
+            all.push(Backend::Tch);
+        }
+        all
+    } else {
+        args.backends.clone()
+    };
+    let mb = |bytes: u64| bytes as f64 / 1e6;
+    let mut failed = false;
+    let mut row = |what: String, item: Item, show: &dyn Fn(&Figures) -> String| match in_child(
+        &item,
+        &args.scenario,
+    ) {
+        Ok(f) => {
+            println!(
+                "| {what} | {} | {:.1} | {:.0} |",
+                show(&f),
+                f.wall_seconds,
+                mb(f.peak_rss_bytes)
+            );
+            Some(f)
+        }
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            failed = true;
+            None
+        }
+    };
+    println!("| measurement | figure | wall s | peak RSS MB |");
+    println!("| --- | ---: | ---: | ---: |");
+    let engine = |clients: usize, updates: u64, params: usize| Item::Engine {
+        clients,
+        updates,
+        params,
+    };
+    let events = |f: &Figures| {
+        let in_loop = f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
+        format!("{:.0} events/s ({in_loop:.0} in the event loop)", f.rate())
+    };
+    // 20 updates per client: the event loop's steady state, at either size.
+    for clients in [1_000, 10_000] {
+        let updates = 20 * clients as u64;
+        let what =
+            format!("engine, no-op learner, {clients} clients, 10-value model, {updates} updates");
+        row(what, engine(clients, updates, 10), &events);
+    }
+    // W1's adapter and head: 4,746 values held by every client that took part. The same
+    // 20k updates at both sizes, so that the memory difference is the clients'.
+    let mut w1 = |clients: usize| {
+        let what =
+            format!("engine, no-op learner, {clients} clients, W1-sized model, 20000 updates");
+        row(what, engine(clients, 20_000, 4_746), &events)
+    };
+    if let (Some(a), Some(b)) = (w1(1_000), w1(10_000)) {
+        let per_client = b.peak_rss_bytes.saturating_sub(a.peak_rss_bytes) as f64 / 9_000.0;
+        println!("| memory per client, W1-sized: (10k - 1k) / 9k | {per_client:.0} B | | |");
+    }
+    let images = |f: &Figures| format!("{:.0} images/s", f.rate());
+    for backend in &backends {
+        let mut rates = Vec::new();
+        for batch in [1, args.batch_clients] {
+            let set = vec![
+                format!("pool.backend={backend:?}"),
+                format!("pool.batch_clients={batch}"),
+            ];
+            let what = format!("pool training, {backend:?}, {batch} client(s) per batch");
+            rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
+        }
+        if let [Some(one), Some(many)] = rates[..] {
+            println!(
+                "| pool batching speed-up, {backend:?} | {:.2}x | | |",
+                many / one
+            );
+        }
+    }
+    if !args.no_runs {
+        let run = |f: &Figures| format!("{:.2}% accuracy", f.accuracy.unwrap_or(0.0) * 100.0);
+        for backend in &backends {
+            for batch in [1, args.batch_clients] {
+                let set = vec![
+                    format!("pool.backend={backend:?}"),
+                    format!("pool.batch_clients={batch}"),
+                ];
+                let what = format!("whole run, {backend:?}, {batch} client(s) per batch");
+                row(what, Item::Run { set }, &run);
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Why a measurement in a child process gave no figures.
+#[derive(Debug, thiserror::Error)]
+enum ChildError {
+    /// The child could not be started.
+    #[error("cannot start the measurement: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The child failed; its own error.
+    #[error("{0}")]
+    Failed(String),
+    /// The child printed something other than figures.
+    #[error("the measurement printed no figures: {0}")]
+    Output(#[from] serde_json::Error),
+}
+
+/// A measurement run in a child process: `flotilla bench --item JSON --scenario FILE`.
+fn in_child(item: &Item, scenario_file: &Path) -> Result<Figures, ChildError> {
+    let exe = std::env::current_exe()?;
+    let json = serde_json::to_string(item).expect("items serialize");
+    let out = std::process::Command::new(exe)
+        .args(["bench", "--item", &json, "--scenario"])
+        .arg(scenario_file)
+        .output()?;
+    if !out.status.success() {
+        return Err(ChildError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}

@@ -1,0 +1,64 @@
+//! The `flotilla` command line: one module per command; the library does the work.
+
+mod adapters;
+mod bench;
+mod pretrain;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Simulate asynchronous, personalized, parameter-efficient federated learning.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario and write its results.
+    Run(run::RunArgs),
+    /// Check a scenario file without running it.
+    Validate {
+        /// The scenario file (RON).
+        file: PathBuf,
+    },
+    /// Train the ViT backbone centrally on some classes and write a checkpoint.
+    Pretrain(pretrain::PretrainArgs),
+    /// Print each adapter's trainable values and bytes per update, for a scenario's
+    /// backbone (and its own adapter first) or the bundled ViT on MNIST.
+    Adapters {
+        /// The scenario file (RON) whose backbone to measure.
+        file: Option<PathBuf>,
+    },
+    /// Compare runs and sweeps: print a markdown table and regenerate each one's plots and
+    /// report.md.
+    Report {
+        /// Run directories (with summary.json) or sweep directories (with sweep.csv).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Measure the engine (events/s, memory per client), the pool (images/s with and
+    /// without client batching, per backend) and whole runs of W1; print a table.
+    Bench(bench::BenchArgs),
+}
+
+/// Exit code for input the user must fix.
+const BAD_INPUT: u8 = 2;
+
+/// Parses the command line and runs the command.
+pub(crate) fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Validate { file } => run::validate(&file),
+        Command::Run(args) => run::run_command(args),
+        Command::Pretrain(args) => pretrain::pretrain_command(args),
+        Command::Adapters { file } => adapters::adapters_command(file.as_deref()),
+        Command::Report { dirs } => report::report_command(&dirs),
+        Command::Bench(args) => bench::bench_command(args),
+    }
+}

@@ -1,0 +1,169 @@
+//! `flotilla validate` and `flotilla run`: a scenario checked, or run (a sweep runs every
+//! point).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use flotilla::run::{RunError, RunOptions, run};
+use flotilla::scenario::{self, UnitError};
+use flotilla::sweep::{Point, SweepOptions, points, run_sweep};
+
+use super::BAD_INPUT;
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The scenario file (RON).
+    file: PathBuf,
+    /// Where to write results (default: runs/<name>-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override a field, written `path=value` with the value as in the scenario (RON),
+    /// e.g. `--set pool.backend=Tch --set pool.batch_clients=5`; repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Serve Prometheus metrics on this address (a bare port listens on 127.0.0.1).
+    #[arg(long)]
+    metrics_addr: Option<String>,
+    /// Keep serving metrics this long after the run (e.g. "30s"), for a final scrape.
+    #[arg(long, value_parser = parse_duration)]
+    linger: Option<Duration>,
+}
+
+/// Why a `--linger` duration cannot be waited for.
+#[derive(Debug, thiserror::Error)]
+enum LingerError {
+    /// Not a duration.
+    #[error(transparent)]
+    Unit(#[from] UnitError),
+    /// Longer than the host's clock can count.
+    #[error("{0}")]
+    TooLong(#[from] std::time::TryFromFloatSecsError),
+}
+
+/// A `--linger` duration, written as in a scenario.
+fn parse_duration(text: &str) -> Result<Duration, LingerError> {
+    let d = scenario::Duration::parse(text)?;
+    Ok(Duration::try_from_secs_f64(d.value())?)
+}
+
+pub(crate) fn validate(file: &Path) -> ExitCode {
+    match scenario::load(file).and_then(|l| Ok((points(&l)?, l))) {
+        Ok((points, l)) => {
+            let sweep = points.map_or(String::new(), |p| format!(", a sweep of {} runs", p.len()));
+            println!(
+                "{}: ok ({} clients{sweep})",
+                file.display(),
+                l.scenario.data.clients
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+pub(crate) fn run_command(args: RunArgs) -> ExitCode {
+    let mut loaded = match scenario::load(&args.file) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    if let Some(seed) = args.seed {
+        loaded.scenario.seed = seed;
+    }
+    let loaded = match scenario::override_fields(loaded, &args.set) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // Without a handler Ctrl-C would kill the process before anything is written.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    match points(&loaded) {
+        Ok(Some(points)) => return sweep_command(&loaded, points, args, interrupt),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+    }
+    let opts = RunOptions {
+        out: args.out,
+        progress: !args.quiet,
+        interrupt,
+        metrics_addr: args.metrics_addr,
+    };
+    let result = match run(&loaded, opts) {
+        Ok(r) => r,
+        Err(e @ (RunError::Scenario(_) | RunError::Monitor(_))) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_INPUT);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let s = &result.summary;
+    let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
+    println!(
+        "{}: global accuracy {}, personalized {}, {:.1} simulated s, {} rounds, {:.1} s wall{}",
+        result.dir.display(),
+        pct(s.global_accuracy),
+        pct(s.personalized_accuracy),
+        s.sim_seconds,
+        s.rounds,
+        s.wall.wall_seconds,
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    if let Some(linger) = args.linger {
+        eprintln!("serving metrics for {:.0} s more", linger.as_secs_f64());
+        std::thread::sleep(linger);
+    }
+    ExitCode::SUCCESS
+}
+
+fn sweep_command(
+    loaded: &scenario::Loaded,
+    points: Vec<Point>,
+    args: RunArgs,
+    interrupt: Arc<AtomicBool>,
+) -> ExitCode {
+    if args.metrics_addr.is_some() {
+        eprintln!("note: --metrics-addr is ignored for sweeps (their points share one process)");
+    }
+    eprintln!("sweep {}: {} points", loaded.scenario.name, points.len());
+    let opts = SweepOptions {
+        out: args.out,
+        progress: !args.quiet,
+        interrupt,
+    };
+    match run_sweep(loaded, points, opts) {
+        Ok((dir, data)) => {
+            println!("{}", data.table());
+            println!("{}: sweep.csv and report.md written", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

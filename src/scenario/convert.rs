@@ -1,0 +1,314 @@
+//! A validated scenario turned into what runs it: the engine's [`SimConfig`], and the
+//! model, training and personalization settings of the ML side.
+
+use std::sync::Arc;
+
+use flotilla_actors::device::{Availability, DeviceSpec};
+use flotilla_actors::net::{LinkSpec, LinkValue, Rate as RateOverTime, Steps};
+use flotilla_actors::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
+use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule, Wire};
+
+use super::units::{BitRate, Duration, Quantity, Rate, Unit};
+use super::{
+    AlgorithmSection, AvailabilitySection, Backbone, DistSpec, LinkSection, Loaded, Personalize,
+    ScenarioError, Schedule,
+};
+use crate::model::{Adaptation, PersonalStep, Personalization, VitConfig};
+
+/// Clients whose every change of state a run records, for the timeline plot.
+pub const TIMELINE_CLIENTS: usize = 20;
+
+impl Loaded {
+    /// The ViT configuration for images of `side` pixels and `classes` classes.
+    pub fn vit(&self, side: usize, channels: usize, classes: usize) -> VitConfig {
+        let Backbone::Vit {
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp,
+        } = self.scenario.model.backbone;
+        VitConfig {
+            image: side,
+            channels,
+            patch,
+            dim,
+            depth,
+            heads,
+            mlp,
+            classes,
+        }
+    }
+
+    /// The adapter, head and number of clients the model is built for.
+    pub fn adaptation(&self) -> Adaptation {
+        let m = &self.scenario.model;
+        Adaptation {
+            adapter: m.adapter.clone(),
+            head: m.head.clone(),
+            clients: self.scenario.data.clients,
+        }
+    }
+
+    /// How clients personalize the served model before their evaluation.
+    pub fn personalization(&self) -> Option<Personalization> {
+        self.scenario.eval.personalize.as_ref().map(|p| match *p {
+            Personalize::FineTune { steps, lr } => Personalization {
+                steps,
+                lr,
+                head_only: false,
+            },
+            Personalize::FineTuneHead { steps, lr } => Personalization {
+                steps,
+                lr,
+                head_only: true,
+            },
+        })
+    }
+
+    /// The clients' personalized-FL procedure, for PersA-FL.
+    pub fn personal_step(&self) -> Option<PersonalStep> {
+        match &self.scenario.algorithm {
+            AlgorithmSection::PersAfl { personal, .. } => Some(personal.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether clients train one adapter per task they hold (FL-TAC).
+    pub fn separate_slots(&self) -> bool {
+        matches!(self.scenario.algorithm, AlgorithmSection::FlTac { .. })
+    }
+
+    /// The true task behind each client's slots.
+    pub fn slot_tasks(&self) -> Vec<Vec<Option<usize>>> {
+        let d = &self.scenario.data;
+        crate::data::slot_tasks(&d.tasks, d.clients, self.separate_slots())
+    }
+
+    /// The engine's view of the scenario.
+    pub fn sim_config(&self) -> Result<SimConfig, ScenarioError> {
+        let s = &self.scenario;
+        let mut clients = Vec::with_capacity(s.data.clients);
+        let mut slots = self.slot_tasks().into_iter();
+        for (i, c) in s.population.iter().enumerate() {
+            let link = |l: &LinkSection, name: &str| -> Result<LinkSpec, ScenarioError> {
+                let at = |q: &str| format!("population[{i}].{name}.{q}");
+                Ok(LinkSpec {
+                    latency: self.link_value(&l.latency, &at("latency"), false)?,
+                    bandwidth: self.link_value(&l.bandwidth, &at("bandwidth"), true)?,
+                    loss: l.loss,
+                    timeout: secs(&l.timeout),
+                    retries: l.retries,
+                })
+            };
+            let (uplink, downlink) = (link(&c.uplink, "uplink")?, link(&c.downlink, "downlink")?);
+            let speed = to_dist(&c.speed).ok_or_else(|| {
+                self.invalid(format!("population[{i}].speed"), "must be a distribution")
+            })?;
+            let traces = match &c.availability {
+                AvailabilitySection::Trace { file } => Some(self.read_trace(i, file, c.count)?),
+                _ => None,
+            };
+            for k in 0..c.count {
+                let availability = match (&c.availability, &traces) {
+                    (AvailabilitySection::Markov { mean_on, mean_off }, _) => {
+                        Availability::Markov {
+                            mean_on: mean_on.value(),
+                            mean_off: mean_off.value(),
+                        }
+                    }
+                    (AvailabilitySection::Trace { .. }, Some(t)) => {
+                        Availability::Trace(t[k].clone())
+                    }
+                    _ => Availability::Always,
+                };
+                clients.push(ClientSpec {
+                    class: c.class.clone(),
+                    device: DeviceSpec {
+                        speed: speed.clone(),
+                        dropout: c.dropout,
+                    },
+                    availability,
+                    uplink: uplink.clone(),
+                    downlink: downlink.clone(),
+                    slots: slots.next().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(SimConfig {
+            seed: s.seed,
+            clients,
+            ingress: self.capacity(&s.server.ingress, &s.server.ingress_schedule, "ingress")?,
+            egress: self.capacity(&s.server.egress, &s.server.egress_schedule, "egress")?,
+            wire: Wire {
+                up: s.wire.up(),
+                down: s.wire.down(),
+                layout: Arc::from([]),
+            },
+            algorithm: algorithm_spec(&s.algorithm),
+            clustering: match &s.algorithm {
+                AlgorithmSection::FlTac {
+                    k,
+                    iterations,
+                    restarts,
+                    warm_start,
+                    ..
+                } => Some(Clustering {
+                    k: *k,
+                    iterations: *iterations,
+                    restarts: *restarts,
+                    warm_start: *warm_start,
+                }),
+                _ => None,
+            },
+            tasks: s.data.tasks.len().max(1),
+            stop: StopRule {
+                rounds: s.stop.rounds,
+                virtual_time: s.stop.virtual_time.as_ref().map(secs),
+                target_accuracy: s.stop.target_accuracy,
+            },
+            eval_every_rounds: match (s.eval.every_rounds, &s.eval.every) {
+                (None, None) => Some(1),
+                (rounds, _) => rounds,
+            },
+            eval_every: s.eval.every.as_ref().map(secs),
+            tracked_clients: TIMELINE_CLIENTS,
+        })
+    }
+
+    /// A link quantity: a distribution, or steps written inline or read from a CSV trace.
+    /// Checked: a distribution must be valid, and steps of a `positive` quantity (a
+    /// bandwidth) above zero.
+    fn link_value<U: Unit>(
+        &self,
+        d: &DistSpec<U>,
+        field: &str,
+        positive: bool,
+    ) -> Result<LinkValue, ScenarioError> {
+        let steps = |s: Steps| {
+            if positive && s.points().iter().any(|p| p.1 <= 0.0) {
+                return Err(self.invalid(field, "every value must be > 0"));
+            }
+            Ok(LinkValue::Steps(s))
+        };
+        match d {
+            DistSpec::Steps(points) => steps(self.steps(points, field)?),
+            DistSpec::Trace(file) => steps(self.read_steps::<U>(file, field)?),
+            d => {
+                let dist =
+                    to_dist(d).ok_or_else(|| self.invalid(field, "must be a distribution"))?;
+                dist.validate().map_err(|e| self.refused(field, e))?;
+                Ok(LinkValue::Draw(dist))
+            }
+        }
+    }
+
+    /// The server capacity `name`: fixed, scheduled, or unlimited.
+    fn capacity(
+        &self,
+        fixed: &Option<Rate>,
+        schedule: &Option<Schedule<BitRate>>,
+        name: &str,
+    ) -> Result<Option<RateOverTime>, ScenarioError> {
+        let field = format!("server.{name}_schedule");
+        let steps = match (fixed, schedule) {
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    &field,
+                    format!("give server.{name} or server.{name}_schedule, not both"),
+                ));
+            }
+            (Some(r), None) if r.value() <= 0.0 => {
+                return Err(self.invalid(format!("server.{name}"), "must be > 0"));
+            }
+            (Some(r), None) => return Ok(Some(RateOverTime::Fixed(r.value()))),
+            (None, None) => return Ok(None),
+            (None, Some(Schedule::Steps(points))) => self.steps(points, &field)?,
+            (None, Some(Schedule::Trace(file))) => self.read_steps::<BitRate>(file, &field)?,
+        };
+        if steps.points().iter().any(|p| p.1 <= 0.0) {
+            return Err(self.invalid(&field, "every capacity must be > 0"));
+        }
+        Ok(Some(RateOverTime::Steps(steps)))
+    }
+
+    /// Steps through points written inline.
+    fn steps<U: Unit>(
+        &self,
+        points: &[(Duration, Quantity<U>)],
+        field: &str,
+    ) -> Result<Steps, ScenarioError> {
+        Steps::new(points.iter().map(|(t, v)| (secs(t), v.value())).collect())
+            .map_err(|e| self.refused(field, e))
+    }
+}
+
+/// A duration as simulated time, rounded up to the microsecond.
+fn secs(d: &Duration) -> SimTime {
+    SimTime::from_secs_ceil(d.value())
+}
+
+/// The engine's algorithm for a scenario's (PersA-FL and FL-TAC run their server's).
+fn algorithm_spec(algorithm: &AlgorithmSection) -> AlgorithmSpec {
+    match algorithm {
+        AlgorithmSection::FedAvg {
+            clients_per_round,
+            over_selection,
+            deadline,
+        } => AlgorithmSpec::FedAvg(FedAvgConfig {
+            clients_per_round: *clients_per_round,
+            over_selection: *over_selection,
+            deadline: deadline.as_ref().map(secs),
+        }),
+        AlgorithmSection::FedAsync {
+            concurrency,
+            alpha,
+            staleness,
+        } => AlgorithmSpec::FedAsync(FedAsyncConfig {
+            concurrency: *concurrency,
+            alpha: *alpha,
+            staleness: staleness.clone(),
+        }),
+        AlgorithmSection::FedBuff {
+            concurrency,
+            buffer,
+            server_lr,
+            staleness,
+            max_staleness,
+        } => AlgorithmSpec::FedBuff(FedBuffConfig {
+            concurrency: *concurrency,
+            buffer: *buffer,
+            server_lr: *server_lr,
+            staleness: staleness.clone(),
+            max_staleness: *max_staleness,
+        }),
+        AlgorithmSection::PersAfl { server, .. } | AlgorithmSection::FlTac { server, .. } => {
+            algorithm_spec(server)
+        }
+    }
+}
+
+/// A distribution with units, in base units; `None` for schedules.
+pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
+    Some(match d {
+        DistSpec::Const(v) => Dist::Const(v.value()),
+        DistSpec::Uniform { low, high } => Dist::Uniform {
+            low: low.value(),
+            high: high.value(),
+        },
+        DistSpec::Normal { mean, std } => Dist::Normal {
+            mean: mean.value(),
+            std: std.value(),
+        },
+        DistSpec::LogNormal { median, sigma } => Dist::LogNormal {
+            median: median.value(),
+            sigma: *sigma,
+        },
+        DistSpec::Exponential { mean } => Dist::Exponential { mean: mean.value() },
+        DistSpec::Pareto { scale, shape } => Dist::Pareto {
+            scale: scale.value(),
+            shape: *shape,
+        },
+        DistSpec::Steps(_) | DistSpec::Trace(_) => return None,
+    })
+}

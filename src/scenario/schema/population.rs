@@ -1,0 +1,153 @@
+//! The devices: classes with counts, speeds, links and availability; the server's
+//! network capacity.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Unit};
+
+/// A distribution of a quantity with units. A link's latency and bandwidth may instead
+/// follow a schedule in simulated time (`Steps` or `Trace`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
+pub enum DistSpec<U> {
+    /// Always this value.
+    Const(Quantity<U>),
+    /// Uniform on `[low, high]`.
+    Uniform {
+        /// Smallest value.
+        low: Quantity<U>,
+        /// Largest value.
+        high: Quantity<U>,
+    },
+    /// Gaussian, clamped to valid values.
+    Normal {
+        /// Mean.
+        mean: Quantity<U>,
+        /// Standard deviation.
+        std: Quantity<U>,
+    },
+    /// Log-normal: a heavy right tail.
+    LogNormal {
+        /// Median.
+        median: Quantity<U>,
+        /// Standard deviation of the logarithm.
+        sigma: f64,
+    },
+    /// Exponential.
+    Exponential {
+        /// Mean.
+        mean: Quantity<U>,
+    },
+    /// Pareto (type I): heavy-tailed stragglers.
+    Pareto {
+        /// Smallest value.
+        scale: Quantity<U>,
+        /// Tail index: the smaller, the heavier the tail.
+        shape: f64,
+    },
+    /// `(time, value)` points, times increasing: each value holds from its time until the
+    /// next point's (links only).
+    Steps(Vec<(Duration, Quantity<U>)>),
+    /// A CSV file of `time,value` rows read as `Steps` (links only); cells may carry units,
+    /// bare numbers are seconds and base units (bit/s, s).
+    Trace(String),
+}
+
+/// A value over simulated time, for the server's capacities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
+pub enum Schedule<U> {
+    /// `(time, value)` points, as [`DistSpec::Steps`].
+    Steps(Vec<(Duration, Quantity<U>)>),
+    /// A CSV file of `time,value` rows, as [`DistSpec::Trace`].
+    Trace(String),
+}
+
+/// A class of devices: how many, how fast, how connected, how reliable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceClass {
+    /// Names the class in reports and metric labels.
+    pub class: String,
+    /// Clients of the class.
+    pub count: usize,
+    /// Training throughput, drawn once per client.
+    pub speed: DistSpec<SampleRate>,
+    /// Client to server.
+    pub uplink: LinkSection,
+    /// Server to client.
+    pub downlink: LinkSection,
+    /// Probability that a training job fails.
+    #[serde(default)]
+    pub dropout: f64,
+    /// When the devices are online; offline devices lose the work in progress.
+    #[serde(default)]
+    pub availability: AvailabilitySection,
+}
+
+/// When a class's devices are online.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum AvailabilitySection {
+    #[default]
+    /// Always online.
+    Always,
+    /// Exponential online and offline periods with these means.
+    Markov {
+        /// Mean online period.
+        mean_on: Duration,
+        /// Mean offline period.
+        mean_off: Duration,
+    },
+    /// A CSV file of `client,start,end` rows: online intervals in seconds, `client` being
+    /// the index within the class.
+    Trace {
+        /// The CSV file, relative to the scenario.
+        file: String,
+    },
+}
+
+/// One direction of a client's connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSection {
+    /// One-way latency per attempt.
+    pub latency: DistSpec<Secs>,
+    /// The link's own bandwidth.
+    pub bandwidth: DistSpec<BitRate>,
+    /// Probability that an attempt is lost.
+    #[serde(default)]
+    pub loss: f64,
+    /// After a lost attempt would have arrived, the sender waits this long, then retries.
+    #[serde(default = "default_timeout")]
+    pub timeout: Duration,
+    /// Attempts after the first before a message is given up.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_timeout() -> Duration {
+    Duration::parse("1s").expect("valid default")
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+/// The server's network capacity, shared by concurrent transfers; absent is unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Shared by uploads.
+    #[serde(default)]
+    pub ingress: Option<Rate>,
+    /// Shared by downloads.
+    #[serde(default)]
+    pub egress: Option<Rate>,
+    /// The ingress capacity over time, instead of a fixed `ingress`.
+    #[serde(default)]
+    pub ingress_schedule: Option<Schedule<BitRate>>,
+    /// The egress capacity over time, instead of a fixed `egress`.
+    #[serde(default)]
+    pub egress_schedule: Option<Schedule<BitRate>>,
+}

@@ -1,0 +1,137 @@
+//! CSV files a scenario names: availability traces (`client,start,end`) and value traces
+//! (`time,value`) for links and the server's capacity.
+
+use flotilla_actors::SimTime;
+use flotilla_actors::net::Steps;
+
+use super::units::{Duration, Quantity, Unit};
+use super::{Loaded, ScenarioError};
+
+/// A trace file, read whole: rows of comma-separated cells, blank lines and `#` comments
+/// skipped; errors name the scenario field, the file and the line.
+struct TraceFile<'a> {
+    loaded: &'a Loaded,
+    field: &'a str,
+    name: &'a str,
+    text: String,
+}
+
+impl<'a> TraceFile<'a> {
+    /// Reads `name` (relative to the scenario) for `field`.
+    fn open(loaded: &'a Loaded, field: &'a str, name: &'a str) -> Result<Self, ScenarioError> {
+        let path = loaded.path(name);
+        let text = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Unreadable {
+            file: loaded.file.clone(),
+            field: field.to_string(),
+            name: name.to_string(),
+            path,
+            source,
+        })?;
+        Ok(Self {
+            loaded,
+            field,
+            name,
+            text,
+        })
+    }
+
+    /// Each row: its line number (from 1), the trimmed line and its trimmed cells.
+    fn rows(&self) -> impl Iterator<Item = (usize, &str, Vec<&str>)> {
+        self.text.lines().enumerate().filter_map(|(n, line)| {
+            let line = line.trim();
+            (!line.is_empty() && !line.starts_with('#'))
+                .then(|| (n + 1, line, line.split(',').map(str::trim).collect()))
+        })
+    }
+
+    /// An error at line `line`.
+    fn at(&self, line: usize, message: impl std::fmt::Display) -> ScenarioError {
+        self.loaded
+            .invalid(self.field, format!("{}:{line}: {message}", self.name))
+    }
+
+    /// An error about the whole file.
+    fn whole(&self, message: impl std::fmt::Display) -> ScenarioError {
+        self.loaded
+            .invalid(self.field, format!("{}: {message}", self.name))
+    }
+}
+
+impl Loaded {
+    /// Reads population[`class`]'s availability trace: per client of the class, its online
+    /// intervals, sorted.
+    pub(super) fn read_trace(
+        &self,
+        class: usize,
+        file: &str,
+        count: usize,
+    ) -> Result<Vec<Vec<(SimTime, SimTime)>>, ScenarioError> {
+        let field = format!("population[{class}].availability.file");
+        let trace = TraceFile::open(self, &field, file)?;
+        let mut traces = vec![Vec::new(); count];
+        for (n, line, cells) in trace.rows() {
+            if n == 1 && cells[0].starts_with("client") {
+                continue;
+            }
+            let [client, start, end] = cells[..] else {
+                return Err(trace.at(n, format!("expected client,start,end, got \"{line}\"")));
+            };
+            let client: usize = client
+                .parse()
+                .map_err(|_| trace.at(n, format!("client \"{client}\" is not an index")))?;
+            if client >= count {
+                return Err(trace.at(
+                    n,
+                    format!("client {client} is not in the class (count {count})"),
+                ));
+            }
+            let secs = |v: &str| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0)
+                    .ok_or_else(|| trace.at(n, format!("\"{v}\" is not a time in seconds")))
+            };
+            let (start, end) = (secs(start)?, secs(end)?);
+            if end <= start {
+                return Err(trace.at(n, format!("end ({end}) must be after start ({start})")));
+            }
+            traces[client].push((SimTime::from_secs_ceil(start), SimTime::from_secs_ceil(end)));
+        }
+        for (client, intervals) in traces.iter_mut().enumerate() {
+            intervals.sort();
+            if intervals.windows(2).any(|w| w[1].0 < w[0].1) {
+                return Err(trace.whole(format!("client {client} has overlapping intervals")));
+            }
+        }
+        Ok(traces)
+    }
+
+    /// Reads a `time,value` trace as steps; a first line that is not a time is a header.
+    /// Cells may carry units; bare numbers are seconds and base units.
+    pub(super) fn read_steps<U: Unit>(
+        &self,
+        file: &str,
+        field: &str,
+    ) -> Result<Steps, ScenarioError> {
+        let trace = TraceFile::open(self, field, file)?;
+        let mut points = Vec::new();
+        for (n, line, cells) in trace.rows() {
+            let [time, value] = cells[..] else {
+                return Err(trace.at(n, format!("expected time,value, got \"{line}\"")));
+            };
+            let time = match (time.parse::<f64>(), Duration::parse(time)) {
+                (Ok(t), _) if t.is_finite() && t >= 0.0 => t,
+                (_, Ok(d)) => d.value(),
+                _ if points.is_empty() && n == 1 => continue,
+                (_, Err(e)) => return Err(trace.at(n, e)),
+            };
+            let value = match (value.parse::<f64>(), Quantity::<U>::parse(value)) {
+                (Ok(v), _) if v.is_finite() && v >= 0.0 => v,
+                (_, Ok(q)) => q.value(),
+                (_, Err(e)) => return Err(trace.at(n, e)),
+            };
+            points.push((SimTime::from_secs_ceil(time), value));
+        }
+        Steps::new(points).map_err(|e| trace.whole(e))
+    }
+}

@@ -1,0 +1,71 @@
+//! Everything parsing cannot check: ranges, consistency between sections, files that must
+//! exist. One file per section; every numeric bound goes through one [`Rule`].
+
+mod algorithm;
+mod data;
+mod model;
+mod population;
+mod rule;
+mod run;
+
+pub(crate) use rule::{Number, Rule};
+
+use super::{Loaded, ScenarioError};
+
+impl Loaded {
+    /// Checks the whole scenario, section by section; the first problem is the error.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_data()?;
+        self.validate_pool()?;
+        self.validate_model()?;
+        self.validate_training()?;
+        let failures = self.validate_population()?;
+        self.validate_algorithm(failures)?;
+        self.validate_stop_and_eval()?;
+        self.validate_wire()?;
+        // Also checks links, traces and server capacities as it converts them.
+        self.sim_config()?;
+        self.validate_monitoring()
+    }
+
+    /// `field` must follow `rule`.
+    pub(crate) fn require(
+        &self,
+        field: &str,
+        value: impl Number,
+        rule: Rule,
+    ) -> Result<(), ScenarioError> {
+        let value = value.as_f64();
+        if rule.holds(value) {
+            Ok(())
+        } else {
+            Err(self.invalid(field, rule.message(value)))
+        }
+    }
+
+    /// An error for `field`.
+    pub(crate) fn invalid(
+        &self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ScenarioError {
+        ScenarioError::Invalid {
+            file: self.file.clone(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error for `field` that a lower layer gave.
+    pub(crate) fn refused(
+        &self,
+        field: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ScenarioError {
+        ScenarioError::Refused {
+            file: self.file.clone(),
+            field: field.into(),
+            source: Box::new(source),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The model section: the backbone's shape, its checkpoint, the adapter and the head.
+
+use super::Rule;
+use crate::model::{AdapterSpec, HeadSpec};
+use crate::scenario::{Backbone, Loaded, ScenarioError};
+
+/// The side of the images the bundled data holds.
+const IMAGE_SIDE: usize = 28;
+
+impl Loaded {
+    pub(super) fn validate_model(&self) -> Result<(), ScenarioError> {
+        let m = &self.scenario.model;
+        let Backbone::Vit {
+            patch,
+            dim,
+            depth,
+            heads,
+            ..
+        } = m.backbone;
+        if patch == 0 || !IMAGE_SIDE.is_multiple_of(patch) {
+            return Err(self.invalid(
+                "model.backbone.patch",
+                format!("must divide the image side ({IMAGE_SIDE}), got {patch}"),
+            ));
+        }
+        if heads == 0 || dim % heads != 0 {
+            return Err(self.invalid(
+                "model.backbone.heads",
+                format!("must divide dim ({dim}), got {heads}"),
+            ));
+        }
+        self.require("model.backbone.depth", depth, Rule::AtLeastOne)?;
+        if let Some(w) = &m.weights
+            && !self.path(w).is_file()
+        {
+            return Err(self.invalid(
+                "model.weights",
+                format!(
+                    "file \"{w}\" not found (looked for {}); `flotilla pretrain` writes one",
+                    self.path(w).display()
+                ),
+            ));
+        }
+        self.validate_adapter(dim, depth)?;
+        self.validate_head()
+    }
+
+    /// The adapter, against the backbone's width `dim` and `depth`.
+    fn validate_adapter(&self, dim: usize, depth: usize) -> Result<(), ScenarioError> {
+        let adapter = &self.scenario.model.adapter;
+        match adapter {
+            AdapterSpec::Lora {
+                rank,
+                alpha,
+                targets,
+            } => {
+                self.require("model.adapter.rank", *rank, Rule::UpTo(dim))?;
+                self.require("model.adapter.alpha", *alpha, Rule::Positive)?;
+                if targets.is_empty() {
+                    return Err(
+                        self.invalid("model.adapter.targets", "name at least one of Q, K, V, O")
+                    );
+                }
+            }
+            AdapterSpec::Prompt { tokens }
+            | AdapterSpec::AdaptivePrompt { tokens, .. }
+            | AdapterSpec::Memory { tokens } => {
+                self.require("model.adapter.tokens", *tokens, Rule::AtLeastOne)?;
+            }
+            AdapterSpec::Blocks { blocks } => {
+                if blocks.is_empty() {
+                    return Err(self.invalid("model.adapter.blocks", "name at least one block"));
+                }
+                if let Some(b) = blocks.iter().find(|&&b| b >= depth) {
+                    return Err(self.invalid(
+                        "model.adapter.blocks",
+                        format!("blocks are numbered 0..{depth}, got {b}"),
+                    ));
+                }
+                if (1..blocks.len()).any(|i| blocks[..i].contains(&blocks[i])) {
+                    return Err(self.invalid("model.adapter.blocks", "lists a block twice"));
+                }
+            }
+            AdapterSpec::Film | AdapterSpec::HeadOnly | AdapterSpec::Full => {}
+        }
+        if let Some(w) = adapter.key_loss() {
+            self.require("model.adapter.key_loss", w, Rule::NonNegative)?;
+        }
+        Ok(())
+    }
+
+    fn validate_head(&self) -> Result<(), ScenarioError> {
+        let s = &self.scenario;
+        match &s.model.head {
+            HeadSpec::Linear => Ok(()),
+            HeadSpec::Frozen | HeadSpec::NaiveBayes { .. }
+                if s.model.adapter == AdapterSpec::HeadOnly =>
+            {
+                Err(self.invalid(
+                    "model.head",
+                    "HeadOnly trains nothing but the head, which this head kind never trains",
+                ))
+            }
+            HeadSpec::Frozen => Ok(()),
+            HeadSpec::NaiveBayes { shrinkage, .. } => {
+                self.require("model.head.shrinkage", *shrinkage, Rule::Share)?;
+                if s.eval.personalize.is_some() {
+                    return Err(self.invalid(
+                        "eval.personalize",
+                        "the naive Bayes head is always fitted on each client's own data; \
+                         remove eval.personalize",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
