@@ -20,8 +20,10 @@ use crate::run::{Prepared, RunError, prepare};
 use crate::scenario::override_fields;
 use crate::scenario::{self, Loaded, ScenarioError};
 
-/// A learner that trains nothing: every job hands its parameters straight back. It
-/// measures the engine alone.
+/// A learner that trains nothing: every job hands back the initial (all-zero)
+/// parameters, made only when the clock reaches the job's end, so that a job costs no
+/// memory while simulated time runs. It measures the engine alone: every update is still a
+/// full vector that the wire encodes, the links carry and the server aggregates.
 pub struct NoopLearner {
     /// Length of the parameter vector that travels.
     pub params: usize,
@@ -41,13 +43,12 @@ impl Learner for NoopLearner {
     }
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
-        Pending::ready(TrainOutcome {
-            slots: job
-                .params
-                .iter()
-                .map(|p| SlotOutcome {
-                    params: p.to_vec(),
-                    num_samples: self.samples,
+        let (slots, params, samples) = (job.params.len(), self.params, self.samples);
+        Pending::deferred(move || TrainOutcome {
+            slots: (0..slots)
+                .map(|_| SlotOutcome {
+                    params: vec![0.0; params],
+                    num_samples: samples,
                 })
                 .collect(),
             loss: 0.0,
@@ -70,7 +71,8 @@ impl Learner for NoopLearner {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Item {
     /// The engine with a [`NoopLearner`] of `params` values: `clients` clients under
-    /// FedAsync with 10% of them training at once, until `updates` updates are applied.
+    /// FedAsync with `at_work` of them (default: a tenth) training at once, until
+    /// `updates` updates are applied.
     Engine {
         /// Clients in the population.
         clients: usize,
@@ -78,6 +80,9 @@ pub enum Item {
         updates: u64,
         /// Values in the parameter vector.
         params: usize,
+        /// Clients at work at once; a tenth of them when absent.
+        #[serde(default)]
+        at_work: Option<usize>,
     },
     /// Local training through the pool: `rounds` rounds of the scenario's clients, 10 at a
     /// time, with the given pool overrides (`path=value`).
@@ -118,8 +123,11 @@ impl Figures {
 }
 
 /// The scenario of the engine measurement: `clients` clients with varied speeds and
-/// links, FedAsync with a tenth of them at work at once.
-fn engine_scenario(clients: usize, updates: u64) -> String {
+/// links, FedAsync with a tenth of them at work at once, and a server whose capacity
+/// grows with them (per client at work, the median of their links: 5 Mbit/s in and
+/// 20 Mbit/s out), so that about half the transfers run at their own link's cap and half
+/// at the fair share of the server's.
+fn engine_scenario(clients: usize, updates: u64, at_work: usize) -> String {
     format!(
         r#"Scenario(
     name: "engine", seed: 1,
@@ -134,11 +142,13 @@ fn engine_scenario(clients: usize, updates: u64) -> String {
          downlink: (latency: Normal(mean: "80ms", std: "20ms"), bandwidth: LogNormal(median: "20Mbit/s", sigma: 0.7)),
          dropout: 0.02),
     ],
-    server: (ingress: "1Gbit/s", egress: "10Gbit/s"),
+    server: (ingress: "{ingress} Mbit/s", egress: "{egress} Mbit/s"),
     stop: (rounds: {updates}),
     eval: (every_rounds: {updates}),
 )"#,
-        concurrency = (clients / 10).max(1),
+        concurrency = at_work,
+        ingress = 5 * at_work,
+        egress = 20 * at_work,
     )
 }
 
@@ -149,9 +159,11 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
             clients,
             updates,
             params,
+            at_work,
         } => {
             let started = Instant::now();
-            let run = engine(*clients, *updates, *params)?;
+            let at_work = at_work.unwrap_or(*clients / 10);
+            let run = engine_at(*clients, *updates, *params, at_work)?;
             Ok(Figures {
                 wall_seconds: started.elapsed().as_secs_f64(),
                 work: run.events as f64,
@@ -244,10 +256,21 @@ impl PoolBench {
     }
 }
 
-/// Simulates the engine measurement's scenario with a [`NoopLearner`] of `params` values;
-/// returns the events dispatched and the event loop's wall time.
+/// Simulates the engine measurement's scenario with a [`NoopLearner`] of `params` values,
+/// a tenth of the clients at work; returns the events dispatched and the event loop's
+/// wall time.
 pub fn engine(clients: usize, updates: u64, params: usize) -> Result<EngineRun, RunError> {
-    let text = engine_scenario(clients, updates);
+    engine_at(clients, updates, params, clients / 10)
+}
+
+/// [`engine`] with `at_work` clients (at least one) training at once.
+pub fn engine_at(
+    clients: usize,
+    updates: u64,
+    params: usize,
+    at_work: usize,
+) -> Result<EngineRun, RunError> {
+    let text = engine_scenario(clients, updates, at_work.clamp(1, clients.max(1)));
     let scenario = scenario::parse(&text).map_err(|source| ScenarioError::Syntax {
         file: "engine.ron".into(),
         source: Box::new(source),

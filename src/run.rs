@@ -1,19 +1,19 @@
 //! `flotilla run`: scenario file to simulation to run directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use flotilla_actors::learner::LearnerFailed;
-use flotilla_actors::{Learner, Observer, Records, SimTime, simulate};
+use flotilla_actors::{Learner, Observer, Records, SimTime, simulate_streaming};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{Layout, TaskData, load_idx_dir};
 use crate::model::build_model;
 pub use crate::monitor::MonitorError;
 use crate::pool::{LearnerSetup, PoolLearner, worker_devices};
-use crate::report::{ModelSize, ReadError, RunData, Summary, write_report, write_run};
+use crate::report::{ModelSize, ReadError, RunData, Streams, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
 /// Why a run could not go ahead or finish. Scenario and monitoring problems are the
@@ -89,7 +89,25 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
         progress: opts.progress.then(|| Progress::new(&config.stop)),
     };
-    let outcome = simulate(&config, learner, opts.interrupt, Box::new(observer))?;
+    let dir = opts.out.unwrap_or_else(|| timestamped_dir(&s.name));
+    let written = |source| RunError::Write {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(written)?;
+    let streams = Arc::new(Mutex::new(Streams::create(&dir).map_err(written)?));
+    let outcome = simulate_streaming(
+        &config,
+        learner,
+        opts.interrupt,
+        Box::new(observer),
+        Streams::sink(&streams),
+    )?;
+    streams
+        .lock()
+        .expect("streams lock")
+        .finish()
+        .map_err(written)?;
     let summary = Summary::new(
         s,
         &outcome,
@@ -97,11 +115,6 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         &tasks.names,
         started.elapsed().as_secs_f64(),
     );
-    let dir = opts.out.unwrap_or_else(|| timestamped_dir(&s.name));
-    let written = |source| RunError::Write {
-        dir: dir.clone(),
-        source,
-    };
     write_run(&dir, s, &summary, &outcome.records, &tasks.names).map_err(written)?;
     let data = RunData::read(&dir)?;
     write_report(&data).map_err(written)?;

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, Context, Handler, Message as ActixMessage, ResponseFuture};
 
-use crate::client::ClientActor;
-use crate::event::{Deliver, Effects, Event};
+use crate::client::Crowd;
+use crate::event::{Deliver, Effects, Event, Out};
 use crate::learner::{Learner, LearnerFailed};
-use crate::net::{BottleneckActor, Direction, LinkActor};
+use crate::net::{BottleneckActor, Direction};
 use crate::queue::EventQueue;
 use crate::record::Records;
 use crate::server::{ServerActor, ServerEvent};
@@ -28,14 +28,13 @@ pub enum StopReason {
     Interrupted,
 }
 
-/// Addresses of every actor, by role.
+/// Every actor, by role: the server behind its actix mailbox; the clients, their links
+/// and the server's capacities hosted by the clock itself (see [`Crowd`]).
 pub(crate) struct Actors {
-    pub server: Addr<ServerActor>,
-    pub clients: Vec<Addr<ClientActor>>,
-    pub uplinks: Vec<Addr<LinkActor>>,
-    pub downlinks: Vec<Addr<LinkActor>>,
-    pub ingress: Addr<BottleneckActor>,
-    pub egress: Addr<BottleneckActor>,
+    pub(crate) server: Addr<ServerActor>,
+    pub(crate) crowd: Crowd,
+    pub(crate) ingress: BottleneckActor,
+    pub(crate) egress: BottleneckActor,
 }
 
 /// Watches a run's progress; called by the clock between events.
@@ -78,6 +77,8 @@ struct ClockState {
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
     learner: Arc<dyn Learner>,
+    /// The last handler's emptied effects, for the next handler to fill.
+    spare: Vec<(SimTime, Event)>,
 }
 
 impl ClockActor {
@@ -103,6 +104,7 @@ impl ClockActor {
                 interrupt,
                 observer,
                 learner,
+                spare: Vec::new(),
             }),
         }
     }
@@ -169,10 +171,11 @@ impl ClockState {
                 self.learner.flush();
             }
             event.resolve().await?;
-            let Effects(effects) = self.dispatch(now, event).await?;
-            for (t, e) in effects {
+            let Effects(mut effects) = self.dispatch(now, event).await?;
+            for (t, e) in effects.drain(..) {
                 self.queue.push(t, e);
             }
+            self.spare = effects;
             events += 1;
             events_total.increment(1);
             sim_seconds.set(now.as_secs_f64());
@@ -219,25 +222,25 @@ impl ClockState {
         Ok(delivered)
     }
 
-    async fn dispatch(&self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {
-        let a = &self.actors;
-        let sent = match event {
-            Event::Server(event) => a.server.send(Deliver { now, event }).await,
-            Event::Client(c, event) => a.clients[c].send(Deliver { now, event }).await,
-            Event::Link(link, event) => {
-                let links = match link.dir {
-                    Direction::Up => &a.uplinks,
-                    Direction::Down => &a.downlinks,
-                };
-                links[link.client].send(Deliver { now, event }).await
+    async fn dispatch(&mut self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {
+        let a = &mut self.actors;
+        let mut out = Out::with_buffer(now, std::mem::take(&mut self.spare));
+        match event {
+            Event::Server(event) => {
+                // A mailbox error means the actor stopped, which only happens when a
+                // handler panicked.
+                return a
+                    .server
+                    .send(Deliver { now, event })
+                    .await
+                    .map_err(|_| LearnerFailed);
             }
-            Event::Bottleneck(Direction::Up, event) => a.ingress.send(Deliver { now, event }).await,
-            Event::Bottleneck(Direction::Down, event) => {
-                a.egress.send(Deliver { now, event }).await
-            }
-            Event::Stop => return Ok(Effects::default()),
-        };
-        // A mailbox error means an actor stopped, which only happens when a handler panicked.
-        sent.map_err(|_| LearnerFailed)
+            Event::Client(c, event) => a.crowd.client(c, &mut out, event),
+            Event::Link(link, event) => a.crowd.link(link, &mut out, event),
+            Event::Bottleneck(Direction::Up, event) => a.ingress.handle(&mut out, event),
+            Event::Bottleneck(Direction::Down, event) => a.egress.handle(&mut out, event),
+            Event::Stop => {}
+        }
+        Ok(out.into_effects())
     }
 }

@@ -83,9 +83,16 @@ pub(crate) struct Out {
 impl Out {
     /// A collector for a handler running at `now`.
     pub(crate) fn new(now: SimTime) -> Self {
+        Self::with_buffer(now, Vec::new())
+    }
+
+    /// A collector that fills `buffer` (emptied first), so that a caller that hands each
+    /// handler the last one's buffer allocates nothing per event.
+    pub(crate) fn with_buffer(now: SimTime, mut buffer: Vec<(SimTime, Event)>) -> Self {
+        buffer.clear();
         Self {
             now,
-            effects: Vec::new(),
+            effects: buffer,
         }
     }
 

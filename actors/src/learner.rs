@@ -82,6 +82,9 @@ pub struct Pending<T>(PendingState<T>);
 enum PendingState<T> {
     Ready(T),
     Waiting(oneshot::Receiver<T>),
+    Deferred(Box<dyn FnOnce() -> T + Send>),
+    /// Only while a deferred result is being computed.
+    Computing,
 }
 
 /// The producing side of a [`Pending`].
@@ -104,25 +107,53 @@ impl<T> Pending<T> {
         (Completer(tx), Pending(PendingState::Waiting(rx)))
     }
 
+    /// A result computed by `compute` when the clock first needs it: nothing but the
+    /// closure is held meanwhile (for learners whose work is trivial, so that a job's
+    /// result costs no memory while simulated time runs).
+    ///
+    /// ```
+    /// use flotilla_actors::Pending;
+    /// let p = Pending::deferred(|| 6 * 7);
+    /// assert_eq!(p.wait().unwrap(), 42);
+    /// ```
+    pub fn deferred(compute: impl FnOnce() -> T + Send + 'static) -> Self {
+        Pending(PendingState::Deferred(Box::new(compute)))
+    }
+
     /// Waits for the result and keeps it in place.
     pub async fn resolve(&mut self) -> Result<(), LearnerFailed> {
-        if let PendingState::Waiting(rx) = &mut self.0 {
-            let value = rx.await.map_err(|_| LearnerFailed)?;
-            self.0 = PendingState::Ready(value);
+        match &mut self.0 {
+            PendingState::Ready(_) | PendingState::Computing => {}
+            PendingState::Waiting(rx) => {
+                let value = rx.await.map_err(|_| LearnerFailed)?;
+                self.0 = PendingState::Ready(value);
+            }
+            PendingState::Deferred(_) => self.compute(),
         }
         Ok(())
     }
 
     /// Whether the result is in, without waiting; keeps it in place when it is.
     pub fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
-        if let PendingState::Waiting(rx) = &mut self.0 {
-            match rx.try_recv() {
+        match &mut self.0 {
+            PendingState::Ready(_) | PendingState::Computing => {}
+            PendingState::Waiting(rx) => match rx.try_recv() {
                 Ok(value) => self.0 = PendingState::Ready(value),
                 Err(oneshot::error::TryRecvError::Empty) => return Ok(false),
                 Err(oneshot::error::TryRecvError::Closed) => return Err(LearnerFailed),
-            }
+            },
+            PendingState::Deferred(_) => self.compute(),
         }
         Ok(true)
+    }
+
+    /// Computes a deferred result in place.
+    fn compute(&mut self) {
+        if let PendingState::Deferred(compute) =
+            std::mem::replace(&mut self.0, PendingState::Computing)
+        {
+            self.0 = PendingState::Ready(compute());
+        }
     }
 
     /// Blocks the calling thread until the result is in (outside the simulation, e.g. in
@@ -131,6 +162,8 @@ impl<T> Pending<T> {
         match self.0 {
             PendingState::Ready(v) => Ok(v),
             PendingState::Waiting(rx) => rx.blocking_recv().map_err(|_| LearnerFailed),
+            PendingState::Deferred(compute) => Ok(compute()),
+            PendingState::Computing => Err(LearnerFailed),
         }
     }
 
@@ -138,17 +171,18 @@ impl<T> Pending<T> {
     pub fn into_ready(self) -> Option<T> {
         match self.0 {
             PendingState::Ready(v) => Some(v),
-            PendingState::Waiting(_) => None,
+            PendingState::Waiting(_) | PendingState::Deferred(_) | PendingState::Computing => None,
         }
     }
 }
 
 impl<T> std::fmt::Debug for Pending<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            PendingState::Ready(_) => f.write_str("Pending(ready)"),
-            PendingState::Waiting(_) => f.write_str("Pending(waiting)"),
-        }
+        f.write_str(match self.0 {
+            PendingState::Ready(_) => "Pending(ready)",
+            PendingState::Waiting(_) => "Pending(waiting)",
+            PendingState::Deferred(_) | PendingState::Computing => "Pending(deferred)",
+        })
     }
 }
 

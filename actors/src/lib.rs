@@ -37,8 +37,8 @@ pub use dist::Dist;
 pub use learner::{
     ClientId, EvalJob, EvalOutcome, Learner, Params, Pending, TrainJob, TrainOutcome,
 };
-pub use record::Records;
+pub use record::{RecordSink, Records};
 pub use server::StopRule;
-pub use sim::{SimOutcome, simulate};
+pub use sim::{SimOutcome, simulate, simulate_streaming};
 pub use time::SimTime;
 pub use wire::{Encoding, Rounding, Wire};

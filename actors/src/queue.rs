@@ -1,7 +1,6 @@
 //! The event queue: events ordered by simulated time, ties broken by insertion order.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 
 use crate::time::SimTime;
 
@@ -11,19 +10,40 @@ use crate::time::SimTime;
 /// come out in the order they were scheduled: the order is a function of the simulation
 /// alone, never of the host.
 ///
-/// The heap orders small `(time, sequence, slot)` keys; the events themselves stay put in
-/// reusable slots, so a push or pop moves 24 bytes per heap level whatever an event's size.
+/// It is a radix heap: since no event is ever scheduled before the last one taken out,
+/// each event waits in the bucket of the highest bit in which its time differs from that
+/// last time, and moves only to lower buckets as time advances. Events due now (most of
+/// them) go straight to the back of bucket 0 and come out from its front: O(1) each, and
+/// every step is a sequential scan, whatever the number of pending events. Each bucket
+/// stays in sequence order, so ties come out in the order they were scheduled. The
+/// events themselves stay put in reusable slots; buckets hold 16-byte keys.
 pub(crate) struct EventQueue<E> {
-    heap: BinaryHeap<Reverse<(SimTime, u64, u32)>>,
+    /// Bucket `b > 0` holds the events whose time differs from `last` first in bit
+    /// `b - 1`; bucket 0 those due at `last`, first in first out.
+    buckets: Vec<VecDeque<Key>>,
+    /// Which buckets hold events, one bit each.
+    occupied: u128,
+    /// The time of the last event taken out.
+    last: SimTime,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
     next_seq: u64,
 }
 
+/// An event's time, and its sequence number (high 40 bits) packed with the slot that
+/// holds it (low 24 bits).
+type Key = (SimTime, u64);
+
+/// Bits of a packed key that hold the slot.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+
 impl<E> Default for EventQueue<E> {
     fn default() -> Self {
         Self {
-            heap: BinaryHeap::new(),
+            buckets: (0..=64).map(|_| VecDeque::new()).collect(),
+            occupied: 0,
+            last: SimTime::ZERO,
             slots: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
@@ -32,10 +52,12 @@ impl<E> Default for EventQueue<E> {
 }
 
 impl<E> EventQueue<E> {
-    /// Schedules `event` at `at`.
+    /// Schedules `event` at `at`, which must not be before the last event taken out.
     pub(crate) fn push(&mut self, at: SimTime, event: E) {
+        assert!(at >= self.last, "an event scheduled in the past");
         let seq = self.next_seq;
         self.next_seq += 1;
+        assert!(seq < 1 << (64 - SLOT_BITS), "fewer than 2^40 events");
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(event);
@@ -43,23 +65,59 @@ impl<E> EventQueue<E> {
             }
             None => {
                 self.slots.push(Some(event));
-                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
+                let slot = self.slots.len() - 1;
+                assert!((slot as u64) <= SLOT_MASK, "fewer than 2^24 pending events");
+                slot as u32
             }
         };
-        self.heap.push(Reverse((at, seq, slot)));
+        self.file((at, seq << SLOT_BITS | slot as u64));
     }
 
     /// Removes and returns the earliest event.
     pub(crate) fn pop(&mut self) -> Option<(SimTime, E)> {
-        let Reverse((at, _, slot)) = self.heap.pop()?;
+        if self.buckets[0].is_empty() {
+            self.occupied &= !1;
+            // The lowest occupied bucket holds the next time: redistribute it from there.
+            let b = self.occupied.trailing_zeros() as usize;
+            if b > 64 {
+                return None;
+            }
+            self.occupied &= !(1 << b);
+            let moving = std::mem::take(&mut self.buckets[b]);
+            self.last = moving
+                .iter()
+                .map(|k| k.0)
+                .min()
+                .expect("an occupied bucket");
+            for key in &moving {
+                self.file(*key);
+            }
+            // Keep the emptied bucket's buffer for later.
+            self.buckets[b] = moving;
+            self.buckets[b].clear();
+        }
+        let (at, key) = self.buckets[0]
+            .pop_front()
+            .expect("bucket 0 holds the next event");
+        let slot = (key & SLOT_MASK) as u32;
         self.free.push(slot);
         let event = self.slots[slot as usize].take();
         Some((at, event.expect("a queued key's slot holds its event")))
+    }
+
+    /// Puts `key` in its bucket, relative to `last`.
+    fn file(&mut self, key: Key) {
+        let differ = key.0.as_micros() ^ self.last.as_micros();
+        let b = (u64::BITS - differ.leading_zeros()) as usize;
+        self.buckets[b].push_back(key);
+        self.occupied |= 1 << b;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+
     use super::*;
 
     #[test]
@@ -71,5 +129,28 @@ mod tests {
         assert_eq!(q.pop(), Some((SimTime(1), "first")));
         assert_eq!(q.pop(), Some((SimTime(1), "second")));
         assert_eq!(q.pop(), Some((SimTime(5), "late")));
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn random_pushes_and_pops_come_out_as_a_stable_sort() {
+        // Times from a small range, so that many tie; every popped event must be the
+        // earliest, and among equals the first pushed.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut q = EventQueue::default();
+        let mut plain: Vec<(SimTime, u64)> = Vec::new();
+        let mut now = SimTime::ZERO;
+        for n in 0..20_000u64 {
+            if rng.random::<f64>() < 0.55 {
+                let at = now + SimTime(rng.random_range(0..50));
+                q.push(at, n);
+                plain.push((at, n));
+            } else if let Some((at, n)) = q.pop() {
+                now = at;
+                let least = *plain.iter().min().expect("as many as the queue holds");
+                assert_eq!((at, n), least);
+                plain.retain(|&p| p != least);
+            }
+        }
     }
 }

@@ -203,14 +203,52 @@ pub struct Records {
     pub clients: Vec<ClientStats>,
     /// Every evaluation, in order.
     pub timeline: Vec<TimelineRow>,
-    /// Every update that reached the server, in arrival order.
+    /// Every update that reached the server, in arrival order (empty when a
+    /// [`RecordSink`] took them).
     pub updates: Vec<UpdateRecord>,
-    /// Every change of a device's availability (and the initial state of those that change).
+    /// Updates by staleness on arrival: `staleness[s]` arrived `s` versions old.
+    pub staleness: Vec<u64>,
+    /// Every change of a device's availability, and the initial state of those that
+    /// change (empty when a [`RecordSink`] took them).
     pub availability: Vec<AvailabilityRecord>,
     /// Every clustering of adapters, in order.
     pub clusterings: Vec<ClusteringRecord>,
     /// Every change of state of the tracked clients (a sample, for timelines).
     pub activity: Vec<ActivityRecord>,
+    /// Where the rows that grow with the run go instead, if anywhere.
+    #[serde(skip)]
+    pub(crate) sink: Sink,
+}
+
+/// Takes the rows that grow with a run's length as they happen (updates, availability
+/// changes), so that a long run or a large population keeps none of them in memory:
+/// flotilla writes them straight to their CSV files.
+pub trait RecordSink: Send {
+    /// An update reached the server.
+    fn update(&mut self, row: &UpdateRecord);
+    /// A device went online or offline (or starts offline, or will change).
+    fn availability(&mut self, row: &AvailabilityRecord);
+}
+
+/// The records' sink, if any. A copy of the records has none: rows go where the run
+/// sent them, once.
+#[derive(Default)]
+pub(crate) struct Sink(pub(crate) Option<Box<dyn RecordSink>>);
+
+impl Clone for Sink {
+    fn clone(&self) -> Self {
+        Sink(None)
+    }
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Sink(streaming)"
+        } else {
+            "Sink(in memory)"
+        })
+    }
 }
 
 impl Records {
@@ -233,6 +271,25 @@ impl Records {
     /// Total updates discarded, whatever the reason.
     pub fn updates_discarded_total(&self) -> u64 {
         self.updates_discarded.values().sum()
+    }
+
+    pub(crate) fn on_update(&mut self, row: UpdateRecord) {
+        let s = row.staleness as usize;
+        if self.staleness.len() <= s {
+            self.staleness.resize(s + 1, 0);
+        }
+        self.staleness[s] += 1;
+        match &mut self.sink.0 {
+            Some(sink) => sink.update(&row),
+            None => self.updates.push(row),
+        }
+    }
+
+    pub(crate) fn on_availability(&mut self, row: AvailabilityRecord) {
+        match &mut self.sink.0 {
+            Some(sink) => sink.availability(&row),
+            None => self.availability.push(row),
+        }
     }
 
     pub(crate) fn on_attempt(&mut self, link: LinkId, bytes: u64) {

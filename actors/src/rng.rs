@@ -22,6 +22,11 @@ pub(crate) enum ActorKey {
 /// Streams never share state, so adding a draw for one purpose never shifts the numbers
 /// another purpose sees, and actors may draw in any order.
 pub(crate) fn stream(seed: u64, actor: ActorKey, purpose: &str) -> SimRng {
+    SimRng::seed_from_u64(key(seed, actor, purpose))
+}
+
+/// The seed of the stream of `actor` for `purpose`.
+fn key(seed: u64, actor: ActorKey, purpose: &str) -> u64 {
     let (kind, id) = match actor {
         ActorKey::Server => (1u64, 0u64),
         ActorKey::Client(c) => (2, c as u64),
@@ -31,7 +36,39 @@ pub(crate) fn stream(seed: u64, actor: ActorKey, purpose: &str) -> SimRng {
     for word in [seed, kind, id] {
         h = splitmix64(h ^ word);
     }
-    SimRng::seed_from_u64(h)
+    h
+}
+
+/// A named stream kept as its seed and its position alone (16 bytes instead of the
+/// generator's 300): for the many actors that draw now and then. Each use rebuilds the
+/// generator at its position, so the numbers are exactly those of [`stream`].
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Stream {
+    key: u64,
+    /// Words of the stream used so far.
+    used: u64,
+}
+
+impl Stream {
+    /// The stream of `actor` for `purpose`, from its start.
+    pub(crate) fn new(seed: u64, actor: ActorKey, purpose: &str) -> Self {
+        Self {
+            key: key(seed, actor, purpose),
+            used: 0,
+        }
+    }
+
+    /// Runs `draw` with the generator at the stream's position, and moves past what it
+    /// used.
+    pub(crate) fn draw<T>(&mut self, draw: impl FnOnce(&mut SimRng) -> T) -> T {
+        let mut rng = SimRng::seed_from_u64(self.key);
+        if self.used > 0 {
+            rng.set_word_pos(u128::from(self.used));
+        }
+        let value = draw(&mut rng);
+        self.used = u64::try_from(rng.get_word_pos()).expect("fewer than 2^64 words drawn");
+        value
+    }
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -51,6 +88,37 @@ fn splitmix64(mut z: u64) -> u64 {
 mod tests {
     use super::*;
     use rand::Rng;
+
+    #[test]
+    fn a_compact_stream_draws_what_the_generator_does() {
+        let mut rng = stream(7, ActorKey::Client(3), "dropout");
+        let mut compact = Stream::new(7, ActorKey::Client(3), "dropout");
+        // Draws of every size, in uneven bursts that cross the generator's buffers.
+        for burst in 0..200u64 {
+            let expected: Vec<u64> = (0..burst % 7)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        rng.random::<u64>()
+                    } else {
+                        rng.random::<u32>() as u64
+                    }
+                })
+                .collect();
+            let got: Vec<u64> = compact.draw(|r| {
+                (0..burst % 7)
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            r.random::<u64>()
+                        } else {
+                            r.random::<u32>() as u64
+                        }
+                    })
+                    .collect()
+            });
+            assert_eq!(got, expected, "burst {burst}");
+        }
+        assert_eq!(std::mem::size_of::<Stream>(), 16);
+    }
 
     #[test]
     fn streams_are_reproducible_and_distinct() {

@@ -5,17 +5,15 @@ use std::sync::{Arc, Mutex};
 
 use actix::Actor;
 
-use crate::client::{ClientActor, ClientSetup, PersonalModels};
+use crate::client::{Crowd, PersonalModels};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
 use crate::config::SimConfig;
-use crate::event::Event;
 use crate::learner::{Learner, LearnerFailed};
-use crate::net::{BottleneckActor, Direction, LinkActor, LinkId};
-use crate::record::Records;
+use crate::net::{BottleneckActor, Direction};
+use crate::record::{RecordSink, Records, Sink};
 use crate::rng::{ActorKey, stream};
-use crate::server::{ServerActor, ServerSetup};
+use crate::server::{Routes, ServerActor, ServerSetup};
 use crate::strategy::{self, Clusterer};
-use crate::time::SimTime;
 
 /// The result of a run: how it ended and everything recorded on the way.
 #[derive(Clone, Debug)]
@@ -35,9 +33,31 @@ pub fn simulate(
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
 ) -> Result<SimOutcome, LearnerFailed> {
-    let records = Arc::new(Mutex::new(Records::new(
-        config.clients.iter().map(|c| c.class.clone()),
-    )));
+    run(config, learner, interrupt, observer, Sink::default())
+}
+
+/// As [`simulate`], but the rows that grow with the run (updates, availability changes)
+/// go to `sink` as they happen instead of into the returned records.
+pub fn simulate_streaming(
+    config: &SimConfig,
+    learner: Arc<dyn Learner>,
+    interrupt: Arc<AtomicBool>,
+    observer: Box<dyn Observer>,
+    sink: Box<dyn RecordSink>,
+) -> Result<SimOutcome, LearnerFailed> {
+    run(config, learner, interrupt, observer, Sink(Some(sink)))
+}
+
+fn run(
+    config: &SimConfig,
+    learner: Arc<dyn Learner>,
+    interrupt: Arc<AtomicBool>,
+    observer: Box<dyn Observer>,
+    sink: Sink,
+) -> Result<SimOutcome, LearnerFailed> {
+    let mut records = Records::new(config.clients.iter().map(|c| c.class.clone()));
+    records.sink = sink;
+    let records = Arc::new(Mutex::new(records));
     let system = actix::System::new();
     let clock = system.block_on(async {
         let (actors, initial) = spawn_actors(config, learner.clone(), &records);
@@ -52,52 +72,34 @@ pub fn simulate(
         .start();
         clock.send(Run).await.map_err(|_| LearnerFailed)?
     })?;
-    let records = records.lock().expect("records lock").clone();
+    let records = std::mem::take(&mut *records.lock().expect("records lock"));
     Ok(SimOutcome { clock, records })
 }
 
-/// Builds every actor; returns their addresses and the events due before the server
-/// starts (the first availability changes).
+/// Builds every actor; returns them and the events due before the server starts (the
+/// first availability changes).
 fn spawn_actors(
     config: &SimConfig,
     learner: Arc<dyn Learner>,
     records: &Arc<Mutex<Records>>,
-) -> (Actors, Vec<(SimTime, Event)>) {
+) -> (Actors, Vec<(crate::time::SimTime, crate::event::Event)>) {
     let clusterer = config
         .clustering
         .clone()
         .map(|c| Clusterer::new(c, stream(config.seed, ActorKey::Server, "cluster")));
     let strategy = strategy::build(&config.algorithm, clusterer);
-    let personal: PersonalModels = Arc::new(Mutex::new(vec![None; config.clients.len()]));
-    let clients: Vec<ClientActor> = config
-        .clients
-        .iter()
-        .enumerate()
-        .map(|(id, spec)| {
-            let setup = ClientSetup {
-                id,
-                seed: config.seed,
-                class: &spec.class,
-                device: &spec.device,
-                availability: &spec.availability,
-                wire: &config.wire,
-                personal: personal.clone(),
-                tracked: SimConfig::tracks(id, config.clients.len(), config.tracked_clients),
-            };
-            ClientActor::new(setup, learner.clone(), records.clone())
-        })
-        .collect();
-    let initial = clients
-        .iter()
-        .filter_map(ClientActor::first_event)
-        .collect();
+    let personal: PersonalModels = Arc::default();
+    let (crowd, initial) = Crowd::new(config, learner.clone(), records.clone(), personal.clone());
     let setup = ServerSetup {
         seed: config.seed,
         models: config.clustering.as_ref().map_or(1, |c| c.k),
-        clustered: config.clustering.is_some(),
         tasks: config.tasks,
-        slot_tasks: config.clients.iter().map(|c| c.slots.clone()).collect(),
-        online: clients.iter().map(ClientActor::online).collect(),
+        routes: Routes::new(
+            config.clients.iter().map(|c| c.slots.as_slice()),
+            config.clustering.as_ref().map_or(1, |c| c.k),
+            config.clustering.is_some(),
+        ),
+        online: crowd.online(),
         personal,
         wire: config.wire.clone(),
         stop: config.stop.clone(),
@@ -105,36 +107,11 @@ fn spawn_actors(
         eval_every: config.eval_every,
     };
     let server = ServerActor::new(setup, strategy, learner, records.clone()).start();
-    let mut actors = Actors {
+    let actors = Actors {
         server,
-        clients: clients.into_iter().map(Actor::start).collect(),
-        uplinks: Vec::new(),
-        downlinks: Vec::new(),
-        ingress: BottleneckActor::new(Direction::Up, config.ingress.clone()).start(),
-        egress: BottleneckActor::new(Direction::Down, config.egress.clone()).start(),
+        crowd,
+        ingress: BottleneckActor::new(Direction::Up, config.ingress.clone()),
+        egress: BottleneckActor::new(Direction::Down, config.egress.clone()),
     };
-    for (id, spec) in config.clients.iter().enumerate() {
-        for (dir, link_spec, links) in [
-            (Direction::Up, &spec.uplink, &mut actors.uplinks),
-            (Direction::Down, &spec.downlink, &mut actors.downlinks),
-        ] {
-            let rng = stream(
-                config.seed,
-                ActorKey::Link {
-                    client: id,
-                    up: dir == Direction::Up,
-                },
-                "link",
-            );
-            let link = LinkActor::new(
-                LinkId { client: id, dir },
-                &spec.class,
-                link_spec.clone(),
-                rng,
-                records.clone(),
-            );
-            links.push(link.start());
-        }
-    }
     (actors, initial)
 }

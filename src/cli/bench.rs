@@ -30,6 +30,12 @@ pub(crate) struct BenchArgs {
     item: Option<String>,
 }
 
+/// Updates in each population measurement.
+const POPULATION_UPDATES: u64 = 200_000;
+
+/// Updates in each idle-client measurement: a thousand at work, so few updates suffice.
+const IDLE_UPDATES: u64 = 20_000;
+
 pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
     if let Some(json) = &args.item {
         let item: Item = match serde_json::from_str(json) {
@@ -89,6 +95,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         clients,
         updates,
         params,
+        at_work: None,
     };
     let events = |f: &Figures| {
         let in_loop = f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
@@ -101,16 +108,42 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             format!("engine, no-op learner, {clients} clients, 10-value model, {updates} updates");
         row(what, engine(clients, updates, 10), &events);
     }
-    // W1's adapter and head: 4,746 values held by every client that took part. The same
-    // 20k updates at both sizes, so that the memory difference is the clients'.
+    // W1's adapter and head (4,746 values) from a thousand to a million clients, a tenth
+    // at work: the same 200k updates at every size, so that what grows is the population.
     let mut w1 = |clients: usize| {
-        let what =
-            format!("engine, no-op learner, {clients} clients, W1-sized model, 20000 updates");
-        row(what, engine(clients, 20_000, 4_746), &events)
+        let what = format!(
+            "engine, no-op learner, {clients} clients, W1-sized model, {POPULATION_UPDATES} updates"
+        );
+        row(what, engine(clients, POPULATION_UPDATES, 4_746), &events)
     };
-    if let (Some(a), Some(b)) = (w1(1_000), w1(10_000)) {
-        let per_client = b.peak_rss_bytes.saturating_sub(a.peak_rss_bytes) as f64 / 9_000.0;
-        println!("| memory per client, W1-sized: (10k - 1k) / 9k | {per_client:.0} B | | |");
+    let sizes = [1_000, 10_000, 100_000, 1_000_000];
+    let figures: Vec<Option<Figures>> = sizes.iter().map(|&c| w1(c)).collect();
+    if let (Some(small), Some(large)) = (&figures[0], &figures[3]) {
+        let in_loop = |f: &Figures| f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
+        println!(
+            "| event loop, 1M clients / 1k clients | {:.2}x | | |",
+            in_loop(large) / in_loop(small)
+        );
+        let per_client = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64
+            / (sizes[3] - sizes[0]) as f64;
+        println!("| memory per client, W1-sized: (1M - 1k) / 999k | {per_client:.0} B | | |");
+    }
+    // What an idle client costs: the same thousand at work among 10k and among 1M.
+    let mut idle = |clients: usize| {
+        let what = format!(
+            "engine, no-op learner, {clients} clients, 1,000 at work, W1-sized model, {IDLE_UPDATES} updates"
+        );
+        let item = Item::Engine {
+            clients,
+            updates: IDLE_UPDATES,
+            params: 4_746,
+            at_work: Some(1_000),
+        };
+        row(what, item, &events)
+    };
+    if let (Some(small), Some(large)) = (idle(10_000), idle(1_000_000)) {
+        let per_idle = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64 / 990e3;
+        println!("| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |");
     }
     let images = |f: &Figures| format!("{:.0} images/s", f.rate());
     for backend in &backends {

@@ -1,9 +1,10 @@
-//! Splitting a data set among clients (IID or Dirichlet over labels), then each client's
-//! shard into local train and test parts.
+//! Splitting a data set among clients (IID, Dirichlet over labels, few-shot, or sampled
+//! with sharing), then each client's shard into local train and test parts.
 
 use rand::SeedableRng;
-use rand::seq::SliceRandom;
+use rand::seq::{SliceRandom, index};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::weighted::WeightedIndex;
 use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,17 @@ pub enum PartitionSpec {
         /// Classes per client (all when absent).
         #[serde(default)]
         classes: Option<usize>,
+    },
+    /// Each client draws `samples` distinct images of its own, but clients may share
+    /// images: for populations far larger than the data set (cross-device FL, where a
+    /// FedScale trace has ~100k devices). With `alpha`, a client's class mix is drawn from
+    /// Dirichlet(alpha) first (label skew); else its images are drawn uniformly.
+    Sampled {
+        /// Images each client holds (before the local test split).
+        samples: usize,
+        /// Dirichlet concentration of each client's class mix (uniform draw when absent).
+        #[serde(default)]
+        alpha: Option<f64>,
     },
 }
 
@@ -64,6 +76,14 @@ pub enum PartitionError {
         /// Draws tried.
         tries: usize,
     },
+    /// A sampled partition gives clients fewer images than the minimum.
+    #[error("each client draws {samples} images, below min_samples = {min}")]
+    SampledBelowMinimum {
+        /// Images each client draws.
+        samples: usize,
+        /// Samples each client must hold at least.
+        min: usize,
+    },
     /// A class ran out of images before every client had its shots.
     #[error("class {class} has too few images for {clients} clients with {shots} shots of it")]
     TooFewShots {
@@ -85,11 +105,24 @@ pub fn partition(
     test_fraction: f64,
     seed: u64,
 ) -> Result<Partition, PartitionError> {
-    if clients * min_samples > labels.len() || clients == 0 {
+    let needed = match spec {
+        // Clients share images, so each needs only its own draw to fit the data.
+        PartitionSpec::Sampled { samples, .. } => min_samples.max(*samples),
+        _ => clients * min_samples,
+    };
+    if needed > labels.len() || clients == 0 {
         return Err(PartitionError::TooFewSamples {
             clients,
             min: min_samples,
             samples: labels.len(),
+        });
+    }
+    if let PartitionSpec::Sampled { samples, .. } = spec
+        && *samples < min_samples
+    {
+        return Err(PartitionError::SampledBelowMinimum {
+            samples: *samples,
+            min: min_samples,
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -106,6 +139,9 @@ pub fn partition(
         }
         PartitionSpec::Shots { shots, classes } => {
             few_shot(labels, clients, *shots, *classes, &mut rng)?
+        }
+        PartitionSpec::Sampled { samples, alpha } => {
+            sampled(labels, clients, *samples, *alpha, &mut rng)
         }
     };
     let mut train = Vec::with_capacity(clients);
@@ -166,6 +202,67 @@ fn by_class(labels: &[u8]) -> Vec<Vec<u32>> {
         by_class[l as usize].push(i as u32);
     }
     by_class
+}
+
+/// Draws `samples` distinct images per client, shared between clients; with `alpha`,
+/// through a Dirichlet(alpha) class mix per client.
+fn sampled(
+    labels: &[u8],
+    clients: usize,
+    samples: usize,
+    alpha: Option<f64>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<u32>> {
+    let Some(alpha) = alpha else {
+        return (0..clients)
+            .map(|_| {
+                let mut shard: Vec<u32> = index::sample(rng, labels.len(), samples)
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect();
+                shard.sort_unstable();
+                shard
+            })
+            .collect();
+    };
+    let by_class = by_class(labels);
+    let gamma = Gamma::new(alpha, 1.0).expect("alpha validated > 0");
+    let mut weights = vec![0.0; by_class.len()];
+    let mut counts = vec![0usize; by_class.len()];
+    (0..clients)
+        .map(|_| {
+            for (w, members) in weights.iter_mut().zip(&by_class) {
+                // Classes with no images can hold no share.
+                *w = if members.is_empty() {
+                    0.0
+                } else {
+                    gamma.sample(rng) + 1e-300
+                };
+            }
+            let mix = WeightedIndex::new(&weights).expect("some class has images");
+            counts.fill(0);
+            let mut drawn = 0;
+            while drawn < samples {
+                let k = mix.sample(rng);
+                // A class runs out only when the client asks for more than it has; its
+                // draws then go to the other classes.
+                if counts[k] < by_class[k].len() {
+                    counts[k] += 1;
+                    drawn += 1;
+                }
+            }
+            let mut shard = Vec::with_capacity(samples);
+            for (members, &n) in by_class.iter().zip(&counts) {
+                shard.extend(
+                    index::sample(rng, members.len(), n)
+                        .into_iter()
+                        .map(|i| members[i]),
+                );
+            }
+            shard.sort_unstable();
+            shard
+        })
+        .collect()
 }
 
 const DIRICHLET_TRIES: usize = 1000;
@@ -277,6 +374,62 @@ mod tests {
         assert!(matches!(
             partition(&l, 12, &too_many, 1, 0.0, 5),
             Err(PartitionError::TooFewShots { .. })
+        ));
+    }
+
+    #[test]
+    fn sampled_clients_hold_distinct_images_and_may_share_them() {
+        let l = labels();
+        for alpha in [None, Some(0.1)] {
+            let spec = PartitionSpec::Sampled { samples: 30, alpha };
+            // Twice as many clients as the data could give 30 images each without sharing.
+            let p = partition(&l, 80, &spec, 30, 0.2, 9).unwrap();
+            assert_eq!(p, partition(&l, 80, &spec, 30, 0.2, 9).unwrap());
+            let mut holders = vec![0usize; l.len()];
+            for (tr, te) in p.train.iter().zip(&p.test) {
+                let mut mine: Vec<u32> = tr.iter().chain(te).copied().collect();
+                assert_eq!(mine.len(), 30);
+                assert_eq!(te.len(), 6);
+                mine.sort_unstable();
+                mine.dedup();
+                assert_eq!(mine.len(), 30, "a client holds an image twice");
+                mine.iter().for_each(|&i| holders[i as usize] += 1);
+            }
+            assert!(holders.iter().any(|&h| h > 1), "no image is shared");
+            let dominant: f64 = p
+                .train
+                .iter()
+                .zip(&p.test)
+                .map(|(tr, te)| {
+                    let mut counts = [0usize; 10];
+                    tr.iter()
+                        .chain(te)
+                        .for_each(|&i| counts[l[i as usize] as usize] += 1);
+                    *counts.iter().max().unwrap() as f64 / 30.0
+                })
+                .sum::<f64>()
+                / 80.0;
+            // Uniform draws give each class about a tenth; alpha = 0.1 lets one dominate.
+            match alpha {
+                None => assert!(dominant < 0.35, "mean dominant-class share {dominant}"),
+                Some(_) => assert!(dominant > 0.5, "mean dominant-class share {dominant}"),
+            }
+        }
+        let short = PartitionSpec::Sampled {
+            samples: 5,
+            alpha: None,
+        };
+        assert_eq!(
+            partition(&l, 10, &short, 8, 0.0, 1),
+            Err(PartitionError::SampledBelowMinimum { samples: 5, min: 8 })
+        );
+        let huge = PartitionSpec::Sampled {
+            samples: 1001,
+            alpha: Some(1.0),
+        };
+        assert!(matches!(
+            partition(&l, 10, &huge, 1, 0.0, 1),
+            Err(PartitionError::TooFewSamples { .. })
         ));
     }
 

@@ -5,14 +5,15 @@
 mod data;
 mod figures;
 pub mod plots;
+mod stream;
 
 pub use data::{ReadError, RunData};
 pub use figures::{comparison_table, write_report};
+pub use stream::Streams;
 
 use std::path::Path;
 
 use flotilla_actors::record::TimelineRow;
-use flotilla_actors::record::nearest_rank;
 use flotilla_actors::{Records, SimOutcome, StopReason};
 use serde::{Deserialize, Serialize};
 
@@ -147,20 +148,26 @@ pub struct Staleness {
 }
 
 impl Staleness {
-    fn of(values: impl Iterator<Item = u64>) -> Self {
-        let mut v: Vec<u64> = values.collect();
-        v.sort_unstable();
-        let q = |p: f64| nearest_rank(&v, p);
-        let mut histogram = vec![0; v.last().map_or(0, |&m| m as usize + 1)];
-        for &s in &v {
-            histogram[s as usize] += 1;
-        }
+    /// The quantiles of the updates counted in `histogram` (`histogram[s]` arrived `s`
+    /// versions old).
+    fn of(histogram: &[u64]) -> Self {
+        let n: u64 = histogram.iter().sum();
+        // The nearest-rank p-quantile: the value of the ceil(p n)-th smallest update.
+        let q = |p: f64| {
+            let rank = ((p * n as f64).ceil() as u64).max(1);
+            let mut seen = 0;
+            histogram.iter().enumerate().find_map(|(s, &k)| {
+                seen += k;
+                (seen >= rank).then_some(s as u64)
+            })
+        };
+        let max = histogram.iter().rposition(|&k| k > 0).map(|s| s as u64);
         Staleness {
             p50: q(0.5),
             p90: q(0.9),
             p99: q(0.99),
-            max: v.last().copied(),
-            histogram,
+            max,
+            histogram: histogram[..max.map_or(0, |m| m as usize + 1)].to_vec(),
         }
     }
 }
@@ -213,7 +220,7 @@ impl Summary {
             updates_received: r.updates_received,
             updates_applied: r.updates_applied,
             updates_discarded: r.updates_discarded_total(),
-            staleness: Staleness::of(r.updates.iter().map(|u| u.staleness)),
+            staleness: Staleness::of(&r.staleness),
             updates_discarded_by_reason: r
                 .updates_discarded
                 .iter()
@@ -251,7 +258,8 @@ impl Summary {
     }
 }
 
-/// Writes the run directory's files.
+/// Writes the run directory's files at the end of the run (the rows that grow with it
+/// went to their files on the way, see [`Streams`]).
 pub fn write_run(
     dir: &Path,
     scenario: &Scenario,
@@ -267,8 +275,6 @@ pub fn write_run(
     std::fs::write(dir.join("summary.json"), json + "\n")?;
     write_timeline(&dir.join("timeline.csv"), &records.timeline, tasks)?;
     write_csv(&dir.join("clients.csv"), &records.clients)?;
-    write_csv(&dir.join("updates.csv"), &records.updates)?;
-    write_csv(&dir.join("availability.csv"), &records.availability)?;
     write_csv(&dir.join("activity.csv"), &records.activity)?;
     if !records.clusterings.is_empty() {
         let rows: Vec<ClusteringRow> = records

@@ -22,32 +22,32 @@ pub enum Availability {
     Trace(Vec<(SimTime, SimTime)>),
 }
 
-/// A device's availability process, stepped by its client actor.
-#[derive(Clone, Debug)]
+/// A device's availability process, stepped by its client actor: whether it is online,
+/// and how far through its trace it is. The plan it follows is passed to every step, so
+/// that devices of one class share theirs.
+#[derive(Copy, Clone, Debug)]
 pub(crate) struct AvailabilityProcess {
-    kind: Availability,
     online: bool,
     /// Index of the next trace interval boundary to reach.
-    next_interval: usize,
+    next_interval: u32,
 }
 
 impl AvailabilityProcess {
-    /// The process at time zero: whether the device starts online, and when it first
-    /// changes state (`None`: never).
+    /// The process at time zero under `plan`: whether the device starts online, and when
+    /// it first changes state (`None`: never).
     pub(crate) fn start<R: rand::Rng + ?Sized>(
-        kind: Availability,
+        plan: &Availability,
         rng: &mut R,
     ) -> (Self, Option<SimTime>) {
         let mut p = AvailabilityProcess {
-            kind,
             online: true,
             next_interval: 0,
         };
-        let first = match &p.kind {
+        let first = match plan {
             Availability::Always => None,
-            Availability::Markov { mean_on, mean_off } => {
+            &Availability::Markov { mean_on, mean_off } => {
                 p.online = rng.random::<f64>() < mean_on / (mean_on + mean_off);
-                Some(p.period(rng))
+                Some(p.period(plan, rng))
             }
             Availability::Trace(intervals) => match intervals.first() {
                 Some(&(start, end)) if start == SimTime::ZERO => {
@@ -73,31 +73,32 @@ impl AvailabilityProcess {
         self.online
     }
 
-    /// Flips the state at `now`; returns when it flips next (`None`: never).
+    /// Flips the state at `now`; returns when it flips next under `plan` (`None`: never).
     pub(crate) fn flip<R: rand::Rng + ?Sized>(
         &mut self,
+        plan: &Availability,
         now: SimTime,
         rng: &mut R,
     ) -> Option<SimTime> {
         self.online = !self.online;
-        match &self.kind {
+        match plan {
             Availability::Always => None,
-            Availability::Markov { .. } => Some(now + self.period(rng)),
+            Availability::Markov { .. } => Some(now + self.period(plan, rng)),
             Availability::Trace(intervals) => {
                 if self.online {
                     // Now inside an interval: it ends at its end.
                     let i = intervals.iter().position(|&(s, _)| s == now)?;
-                    self.next_interval = i + 1;
+                    self.next_interval = u32::try_from(i + 1).unwrap_or(u32::MAX);
                     Some(intervals[i].1)
                 } else {
-                    intervals.get(self.next_interval).map(|&(s, _)| s)
+                    intervals.get(self.next_interval as usize).map(|&(s, _)| s)
                 }
             }
         }
     }
 
-    fn period<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> SimTime {
-        let Availability::Markov { mean_on, mean_off } = self.kind else {
+    fn period<R: rand::Rng + ?Sized>(&self, plan: &Availability, rng: &mut R) -> SimTime {
+        let &Availability::Markov { mean_on, mean_off } = plan else {
             return SimTime::MAX;
         };
         let mean = if self.online { mean_on } else { mean_off };

@@ -1,7 +1,7 @@
 //! The server's ingress or egress as an actor: wakes when the next transfer finishes.
 
 use super::{Direction, LinkEvent, LinkId, Rate, SharedCapacity, Transfer};
-use crate::event::{Event, Out, deliver_to};
+use crate::event::{Event, Out};
 
 /// Events the shared capacity handles.
 #[derive(Debug)]
@@ -22,6 +22,7 @@ pub(crate) struct BottleneckActor {
 }
 
 impl BottleneckActor {
+    /// The capacity going `dir`: fixed, following steps, or unlimited.
     pub(crate) fn new(dir: Direction, capacity: Option<Rate>) -> Self {
         Self {
             dir,
@@ -44,10 +45,9 @@ impl BottleneckActor {
             );
         }
     }
-}
 
-impl BottleneckActor {
-    fn handle(&mut self, out: &mut Out, event: BottleneckEvent) {
+    /// Handles `event`, then schedules a wake-up for the next completion.
+    pub(crate) fn handle(&mut self, out: &mut Out, event: BottleneckEvent) {
         let now = out.time();
         match event {
             BottleneckEvent::Start(transfer) => self.capacity.start(now, transfer),
@@ -69,5 +69,3 @@ impl BottleneckActor {
         self.reschedule(out);
     }
 }
-
-deliver_to!(BottleneckActor, BottleneckEvent);

@@ -1,16 +1,16 @@
 //! The link actor: one per client and direction; it times attempts, loses and retries them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{BottleneckEvent, Direction, LinkId, Rate, Steps, Transfer};
 use crate::dist::Dist;
-use crate::event::{Event, Out, deliver_to};
+use crate::event::{Event, Out};
 use crate::message::Message;
 use crate::record::Records;
-use crate::rng::SimRng;
+use crate::rng::{ActorKey, Stream};
 use crate::time::SimTime;
 
 /// A link quantity: drawn afresh for every attempt, or following steps in simulated time.
@@ -59,6 +59,7 @@ pub(crate) enum LinkEvent {
 }
 
 struct InFlight {
+    attempt: u64,
     msg: Message,
     retries_left: u32,
     lost: bool,
@@ -66,57 +67,65 @@ struct InFlight {
     first_sent: SimTime,
 }
 
-/// A link's metric handles, registered once.
-struct LinkMetrics {
+/// The metric handles of the links of one device class in one direction, registered once.
+#[derive(Clone)]
+pub(crate) struct LinkMetrics {
     bytes: metrics::Counter,
     lost: metrics::Counter,
     transfer_seconds: metrics::Histogram,
 }
 
-/// A link actor: one per client and direction.
-pub(crate) struct LinkActor {
-    id: LinkId,
-    spec: LinkSpec,
-    rng: SimRng,
-    next_attempt: u64,
-    /// Attempts under way, by attempt number: rarely more than one, so a short list.
-    in_flight: Vec<(u64, InFlight)>,
-    records: Arc<Mutex<Records>>,
-    metrics: LinkMetrics,
-}
-
-impl LinkActor {
-    /// A link of a client of device class `class` (a metric label).
-    pub(crate) fn new(
-        id: LinkId,
-        class: &str,
-        spec: LinkSpec,
-        rng: SimRng,
-        records: Arc<Mutex<Records>>,
-    ) -> Self {
-        let class = class.to_string();
-        let bytes_name = match id.dir {
+impl LinkMetrics {
+    /// The handles for links of class `class` going `dir`.
+    pub(crate) fn new(class: &str, dir: Direction) -> Self {
+        let bytes_name = match dir {
             Direction::Up => crate::metrics::BYTES_UP,
             Direction::Down => crate::metrics::BYTES_DOWN,
         };
-        let dir = id.dir.as_str();
+        let way = dir.as_str();
         Self {
-            id,
-            spec,
-            rng,
+            bytes: metrics::counter!(bytes_name, "class" => class.to_string()),
+            lost: metrics::counter!(crate::metrics::MESSAGES_LOST, "direction" => way),
+            transfer_seconds: metrics::histogram!(crate::metrics::TRANSFER_SECONDS, "direction" => way),
+        }
+    }
+}
+
+/// What a link needs besides its own state: its spec and metrics (its class's), the
+/// records.
+pub(crate) struct LinkCx<'a> {
+    pub(crate) spec: &'a LinkSpec,
+    pub(crate) metrics: &'a LinkMetrics,
+    pub(crate) records: &'a Mutex<Records>,
+}
+
+/// A link actor: one per client and direction. Idle, it holds its random stream's
+/// position and its attempt counter alone.
+pub(crate) struct LinkActor {
+    rng: Stream,
+    next_attempt: u64,
+    /// Attempts under way: rarely more than one, so a short list.
+    in_flight: Vec<InFlight>,
+}
+
+impl LinkActor {
+    /// The link `id` with the random stream of its seed.
+    pub(crate) fn new(id: LinkId, seed: u64) -> Self {
+        let key = ActorKey::Link {
+            client: id.client,
+            up: id.dir == Direction::Up,
+        };
+        Self {
+            rng: Stream::new(seed, key, "link"),
             next_attempt: 0,
             in_flight: Vec::new(),
-            records,
-            metrics: LinkMetrics {
-                bytes: metrics::counter!(bytes_name, "class" => class),
-                lost: metrics::counter!(crate::metrics::MESSAGES_LOST, "direction" => dir),
-                transfer_seconds: metrics::histogram!(crate::metrics::TRANSFER_SECONDS, "direction" => dir),
-            },
         }
     }
 
     fn start_attempt(
         &mut self,
+        id: LinkId,
+        cx: &LinkCx<'_>,
         out: &mut Out,
         msg: Message,
         retries_left: u32,
@@ -124,55 +133,62 @@ impl LinkActor {
     ) {
         let attempt = self.next_attempt;
         self.next_attempt += 1;
-        // Always draw in the same order, so the stream does not depend on the outcome.
         let now = out.time();
-        let latency = match &self.spec.latency {
-            LinkValue::Draw(d) => d.sample(&mut self.rng, 0.0, MAX_LATENCY),
-            LinkValue::Steps(s) => s.at(now).clamp(0.0, MAX_LATENCY),
-        };
-        let cap = match &self.spec.bandwidth {
-            LinkValue::Draw(d) => Rate::Fixed(d.sample(&mut self.rng, MIN_BANDWIDTH, f64::MAX)),
-            LinkValue::Steps(s) => Rate::Steps(s.clone()),
-        };
-        let lost = self.rng.random::<f64>() < self.spec.loss;
+        let spec = cx.spec;
+        // Always draw in the same order, so the stream does not depend on the outcome.
+        let (latency, cap, lost) = self.rng.draw(|rng| {
+            let latency = match &spec.latency {
+                LinkValue::Draw(d) => d.sample(rng, 0.0, MAX_LATENCY),
+                LinkValue::Steps(s) => s.at(now).clamp(0.0, MAX_LATENCY),
+            };
+            let cap = match &spec.bandwidth {
+                LinkValue::Draw(d) => Rate::Fixed(d.sample(rng, MIN_BANDWIDTH, f64::MAX)),
+                LinkValue::Steps(s) => Rate::Steps(s.clone()),
+            };
+            (latency, cap, rng.random::<f64>() < spec.loss)
+        });
         let bytes = msg.bytes();
-        self.metrics.bytes.increment(bytes);
-        self.records
+        cx.metrics.bytes.increment(bytes);
+        cx.records
             .lock()
             .expect("records lock")
-            .on_attempt(self.id, bytes);
+            .on_attempt(id, bytes);
         out.now(Event::Bottleneck(
-            self.id.dir,
+            id.dir,
             BottleneckEvent::Start(Transfer {
-                link: self.id,
+                link: id,
                 attempt,
                 bits: bytes as f64 * 8.0,
                 cap,
                 latency: SimTime::from_secs_ceil(latency),
             }),
         ));
-        self.in_flight.push((
+        self.in_flight.push(InFlight {
             attempt,
-            InFlight {
-                msg,
-                retries_left,
-                lost,
-                first_sent,
-            },
-        ));
+            msg,
+            retries_left,
+            lost,
+            first_sent,
+        });
     }
 
     /// Removes and returns attempt `attempt`, if still in flight.
     fn take_flight(&mut self, attempt: u64) -> Option<InFlight> {
-        let at = self.in_flight.iter().position(|(a, _)| *a == attempt)?;
-        Some(self.in_flight.swap_remove(at).1)
+        let at = self.in_flight.iter().position(|f| f.attempt == attempt)?;
+        let flight = self.in_flight.swap_remove(at);
+        if self.in_flight.is_empty() {
+            // An idle link keeps no buffer.
+            self.in_flight = Vec::new();
+        }
+        Some(flight)
     }
 
-    fn handle(&mut self, out: &mut Out, event: LinkEvent) {
+    /// Handles `event` for link `id`.
+    pub(crate) fn handle(&mut self, id: LinkId, cx: &LinkCx<'_>, out: &mut Out, event: LinkEvent) {
         match event {
             LinkEvent::Send(msg) => {
                 let now = out.time();
-                self.start_attempt(out, msg, self.spec.retries, now);
+                self.start_attempt(id, cx, out, msg, cx.spec.retries, now);
             }
             LinkEvent::Arrived { attempt } => {
                 let Some(flight) = self.take_flight(attempt) else {
@@ -180,43 +196,45 @@ impl LinkActor {
                 };
                 if !flight.lost {
                     let took = out.time().saturating_sub(flight.first_sent);
-                    self.metrics.transfer_seconds.record(took.as_secs_f64());
-                    out.now(flight.msg.delivery(self.id));
-                    out.now(Message::transfer_ended(self.id, true));
+                    cx.metrics.transfer_seconds.record(took.as_secs_f64());
+                    out.now(flight.msg.delivery(id));
+                    out.now(Message::transfer_ended(id, true));
                     return;
                 }
-                self.metrics.lost.increment(1);
-                let mut records = self.records.lock().expect("records lock");
-                records.on_lost(self.id);
+                cx.metrics.lost.increment(1);
+                let mut records = cx.records.lock().expect("records lock");
+                records.on_lost(id);
                 if flight.retries_left == 0 {
-                    records.on_given_up(self.id);
+                    records.on_given_up(id);
                     drop(records);
-                    out.after(self.spec.timeout, Message::transfer_ended(self.id, false));
+                    out.after(cx.spec.timeout, Message::transfer_ended(id, false));
                     return;
                 }
                 drop(records);
                 out.after(
-                    self.spec.timeout,
-                    Event::Link(self.id, LinkEvent::Retry { attempt }),
+                    cx.spec.timeout,
+                    Event::Link(id, LinkEvent::Retry { attempt }),
                 );
-                self.in_flight.push((attempt, flight));
+                self.in_flight.push(flight);
             }
             LinkEvent::Cancel => {
                 if !self.in_flight.is_empty() {
-                    self.in_flight.clear();
-                    out.now(Event::Bottleneck(
-                        self.id.dir,
-                        BottleneckEvent::Cancel(self.id),
-                    ));
+                    self.in_flight = Vec::new();
+                    out.now(Event::Bottleneck(id.dir, BottleneckEvent::Cancel(id)));
                 }
             }
             LinkEvent::Retry { attempt } => {
                 if let Some(flight) = self.take_flight(attempt) {
-                    self.start_attempt(out, flight.msg, flight.retries_left - 1, flight.first_sent);
+                    self.start_attempt(
+                        id,
+                        cx,
+                        out,
+                        flight.msg,
+                        flight.retries_left - 1,
+                        flight.first_sent,
+                    );
                 }
             }
         }
     }
 }
-
-deliver_to!(LinkActor, LinkEvent);

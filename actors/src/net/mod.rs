@@ -13,12 +13,14 @@
 
 mod bottleneck;
 mod capacity;
+mod exact;
+mod heap;
 mod link;
 mod steps;
 
 pub(crate) use bottleneck::{BottleneckActor, BottleneckEvent};
 pub(crate) use capacity::{SharedCapacity, Transfer};
-pub(crate) use link::{LinkActor, LinkEvent};
+pub(crate) use link::{LinkActor, LinkCx, LinkEvent, LinkMetrics};
 pub use link::{LinkSpec, LinkValue};
 pub use steps::{Rate, Steps, StepsError};
 

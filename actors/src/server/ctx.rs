@@ -17,6 +17,9 @@ use crate::time::SimTime;
 pub(crate) struct ServerCtx<'a> {
     pub(super) server: &'a mut ServerActor,
     pub(super) out: &'a mut Out,
+    /// While an update is handled: the models its client started from, if the server
+    /// has not sent it newer ones since.
+    pub(super) base: Option<Vec<Params>>,
 }
 
 impl ServerCtx<'_> {
@@ -57,9 +60,10 @@ impl ServerCtx<'_> {
         &self.server.models
     }
 
-    /// What `client` was last sent: the model version and one model per slot.
-    pub(crate) fn sent(&self, client: ClientId) -> Option<&(u64, Vec<Params>)> {
-        self.server.sent[client].as_ref()
+    /// While an update is handled: the models its client started from (one per slot),
+    /// gone if the server has sent the client newer ones since.
+    pub(crate) fn base(&self) -> Option<&[Params]> {
+        self.base.as_deref()
     }
 
     /// The current model version (number of aggregations applied).
@@ -78,14 +82,14 @@ impl ServerCtx<'_> {
         let version = server.version;
         let mut bytes = 0;
         let mut params = Vec::with_capacity(server.routes.of(client).len());
-        for &route in server.routes.of(client) {
+        for route in server.routes.of(client) {
             // The initial model's encoding sits after the models'.
             let at = route.unwrap_or(server.models.len());
             let encoded = match &server.encoded[at] {
                 Some((v, e)) if *v == version => e.clone(),
                 _ => {
                     let values = server.served(route).clone();
-                    let e = server.wire.encode_model(&values);
+                    let e = server.wire.encode_model(&mut server.sender, &values);
                     server.encoded[at] = Some((version, e.clone()));
                     e
                 }
@@ -93,7 +97,9 @@ impl ServerCtx<'_> {
             bytes += encoded.bytes;
             params.push(encoded.values);
         }
-        server.sent[client] = Some((version, params.clone()));
+        if server.remembers_sent {
+            server.sent[client] = Some((version, params.clone()));
+        }
         server.records.lock().expect("records lock").clients[client].selected += 1;
         let msg = ModelMsg {
             round,

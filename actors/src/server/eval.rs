@@ -79,12 +79,12 @@ impl ServerActor {
                 bytes_down: records.bytes_down,
             })
         };
-        let personal = self.personal.lock().expect("personal models").clone();
-        let slots = self
-            .routes
-            .all()
-            .iter()
-            .map(|r| r.iter().map(|&m| self.served(m).clone()).collect())
+        let personal = {
+            let map = self.personal.lock().expect("personal models");
+            (0..self.clients).map(|c| map.get(&c).cloned()).collect()
+        };
+        let slots = (0..self.routes.clients())
+            .map(|c| self.routes.of(c).map(|m| self.served(m).clone()).collect())
             .collect();
         let tasks = (0..self.tasks)
             .map(|t| self.models[self.routes.task_model(t)].clone())

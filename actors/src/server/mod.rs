@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex};
 use crate::client::PersonalModels;
 use crate::event::{Event, Out, deliver_to};
 use crate::learner::Params;
-use crate::learner::{ClientId, EvalOutcome, Learner, Pending, TaskId};
+use crate::learner::{ClientId, EvalOutcome, Learner, Pending};
 use crate::message::UpdateMsg;
 use crate::record::{DiscardReason, Records, UpdateRecord};
-use crate::rng::{ActorKey, SimRng, stream};
+use crate::rng::{ActorKey, SimRng, Stream, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
-use crate::wire::{Encoded, Encoder, Wire};
-use routing::Routes;
+use crate::wire::{Encoded, Encoder, Sender, Wire};
+pub(crate) use routing::Routes;
 
 /// When a run ends.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,13 +73,18 @@ pub(crate) struct ServerActor {
     routes: Routes,
     initial: Params,
     tasks: usize,
-    /// What each client was last sent: the version and one model per slot.
+    /// What each client at work was last sent: the version and one model per slot
+    /// (forgotten once its update arrives or it fails, so idle clients pin no model).
     sent: Vec<Option<(u64, Vec<Params>)>>,
+    /// Whether the strategy reads what clients started from, so `sent` is kept.
+    remembers_sent: bool,
     version: u64,
     strategy: Box<dyn Strategy>,
     rng: SimRng,
     clients: usize,
     wire: Encoder,
+    /// The server's side of the downlink: stochastic rounding's stream.
+    sender: Sender,
     learner: Arc<dyn Learner>,
     records: Arc<Mutex<Records>>,
     stop: StopRule,
@@ -104,12 +109,10 @@ pub(crate) struct ServerSetup {
     pub seed: u64,
     /// Models the server serves (one per cluster for FL-TAC, else one).
     pub models: usize,
-    /// Whether clusterings route slots to models (FL-TAC); else every slot gets model 0.
-    pub clustered: bool,
     /// Number of tasks in the scenario.
     pub tasks: usize,
-    /// The true task behind each client's slot (`None` for a slot mixing tasks).
-    pub slot_tasks: Vec<Vec<Option<TaskId>>>,
+    /// Which model each client's slot receives, with the true tasks behind them.
+    pub routes: Routes,
     /// Whether each client starts online.
     pub online: Vec<bool>,
     pub personal: PersonalModels,
@@ -136,21 +139,24 @@ impl ServerActor {
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(0.0);
         let initial = Arc::new(learner.initial_params());
         let models = setup.models.max(1);
+        let remembers_sent = strategy.reads_bases();
         Self {
             models: vec![initial.clone(); models],
             initial,
-            sent: vec![None; setup.slot_tasks.len()],
-            routes: Routes::new(setup.slot_tasks, models, setup.clustered),
+            sent: if remembers_sent {
+                vec![None; setup.routes.clients()]
+            } else {
+                Vec::new()
+            },
+            remembers_sent,
+            routes: setup.routes,
             tasks: setup.tasks,
             version: 0,
             strategy,
             rng: stream(setup.seed, ActorKey::Server, "select"),
             clients: setup.online.len(),
-            wire: Encoder::new(
-                setup.wire.down,
-                setup.wire.layout,
-                stream(setup.seed, ActorKey::Server, "wire"),
-            ),
+            wire: Encoder::new(setup.wire.down, setup.wire.layout),
+            sender: Sender::new(Stream::new(setup.seed, ActorKey::Server, "wire")),
             learner,
             records,
             stop: setup.stop,
@@ -176,7 +182,11 @@ impl ServerActor {
                 if let Some(every) = self.eval_every {
                     out.at(every, Event::Server(ServerEvent::EvalTick));
                 }
-                strategy.start(&mut ServerCtx { server: self, out });
+                strategy.start(&mut ServerCtx {
+                    server: self,
+                    out,
+                    base: None,
+                });
             }
             ServerEvent::UpdateArrived(update) => {
                 self.records.lock().expect("records lock").updates_received += 1;
@@ -186,32 +196,68 @@ impl ServerActor {
                 self.records
                     .lock()
                     .expect("records lock")
-                    .updates
-                    .push(UpdateRecord {
+                    .on_update(UpdateRecord {
                         sim_seconds: out.time().as_secs_f64(),
                         client: update.client,
                         base_version: update.base_version,
                         staleness,
                     });
+                // What the client started from is needed for this update alone.
+                let base = match self.sent.get_mut(update.client).and_then(Option::take) {
+                    Some((v, models)) if v == update.base_version => Some(models),
+                    newer => {
+                        if let Some(sent) = self.sent.get_mut(update.client) {
+                            *sent = newer;
+                        }
+                        None
+                    }
+                };
                 if self.stopping {
                     self.discard(update.client, DiscardReason::Late);
                 } else {
-                    strategy.on_update(&mut ServerCtx { server: self, out }, update);
+                    let ctx = &mut ServerCtx {
+                        server: self,
+                        out,
+                        base,
+                    };
+                    strategy.on_update(ctx, update);
                 }
             }
             ServerEvent::Timer(token) => {
                 if !self.stopping {
-                    strategy.on_timer(&mut ServerCtx { server: self, out }, token);
+                    strategy.on_timer(
+                        &mut ServerCtx {
+                            server: self,
+                            out,
+                            base: None,
+                        },
+                        token,
+                    );
                 }
             }
             ServerEvent::ClientFailed(client) => {
+                // The failed job's models will not be needed.
+                if let Some(sent) = self.sent.get_mut(client) {
+                    *sent = None;
+                }
                 if !self.stopping {
-                    strategy.on_failure(&mut ServerCtx { server: self, out }, client);
+                    strategy.on_failure(
+                        &mut ServerCtx {
+                            server: self,
+                            out,
+                            base: None,
+                        },
+                        client,
+                    );
                 }
             }
             ServerEvent::CheckIn { client, online } => {
                 self.online[client] = online;
-                let ctx = &mut ServerCtx { server: self, out };
+                let ctx = &mut ServerCtx {
+                    server: self,
+                    out,
+                    base: None,
+                };
                 if !online {
                     strategy.on_offline(ctx, client);
                 } else if !ctx.server.stopping {

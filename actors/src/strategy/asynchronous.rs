@@ -12,6 +12,10 @@ use crate::server::ServerCtx;
 pub(crate) trait Aggregator: Send {
     /// Folds `update` in. Returns whether the run goes on, so that the crew is topped up.
     fn aggregate(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) -> bool;
+    /// Whether it reads what an update's client started from.
+    fn reads_bases(&self) -> bool {
+        false
+    }
 }
 
 /// An asynchronous server: `aggregator` over a crew of working clients.
@@ -31,6 +35,10 @@ impl<A: Aggregator> Asynchronous<A> {
 }
 
 impl<A: Aggregator> Strategy for Asynchronous<A> {
+    fn reads_bases(&self) -> bool {
+        self.aggregator.reads_bases()
+    }
+
     fn start(&mut self, ctx: &mut ServerCtx<'_>) {
         ctx.begin_round();
         self.crew.fill(ctx);

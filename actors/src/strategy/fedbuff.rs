@@ -86,13 +86,15 @@ impl FedBuff {
 }
 
 impl Aggregator for FedBuff {
+    /// FedBuff buffers deltas against what each client started from.
+    fn reads_bases(&self) -> bool {
+        true
+    }
+
     fn aggregate(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) -> bool {
         let tau = ctx.version().saturating_sub(update.base_version);
         // The models this client started from; gone if it was sent newer ones since.
-        let base = ctx
-            .sent(update.client)
-            .filter(|(v, _)| *v == update.base_version)
-            .map(|(_, models)| models.clone());
+        let base = ctx.base().map(<[Params]>::to_vec);
         match (base, self.config.max_staleness) {
             (Some(_), Some(max)) if tau > max => ctx.discard(update.client, DiscardReason::Stale),
             (None, _) => ctx.discard(update.client, DiscardReason::Stale),

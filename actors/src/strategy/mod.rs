@@ -8,6 +8,7 @@ mod fedasync;
 mod fedavg;
 mod fedbuff;
 mod fltac;
+mod idle;
 mod staleness;
 
 pub use fedasync::FedAsyncConfig;
@@ -51,6 +52,11 @@ pub(crate) fn build(algorithm: &AlgorithmSpec, clusterer: Option<Clusterer>) -> 
 
 /// A federated-learning algorithm's server side.
 pub(crate) trait Strategy: Send {
+    /// Whether the strategy reads what an update's client started from
+    /// ([`ServerCtx::base`]), so that the server must remember what it sent each client.
+    fn reads_bases(&self) -> bool {
+        false
+    }
     /// The run begins: select clients and send them the model.
     fn start(&mut self, ctx: &mut ServerCtx<'_>);
     /// An update arrived from a client.

@@ -6,7 +6,7 @@ use super::Encoding;
 use super::quantize::{quantize_int8, round_float};
 use super::topk::top_k;
 use crate::learner::Params;
-use crate::rng::SimRng;
+use crate::rng::Stream;
 
 /// A payload after encoding: what the receiver decodes and how many bytes crossed the link.
 #[derive(Clone, Debug)]
@@ -17,83 +17,29 @@ pub(crate) struct Encoded {
     pub bytes: u64,
 }
 
-/// A sender's side of the wire: the encoding, the tensor layout of the vectors it sends,
-/// the random stream stochastic rounding draws from, and top-k's error feedback.
+/// One way of the wire: the encoding and the tensor layout of the vectors it carries,
+/// shared by every sender that way.
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
     encoding: Encoding,
     layout: Arc<[usize]>,
-    rng: SimRng,
+}
+
+/// What a sender keeps between messages: the random stream stochastic rounding draws
+/// from, and top-k's error feedback (empty for every other encoding).
+#[derive(Clone, Debug)]
+pub(crate) struct Sender {
+    rng: Stream,
     /// Per slot, what earlier top-k updates left unsent.
     residuals: Vec<Vec<f32>>,
 }
 
-impl Encoder {
-    /// An encoder for vectors made of tensors of the lengths in `layout`.
-    pub(crate) fn new(encoding: Encoding, layout: Arc<[usize]>, rng: SimRng) -> Self {
+impl Sender {
+    /// A sender drawing from `rng`.
+    pub(crate) fn new(rng: Stream) -> Self {
         Self {
-            encoding,
-            layout,
             rng,
             residuals: Vec::new(),
-        }
-    }
-
-    /// Encodes a model (the downlink): the receiver needs nothing but the message.
-    ///
-    /// # Panics
-    ///
-    /// For top-k, which needs a reference model; scenarios reject it on the downlink.
-    pub(crate) fn encode_model(&mut self, values: &[f32]) -> Encoded {
-        assert!(
-            !self.encoding.needs_reference(),
-            "{:?} cannot encode a model without a reference",
-            self.encoding
-        );
-        let bytes = self.bytes(values.len());
-        let values = match self.encoding {
-            Encoding::Int8(rounding) => {
-                let mut v = values.to_vec();
-                quantize_int8(&mut v, &self.layout, rounding, &mut self.rng);
-                v
-            }
-            e => round_float(e, values),
-        };
-        Encoded {
-            values: Arc::new(values),
-            bytes,
-        }
-    }
-
-    /// Encodes slot `slot`'s trained `values`, which started from `base` (the model the
-    /// client received): the decoded values are what the server reconstructs.
-    pub(crate) fn encode_update(&mut self, slot: usize, values: &[f32], base: &[f32]) -> Encoded {
-        assert_eq!(values.len(), base.len(), "update and base differ in length");
-        let bytes = self.bytes(values.len());
-        let mut delta: Vec<f32> = values.iter().zip(base).map(|(v, b)| v - b).collect();
-        match self.encoding {
-            Encoding::Int8(rounding) => {
-                quantize_int8(&mut delta, &self.layout, rounding, &mut self.rng);
-            }
-            Encoding::TopK(fraction) => {
-                if self.residuals.len() <= slot {
-                    self.residuals.resize(slot + 1, Vec::new());
-                }
-                let residual = &mut self.residuals[slot];
-                residual.resize(delta.len(), 0.0);
-                top_k(&mut delta, residual, Encoding::kept(fraction, values.len()));
-            }
-            e => {
-                return Encoded {
-                    values: Arc::new(round_float(e, values)),
-                    bytes,
-                };
-            }
-        }
-        let decoded = base.iter().zip(&delta).map(|(b, d)| b + d).collect();
-        Encoded {
-            values: Arc::new(decoded),
-            bytes,
         }
     }
 
@@ -101,6 +47,95 @@ impl Encoder {
     #[cfg(test)]
     fn residual(&self, slot: usize) -> &[f32] {
         self.residuals.get(slot).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Encoder {
+    /// An encoder for vectors made of tensors of the lengths in `layout`.
+    pub(crate) fn new(encoding: Encoding, layout: Arc<[usize]>) -> Self {
+        Self { encoding, layout }
+    }
+
+    /// Whether updates are encoded against the model the sender received.
+    pub(crate) fn encodes_delta(&self) -> bool {
+        self.encoding.encodes_delta()
+    }
+
+    /// Encodes a model (the downlink): the receiver needs nothing but the message.
+    ///
+    /// # Panics
+    ///
+    /// For top-k, which needs a reference model; scenarios reject it on the downlink.
+    pub(crate) fn encode_model(&self, sender: &mut Sender, values: &Params) -> Encoded {
+        assert!(
+            !self.encoding.needs_reference(),
+            "{:?} cannot encode a model without a reference",
+            self.encoding
+        );
+        let bytes = self.bytes(values.len());
+        if self.encoding == Encoding::F32 {
+            // Lossless: the receiver gets the very values, shared.
+            return Encoded {
+                values: values.clone(),
+                bytes,
+            };
+        }
+        let mut v = values.to_vec();
+        match self.encoding {
+            Encoding::Int8(rounding) => {
+                sender
+                    .rng
+                    .draw(|rng| quantize_int8(&mut v, &self.layout, rounding, rng));
+            }
+            e => round_float(e, &mut v),
+        }
+        Encoded {
+            values: Arc::new(v),
+            bytes,
+        }
+    }
+
+    /// Encodes slot `slot`'s trained `values`, which started from `base` (the model the
+    /// client received, which only delta encodings read): the decoded values are what
+    /// the server reconstructs.
+    pub(crate) fn encode_update(
+        &self,
+        sender: &mut Sender,
+        slot: usize,
+        mut values: Vec<f32>,
+        base: Option<&[f32]>,
+    ) -> Encoded {
+        let bytes = self.bytes(values.len());
+        let Some(base) = base.filter(|_| self.encoding.encodes_delta()) else {
+            round_float(self.encoding, &mut values);
+            return Encoded {
+                values: Arc::new(values),
+                bytes,
+            };
+        };
+        assert_eq!(values.len(), base.len(), "update and base differ in length");
+        let mut delta: Vec<f32> = values.iter().zip(base).map(|(v, b)| v - b).collect();
+        match self.encoding {
+            Encoding::Int8(rounding) => {
+                sender
+                    .rng
+                    .draw(|rng| quantize_int8(&mut delta, &self.layout, rounding, rng));
+            }
+            Encoding::TopK(fraction) => {
+                if sender.residuals.len() <= slot {
+                    sender.residuals.resize(slot + 1, Vec::new());
+                }
+                let residual = &mut sender.residuals[slot];
+                residual.resize(delta.len(), 0.0);
+                top_k(&mut delta, residual, Encoding::kept(fraction, values.len()));
+            }
+            e => unreachable!("{e:?} encodes values, not deltas"),
+        }
+        let decoded = base.iter().zip(&delta).map(|(b, d)| b + d).collect();
+        Encoded {
+            values: Arc::new(decoded),
+            bytes,
+        }
     }
 
     /// The encoded size of a vector of `len` values: the layout's, or one tensor when the
@@ -117,11 +152,32 @@ impl Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::{ActorKey, stream};
+    use crate::rng::ActorKey;
     use crate::wire::Rounding;
 
-    fn encoder(encoding: Encoding, layout: &[usize]) -> Encoder {
-        Encoder::new(encoding, layout.into(), stream(7, ActorKey::Server, "wire"))
+    /// An encoder and a sender that encodes models with it.
+    struct Wire(Encoder, Sender);
+
+    impl Wire {
+        fn encode_model(&mut self, v: &[f32]) -> Encoded {
+            self.0.encode_model(&mut self.1, &Arc::new(v.to_vec()))
+        }
+
+        fn encode_update(&mut self, slot: usize, v: &[f32], base: &[f32]) -> Encoded {
+            self.0
+                .encode_update(&mut self.1, slot, v.to_vec(), Some(base))
+        }
+
+        fn residual(&self, slot: usize) -> &[f32] {
+            self.1.residual(slot)
+        }
+    }
+
+    fn encoder(encoding: Encoding, layout: &[usize]) -> Wire {
+        Wire(
+            Encoder::new(encoding, layout.into()),
+            Sender::new(Stream::new(7, ActorKey::Server, "wire")),
+        )
     }
 
     #[test]

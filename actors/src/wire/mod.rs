@@ -10,7 +10,7 @@ mod encoder;
 mod quantize;
 mod topk;
 
-pub(crate) use encoder::{Encoded, Encoder};
+pub(crate) use encoder::{Encoded, Encoder, Sender};
 
 use std::sync::Arc;
 
@@ -70,6 +70,12 @@ impl Encoding {
     /// Whether the encoding can only send an update relative to a model the receiver has.
     pub fn needs_reference(self) -> bool {
         matches!(self, Encoding::TopK(_))
+    }
+
+    /// Whether an update is encoded as its difference from the model the client
+    /// received (Int8 and top-k), so that the client must keep that model until then.
+    pub(crate) fn encodes_delta(self) -> bool {
+        matches!(self, Encoding::Int8(_) | Encoding::TopK(_))
     }
 
     /// Entries a top-k encoding of `len` values sends.

@@ -7,11 +7,15 @@ use super::{Encoding, Rounding};
 use crate::rng::SimRng;
 
 /// Float formats: each value rounded to the format and back.
-pub(super) fn round_float(encoding: Encoding, values: &[f32]) -> Vec<f32> {
+pub(super) fn round_float(encoding: Encoding, values: &mut [f32]) {
     match encoding {
-        Encoding::F16 => values.iter().map(|&v| f16::from_f32(v).to_f32()).collect(),
-        Encoding::Bf16 => values.iter().map(|&v| bf16::from_f32(v).to_f32()).collect(),
-        _ => values.to_vec(),
+        Encoding::F16 => values
+            .iter_mut()
+            .for_each(|v| *v = f16::from_f32(*v).to_f32()),
+        Encoding::Bf16 => values
+            .iter_mut()
+            .for_each(|v| *v = bf16::from_f32(*v).to_f32()),
+        _ => {}
     }
 }
 

@@ -44,6 +44,12 @@ impl Loaded {
                     self.require("data.partition.classes", classes, Rule::AtLeastOne)?;
                 }
             }
+            PartitionSpec::Sampled { samples, alpha } => {
+                self.require("data.partition.samples", samples, Rule::AtLeastOne)?;
+                if let Some(alpha) = alpha {
+                    self.require("data.partition.alpha", alpha, Rule::Positive)?;
+                }
+            }
         }
         self.validate_tasks()?;
         self.require(

@@ -1,0 +1,164 @@
+//! The crowd: every client and its two links, hosted in tables by the clock, which
+//! calls their handlers directly.
+//!
+//! A client and its links are actors all the same: each owns its state and acts only on
+//! the events delivered to it, and tells others only through events. They have no actix
+//! mailbox of their own: with a million clients the mailboxes would cost more memory
+//! than the clients, and a mailbox round trip per event was the event loop's largest cost.
+
+use std::sync::{Arc, Mutex};
+
+use super::{
+    ClassMetrics, ClientActor, ClientCx, ClientEvent, ClientState, PersonalModels, Profile, Shared,
+};
+use crate::config::{ClientSpec, SimConfig};
+use crate::device::Availability;
+use crate::event::{Event, Out};
+use crate::learner::{ClientId, Learner};
+use crate::net::{Direction, LinkActor, LinkCx, LinkEvent, LinkId};
+use crate::record::Records;
+use crate::time::SimTime;
+use crate::wire::Encoder;
+
+/// A client and its uplink and downlink, side by side in memory: an event for any of
+/// the three touches the same few cache lines.
+struct Member {
+    client: ClientActor,
+    links: [LinkActor; 2],
+}
+
+/// Every client and its links, with what they share.
+pub(crate) struct Crowd {
+    members: Vec<Member>,
+    profiles: Vec<Profile>,
+    classes: Vec<ClassMetrics>,
+    shared: Shared,
+}
+
+impl Crowd {
+    /// The clients of `config`; returns them and the events due before the server starts
+    /// (their first availability changes).
+    pub(crate) fn new(
+        config: &SimConfig,
+        learner: Arc<dyn Learner>,
+        records: Arc<Mutex<Records>>,
+        personal: PersonalModels,
+    ) -> (Self, Vec<(SimTime, Event)>) {
+        let shared = Shared {
+            learner,
+            records,
+            personal,
+            uplink: Encoder::new(config.wire.up, config.wire.layout.clone()),
+            states: ClientState::ALL
+                .map(|s| metrics::gauge!(crate::metrics::CLIENTS, "state" => s.as_str())),
+        };
+        let mut crowd = Self {
+            members: Vec::with_capacity(config.clients.len()),
+            profiles: Vec::new(),
+            classes: Vec::new(),
+            shared,
+        };
+        let mut class_names: Vec<&str> = Vec::new();
+        let mut initial = Vec::new();
+        let n = config.clients.len();
+        for (id, spec) in config.clients.iter().enumerate() {
+            let (profile, trace) = crowd.profile_of(spec, &mut class_names);
+            let tracked = SimConfig::tracks(id, n, config.tracked_clients);
+            let cx = crowd.cx(id, profile);
+            let (client, first) =
+                ClientActor::new(id, config.seed, profile as u32, &cx, trace, tracked);
+            if let Some(at) = first {
+                initial.push((at, Event::Client(id, ClientEvent::Availability)));
+            }
+            let links = [Direction::Up, Direction::Down]
+                .map(|dir| LinkActor::new(LinkId { client: id, dir }, config.seed));
+            crowd.members.push(Member { client, links });
+        }
+        (crowd, initial)
+    }
+
+    /// The profile `spec` follows (an earlier one when it matches the last, else a new
+    /// one), and the client's own trace if its availability is one.
+    fn profile_of<'a>(
+        &mut self,
+        spec: &'a ClientSpec,
+        class_names: &mut Vec<&'a str>,
+    ) -> (usize, Option<Box<Availability>>) {
+        let (shared, trace) = match &spec.availability {
+            Availability::Trace(_) => (
+                Availability::Trace(Vec::new()),
+                Some(Box::new(spec.availability.clone())),
+            ),
+            other => (other.clone(), None),
+        };
+        let class = match class_names.iter().position(|&c| c == spec.class) {
+            Some(c) => c,
+            None => {
+                class_names.push(&spec.class);
+                self.classes.push(ClassMetrics::new(&spec.class));
+                class_names.len() - 1
+            }
+        };
+        let same = self.profiles.last().is_some_and(|p| {
+            p.class == class
+                && p.device == spec.device
+                && p.uplink == spec.uplink
+                && p.downlink == spec.downlink
+                && p.availability == shared
+        });
+        if !same {
+            self.profiles.push(Profile {
+                class,
+                device: spec.device.clone(),
+                uplink: spec.uplink.clone(),
+                downlink: spec.downlink.clone(),
+                availability: shared,
+            });
+        }
+        (self.profiles.len() - 1, trace)
+    }
+
+    fn cx(&self, id: ClientId, profile: usize) -> ClientCx<'_> {
+        let profile = &self.profiles[profile];
+        ClientCx {
+            id,
+            shared: &self.shared,
+            profile,
+            metrics: &self.classes[profile.class],
+        }
+    }
+
+    /// Whether each client starts online, by id.
+    pub(crate) fn online(&self) -> Vec<bool> {
+        self.members.iter().map(|m| m.client.online()).collect()
+    }
+
+    /// Delivers `event` to client `id`.
+    pub(crate) fn client(&mut self, id: ClientId, out: &mut Out, event: ClientEvent) {
+        let client = &mut self.members[id].client;
+        let profile = &self.profiles[client.profile as usize];
+        let cx = ClientCx {
+            id,
+            shared: &self.shared,
+            profile,
+            metrics: &self.classes[profile.class],
+        };
+        client.handle(&cx, out, event);
+    }
+
+    /// Delivers `event` to link `id`.
+    pub(crate) fn link(&mut self, id: LinkId, out: &mut Out, event: LinkEvent) {
+        let member = &mut self.members[id.client];
+        let profile = &self.profiles[member.client.profile as usize];
+        let cx = LinkCx {
+            spec: profile.link(id.dir),
+            metrics: self.classes[profile.class].link(id.dir),
+            records: &self.shared.records,
+        };
+        let slot = match id.dir {
+            Direction::Up => 0,
+            Direction::Down => 1,
+        };
+        member.links[slot].handle(id, &cx, out, event);
+    }
+}

@@ -1,0 +1,453 @@
+//! The client actor: receives the model, trains locally through the learner, uploads.
+//!
+//! Clients are many, so each keeps only what is its own (its drawn speed, its job
+//! counter, the positions of its random streams, the model of the job under way); what
+//! its device class shares lives in its [`Profile`], and the clients with their links are
+//! hosted by the [`Crowd`].
+
+mod crowd;
+
+pub(crate) use crowd::Crowd;
+
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
+use rustc_hash::FxHashMap;
+
+use crate::device::{Availability, AvailabilityProcess, DeviceSpec, compute_time};
+use crate::event::{Event, Out};
+use crate::learner::{ClientId, Learner, Params, Pending, TrainJob, TrainOutcome};
+use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
+use crate::net::{Direction, LinkEvent, LinkId, LinkMetrics, LinkSpec};
+use crate::record::{ActivityRecord, AvailabilityRecord, Records};
+use crate::rng::{ActorKey, Stream};
+use crate::server::ServerEvent;
+use crate::time::SimTime;
+use crate::wire::{Encoder, Sender};
+
+/// The clients' personal models, for those that have one (most algorithms keep none, so
+/// a map costs nothing per client).
+pub(crate) type PersonalModels = Arc<Mutex<FxHashMap<ClientId, Params>>>;
+
+/// Events a client handles.
+#[derive(Debug)]
+pub(crate) enum ClientEvent {
+    /// The server chose this client and started sending it the model.
+    Selected,
+    /// The global model arrived over the downlink.
+    ModelArrived(ModelMsg),
+    /// Local training finished at this simulated time.
+    TrainDone {
+        task: u64,
+        round: u32,
+        base_version: u64,
+        outcome: Pending<TrainOutcome>,
+    },
+    /// A transfer to or from this client ended: delivered, or given up after its retries.
+    TransferEnded { dir: Direction, delivered: bool },
+    /// The device goes offline or comes back online.
+    Availability,
+}
+
+/// What a client is doing, for the clients-by-state gauge and the activity records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientState {
+    /// Online, working for nobody.
+    Idle,
+    /// Receiving the server's model.
+    Downloading,
+    /// Training locally.
+    Training,
+    /// Sending its update.
+    Uploading,
+    /// Not connected: it can do nothing until it comes back.
+    Offline,
+}
+
+impl ClientState {
+    const ALL: [ClientState; 5] = [
+        ClientState::Idle,
+        ClientState::Downloading,
+        ClientState::Training,
+        ClientState::Uploading,
+        ClientState::Offline,
+    ];
+
+    /// The state as a metric label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Downloading => "downloading",
+            ClientState::Training => "training",
+            ClientState::Uploading => "uploading",
+            ClientState::Offline => "offline",
+        }
+    }
+}
+
+/// What the clients of one description share: their class, device, links and
+/// availability (a trace's intervals are each client's own).
+pub(crate) struct Profile {
+    /// Index of the class's metric handles.
+    class: usize,
+    device: DeviceSpec,
+    uplink: LinkSpec,
+    downlink: LinkSpec,
+    availability: Availability,
+}
+
+impl Profile {
+    /// The link going `dir`.
+    fn link(&self, dir: Direction) -> &LinkSpec {
+        match dir {
+            Direction::Up => &self.uplink,
+            Direction::Down => &self.downlink,
+        }
+    }
+}
+
+/// The metric handles of one device class, registered once.
+pub(crate) struct ClassMetrics {
+    compute_seconds: metrics::Histogram,
+    dropouts: metrics::Counter,
+    up: LinkMetrics,
+    down: LinkMetrics,
+}
+
+impl ClassMetrics {
+    fn new(class: &str) -> Self {
+        Self {
+            compute_seconds: metrics::histogram!(crate::metrics::COMPUTE_SECONDS, "class" => class.to_string()),
+            dropouts: metrics::counter!(crate::metrics::DROPOUTS, "class" => class.to_string()),
+            up: LinkMetrics::new(class, Direction::Up),
+            down: LinkMetrics::new(class, Direction::Down),
+        }
+    }
+
+    /// The handles of the class's links going `dir`.
+    fn link(&self, dir: Direction) -> &LinkMetrics {
+        match dir {
+            Direction::Up => &self.up,
+            Direction::Down => &self.down,
+        }
+    }
+}
+
+/// What every client's handler reads: the learner, the records, the personal models,
+/// the uplink's encoding and the clients-by-state gauges.
+pub(crate) struct Shared {
+    learner: Arc<dyn Learner>,
+    records: Arc<Mutex<Records>>,
+    personal: PersonalModels,
+    uplink: Encoder,
+    states: [metrics::Gauge; 5],
+}
+
+/// What one client's handler works with besides the client itself.
+struct ClientCx<'a> {
+    id: ClientId,
+    shared: &'a Shared,
+    profile: &'a Profile,
+    metrics: &'a ClassMetrics,
+}
+
+/// A client: its drawn speed, its random streams, its current job.
+pub(crate) struct ClientActor {
+    profile: u32,
+    speed: f64,
+    work: u64,
+    /// Identifies the current task; a result for an older one is stale.
+    task: u64,
+    state: ClientState,
+    tracked: bool,
+    availability: AvailabilityProcess,
+    /// The client's own availability trace, where its class follows traces.
+    trace: Option<Box<Availability>>,
+    availability_rng: Stream,
+    dropout_rng: Stream,
+    job_seeds: Stream,
+    wire: Sender,
+    /// The models of the current job, as received, when its update is encoded against
+    /// them (delta encodings); empty otherwise.
+    received: Vec<Params>,
+}
+
+impl ClientActor {
+    /// Client `id` of `profile`, with `plan` for availability (its own trace, or its
+    /// class's), its speed drawn from its own stream; records its initial state. Returns
+    /// the client and when its availability first changes.
+    fn new(
+        id: ClientId,
+        seed: u64,
+        profile: u32,
+        cx: &ClientCx<'_>,
+        trace: Option<Box<Availability>>,
+        tracked: bool,
+    ) -> (Self, Option<SimTime>) {
+        let plan = trace.as_deref().unwrap_or(&cx.profile.availability);
+        let mut availability_rng = Stream::new(seed, ActorKey::Client(id), "availability");
+        let (availability, first_change) =
+            availability_rng.draw(|rng| AvailabilityProcess::start(plan, rng));
+        let speed = Stream::new(seed, ActorKey::Client(id), "speed").draw(|rng| {
+            cx.profile
+                .device
+                .speed
+                .sample(rng, crate::device::MIN_SPEED, f64::MAX)
+        });
+        let state = if availability.online() {
+            ClientState::Idle
+        } else {
+            ClientState::Offline
+        };
+        cx.shared.states[state as usize].increment(1.0);
+        let mut records = cx.shared.records.lock().expect("records lock");
+        records.clients[id].speed = speed;
+        if tracked {
+            records.activity.push(ActivityRecord {
+                sim_seconds: 0.0,
+                client: id,
+                state,
+            });
+        }
+        if first_change.is_some() || !availability.online() {
+            records.on_availability(AvailabilityRecord {
+                sim_seconds: 0.0,
+                client: id,
+                online: availability.online(),
+            });
+        }
+        drop(records);
+        let client = Self {
+            profile,
+            speed,
+            work: cx.shared.learner.train_work(id),
+            task: 0,
+            state,
+            tracked,
+            availability,
+            trace,
+            availability_rng,
+            dropout_rng: Stream::new(seed, ActorKey::Client(id), "dropout"),
+            job_seeds: Stream::new(seed, ActorKey::Client(id), "job-seed"),
+            wire: Sender::new(Stream::new(seed, ActorKey::Client(id), "wire")),
+            received: Vec::new(),
+        };
+        (client, first_change)
+    }
+
+    /// Whether the device is online.
+    fn online(&self) -> bool {
+        self.availability.online()
+    }
+
+    fn flip_availability(&mut self, cx: &ClientCx<'_>, out: &mut Out) {
+        let id = cx.id;
+        let plan = self.trace.as_deref().unwrap_or(&cx.profile.availability);
+        let process = &mut self.availability;
+        let next = self
+            .availability_rng
+            .draw(|rng| process.flip(plan, out.time(), rng));
+        if let Some(at) = next {
+            out.at(at, Event::Client(id, ClientEvent::Availability));
+        }
+        let online = self.availability.online();
+        let mut records = cx.shared.records.lock().expect("records lock");
+        records.on_availability(AvailabilityRecord {
+            sim_seconds: out.time().as_secs_f64(),
+            client: id,
+            online,
+        });
+        if online {
+            drop(records);
+            self.set_state(cx, out.time(), ClientState::Idle);
+        } else {
+            // Work in progress is lost with the connection.
+            let lost = match self.state {
+                ClientState::Training => {
+                    self.task += 1;
+                    true
+                }
+                ClientState::Downloading | ClientState::Uploading => {
+                    for dir in [Direction::Down, Direction::Up] {
+                        out.now(Event::Link(LinkId { client: id, dir }, LinkEvent::Cancel));
+                    }
+                    true
+                }
+                ClientState::Idle | ClientState::Offline => false,
+            };
+            if lost {
+                records.dropouts += 1;
+                records.clients[id].dropouts += 1;
+                cx.metrics.dropouts.increment(1);
+                out.now(Event::Server(ServerEvent::ClientFailed(id)));
+            }
+            drop(records);
+            self.set_state(cx, out.time(), ClientState::Offline);
+        }
+        out.now(Event::Server(ServerEvent::CheckIn { client: id, online }));
+    }
+
+    fn set_state(&mut self, cx: &ClientCx<'_>, now: SimTime, state: ClientState) {
+        if self.tracked && state != self.state {
+            cx.shared
+                .records
+                .lock()
+                .expect("records lock")
+                .activity
+                .push(ActivityRecord {
+                    sim_seconds: now.as_secs_f64(),
+                    client: cx.id,
+                    state,
+                });
+        }
+        cx.shared.states[self.state as usize].decrement(1.0);
+        cx.shared.states[state as usize].increment(1.0);
+        self.state = state;
+    }
+
+    fn handle(&mut self, cx: &ClientCx<'_>, out: &mut Out, event: ClientEvent) {
+        let id = cx.id;
+        match event {
+            ClientEvent::Selected => {
+                if self.state == ClientState::Training {
+                    // The server moved on: the job in progress will never be used.
+                    cx.shared.records.lock().expect("records lock").clients[id].abandoned += 1;
+                    self.task += 1;
+                }
+                self.set_state(cx, out.time(), ClientState::Downloading);
+            }
+            ClientEvent::ModelArrived(model) => self.start_training(cx, out, model),
+            ClientEvent::Availability => self.flip_availability(cx, out),
+            ClientEvent::TrainDone {
+                task,
+                round,
+                base_version,
+                outcome,
+            } => {
+                if task != self.task {
+                    return;
+                }
+                self.set_state(cx, out.time(), ClientState::Uploading);
+                let outcome = outcome
+                    .into_ready()
+                    .expect("the clock resolves results before dispatch");
+                if let Some(personal) = outcome.personal {
+                    cx.shared
+                        .personal
+                        .lock()
+                        .expect("personal models")
+                        .insert(id, Arc::new(personal));
+                }
+                cx.shared.records.lock().expect("records lock").clients[id].updates_sent += 1;
+                let mut bytes = 0;
+                // The job is over: the models it started from are needed no more.
+                let received = std::mem::take(&mut self.received);
+                let adapters = outcome
+                    .slots
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, slot)| {
+                        let base = received.get(i).map(|b| b.as_slice());
+                        let encoded =
+                            cx.shared
+                                .uplink
+                                .encode_update(&mut self.wire, i, slot.params, base);
+                        bytes += encoded.bytes;
+                        AdapterUpdate {
+                            params: encoded.values,
+                            num_samples: slot.num_samples,
+                        }
+                    })
+                    .collect();
+                let update = UpdateMsg {
+                    client: id,
+                    round,
+                    base_version,
+                    adapters,
+                    bytes,
+                };
+                let link = LinkId {
+                    client: id,
+                    dir: Direction::Up,
+                };
+                out.now(Event::Link(link, LinkEvent::Send(Message::Update(update))));
+            }
+            ClientEvent::TransferEnded { dir, delivered } => {
+                let ended = match dir {
+                    Direction::Up => ClientState::Uploading,
+                    Direction::Down => ClientState::Downloading,
+                };
+                // A delivered model starts training (handled on arrival); anything else
+                // that ends the current transfer leaves the client idle.
+                if self.state == ended && !(dir == Direction::Down && delivered) {
+                    self.set_state(cx, out.time(), ClientState::Idle);
+                }
+                if !delivered {
+                    out.now(Event::Server(ServerEvent::ClientFailed(id)));
+                }
+            }
+        }
+    }
+
+    fn start_training(&mut self, cx: &ClientCx<'_>, out: &mut Out, model: ModelMsg) {
+        let id = cx.id;
+        self.task += 1;
+        // Draw both whatever happens, so the streams stay aligned across scenarios.
+        let drops = self
+            .dropout_rng
+            .draw(|rng| rng.random::<f64>() < cx.profile.device.dropout);
+        let seed = self.job_seeds.draw(|rng| rng.random::<u64>());
+        let duration = compute_time(self.work, self.speed);
+        let mut records = cx.shared.records.lock().expect("records lock");
+        if drops {
+            records.clients[id].dropouts += 1;
+            records.dropouts += 1;
+            drop(records);
+            cx.metrics.dropouts.increment(1);
+            self.set_state(cx, out.time(), ClientState::Idle);
+            // The device leaves at a uniform point of the job; the server notices then.
+            let left = self.dropout_rng.draw(|rng| rng.random::<f64>()) * duration.as_secs_f64();
+            out.after(
+                SimTime::from_secs_ceil(left),
+                Event::Server(ServerEvent::ClientFailed(id)),
+            );
+            return;
+        }
+        let stats = &mut records.clients[id];
+        stats.trained += 1;
+        stats.compute_seconds += duration.as_secs_f64();
+        drop(records);
+        cx.metrics.compute_seconds.record(duration.as_secs_f64());
+        self.set_state(cx, out.time(), ClientState::Training);
+        let personal = cx
+            .shared
+            .personal
+            .lock()
+            .expect("personal models")
+            .get(&id)
+            .cloned();
+        if cx.shared.uplink.encodes_delta() {
+            // The update will be encoded against what was received.
+            self.received = model.params.clone();
+        }
+        let outcome = cx.shared.learner.train(TrainJob {
+            client: id,
+            params: model.params,
+            personal,
+            seed,
+        });
+        out.after(
+            duration,
+            Event::Client(
+                id,
+                ClientEvent::TrainDone {
+                    task: self.task,
+                    round: model.round,
+                    base_version: model.version,
+                    outcome,
+                },
+            ),
+        );
+    }
+}
