@@ -61,8 +61,8 @@ impl Learner for NoopLearner {
             global_accuracy: 0.0,
             global_loss: 0.0,
             task_accuracy: vec![0.0; job.tasks.len()],
-            client_accuracy: vec![0.0; self.clients],
-            personalized_accuracy: vec![0.0; self.clients],
+            client_accuracy: vec![None; self.clients],
+            personalized_accuracy: vec![None; self.clients],
         })
     }
 }
@@ -250,7 +250,7 @@ impl PoolBench {
             .collect();
         self.learner.flush();
         for p in pending {
-            p.wait()?;
+            p.wait().map_err(flotilla_actors::SimError::from)?;
         }
         Ok(images)
     }

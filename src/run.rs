@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use flotilla_actors::learner::LearnerFailed;
 use flotilla_actors::{Learner, Observer, Records, SimTime, simulate_streaming};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,9 +25,9 @@ pub enum RunError {
     /// The metrics endpoint cannot be served.
     #[error(transparent)]
     Monitor(#[from] MonitorError),
-    /// The simulation stopped: a pool job or an actor failed.
+    /// The simulation stopped: a pool job failed, or an actor stopped.
     #[error("the simulation failed: {0}")]
-    Simulation(#[from] LearnerFailed),
+    Simulation(#[from] flotilla_actors::SimError),
     /// The run directory cannot be written.
     #[error("{dir}: cannot write results: {source}")]
     Write {

@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, Context, Handler, Message as ActixMessage, ResponseFuture};
 
-use crate::client::Crowd;
+use crate::client::{ClientEvent, Crowd};
 use crate::event::{Deliver, Effects, Event, Out};
-use crate::learner::{Learner, LearnerFailed};
+use crate::learner::Learner;
 use crate::net::{BottleneckActor, Direction};
 use crate::queue::EventQueue;
 use crate::record::Records;
 use crate::server::{ServerActor, ServerEvent};
+use crate::sim::SimError;
 use crate::time::SimTime;
 
 /// Why a run ended.
@@ -24,6 +25,8 @@ pub enum StopReason {
     Finished,
     /// Nothing was left to happen before the stop rule was met.
     Stalled,
+    /// An aggregation made the model non-finite (NaN or infinite values).
+    Diverged,
     /// The user interrupted the run.
     Interrupted,
 }
@@ -79,6 +82,8 @@ struct ClockState {
     learner: Arc<dyn Learner>,
     /// The last handler's emptied effects, for the next handler to fill.
     spare: Vec<(SimTime, Event)>,
+    /// Periodic evaluation ticks in the queue: when nothing else is, nothing can change.
+    ticks: usize,
 }
 
 impl ClockActor {
@@ -92,8 +97,9 @@ impl ClockActor {
         learner: Arc<dyn Learner>,
     ) -> Self {
         let mut queue = EventQueue::default();
+        let mut ticks = 0;
         for (at, event) in initial {
-            queue.push(at, event);
+            schedule(&mut queue, &mut ticks, at, event);
         }
         queue.push(SimTime::ZERO, Event::Server(ServerEvent::Start));
         Self {
@@ -105,6 +111,7 @@ impl ClockActor {
                 observer,
                 learner,
                 spare: Vec::new(),
+                ticks,
             }),
         }
     }
@@ -118,20 +125,34 @@ impl Actor for ClockActor {
 pub(crate) struct Run;
 
 impl ActixMessage for Run {
-    type Result = Result<ClockOutcome, LearnerFailed>;
+    type Result = Result<ClockOutcome, SimError>;
 }
 
 impl Handler<Run> for ClockActor {
-    type Result = ResponseFuture<Result<ClockOutcome, LearnerFailed>>;
+    type Result = ResponseFuture<Result<ClockOutcome, SimError>>;
 
     fn handle(&mut self, _: Run, _: &mut Context<Self>) -> Self::Result {
         let state = self.state.take();
         Box::pin(async move {
             let Some(state) = state else {
-                return Err(LearnerFailed);
+                return Err(SimError::Actor("clock"));
             };
             state.run().await
         })
+    }
+}
+
+/// Queues `event` at `at`, counting evaluation ticks: an availability change ahead of
+/// everything else due then, so that nothing happens at the instant a device goes offline
+/// but what going offline does.
+fn schedule(queue: &mut EventQueue<Event>, ticks: &mut usize, at: SimTime, event: Event) {
+    match event {
+        Event::Client(_, ClientEvent::Availability) => queue.push_first(at, event),
+        Event::Server(ServerEvent::EvalTick) => {
+            *ticks += 1;
+            queue.push(at, event);
+        }
+        _ => queue.push(at, event),
     }
 }
 
@@ -139,7 +160,7 @@ impl Handler<Run> for ClockActor {
 const OBSERVE_EVERY: u64 = 512;
 
 impl ClockState {
-    async fn run(mut self) -> Result<ClockOutcome, LearnerFailed> {
+    async fn run(mut self) -> Result<ClockOutcome, SimError> {
         let mut now = SimTime::ZERO;
         let mut events = 0u64;
         let mut deferred = VecDeque::new();
@@ -150,12 +171,20 @@ impl ClockState {
                 break StopReason::Interrupted;
             }
             events += self.deliver_deferred(now, &mut deferred, false).await?;
-            let Some((at, mut event)) = self.queue.pop() else {
+            // Evaluation ticks alone would only evaluate the same model forever.
+            let next = (self.queue.len() > self.ticks)
+                .then(|| self.queue.pop())
+                .flatten();
+            let Some((at, mut event)) = next else {
+                self.stalled(now).await?;
                 break StopReason::Stalled;
             };
+            if matches!(event, Event::Server(ServerEvent::EvalTick)) {
+                self.ticks -= 1;
+            }
             now = at;
-            if matches!(event, Event::Stop) {
-                break StopReason::Finished;
+            if let Event::Stop(reason) = event {
+                break reason;
             }
             if event.deferrable() {
                 deferred.push_back((at, event));
@@ -173,7 +202,7 @@ impl ClockState {
             event.resolve().await?;
             let Effects(mut effects) = self.dispatch(now, event).await?;
             for (t, e) in effects.drain(..) {
-                self.queue.push(t, e);
+                schedule(&mut self.queue, &mut self.ticks, t, e);
             }
             self.spare = effects;
             events += 1;
@@ -194,6 +223,19 @@ impl ClockState {
         })
     }
 
+    /// Has the server record why the run stalled at `now`.
+    async fn stalled(&mut self, now: SimTime) -> Result<(), SimError> {
+        self.actors
+            .server
+            .send(Deliver {
+                now,
+                event: ServerEvent::Stalled,
+            })
+            .await
+            .map(|_effects| ())
+            .map_err(|_| SimError::Actor("server"))
+    }
+
     /// Delivers deferred evaluations in order, each at its own time, while their results
     /// are in (or, with `wait`, all of them, waiting for each); returns how many.
     async fn deliver_deferred(
@@ -201,7 +243,7 @@ impl ClockState {
         now: SimTime,
         deferred: &mut VecDeque<(SimTime, Event)>,
         wait: bool,
-    ) -> Result<u64, LearnerFailed> {
+    ) -> Result<u64, SimError> {
         let mut delivered = 0;
         while let Some((_, event)) = deferred.front_mut() {
             if !wait && !event.poll_ready()? {
@@ -222,7 +264,7 @@ impl ClockState {
         Ok(delivered)
     }
 
-    async fn dispatch(&mut self, now: SimTime, event: Event) -> Result<Effects, LearnerFailed> {
+    async fn dispatch(&mut self, now: SimTime, event: Event) -> Result<Effects, SimError> {
         let a = &mut self.actors;
         let mut out = Out::with_buffer(now, std::mem::take(&mut self.spare));
         match event {
@@ -233,13 +275,13 @@ impl ClockState {
                     .server
                     .send(Deliver { now, event })
                     .await
-                    .map_err(|_| LearnerFailed);
+                    .map_err(|_| SimError::Actor("server"));
             }
             Event::Client(c, event) => a.crowd.client(c, &mut out, event),
             Event::Link(link, event) => a.crowd.link(link, &mut out, event),
             Event::Bottleneck(Direction::Up, event) => a.ingress.handle(&mut out, event),
             Event::Bottleneck(Direction::Down, event) => a.egress.handle(&mut out, event),
-            Event::Stop => {}
+            Event::Stop(_) => {}
         }
         Ok(out.into_effects())
     }

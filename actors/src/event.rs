@@ -15,8 +15,8 @@ pub(crate) enum Event {
     Client(ClientId, ClientEvent),
     Link(LinkId, LinkEvent),
     Bottleneck(Direction, BottleneckEvent),
-    /// Ends the run after every earlier event.
-    Stop,
+    /// Ends the run after every earlier event, for this reason.
+    Stop(crate::clock::StopReason),
 }
 
 impl Event {

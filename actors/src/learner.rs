@@ -69,11 +69,12 @@ pub struct EvalOutcome {
     pub global_loss: f64,
     /// Accuracy on each task's central test set, by task.
     pub task_accuracy: Vec<f64>,
-    /// The served models' accuracy on each client's own held-out split, by client.
-    pub client_accuracy: Vec<f64>,
+    /// The served models' accuracy on each client's own held-out split, by client; `None`
+    /// for a client with no held-out split.
+    pub client_accuracy: Vec<Option<f64>>,
     /// Each client's personalized model's accuracy on its held-out split, by client (the
     /// same as `client_accuracy` when the scenario personalizes nothing).
-    pub personalized_accuracy: Vec<f64>,
+    pub personalized_accuracy: Vec<Option<f64>>,
 }
 
 /// A result that may still be computing. The clock awaits it only when its event is due.

@@ -39,6 +39,6 @@ pub use learner::{
 };
 pub use record::{RecordSink, Records};
 pub use server::StopRule;
-pub use sim::{SimOutcome, simulate, simulate_streaming};
+pub use sim::{SimError, SimOutcome, simulate, simulate_streaming};
 pub use time::SimTime;
 pub use wire::{Encoding, Rounding, Wire};

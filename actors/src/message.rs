@@ -70,12 +70,22 @@ impl Message {
         }
     }
 
-    /// The event that tells the client its transfer ended, delivered or given up.
-    pub(crate) fn transfer_ended(link: LinkId, delivered: bool) -> Event {
+    /// The round of the job the message belongs to.
+    pub(crate) fn round(&self) -> u32 {
+        match self {
+            Message::Model(m) => m.round,
+            Message::Update(u) => u.round,
+        }
+    }
+
+    /// The event that tells the client its transfer of a message of `round` ended,
+    /// delivered or given up.
+    pub(crate) fn transfer_ended(link: LinkId, round: u32, delivered: bool) -> Event {
         Event::Client(
             link.client,
             ClientEvent::TransferEnded {
                 dir: link.dir,
+                round,
                 delivered,
             },
         )

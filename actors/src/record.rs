@@ -17,17 +17,28 @@ pub enum DiscardReason {
     Late,
     /// It was older than the strategy accepts (FedBuff's maximum staleness).
     Stale,
+    /// It held a NaN or an infinite value (the client's training diverged).
+    NonFinite,
+    /// It was trained on no samples, so it carries no weight in any mean.
+    Empty,
 }
 
 impl DiscardReason {
     /// Every reason.
-    pub const ALL: [DiscardReason; 2] = [DiscardReason::Late, DiscardReason::Stale];
+    pub const ALL: [DiscardReason; 4] = [
+        DiscardReason::Late,
+        DiscardReason::Stale,
+        DiscardReason::NonFinite,
+        DiscardReason::Empty,
+    ];
 
-    /// The reason as a metric label.
+    /// The reason as a metric label (and in `summary.json`).
     pub fn as_str(self) -> &'static str {
         match self {
             DiscardReason::Late => "late",
             DiscardReason::Stale => "stale",
+            DiscardReason::NonFinite => "non_finite",
+            DiscardReason::Empty => "empty",
         }
     }
 }
@@ -133,14 +144,15 @@ pub struct TimelineRow {
     pub global_accuracy: f64,
     /// Mean loss on the central test set.
     pub global_loss: f64,
-    /// Mean over clients of the global model's accuracy on their own test split.
-    pub local_accuracy: f64,
+    /// Mean over clients of the global model's accuracy on their own test split (`None`
+    /// when no client holds one).
+    pub local_accuracy: Option<f64>,
     /// 10th percentile over clients of that accuracy.
-    pub local_accuracy_p10: f64,
+    pub local_accuracy_p10: Option<f64>,
     /// Mean over clients of their personalized model's accuracy on their own test split.
-    pub personalized_accuracy: f64,
+    pub personalized_accuracy: Option<f64>,
     /// 10th percentile over clients of that accuracy.
-    pub personalized_accuracy_p10: f64,
+    pub personalized_accuracy_p10: Option<f64>,
     /// Accuracy of the model serving each task on that task's central test set, by task
     /// (written as one column per task).
     #[serde(skip)]
@@ -215,6 +227,9 @@ pub struct Records {
     pub clusterings: Vec<ClusteringRecord>,
     /// Every change of state of the tracked clients (a sample, for timelines).
     pub activity: Vec<ActivityRecord>,
+    /// Why the run stopped before its stop rule held, in words: what a stalled server
+    /// waited for, or which aggregation made the model non-finite.
+    pub stop_detail: Option<String>,
     /// Where the rows that grow with the run go instead, if anywhere.
     #[serde(skip)]
     pub(crate) sink: Sink,

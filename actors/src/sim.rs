@@ -15,6 +15,18 @@ use crate::rng::{ActorKey, stream};
 use crate::server::{Routes, ServerActor, ServerSetup};
 use crate::strategy::{self, Clusterer};
 
+/// Why a simulation could not run to its end.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The learner dropped a job (a pool worker failed).
+    #[error(transparent)]
+    Learner(#[from] LearnerFailed),
+    /// An actor stopped: one of its handlers panicked.
+    #[error("the {0} actor stopped (one of its handlers panicked)")]
+    Actor(&'static str),
+}
+
 /// The result of a run: how it ended and everything recorded on the way.
 #[derive(Clone, Debug)]
 pub struct SimOutcome {
@@ -32,7 +44,7 @@ pub fn simulate(
     learner: Arc<dyn Learner>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
-) -> Result<SimOutcome, LearnerFailed> {
+) -> Result<SimOutcome, SimError> {
     run(config, learner, interrupt, observer, Sink::default())
 }
 
@@ -44,7 +56,7 @@ pub fn simulate_streaming(
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
     sink: Box<dyn RecordSink>,
-) -> Result<SimOutcome, LearnerFailed> {
+) -> Result<SimOutcome, SimError> {
     run(config, learner, interrupt, observer, Sink(Some(sink)))
 }
 
@@ -54,7 +66,7 @@ fn run(
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
     sink: Sink,
-) -> Result<SimOutcome, LearnerFailed> {
+) -> Result<SimOutcome, SimError> {
     let mut records = Records::new(config.clients.iter().map(|c| c.class.clone()));
     records.sink = sink;
     let records = Arc::new(Mutex::new(records));
@@ -70,7 +82,10 @@ fn run(
             learner,
         )
         .start();
-        clock.send(Run).await.map_err(|_| LearnerFailed)?
+        clock
+            .send(Run)
+            .await
+            .map_err(|_| SimError::Actor("clock"))?
     })?;
     let records = std::mem::take(&mut *records.lock().expect("records lock"));
     Ok(SimOutcome { clock, records })

@@ -11,6 +11,7 @@ use clap::Args;
 use flotilla::run::{RunError, RunOptions, run};
 use flotilla::scenario::{self, UnitError};
 use flotilla::sweep::{Point, SweepOptions, points, run_sweep};
+use flotilla_actors::StopReason;
 
 use super::BAD_INPUT;
 
@@ -60,8 +61,11 @@ pub(crate) fn validate(file: &Path) -> ExitCode {
     match scenario::load(file).and_then(|l| Ok((points(&l)?, l))) {
         Ok((points, l)) => {
             let sweep = points.map_or(String::new(), |p| format!(", a sweep of {} runs", p.len()));
+            let memory = l.footprint().map_or(String::new(), |f| {
+                format!(", about {} of memory", scenario::human_bytes(f.total()))
+            });
             println!(
-                "{}: ok ({} clients{sweep})",
+                "{}: ok ({} clients{sweep}{memory})",
                 file.display(),
                 l.scenario.data.clients
             );
@@ -133,11 +137,29 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
         s.wall.wall_seconds,
         if s.interrupted { " (interrupted)" } else { "" }
     );
+    let code = match (s.stop_reason, &s.stop_detail) {
+        (StopReason::Diverged, detail) => {
+            eprintln!(
+                "error: the model diverged: {}; results up to there are in {}",
+                detail.as_deref().unwrap_or("non-finite values"),
+                result.dir.display()
+            );
+            ExitCode::FAILURE
+        }
+        (StopReason::Stalled, detail) => {
+            eprintln!(
+                "stalled: {}",
+                detail.as_deref().unwrap_or("nothing was left to happen")
+            );
+            ExitCode::SUCCESS
+        }
+        _ => ExitCode::SUCCESS,
+    };
     if let Some(linger) = args.linger {
         eprintln!("serving metrics for {:.0} s more", linger.as_secs_f64());
         std::thread::sleep(linger);
     }
-    ExitCode::SUCCESS
+    code
 }
 
 fn sweep_command(

@@ -70,8 +70,8 @@ impl EvalGather {
                 global_accuracy: central.accuracy(),
                 global_loss: central.loss_sum / central.total.max(1) as f64,
                 task_accuracy: tasks.iter().map(EvalCounts::accuracy).collect(),
-                client_accuracy: served.iter().map(EvalCounts::accuracy).collect(),
-                personalized_accuracy: personal.iter().map(EvalCounts::accuracy).collect(),
+                client_accuracy: served.iter().map(EvalCounts::accuracy_of_any).collect(),
+                personalized_accuracy: personal.iter().map(EvalCounts::accuracy_of_any).collect(),
             });
         }
     }

@@ -46,7 +46,7 @@ pub enum ReadError {
 pub struct Evaluation {
     pub sim_seconds: f64,
     pub global_accuracy: f64,
-    pub personalized_accuracy: f64,
+    pub personalized_accuracy: Option<f64>,
     pub bytes_up: u64,
     pub bytes_down: u64,
 }

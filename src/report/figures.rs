@@ -107,16 +107,18 @@ pub fn write_report(run: &RunData) -> std::io::Result<Vec<PathBuf>> {
     let dir = &run.dir;
     let s = &run.summary;
     let mut files = Vec::new();
-    let acc = |f: fn(&super::data::Evaluation) -> f64, x: fn(&super::data::Evaluation) -> f64| {
+    // Evaluations without the value (no client holds a local split) are left out.
+    let acc = |f: fn(&super::data::Evaluation) -> Option<f64>,
+               x: fn(&super::data::Evaluation) -> f64| {
         run.timeline
             .iter()
-            .map(|e| (x(e), f(e) * 100.0))
+            .filter_map(|e| Some((x(e), f(e)? * 100.0)))
             .collect::<Vec<_>>()
     };
-    let personalized_differs = run
-        .timeline
-        .iter()
-        .any(|e| (e.personalized_accuracy - e.global_accuracy).abs() > 1e-12);
+    let personalized_differs = run.timeline.iter().any(|e| {
+        e.personalized_accuracy
+            .is_some_and(|p| (p - e.global_accuracy).abs() > 1e-12)
+    });
     for (stem, x_label, x) in [
         (
             "accuracy-time",
@@ -129,7 +131,7 @@ pub fn write_report(run: &RunData) -> std::io::Result<Vec<PathBuf>> {
     ] {
         let mut series = vec![Series {
             name: "global model, central test set".into(),
-            points: acc(|e| e.global_accuracy, x),
+            points: acc(|e| Some(e.global_accuracy), x),
         }];
         if personalized_differs {
             series.push(Series {
@@ -196,6 +198,9 @@ pub fn write_report(run: &RunData) -> std::io::Result<Vec<PathBuf>> {
         s.sim_seconds,
         s.stop_reason,
     );
+    if let Some(detail) = &s.stop_detail {
+        let _ = writeln!(md, "Why: {detail}.\n");
+    }
     md += &comparison_table(std::slice::from_ref(run));
     md += "\n![Accuracy over simulated time](accuracy-time.png)\n\n\
            ![Accuracy over traffic](accuracy-bytes.png)\n\n\

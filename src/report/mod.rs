@@ -55,6 +55,9 @@ pub struct Summary {
     pub seed: u64,
     /// Why the run ended.
     pub stop_reason: StopReason,
+    /// Why it ended early, in words, when it stalled or diverged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_detail: Option<String>,
     /// Whether the user stopped it.
     pub interrupted: bool,
     /// Accuracy of the final global model on the central test set.
@@ -206,13 +209,14 @@ impl Summary {
             name: scenario.name.clone(),
             seed: scenario.seed,
             stop_reason: outcome.clock.reason,
+            stop_detail: r.stop_detail.clone(),
             interrupted: outcome.clock.reason == StopReason::Interrupted,
             global_accuracy: last.map(|row| row.global_accuracy),
             global_loss: last.map(|row| row.global_loss),
-            local_accuracy: last.map(|row| row.local_accuracy),
-            local_accuracy_p10: last.map(|row| row.local_accuracy_p10),
-            personalized_accuracy: last.map(|row| row.personalized_accuracy),
-            personalized_accuracy_p10: last.map(|row| row.personalized_accuracy_p10),
+            local_accuracy: last.and_then(|row| row.local_accuracy),
+            local_accuracy_p10: last.and_then(|row| row.local_accuracy_p10),
+            personalized_accuracy: last.and_then(|row| row.personalized_accuracy),
+            personalized_accuracy_p10: last.and_then(|row| row.personalized_accuracy_p10),
             sim_seconds,
             rounds: r.rounds,
             model_version: r.model_version,

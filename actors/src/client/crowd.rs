@@ -146,9 +146,13 @@ impl Crowd {
         client.handle(&cx, out, event);
     }
 
-    /// Delivers `event` to link `id`.
+    /// Delivers `event` to link `id`. Nothing starts on the link of an offline device:
+    /// a model sent to one chosen the instant it left never leaves the server.
     pub(crate) fn link(&mut self, id: LinkId, out: &mut Out, event: LinkEvent) {
         let member = &mut self.members[id.client];
+        if matches!(event, LinkEvent::Send(_)) && !member.client.online() {
+            return;
+        }
         let profile = &self.profiles[member.client.profile as usize];
         let cx = LinkCx {
             spec: profile.link(id.dir),

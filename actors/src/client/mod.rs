@@ -32,8 +32,8 @@ pub(crate) type PersonalModels = Arc<Mutex<FxHashMap<ClientId, Params>>>;
 /// Events a client handles.
 #[derive(Debug)]
 pub(crate) enum ClientEvent {
-    /// The server chose this client and started sending it the model.
-    Selected,
+    /// The server chose this client for `round` and started sending it the model.
+    Selected { round: u32 },
     /// The global model arrived over the downlink.
     ModelArrived(ModelMsg),
     /// Local training finished at this simulated time.
@@ -43,8 +43,13 @@ pub(crate) enum ClientEvent {
         base_version: u64,
         outcome: Pending<TrainOutcome>,
     },
-    /// A transfer to or from this client ended: delivered, or given up after its retries.
-    TransferEnded { dir: Direction, delivered: bool },
+    /// A transfer to or from this client, of a message of `round`, ended: delivered, or
+    /// given up after its retries.
+    TransferEnded {
+        dir: Direction,
+        round: u32,
+        delivered: bool,
+    },
     /// The device goes offline or comes back online.
     Availability,
 }
@@ -159,6 +164,9 @@ pub(crate) struct ClientActor {
     work: u64,
     /// Identifies the current task; a result for an older one is stale.
     task: u64,
+    /// The round the server last chose this client for: transfers of other rounds are
+    /// superseded.
+    round: u32,
     state: ClientState,
     tracked: bool,
     availability: AvailabilityProcess,
@@ -223,6 +231,7 @@ impl ClientActor {
             speed,
             work: cx.shared.learner.train_work(id),
             task: 0,
+            round: 0,
             state,
             tracked,
             availability,
@@ -258,34 +267,39 @@ impl ClientActor {
             client: id,
             online,
         });
+        // The server learns of the change before it hears of any job it costs, so that
+        // it never takes an offline client for an idle one.
+        out.now(Event::Server(ServerEvent::CheckIn { client: id, online }));
         if online {
             drop(records);
             self.set_state(cx, out.time(), ClientState::Idle);
-        } else {
-            // Work in progress is lost with the connection.
-            let lost = match self.state {
-                ClientState::Training => {
-                    self.task += 1;
-                    true
-                }
-                ClientState::Downloading | ClientState::Uploading => {
-                    for dir in [Direction::Down, Direction::Up] {
-                        out.now(Event::Link(LinkId { client: id, dir }, LinkEvent::Cancel));
-                    }
-                    true
-                }
-                ClientState::Idle | ClientState::Offline => false,
-            };
-            if lost {
-                records.dropouts += 1;
-                records.clients[id].dropouts += 1;
-                cx.metrics.dropouts.increment(1);
-                out.now(Event::Server(ServerEvent::ClientFailed(id)));
-            }
-            drop(records);
-            self.set_state(cx, out.time(), ClientState::Offline);
+            return;
         }
-        out.now(Event::Server(ServerEvent::CheckIn { client: id, online }));
+        // Everything in progress is lost with the connection: the job, and whatever is
+        // on either link (a superseded job's upload included).
+        self.task += 1;
+        for dir in [Direction::Down, Direction::Up] {
+            out.now(Event::Link(LinkId { client: id, dir }, LinkEvent::Cancel));
+        }
+        if matches!(
+            self.state,
+            ClientState::Downloading | ClientState::Training | ClientState::Uploading
+        ) {
+            records.dropouts += 1;
+            records.clients[id].dropouts += 1;
+            cx.metrics.dropouts.increment(1);
+            out.now(self.failed(id));
+        }
+        drop(records);
+        self.set_state(cx, out.time(), ClientState::Offline);
+    }
+
+    /// The event that tells the server this client's current job failed.
+    fn failed(&self, client: ClientId) -> Event {
+        Event::Server(ServerEvent::ClientFailed {
+            client,
+            round: self.round,
+        })
     }
 
     fn set_state(&mut self, cx: &ClientCx<'_>, now: SimTime, state: ClientState) {
@@ -309,7 +323,14 @@ impl ClientActor {
     fn handle(&mut self, cx: &ClientCx<'_>, out: &mut Out, event: ClientEvent) {
         let id = cx.id;
         match event {
-            ClientEvent::Selected => {
+            ClientEvent::Selected { round } => {
+                self.round = round;
+                if self.state == ClientState::Offline {
+                    // Chosen at the instant it went offline: it declines (the model the
+                    // server sends never starts down its link, see `Crowd::link`).
+                    out.now(self.failed(id));
+                    return;
+                }
                 if self.state == ClientState::Training {
                     // The server moved on: the job in progress will never be used.
                     cx.shared.records.lock().expect("records lock").clients[id].abandoned += 1;
@@ -317,7 +338,13 @@ impl ClientActor {
                 }
                 self.set_state(cx, out.time(), ClientState::Downloading);
             }
-            ClientEvent::ModelArrived(model) => self.start_training(cx, out, model),
+            ClientEvent::ModelArrived(model) => {
+                // Only the model of the round it was last chosen for starts a job; an
+                // older download still in flight is superseded.
+                if self.state == ClientState::Downloading && model.round == self.round {
+                    self.start_training(cx, out, model);
+                }
+            }
             ClientEvent::Availability => self.flip_availability(cx, out),
             ClientEvent::TrainDone {
                 task,
@@ -373,18 +400,27 @@ impl ClientActor {
                 };
                 out.now(Event::Link(link, LinkEvent::Send(Message::Update(update))));
             }
-            ClientEvent::TransferEnded { dir, delivered } => {
-                let ended = match dir {
+            ClientEvent::TransferEnded {
+                dir,
+                round,
+                delivered,
+            } => {
+                let ends = match dir {
                     Direction::Up => ClientState::Uploading,
                     Direction::Down => ClientState::Downloading,
                 };
+                // Only the current job's transfer matters; a superseded job's, or one
+                // that going offline already ended, changes nothing.
+                if self.state != ends || round != self.round {
+                    return;
+                }
                 // A delivered model starts training (handled on arrival); anything else
-                // that ends the current transfer leaves the client idle.
-                if self.state == ended && !(dir == Direction::Down && delivered) {
+                // leaves the client idle, and a transfer given up fails the job.
+                if !(dir == Direction::Down && delivered) {
                     self.set_state(cx, out.time(), ClientState::Idle);
                 }
                 if !delivered {
-                    out.now(Event::Server(ServerEvent::ClientFailed(id)));
+                    out.now(self.failed(id));
                 }
             }
         }
@@ -408,10 +444,7 @@ impl ClientActor {
             self.set_state(cx, out.time(), ClientState::Idle);
             // The device leaves at a uniform point of the job; the server notices then.
             let left = self.dropout_rng.draw(|rng| rng.random::<f64>()) * duration.as_secs_f64();
-            out.after(
-                SimTime::from_secs_ceil(left),
-                Event::Server(ServerEvent::ClientFailed(id)),
-            );
+            out.after(SimTime::from_secs_ceil(left), self.failed(id));
             return;
         }
         let stats = &mut records.clients[id];

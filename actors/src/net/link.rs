@@ -197,8 +197,9 @@ impl LinkActor {
                 if !flight.lost {
                     let took = out.time().saturating_sub(flight.first_sent);
                     cx.metrics.transfer_seconds.record(took.as_secs_f64());
+                    let round = flight.msg.round();
                     out.now(flight.msg.delivery(id));
-                    out.now(Message::transfer_ended(id, true));
+                    out.now(Message::transfer_ended(id, round, true));
                     return;
                 }
                 cx.metrics.lost.increment(1);
@@ -207,7 +208,8 @@ impl LinkActor {
                 if flight.retries_left == 0 {
                     records.on_given_up(id);
                     drop(records);
-                    out.after(cx.spec.timeout, Message::transfer_ended(id, false));
+                    let ended = Message::transfer_ended(id, flight.msg.round(), false);
+                    out.after(cx.spec.timeout, ended);
                     return;
                 }
                 drop(records);

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::{ServerActor, ServerEvent};
 use crate::client::ClientEvent;
+use crate::clock::StopReason;
 use crate::event::{Event, Out};
 use crate::learner::ClientId;
 use crate::learner::Params;
@@ -111,7 +112,8 @@ impl ServerCtx<'_> {
             client,
             dir: Direction::Down,
         };
-        self.out.now(Event::Client(client, ClientEvent::Selected));
+        self.out
+            .now(Event::Client(client, ClientEvent::Selected { round }));
         self.out
             .now(Event::Link(link, LinkEvent::Send(Message::Model(msg))));
     }
@@ -127,12 +129,32 @@ impl ServerCtx<'_> {
     }
 
     /// Replaces several models at once (one new version), built from the updates of
-    /// `contributors`.
+    /// `contributors`. A model with a NaN or infinite value is never applied: the run
+    /// stops there as diverged, the last finite models kept.
     pub(crate) fn apply_models(
         &mut self,
         models: Vec<(usize, Vec<f32>)>,
         contributors: &[ClientId],
     ) {
+        if let Some((m, _)) = models
+            .iter()
+            .find(|(_, params)| params.iter().any(|v| !v.is_finite()))
+        {
+            let detail = format!(
+                "aggregating the updates of clients {contributors:?} into model {m} at version \
+                 {} gave NaN or infinite values (lower the learning rate); the last finite \
+                 model is kept",
+                self.server.version + 1
+            );
+            self.server
+                .records
+                .lock()
+                .expect("records lock")
+                .stop_detail = Some(detail);
+            self.server.stopping = true;
+            self.out.now(Event::Stop(StopReason::Diverged));
+            return;
+        }
         for (m, params) in models {
             self.server.models[m] = Arc::new(params);
         }
@@ -171,9 +193,13 @@ impl ServerCtx<'_> {
     }
 
     /// Ends round `round`: evaluates when due and applies the stop rule.
-    /// Returns whether the strategy should start another round.
+    /// Returns whether the strategy should start another round (never once the run is
+    /// winding down).
     pub(crate) fn end_round(&mut self, round: u32) -> bool {
         let server = &mut *self.server;
+        if server.stopping {
+            return false;
+        }
         server
             .records
             .lock()

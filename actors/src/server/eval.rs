@@ -33,13 +33,15 @@ impl ServerActor {
             .zip(&outcome.client_accuracy)
             .zip(&outcome.personalized_accuracy)
         {
-            stats.local_accuracy = Some(acc);
-            stats.personalized_accuracy = Some(personal);
+            stats.local_accuracy = acc;
+            stats.personalized_accuracy = personal;
         }
-        let (local, local_p10) = mean_and_p10(&outcome.client_accuracy);
-        let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy);
+        let (local, local_p10) = mean_and_p10(&outcome.client_accuracy).unzip();
+        let (mean, p10) = mean_and_p10(&outcome.personalized_accuracy).unzip();
         metrics::gauge!(crate::metrics::GLOBAL_ACCURACY).set(outcome.global_accuracy);
-        metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
+        if let Some(mean) = mean {
+            metrics::gauge!(crate::metrics::PERSONALIZED_ACCURACY).set(mean);
+        }
         let row = TimelineRow {
             sim_seconds: now.as_secs_f64(),
             round,
@@ -104,12 +106,9 @@ impl ServerActor {
     }
 }
 
-fn mean_and_p10(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = values.iter().sum::<f64>() / values.len() as f64;
-    let mut sorted = values.to_vec();
+fn mean_and_p10(values: &[Option<f64>]) -> Option<(f64, f64)> {
+    let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
     sorted.sort_by(f64::total_cmp);
-    (mean, nearest_rank(&sorted, 0.10).unwrap_or(f64::NAN))
+    let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    Some((mean, nearest_rank(&sorted, 0.10)?))
 }

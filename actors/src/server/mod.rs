@@ -10,6 +10,7 @@ pub(crate) use eval::Progress;
 use std::sync::{Arc, Mutex};
 
 use crate::client::PersonalModels;
+use crate::clock::StopReason;
 use crate::event::{Event, Out, deliver_to};
 use crate::learner::Params;
 use crate::learner::{ClientId, EvalOutcome, Learner, Pending};
@@ -41,8 +42,9 @@ pub(crate) enum ServerEvent {
     UpdateArrived(UpdateMsg),
     /// A timer the strategy set (a round deadline).
     Timer(u64),
-    /// A client working for the server failed; the server notices the lost connection.
-    ClientFailed(ClientId),
+    /// A client's job for `round` failed (it dropped out, went offline, declined, or a
+    /// transfer was given up); the server notices the lost connection.
+    ClientFailed { client: ClientId, round: u32 },
     /// A client came online or went offline.
     CheckIn { client: ClientId, online: bool },
     /// An evaluation of `version` finished.
@@ -63,6 +65,9 @@ pub(crate) enum ServerEvent {
     Horizon,
     /// Time for a periodic evaluation.
     EvalTick,
+    /// Nothing but periodic evaluations is left to happen: the run ends, and the server
+    /// records what it waited for.
+    Stalled,
 }
 
 /// The server: its models, version counter, strategy, evaluation schedule.
@@ -212,7 +217,32 @@ impl ServerActor {
                         None
                     }
                 };
-                if self.stopping {
+                let flawed = if update.adapters.iter().any(|a| a.num_samples == 0) {
+                    Some(DiscardReason::Empty)
+                } else if update
+                    .adapters
+                    .iter()
+                    .any(|a| a.params.iter().any(|v| !v.is_finite()))
+                {
+                    Some(DiscardReason::NonFinite)
+                } else {
+                    None
+                };
+                if let Some(reason) = flawed {
+                    // Never averaged in: the strategy treats the client as failed.
+                    self.discard(update.client, reason);
+                    if !self.stopping {
+                        strategy.on_failure(
+                            &mut ServerCtx {
+                                server: self,
+                                out,
+                                base: None,
+                            },
+                            update.client,
+                            update.round,
+                        );
+                    }
+                } else if self.stopping {
                     self.discard(update.client, DiscardReason::Late);
                 } else {
                     let ctx = &mut ServerCtx {
@@ -235,7 +265,7 @@ impl ServerActor {
                     );
                 }
             }
-            ServerEvent::ClientFailed(client) => {
+            ServerEvent::ClientFailed { client, round } => {
                 // The failed job's models will not be needed.
                 if let Some(sent) = self.sent.get_mut(client) {
                     *sent = None;
@@ -248,6 +278,7 @@ impl ServerActor {
                             base: None,
                         },
                         client,
+                        round,
                     );
                 }
             }
@@ -285,11 +316,21 @@ impl ServerActor {
                         self.stopping = true;
                     }
                     if self.stopping && self.evals_in_flight == 0 {
-                        out.now(Event::Stop);
+                        out.now(Event::Stop(StopReason::Finished));
                     }
                 }
             }
             ServerEvent::Horizon => self.finish(out),
+            ServerEvent::Stalled => {
+                let online = self.online.iter().filter(|&&o| o).count();
+                let why = format!(
+                    "{}, and no client can deliver one: {online} of {} clients online, none \
+                     at work, and no device will change its availability",
+                    strategy.awaiting(),
+                    self.clients
+                );
+                self.records.lock().expect("records lock").stop_detail = Some(why);
+            }
             ServerEvent::EvalTick => {
                 if !self.stopping {
                     let round = self.records.lock().expect("records lock").rounds;
@@ -312,7 +353,7 @@ impl ServerActor {
         let round = self.records.lock().expect("records lock").rounds;
         self.evaluate(out, round);
         if self.evals_in_flight == 0 {
-            out.now(Event::Stop);
+            out.now(Event::Stop(StopReason::Finished));
         }
     }
 

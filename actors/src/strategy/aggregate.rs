@@ -1,11 +1,13 @@
 //! The arithmetic of aggregation: means and mixes of flat parameter vectors, in f64.
 
-/// The weighted mean of parameter vectors, accumulated in f64.
+/// The weighted mean of parameter vectors, accumulated in f64. The weights are sample
+/// counts, never all zero: the server discards updates trained on no samples.
 pub(crate) fn weighted_mean(items: &[(&[f32], f64)]) -> Vec<f32> {
     let Some((first, _)) = items.first() else {
         return Vec::new();
     };
     let total: f64 = items.iter().map(|(_, w)| w).sum();
+    debug_assert!(total > 0.0, "a mean of updates with no samples behind them");
     let mut acc = vec![0f64; first.len()];
     for (values, w) in items {
         for (a, &v) in acc.iter_mut().zip(values.iter()) {

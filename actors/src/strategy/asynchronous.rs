@@ -16,6 +16,10 @@ pub(crate) trait Aggregator: Send {
     fn reads_bases(&self) -> bool {
         false
     }
+    /// What the next model version waits for, in words (e.g. "3 more updates").
+    fn awaiting(&self) -> String {
+        "an update".into()
+    }
 }
 
 /// An asynchronous server: `aggregator` over a crew of working clients.
@@ -51,7 +55,7 @@ impl<A: Aggregator> Strategy for Asynchronous<A> {
         }
     }
 
-    fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId) {
+    fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId, _round: u32) {
         self.crew.replace(ctx, client);
     }
 
@@ -61,5 +65,14 @@ impl<A: Aggregator> Strategy for Asynchronous<A> {
 
     fn on_offline(&mut self, _: &mut ServerCtx<'_>, client: ClientId) {
         self.crew.offline(client);
+    }
+
+    fn awaiting(&self) -> String {
+        format!(
+            "the next model version waits for {}, with {} of {} clients at work",
+            self.aggregator.awaiting(),
+            self.crew.at_work(),
+            self.crew.concurrency()
+        )
     }
 }

@@ -28,6 +28,16 @@ impl Crew {
         }
     }
 
+    /// Clients working for the server now.
+    pub(crate) fn at_work(&self) -> usize {
+        self.at_work
+    }
+
+    /// Clients the crew keeps at work when it can.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     fn works(&self, client: ClientId) -> bool {
         self.working.get(client).is_some_and(|&w| w)
     }

@@ -91,6 +91,16 @@ impl Aggregator for FedBuff {
         true
     }
 
+    fn awaiting(&self) -> String {
+        let more = self.config.buffer.saturating_sub(self.buffered.len());
+        format!(
+            "{more} more update{} ({} of {} buffered)",
+            if more == 1 { "" } else { "s" },
+            self.buffered.len(),
+            self.config.buffer
+        )
+    }
+
     fn aggregate(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) -> bool {
         let tau = ctx.version().saturating_sub(update.base_version);
         // The models this client started from; gone if it was sent newer ones since.

@@ -64,13 +64,16 @@ pub(crate) trait Strategy: Send {
     /// A timer set with [`ServerCtx::set_timer`] fired.
     /// Strategies that set no timers keep the default.
     fn on_timer(&mut self, _ctx: &mut ServerCtx<'_>, _token: u64) {}
-    /// A client working for the server failed (dropped out, or a transfer was given up).
-    /// Synchronous strategies rely on their deadline instead.
-    fn on_failure(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
+    /// A client's job for `round` failed (it dropped out, went offline, declined, or a
+    /// transfer was given up): the client is free again, and nothing will come of it.
+    fn on_failure(&mut self, ctx: &mut ServerCtx<'_>, client: ClientId, round: u32);
     /// A client came online (asynchronous strategies may put it to work).
     fn on_online(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
     /// A client went offline.
     fn on_offline(&mut self, _ctx: &mut ServerCtx<'_>, _client: ClientId) {}
+    /// What the strategy waits for, in words, for a run that stalls (e.g. "round 7 waits
+    /// for 3 updates").
+    fn awaiting(&self) -> String;
 }
 
 /// Stands in for the strategy while the server lends it out to handle an event.
@@ -79,4 +82,8 @@ pub(crate) struct Idle;
 impl Strategy for Idle {
     fn start(&mut self, _: &mut ServerCtx<'_>) {}
     fn on_update(&mut self, _: &mut ServerCtx<'_>, _: UpdateMsg) {}
+    fn on_failure(&mut self, _: &mut ServerCtx<'_>, _: ClientId, _: u32) {}
+    fn awaiting(&self) -> String {
+        "nothing".into()
+    }
 }

@@ -27,6 +27,11 @@ impl EvalCounts {
         self.loss_sum += other.loss_sum;
     }
 
+    /// The share predicted right; `None` for no sample.
+    pub fn accuracy_of_any(&self) -> Option<f64> {
+        (self.total > 0).then(|| self.accuracy())
+    }
+
     /// The share predicted right (0 for no sample).
     pub fn accuracy(&self) -> f64 {
         if self.total == 0 {
