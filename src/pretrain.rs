@@ -11,13 +11,13 @@ use burn::tensor::Device;
 
 use crate::data::{DataError, Dataset, load_idx_dir};
 use crate::model::{
-    LocalData, Objective, Optimizer, Samples, TrainConfig, Trainable, VitConfig, evaluate,
-    init_params, train_local,
+    LocalData, Objective, Optimizer, Samples, ShapeError, TrainConfig, Trainable, VitConfig,
+    evaluate, init_params, train_local,
 };
 
 /// Pretraining settings.
 pub struct PretrainOptions {
-    /// The backbone's shape.
+    /// The backbone's shape; its image side, channels and classes are the data's.
     pub vit: VitConfig,
     /// The classes to train on.
     pub classes: Vec<u8>,
@@ -39,14 +39,12 @@ pub enum PretrainError {
     /// The data cannot be loaded.
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The images are not the size the backbone takes.
-    #[error("images are {found}x{found}, the backbone expects {expected}x{expected}")]
-    ImageSize {
-        /// The images' side.
-        found: usize,
-        /// The backbone's.
-        expected: usize,
-    },
+    /// The backbone cannot be built on the data's images.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Setting(String),
     /// No training image has one of the chosen classes.
     #[error("no training image has one of the chosen classes")]
     NoImages,
@@ -66,11 +64,35 @@ pub fn pretrain(
     opts: &PretrainOptions,
 ) -> Result<Vec<f64>, PretrainError> {
     let data = load_idx_dir(data_dir)?;
-    if data.train.side != opts.vit.image {
-        return Err(PretrainError::ImageSize {
-            found: data.train.side,
-            expected: opts.vit.image,
-        });
+    let vit = VitConfig {
+        image: data.train.side,
+        channels: data.train.channels,
+        classes: data.train.classes,
+        ..opts.vit.clone()
+    };
+    vit.check()?;
+    if opts.epochs == 0 || opts.batch_size == 0 {
+        return Err(PretrainError::Setting(
+            "epochs and batch size must be at least 1".into(),
+        ));
+    }
+    if !(opts.lr.is_finite() && opts.lr > 0.0) {
+        return Err(PretrainError::Setting(format!(
+            "lr must be > 0, got {}",
+            opts.lr
+        )));
+    }
+    if opts.max_shift >= vit.image {
+        return Err(PretrainError::Setting(format!(
+            "max shift must be below the image side ({}), got {}",
+            vit.image, opts.max_shift
+        )));
+    }
+    if let Some(&c) = opts.classes.iter().find(|&&c| c as usize >= vit.classes) {
+        return Err(PretrainError::Setting(format!(
+            "class {c} is not in the data (classes 0..{})",
+            vit.classes
+        )));
     }
     let pick = |labels: &[u8]| -> Vec<u32> {
         (0..labels.len() as u32)
@@ -85,7 +107,7 @@ pub fn pretrain(
     }
     let device = Device::flex().autodiff();
     let all = Trainable::new(".*");
-    let mut model = all.apply(init_params(opts.vit.init(&device), &all, opts.seed));
+    let mut model = all.apply(init_params(vit.init(&device), &all, opts.seed));
     let config = TrainConfig {
         epochs: 1,
         batch_size: opts.batch_size,
@@ -94,7 +116,7 @@ pub fn pretrain(
     let mut accuracies = Vec::new();
     for epoch in 0..opts.epochs {
         let local = LocalData {
-            samples: Samples::new(&train, opts.vit.patch),
+            samples: Samples::new(&train, vit.patch),
             indices: &train_idx,
             seed: opts.seed + epoch as u64,
             device: &device,
@@ -105,7 +127,7 @@ pub fn pretrain(
         let acc = evaluate(
             &model,
             None,
-            Samples::new(&data.test, opts.vit.patch),
+            Samples::new(&data.test, vit.patch),
             &test_idx,
             250,
         )

@@ -150,8 +150,8 @@ fn malformed_scenarios_name_the_place() {
         ),
         (
             "dropout.ron",
-            with("count: 4,", "count: 4, dropout: 0.1,"),
-            vec!["dropout.ron: algorithm.deadline: required when clients can drop out"],
+            with("count: 4,", "count: 4, dropout: 1.0,"),
+            vec!["dropout.ron: population[0].dropout: must be in [0, 1), got 1"],
         ),
         (
             "heads.ron",
@@ -432,4 +432,234 @@ fn shipped_scenarios_validate() {
         }
     }
     assert!(checked >= 19, "only {checked} scenarios found");
+}
+
+/// The largest resident set of any child process waited for so far, in bytes.
+fn children_peak_rss() -> u64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    assert_eq!(ok, 0, "getrusage");
+    usage.ru_maxrss as u64 * 1024
+}
+
+/// A copy of the bundled data in `dir/data`, for tests that spoil one of its files.
+fn data_copy(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for entry in std::fs::read_dir(repo().join("scenarios/data/mnist-10k")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
+    }
+    data
+}
+
+/// Rewrites the gzip-compressed IDX file `name` in `data` with `edit` applied to its bytes.
+fn spoil(data: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    use std::io::{Read, Write};
+    let path = data.join(format!("{name}.gz"));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    edit(&mut bytes);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&bytes).unwrap();
+    gz.finish().unwrap();
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_anything_runs() {
+    // Valid-looking mutants that would take terabytes, or run for ages, if started: each
+    // is refused by `validate` and by `run` with one line naming the field, exit code 2,
+    // and without the memory it asks for.
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "mlp",
+            with("mlp: 32", "mlp: 999999999"),
+            "model.backbone.mlp: the run would need about",
+        ),
+        (
+            "depth",
+            with("depth: 1", "depth: 4294967296"),
+            "model.backbone.depth: the run would need about",
+        ),
+        (
+            "dim",
+            with(
+                "dim: 16, depth: 1, heads: 2",
+                "dim: 200000, depth: 1, heads: 2",
+            ),
+            "model.backbone.dim: the run would need about",
+        ),
+        (
+            "workers",
+            with(
+                "stop: (rounds: 2),",
+                "stop: (rounds: 2), pool: (workers: 999999999),",
+            ),
+            "pool.workers: the run would need about",
+        ),
+        (
+            "batch",
+            with("batch_size: 32", "batch_size: 100000000"),
+            "training.batch_size: the run would need about",
+        ),
+        (
+            "clients",
+            with("clients: 4)", "clients: 1000000000000)")
+                .replace("count: 4,", "count: 1000000000000,")
+                .replace("Dirichlet(alpha: 0.5)", "Sampled(samples: 10)"),
+            "data.clients: the run would need about",
+        ),
+        (
+            "epochs",
+            with("epochs: 1", "epochs: 999999999"),
+            "training.epochs: must be in 1..=1000, got 999999999",
+        ),
+        (
+            "dropout",
+            with("count: 4,", "count: 4, dropout: 1.0,"),
+            "population[0].dropout: must be in [0, 1), got 1",
+        ),
+        (
+            "mlp-zero",
+            with("mlp: 32", "mlp: 0"),
+            "model.backbone.mlp: must be at least 1",
+        ),
+    ];
+    for (name, text, expect) in &cases {
+        let (code, err) = validate(dir.path(), &format!("{name}.ron"), text);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        let file = dir.path().join(format!("{name}.ron"));
+        let out = dir.path().join(format!("{name}-run"));
+        let (code, err) = flotilla(&[
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+    let peak = children_peak_rss();
+    assert!(peak < 1 << 30, "a refusal took {peak} bytes");
+}
+
+#[test]
+fn hostile_data_and_partitions_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, text: &str| {
+        let file = dir.path().join(format!("{name}.ron"));
+        std::fs::write(&file, text).unwrap();
+        let out = dir.path().join(format!("{name}-run"));
+        flotilla(&[
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let data = data_copy(dir.path());
+    let on_copy = |text: String| {
+        text.replace(
+            &repo()
+                .join("scenarios/data/mnist-10k")
+                .display()
+                .to_string(),
+            &data.display().to_string(),
+        )
+    };
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        (
+            "shots",
+            with("Dirichlet(alpha: 0.5)", "Shots(shots: 999999999)"),
+            "data.partition: class 0 has too few images for 4 clients with 999999999 shots",
+        ),
+        (
+            "sampled",
+            with("Dirichlet(alpha: 0.5)", "Sampled(samples: 999999999)"),
+            "data.partition: each client draws 999999999 images, but the data has 8000",
+        ),
+    ];
+    // A test label beyond every training label: the model has no output for it.
+    spoil(&data, "t10k-labels-idx1-ubyte", |b| b[8 + 5] = 12);
+    cases.push((
+        "labels",
+        on_copy(valid()),
+        "data.source: test labels go up to 12 but training labels only to 9",
+    ));
+    for (name, text, expect) in &cases {
+        let (code, err) = run(name, text);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(expect), "{name}: {err}");
+    }
+    // A header that declares far more images than the file holds, and one that
+    // declares more than flotilla reads: refused before the memory is taken.
+    for (dims, expect) in [
+        ([0, 0, 0x10, 0], "not an IDX file of unsigned bytes"),
+        (
+            [0xff, 0xff, 0xff, 0xff],
+            "declares more than 4 GiB of values",
+        ),
+    ] {
+        spoil(&data, "train-images-idx3-ubyte", |b| {
+            b[4..8].copy_from_slice(&dims)
+        });
+        let (code, err) = run("header", &on_copy(valid()));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
+    let peak = children_peak_rss();
+    assert!(peak < 2 << 30, "a refusal took {peak} bytes");
+}
+
+#[test]
+fn pretrain_checks_its_shape_against_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = repo().join("scenarios/data/mnist-10k");
+    let out = dir.path().join("m.bpk");
+    let base = [
+        "pretrain",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    for (extra, expect) in [
+        (
+            &["--patch", "0"][..],
+            "patch: must divide the image side (28), got 0",
+        ),
+        (
+            &["--patch", "5"],
+            "patch: must divide the image side (28), got 5",
+        ),
+        (&["--heads", "3"], "heads: must divide dim (64), got 3"),
+        (&["--mlp", "0"], "mlp: must be at least 1"),
+        (
+            &["--classes", "3,12"],
+            "class 12 is not in the data (classes 0..10)",
+        ),
+        (
+            &["--max-shift", "28"],
+            "max shift must be below the image side (28)",
+        ),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, err) = flotilla(&args);
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(expect), "{extra:?}: {err}");
+        assert!(!out.exists());
+    }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use flotilla::model::VitConfig;
-use flotilla::pretrain::{PretrainOptions, pretrain};
+use flotilla::pretrain::{PretrainError, PretrainOptions, pretrain};
 
 #[derive(Args)]
 pub(crate) struct PretrainArgs {
@@ -44,15 +44,16 @@ pub(crate) struct PretrainArgs {
 
 pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
     let opts = PretrainOptions {
+        // The image side, channels and classes come from the data.
         vit: VitConfig {
-            image: 28,
-            channels: 1,
+            image: 0,
+            channels: 0,
             patch: a.patch,
             dim: a.dim,
             depth: a.depth,
             heads: a.heads,
             mlp: a.mlp,
-            classes: 10,
+            classes: 0,
         },
         classes: a.classes,
         epochs: a.epochs,
@@ -71,9 +72,13 @@ pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Err(e @ (PretrainError::Directory(_) | PretrainError::Save(_))) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(super::BAD_INPUT)
         }
     }
 }

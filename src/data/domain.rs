@@ -162,9 +162,11 @@ fn bilinear(img: &[f32], side: usize, channels: usize, ch: usize, x: f64, y: f64
     (top * (1.0 - fy) + bottom * fy) as f32
 }
 
-/// Separable Gaussian blur; the kernel is cut at 3 sigma and borders are clamped.
+/// Separable Gaussian blur; the kernel is cut at 3 sigma or at the image's side, whichever
+/// is shorter (a wider kernel would only reach further into the clamped border), and
+/// borders are clamped.
 fn blur(img: &[f32], side: usize, channels: usize, sigma: f64) -> Vec<f32> {
-    let radius = (3.0 * sigma).ceil() as i64;
+    let radius = (3.0 * sigma).ceil().min(side as f64) as i64;
     let kernel: Vec<f64> = (-radius..=radius)
         .map(|d| (-(d * d) as f64 / (2.0 * sigma * sigma)).exp())
         .collect();

@@ -16,6 +16,12 @@ pub enum IdxError {
         /// What the file system said.
         source: std::io::Error,
     },
+    /// The file declares more values than flotilla reads.
+    #[error("{path}: declares more than {} GiB of values", MAX_IDX_BYTES >> 30)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// The bytes are not an IDX tensor of unsigned bytes.
     #[error("{path}: not an IDX file of unsigned bytes ({source})")]
     Format {
@@ -57,30 +63,75 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file; a `.gz` name (or gzip magic) is decompressed.
+/// The largest IDX file read (after decompression): 4 GiB of images.
+const MAX_IDX_BYTES: u64 = 4 << 30;
+
+/// Reads an IDX file; a `.gz` name (or gzip magic) is decompressed. The header is read
+/// first, and no more bytes than it declares (plus one, to notice extra ones) are read
+/// after it: a small file that would inflate without end, or a header that declares more
+/// than 4 GiB, is refused before the memory is taken.
 pub fn read_idx(path: &Path) -> Result<IdxArray, IdxError> {
-    let io = |source| IdxError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        out
-    } else {
-        raw
-    };
+    let dims = read_idx_dims(path)?;
+    let header = 4 + 4 * dims.len() as u64;
+    let declared = dims.iter().map(|&d| d as u64).product::<u64>();
+    let mut bytes = Vec::new();
+    open(path)?
+        .take(header + declared + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| IdxError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_idx(&bytes).map_err(|source| IdxError::Format {
         path: path.to_path_buf(),
         source,
     })
 }
 
-/// Parses IDX bytes: magic `0 0 0x08 ndim`, big-endian u32 dims, then the values.
-pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxFormatError> {
+/// The dimensions an IDX file declares, read from its header alone; a header that
+/// declares more than 4 GiB of values is refused.
+pub fn read_idx_dims(path: &Path) -> Result<Vec<usize>, IdxError> {
+    let mut head = Vec::with_capacity(4 + 4 * 255);
+    let mut reader = open(path)?;
+    let io = |source| IdxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    reader.by_ref().take(4).read_to_end(&mut head).map_err(io)?;
+    let ndim = head.get(3).copied().unwrap_or(0) as u64;
+    reader.take(4 * ndim).read_to_end(&mut head).map_err(io)?;
+    let dims = header_dims(&head).map_err(|source| IdxError::Format {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    dims.iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .filter(|&n| n <= MAX_IDX_BYTES)
+        .ok_or_else(|| IdxError::TooLarge {
+            path: path.to_path_buf(),
+        })?;
+    Ok(dims)
+}
+
+/// The file's bytes, decompressed when it starts with gzip's magic.
+fn open(path: &Path) -> Result<Box<dyn Read>, IdxError> {
+    let io = |source| IdxError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let mut start = Vec::with_capacity(2);
+    file.by_ref().take(2).read_to_end(&mut start).map_err(io)?;
+    let whole = std::io::Cursor::new(start.clone()).chain(file);
+    Ok(if start == [0x1f, 0x8b] {
+        Box::new(GzDecoder::new(whole))
+    } else {
+        Box::new(whole)
+    })
+}
+
+/// The dimensions in an IDX header (magic `0 0 0x08 ndim`, big-endian u32 dims).
+fn header_dims(bytes: &[u8]) -> Result<Vec<usize>, IdxFormatError> {
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(IdxFormatError::Magic);
     }
@@ -88,16 +139,21 @@ pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxFormatError> {
         return Err(IdxFormatError::ElementType(bytes[2]));
     }
     let ndim = bytes[3] as usize;
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
+    if bytes.len() < 4 + 4 * ndim {
         return Err(IdxFormatError::TruncatedHeader);
     }
-    let dims: Vec<usize> = (0..ndim)
+    Ok((0..ndim)
         .map(|i| {
             let b = &bytes[4 + 4 * i..8 + 4 * i];
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
-        .collect();
+        .collect())
+}
+
+/// Parses IDX bytes: magic `0 0 0x08 ndim`, big-endian u32 dims, then the values.
+pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxFormatError> {
+    let dims = header_dims(bytes)?;
+    let header = 4 + 4 * dims.len();
     let len = dims
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))

@@ -6,7 +6,7 @@ mod partition;
 mod tasks;
 
 pub use domain::{Domain, shift_domain};
-pub use idx::{IdxError, IdxFormatError, parse_idx, read_idx};
+pub use idx::{IdxError, IdxFormatError, parse_idx, read_idx, read_idx_dims};
 pub use partition::{Partition, PartitionError, PartitionSpec, partition};
 pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 
@@ -52,6 +52,9 @@ pub enum DataError {
         /// What does not fit.
         problem: String,
     },
+    /// The training and test files do not fit together.
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 impl Dataset {
@@ -134,10 +137,24 @@ impl Dataset {
 /// Loads an IDX data set directory: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
 /// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
 pub fn load_idx_dir(dir: &Path) -> Result<DataSplit, DataError> {
-    Ok(DataSplit {
-        train: load_pair(dir, "train")?,
-        test: load_pair(dir, "t10k")?,
-    })
+    let train = load_pair(dir, "train")?;
+    let test = load_pair(dir, "t10k")?;
+    if train.side != test.side {
+        return Err(DataError::Mismatch(format!(
+            "training images are {0}x{0} but test images {1}x{1}",
+            train.side, test.side
+        )));
+    }
+    // The model has one output per training class: a test label beyond them has no
+    // output to score.
+    if test.classes > train.classes {
+        return Err(DataError::Mismatch(format!(
+            "test labels go up to {} but training labels only to {}",
+            test.classes - 1,
+            train.classes.saturating_sub(1)
+        )));
+    }
+    Ok(DataSplit { train, test })
 }
 
 /// The path of `name` in `dir`, preferring the gzip-compressed file.
@@ -162,6 +179,12 @@ fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
         return Err(DataError::Shape {
             split: prefix.to_string(),
             problem: format!("images are {h}x{w}, expected square"),
+        });
+    }
+    if n == 0 || h == 0 {
+        return Err(DataError::Shape {
+            split: prefix.to_string(),
+            problem: format!("{n} images of {h}x{w}: there is nothing to learn from"),
         });
     }
     if labels.dims != [n] {

@@ -76,6 +76,14 @@ pub enum PartitionError {
         /// Draws tried.
         tries: usize,
     },
+    /// A sampled partition asks each client for more images than the data has.
+    #[error("each client draws {samples} images, but the data has {available}")]
+    SampledTooMany {
+        /// Images each client draws.
+        samples: usize,
+        /// Images there are.
+        available: usize,
+    },
     /// A sampled partition gives clients fewer images than the minimum.
     #[error("each client draws {samples} images, below min_samples = {min}")]
     SampledBelowMinimum {
@@ -105,24 +113,32 @@ pub fn partition(
     test_fraction: f64,
     seed: u64,
 ) -> Result<Partition, PartitionError> {
-    let needed = match spec {
+    if let PartitionSpec::Sampled { samples, .. } = *spec {
         // Clients share images, so each needs only its own draw to fit the data.
-        PartitionSpec::Sampled { samples, .. } => min_samples.max(*samples),
-        _ => clients * min_samples,
-    };
-    if needed > labels.len() || clients == 0 {
+        if samples > labels.len() {
+            return Err(PartitionError::SampledTooMany {
+                samples,
+                available: labels.len(),
+            });
+        }
+        if samples < min_samples {
+            return Err(PartitionError::SampledBelowMinimum {
+                samples,
+                min: min_samples,
+            });
+        }
+    } else if clients.saturating_mul(min_samples) > labels.len() {
         return Err(PartitionError::TooFewSamples {
             clients,
             min: min_samples,
             samples: labels.len(),
         });
     }
-    if let PartitionSpec::Sampled { samples, .. } = spec
-        && *samples < min_samples
-    {
-        return Err(PartitionError::SampledBelowMinimum {
-            samples: *samples,
+    if clients == 0 {
+        return Err(PartitionError::TooFewSamples {
+            clients,
             min: min_samples,
+            samples: labels.len(),
         });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -178,7 +194,8 @@ fn few_shot(
         mine.shuffle(rng);
         mine.truncate(classes.unwrap_or(all.len()));
         mine.sort_unstable();
-        let mut shard = Vec::with_capacity(mine.len() * shots);
+        // Sized as it fills: `shots` is the user's, and may ask for more than there is.
+        let mut shard = Vec::new();
         for k in mine {
             let members = &mut by_class[k];
             if members.len() < shots {
@@ -427,10 +444,13 @@ mod tests {
             samples: 1001,
             alpha: Some(1.0),
         };
-        assert!(matches!(
+        assert_eq!(
             partition(&l, 10, &huge, 1, 0.0, 1),
-            Err(PartitionError::TooFewSamples { .. })
-        ));
+            Err(PartitionError::SampledTooMany {
+                samples: 1001,
+                available: 1000
+            })
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub use train::{
     EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, fine_tune,
     fit_head, train_group, train_local,
 };
-pub use vit::{Encoded, Input, Vit, VitConfig};
+pub use vit::{Encoded, Input, ShapeError, Vit, VitConfig};
 
 use std::path::Path;
 

@@ -32,7 +32,61 @@ pub struct VitConfig {
     pub classes: usize,
 }
 
+/// A backbone shape that cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ShapeError {
+    /// The patch side does not divide the image side.
+    #[error("patch: must divide the image side ({image}), got {patch}")]
+    Patch {
+        /// The images' side.
+        image: usize,
+        /// The patch side.
+        patch: usize,
+    },
+    /// The head count does not divide the token width.
+    #[error("heads: must divide dim ({dim}), got {heads}")]
+    Heads {
+        /// The token width.
+        dim: usize,
+        /// The head count.
+        heads: usize,
+    },
+    /// A size that must be at least one is zero.
+    #[error("{0}: must be at least 1")]
+    Zero(&'static str),
+}
+
 impl VitConfig {
+    /// Checks that the shape can be built: every size positive, patches tiling the image,
+    /// heads splitting the width evenly.
+    pub fn check(&self) -> Result<(), ShapeError> {
+        for (name, value) in [
+            ("image", self.image),
+            ("channels", self.channels),
+            ("dim", self.dim),
+            ("depth", self.depth),
+            ("mlp", self.mlp),
+            ("classes", self.classes),
+        ] {
+            if value == 0 {
+                return Err(ShapeError::Zero(name));
+            }
+        }
+        if self.patch == 0 || !self.image.is_multiple_of(self.patch) {
+            return Err(ShapeError::Patch {
+                image: self.image,
+                patch: self.patch,
+            });
+        }
+        if self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
+            return Err(ShapeError::Heads {
+                dim: self.dim,
+                heads: self.heads,
+            });
+        }
+        Ok(())
+    }
+
     /// Patches per image.
     pub fn tokens(&self) -> usize {
         (self.image / self.patch).pow(2)

@@ -14,6 +14,7 @@ use super::{
     ScenarioError, Schedule,
 };
 use crate::model::{Adaptation, PersonalStep, Personalization, VitConfig};
+use crate::scenario::Rule;
 
 /// Clients whose every change of state a run records, for the timeline plot.
 pub const TIMELINE_CLIENTS: usize = 20;
@@ -186,7 +187,7 @@ impl Loaded {
         positive: bool,
     ) -> Result<LinkValue, ScenarioError> {
         let steps = |s: Steps| {
-            if positive && s.points().iter().any(|p| p.1 <= 0.0) {
+            if positive && s.points().iter().any(|p| !Rule::Positive.holds(p.1)) {
                 return Err(self.invalid(field, "every value must be > 0"));
             }
             Ok(LinkValue::Steps(s))
@@ -218,7 +219,7 @@ impl Loaded {
                     format!("give server.{name} or server.{name}_schedule, not both"),
                 ));
             }
-            (Some(r), None) if r.value() <= 0.0 => {
+            (Some(r), None) if !Rule::Positive.holds(r.value()) => {
                 return Err(self.invalid(format!("server.{name}"), "must be > 0"));
             }
             (Some(r), None) => return Ok(Some(RateOverTime::Fixed(r.value()))),
@@ -226,7 +227,7 @@ impl Loaded {
             (None, Some(Schedule::Steps(points))) => self.steps(points, &field)?,
             (None, Some(Schedule::Trace(file))) => self.read_steps::<BitRate>(file, &field)?,
         };
-        if steps.points().iter().any(|p| p.1 <= 0.0) {
+        if steps.points().iter().any(|p| !Rule::Positive.holds(p.1)) {
             return Err(self.invalid(&field, "every capacity must be > 0"));
         }
         Ok(Some(RateOverTime::Steps(steps)))

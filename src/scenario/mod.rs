@@ -30,6 +30,7 @@ pub use units::{
     BitRate, Bytes, Duration, Quantity, Rate, SampleRate, Secs, Size, Speed, Unit, UnitError,
 };
 pub(crate) use validate::Rule;
+pub use validate::{Footprint, human_bytes};
 
 use std::path::{Path, PathBuf};
 

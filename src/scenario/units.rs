@@ -127,7 +127,7 @@ impl<U: Unit> Quantity<U> {
             .find(|(u, _)| *u == unit)
             .map(|(_, f)| *f)
             .ok_or_else(expected)?;
-        if !number.is_finite() {
+        if !(number * factor).is_finite() {
             return Err(expected());
         }
         if number < 0.0 {

@@ -11,9 +11,10 @@ pub fn train_maml(
     inner_lr: f64,
 ) -> (Vit, f64) {
     let mut outer = Descent::new(&config.optimizer);
-    let batches = local.batches(config.batch_size, local.steps(config));
-    for pair in batches.chunks(2) {
-        let (d, d2) = (&pair[0], pair.get(1).unwrap_or(&pair[0]));
+    let mut batches = local.batches(config.batch_size, local.steps(config));
+    while let Some(d) = batches.next() {
+        let second = batches.next();
+        let (d, d2) = (&d, second.as_ref().unwrap_or(&d));
         let Some(loss) = local.objective.loss(&model, local, d) else {
             continue;
         };

@@ -4,7 +4,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData};
 
-use super::{LocalData, TrainConfig, mean};
+use super::{Batches, LocalData, TrainConfig, mean};
 use crate::model::{Owners, Trainable, Vit};
 
 /// Trains a group of clients' adapters together (client batching): the adapters start
@@ -37,22 +37,25 @@ pub fn train_group(
         "a group's members read one data set"
     );
     let mut model = trainable.load_group(model, starts);
-    let batches: Vec<Vec<Vec<u32>>> = members
+    let mut batches: Vec<Batches> = members
         .iter()
         .map(|m| m.batches(config.batch_size, m.steps(config)))
         .collect();
-    let steps = batches.iter().map(Vec::len).max().unwrap_or(0);
+    let lens: Vec<usize> = batches.iter().map(ExactSizeIterator::len).collect();
+    let steps = lens.iter().copied().max().unwrap_or(0);
     let mut out: Vec<(Vec<f32>, f64)> = starts.iter().map(|s| (s.to_vec(), 0.0)).collect();
     let mut loss_sums = vec![0.0f64; k];
     let mut optim = config.optimizer.init();
     for step in 0..steps {
-        let active: Vec<usize> = (0..k).filter(|&i| batches[i].len() > step).collect();
+        let active: Vec<usize> = (0..k).filter(|&i| lens[i] > step).collect();
         // The active members' batches, one after another, read as one.
         let (mut idx, mut owner, mut weight) = (Vec::new(), Vec::new(), Vec::new());
         let mut sizes = vec![0; k];
         for &i in &active {
-            let batch = &batches[i][step];
-            idx.extend_from_slice(batch);
+            let batch = batches[i]
+                .next()
+                .expect("an active member has a batch left");
+            idx.extend_from_slice(&batch);
             owner.extend(std::iter::repeat_n(i, batch.len()));
             weight.extend(std::iter::repeat_n(1.0 / batch.len() as f32, batch.len()));
             sizes[i] = batch.len();
@@ -86,12 +89,12 @@ pub fn train_group(
         let finished: Vec<usize> = active
             .iter()
             .copied()
-            .filter(|&i| batches[i].len() == step + 1)
+            .filter(|&i| lens[i] == step + 1)
             .collect();
         if !finished.is_empty() {
             let params = trainable.extract_group(&model, k);
             for i in finished {
-                out[i] = (params[i].clone(), mean(loss_sums[i], batches[i].len()));
+                out[i] = (params[i].clone(), mean(loss_sums[i], lens[i]));
             }
         }
     }

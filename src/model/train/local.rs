@@ -17,8 +17,8 @@ pub fn fine_tune(
     config: &TrainConfig,
 ) -> (Vit, f64) {
     let mut descent = Descent::new(&config.optimizer);
-    for batch in &local.batches(config.batch_size, steps) {
-        let Some(loss) = local.objective.loss(&model, local, batch) else {
+    for batch in local.batches(config.batch_size, steps) {
+        let Some(loss) = local.objective.loss(&model, local, &batch) else {
             continue;
         };
         descent.count(&loss);

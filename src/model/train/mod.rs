@@ -225,19 +225,59 @@ fn episode(data: &Dataset, batch: &[u32]) -> (Vec<u32>, Vec<u32>) {
     (support, query)
 }
 
+/// A job's batches, one pass over the shuffled indices after another.
+pub(crate) struct Batches {
+    rng: ChaCha8Rng,
+    order: Vec<u32>,
+    batch: usize,
+    /// Where the next batch starts in `order`; 0 starts a pass (and a shuffle).
+    at: usize,
+    left: usize,
+}
+
+impl Batches {
+    /// `steps` batches of `batch` of `indices` (none when there are no indices).
+    fn new(indices: &[u32], seed: u64, batch: usize, steps: usize) -> Self {
+        Batches {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            order: indices.to_vec(),
+            batch: batch.max(1),
+            at: 0,
+            left: if indices.is_empty() { 0 } else { steps },
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Vec<u32>;
+
+    fn next(&mut self) -> Option<Vec<u32>> {
+        if self.left == 0 {
+            return None;
+        }
+        if self.at == 0 {
+            self.order.shuffle(&mut self.rng);
+        }
+        let end = (self.at + self.batch).min(self.order.len());
+        let batch = self.order[self.at..end].to_vec();
+        self.at = if end == self.order.len() { 0 } else { end };
+        self.left -= 1;
+        Some(batch)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Batches {}
+
 impl LocalData<'_> {
     /// Batches of the indices for `steps` steps, reshuffled from the job's seed at every
-    /// pass (the last batch of a pass may be smaller).
-    pub(crate) fn batches(&self, batch: usize, steps: usize) -> Vec<Vec<u32>> {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut order = self.indices.to_vec();
-        let mut out = Vec::with_capacity(steps);
-        while out.len() < steps && !order.is_empty() {
-            order.shuffle(&mut rng);
-            let left = steps - out.len();
-            out.extend(order.chunks(batch.max(1)).map(<[u32]>::to_vec).take(left));
-        }
-        out
+    /// pass (the last batch of a pass may be smaller); drawn one at a time, so that many
+    /// epochs cost no memory.
+    pub(crate) fn batches(&self, batch: usize, steps: usize) -> Batches {
+        Batches::new(self.indices, self.seed, batch, steps)
     }
 
     /// Steps in `config.epochs` passes over the data.
@@ -307,5 +347,38 @@ impl Descent {
     /// The mean of the counted losses (0 for none).
     pub(crate) fn mean_loss(&self) -> f64 {
         mean(self.loss_sum, self.losses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pass shuffled at once, then cut: what drawing the batches lazily must equal.
+    fn eager(indices: &[u32], seed: u64, batch: usize, steps: usize) -> Vec<Vec<u32>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order = indices.to_vec();
+        let mut out = Vec::new();
+        while out.len() < steps && !order.is_empty() {
+            order.shuffle(&mut rng);
+            let left = steps - out.len();
+            out.extend(order.chunks(batch).map(<[u32]>::to_vec).take(left));
+        }
+        out
+    }
+
+    #[test]
+    fn batches_are_drawn_lazily_in_the_eager_order() {
+        let indices: Vec<u32> = (0..23).map(|i| i * 3).collect();
+        for (batch, steps) in [(5, 0), (5, 3), (5, 5), (5, 12), (23, 4), (40, 3), (1, 50)] {
+            let lazy: Vec<Vec<u32>> = Batches::new(&indices, 7, batch, steps).collect();
+            assert_eq!(lazy, eager(&indices, 7, batch, steps), "{batch} x {steps}");
+        }
+        assert_eq!(Batches::new(&[], 7, 5, 10).len(), 0);
+        // A billion steps cost nothing until drawn.
+        assert_eq!(
+            Batches::new(&indices, 7, 5, 1_000_000_000).len(),
+            1_000_000_000
+        );
     }
 }

@@ -7,17 +7,12 @@ use crate::model::PersonalStep;
 use crate::scenario::{AlgorithmSection, Loaded, ScenarioError};
 
 impl Loaded {
-    /// Checks the algorithm; `failures` says whether clients can fail, which a synchronous
-    /// server must then be able to outlast.
-    pub(super) fn validate_algorithm(&self, failures: bool) -> Result<(), ScenarioError> {
-        self.validate_section(&self.scenario.algorithm, failures)
+    /// Checks the algorithm.
+    pub(super) fn validate_algorithm(&self) -> Result<(), ScenarioError> {
+        self.validate_section(&self.scenario.algorithm)
     }
 
-    fn validate_section(
-        &self,
-        algorithm: &AlgorithmSection,
-        failures: bool,
-    ) -> Result<(), ScenarioError> {
+    fn validate_section(&self, algorithm: &AlgorithmSection) -> Result<(), ScenarioError> {
         let clients = self.scenario.data.clients;
         match algorithm {
             AlgorithmSection::PersAfl { server, personal } => {
@@ -30,7 +25,7 @@ impl Loaded {
                     );
                 }
                 self.validate_personal(personal)?;
-                self.validate_section(server, failures)
+                self.validate_section(server)
             }
             AlgorithmSection::FlTac {
                 k,
@@ -50,7 +45,7 @@ impl Loaded {
                 self.require("algorithm.k", *k, Rule::UpTo(MAX_CLUSTERS))?;
                 self.require("algorithm.iterations", *iterations, Rule::AtLeastOne)?;
                 self.require("algorithm.restarts", *restarts, Rule::AtLeastOne)?;
-                self.validate_section(server, failures)
+                self.validate_section(server)
             }
             AlgorithmSection::FedAvg {
                 clients_per_round,
@@ -67,13 +62,6 @@ impl Loaded {
                     *over_selection,
                     Rule::NonNegative,
                 )?;
-                if failures && deadline.is_none() && *over_selection == 0.0 {
-                    return Err(self.invalid(
-                        "algorithm.deadline",
-                        "required when clients can drop out, go offline or lose messages: \
-                         without a deadline or over-selection a round can wait forever",
-                    ));
-                }
                 if let Some(d) = deadline {
                     self.require("algorithm.deadline", d.value(), Rule::Positive)?;
                 }

@@ -13,7 +13,8 @@ const IDX_FILES: [&str; 4] = [
 ];
 
 impl Loaded {
-    pub(super) fn validate_data(&self) -> Result<(), ScenarioError> {
+    /// The source directory and its files.
+    pub(super) fn validate_data_source(&self) -> Result<(), ScenarioError> {
         let d = &self.scenario.data;
         let DataSource::Idx { dir } = &d.source;
         let dir_path = self.path(dir);
@@ -32,7 +33,13 @@ impl Loaded {
         {
             return Err(self.invalid("data.source.dir", format!("\"{dir}\" has no {name}[.gz]")));
         }
-        self.require("data.clients", d.clients, Rule::AtLeastOne)?;
+        self.require("data.clients", d.clients, Rule::AtLeastOne)
+    }
+
+    /// The partition, the tasks and the local split (after the resource check: the tasks'
+    /// check allocates per client).
+    pub(super) fn validate_data(&self) -> Result<(), ScenarioError> {
+        let d = &self.scenario.data;
         match d.partition {
             PartitionSpec::Iid => {}
             PartitionSpec::Dirichlet { alpha } => {

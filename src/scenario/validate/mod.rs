@@ -5,22 +5,28 @@ mod algorithm;
 mod data;
 mod model;
 mod population;
+mod resources;
 mod rule;
 mod run;
 
+pub use resources::{Footprint, human_bytes};
 pub(crate) use rule::{Number, Rule};
 
 use super::{Loaded, ScenarioError};
 
 impl Loaded {
     /// Checks the whole scenario, section by section; the first problem is the error.
+    /// Sizes are checked against this machine's memory before anything is allocated per
+    /// client.
     pub fn validate(&self) -> Result<(), ScenarioError> {
-        self.validate_data()?;
+        self.validate_data_source()?;
         self.validate_pool()?;
         self.validate_model()?;
         self.validate_training()?;
-        let failures = self.validate_population()?;
-        self.validate_algorithm(failures)?;
+        self.validate_population()?;
+        self.validate_resources()?;
+        self.validate_data()?;
+        self.validate_algorithm()?;
         self.validate_stop_and_eval()?;
         self.validate_wire()?;
         // Also checks links, traces and server capacities as it converts them.

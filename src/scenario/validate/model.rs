@@ -15,8 +15,10 @@ impl Loaded {
             dim,
             depth,
             heads,
-            ..
+            mlp,
         } = m.backbone;
+        self.require("model.backbone.dim", dim, Rule::AtLeastOne)?;
+        self.require("model.backbone.mlp", mlp, Rule::AtLeastOne)?;
         if patch == 0 || !IMAGE_SIDE.is_multiple_of(patch) {
             return Err(self.invalid(
                 "model.backbone.patch",

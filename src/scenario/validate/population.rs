@@ -4,15 +4,15 @@ use super::Rule;
 use crate::scenario::{AvailabilitySection, Loaded, ScenarioError, to_dist};
 
 impl Loaded {
-    /// Checks every device class. Returns whether any client can fail (drop out, go
-    /// offline or lose messages), which the algorithm must then cope with.
-    pub(super) fn validate_population(&self) -> Result<bool, ScenarioError> {
+    /// Checks every device class.
+    pub(super) fn validate_population(&self) -> Result<(), ScenarioError> {
         let s = &self.scenario;
         if s.population.is_empty() {
             return Err(self.invalid("population", "needs at least one device class"));
         }
-        let total: usize = s.population.iter().map(|c| c.count).sum();
-        if total != s.data.clients {
+        // Wide enough that no sum of counts overflows.
+        let total: u128 = s.population.iter().map(|c| c.count as u128).sum();
+        if total != s.data.clients as u128 {
             return Err(self.invalid(
                 "population",
                 format!(
@@ -21,7 +21,6 @@ impl Loaded {
                 ),
             ));
         }
-        let mut failures = false;
         for (i, c) in s.population.iter().enumerate() {
             let at = |f: &str| format!("population[{i}].{f}");
             to_dist(&c.speed)
@@ -36,23 +35,21 @@ impl Loaded {
             // Latency and bandwidth are checked where `sim_config` converts them.
             for (name, link) in [("uplink", &c.uplink), ("downlink", &c.downlink)] {
                 self.require(&at(&format!("{name}.loss")), link.loss, Rule::Fraction)?;
-                if link.loss > 0.0 && link.timeout.value() <= 0.0 {
+                if link.loss > 0.0 && !Rule::Positive.holds(link.timeout.value()) {
                     return Err(
                         self.invalid(at(&format!("{name}.timeout")), "must be > 0 when loss > 0")
                     );
                 }
             }
-            self.require(&at("dropout"), c.dropout, Rule::Probability)?;
+            // A device that always drops out could never deliver an update.
+            self.require(&at("dropout"), c.dropout, Rule::Fraction)?;
             if let AvailabilitySection::Markov { mean_on, mean_off } = &c.availability
-                && (mean_on.value() <= 0.0 || mean_off.value() <= 0.0)
+                && !(Rule::Positive.holds(mean_on.value())
+                    && Rule::Positive.holds(mean_off.value()))
             {
                 return Err(self.invalid(at("availability"), "mean_on and mean_off must be > 0"));
             }
-            failures |= c.dropout > 0.0
-                || c.uplink.loss > 0.0
-                || c.downlink.loss > 0.0
-                || c.availability != AvailabilitySection::Always;
         }
-        Ok(failures)
+        Ok(())
     }
 }

@@ -16,8 +16,6 @@ pub(crate) enum Rule {
     Share,
     /// In `[0, 1)`: a fraction that cannot be everything.
     Fraction,
-    /// In `[0, 1]`.
-    Probability,
 }
 
 impl Rule {
@@ -30,7 +28,6 @@ impl Rule {
             Rule::NonNegative => value.is_finite() && value >= 0.0,
             Rule::Share => value > 0.0 && value <= 1.0,
             Rule::Fraction => (0.0..1.0).contains(&value),
-            Rule::Probability => (0.0..=1.0).contains(&value),
         }
     }
 
@@ -43,7 +40,6 @@ impl Rule {
             Rule::NonNegative => format!("must be >= 0, got {value}"),
             Rule::Share => format!("must be in (0, 1], got {value}"),
             Rule::Fraction => format!("must be in [0, 1), got {value}"),
-            Rule::Probability => format!("must be in [0, 1], got {value}"),
         }
     }
 }

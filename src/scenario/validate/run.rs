@@ -6,10 +6,18 @@ use super::Rule;
 use crate::pool::{Backend, DeviceKind};
 use crate::scenario::{Loaded, ScenarioError};
 
+/// The most passes a local job may make over a client's data: FL clients run a few (the
+/// FedAvg paper 1 to 20), and a job of more would hold the run for days.
+const MAX_EPOCHS: usize = 1_000;
+
+/// The most worker threads a pool may start: far more than any machine has cores,
+/// far fewer than a system's thread limit.
+const MAX_WORKERS: usize = 1024;
+
 impl Loaded {
     pub(super) fn validate_training(&self) -> Result<(), ScenarioError> {
         let t = &self.scenario.training;
-        self.require("training.epochs", t.epochs, Rule::AtLeastOne)?;
+        self.require("training.epochs", t.epochs, Rule::UpTo(MAX_EPOCHS))?;
         self.require("training.batch_size", t.batch_size, Rule::AtLeastOne)?;
         self.require("training.optimizer.lr", t.optimizer.lr(), Rule::Positive)
     }
@@ -87,7 +95,16 @@ impl Loaded {
                 "CUDA devices need the LibTorch backend (backend: Tch)",
             ));
         }
-        self.require("pool.per_gpu", pool.per_gpu, Rule::AtLeastOne)?;
+        if pool.workers > MAX_WORKERS {
+            return Err(self.invalid(
+                "pool.workers",
+                format!(
+                    "must be at most {MAX_WORKERS} threads (0: one per core), got {}",
+                    pool.workers
+                ),
+            ));
+        }
+        self.require("pool.per_gpu", pool.per_gpu, Rule::UpTo(MAX_WORKERS))?;
         self.require("pool.batch_clients", pool.batch_clients, Rule::AtLeastOne)
     }
 
