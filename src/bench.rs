@@ -193,12 +193,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
             let started = Instant::now();
             let result = crate::run::run(
                 &loaded,
-                crate::run::RunOptions {
-                    out: Some(out.clone()),
-                    progress: false,
-                    interrupt: Arc::new(AtomicBool::new(false)),
-                    metrics_addr: None,
-                },
+                crate::run::RunOptions::quiet(Some(out.clone()), Arc::new(AtomicBool::new(false))),
             )?;
             let wall_seconds = started.elapsed().as_secs_f64();
             let _ = std::fs::remove_dir_all(&out);
@@ -224,7 +219,7 @@ impl PoolBench {
     /// The pool of `scenario_file` with the overrides `set` (`path=value`).
     pub fn new(scenario_file: &Path, set: &[String]) -> Result<Self, RunError> {
         let loaded = overridden(scenario_file, set)?;
-        let Prepared { learner, tasks, .. } = prepare(&loaded)?;
+        let Prepared { learner, tasks, .. } = prepare(&loaded, None)?;
         Ok(Self {
             initial: Arc::new(learner.initial_params()),
             clients: tasks.slots.len(),

@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::data::{Layout, TaskData, load_idx_dir};
 use crate::model::build_model;
 pub use crate::monitor::MonitorError;
-use crate::pool::{LearnerSetup, PoolLearner, worker_devices};
+use crate::pool::{
+    Digest, JobStore, LearnerSetup, PoolLearner, STORE_FILE, StoreError, Stored, worker_devices,
+};
 use crate::report::{ModelSize, ReadError, RunData, Streams, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
@@ -39,6 +41,9 @@ pub enum RunError {
     /// The results were written but cannot be read back for the report.
     #[error("cannot read the results back: {0}")]
     ReadBack(#[from] ReadError),
+    /// The job store to resume from or share cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Options of one run.
@@ -51,6 +56,26 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Serve Prometheus metrics here (overrides the scenario's `monitoring.prometheus`).
     pub metrics_addr: Option<String>,
+    /// Continue the run in `out` from its job store: the engine replays from time zero
+    /// and every job the store holds is taken from it instead of recomputed.
+    pub resume: bool,
+    /// Keep job results in this directory's store, shared on purpose with other runs,
+    /// instead of the run directory's own.
+    pub cache: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for a run in `out` with no progress bar, no metrics and its own store.
+    pub fn quiet(out: Option<PathBuf>, interrupt: Arc<AtomicBool>) -> Self {
+        Self {
+            out,
+            progress: false,
+            interrupt,
+            metrics_addr: None,
+            resume: false,
+            cache: None,
+        }
+    }
 }
 
 /// The result of a run: where it was written and its summary.
@@ -59,6 +84,8 @@ pub struct RunResult {
     pub dir: PathBuf,
     /// Its headline figures.
     pub summary: Summary,
+    /// Jobs taken from the job store and jobs computed.
+    pub reused: (u64, u64),
 }
 
 /// Runs a loaded scenario and writes its run directory.
@@ -73,13 +100,32 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         let addr = crate::monitor::parse_addr(addr)?;
         crate::monitor::install(addr, &s.name, strategy_name(s))?;
     }
+    let dir = opts.out.unwrap_or_else(|| timestamped_dir(&s.name));
+    let written = |source| RunError::Write {
+        dir: dir.clone(),
+        source,
+    };
+    let identity = store_identity(s);
+    let store = match (&opts.cache, opts.resume) {
+        (Some(cache), _) => {
+            std::fs::create_dir_all(cache).map_err(written)?;
+            JobStore::open(&cache.join(STORE_FILE), &identity, true)?
+        }
+        (None, true) => JobStore::open(&dir.join(STORE_FILE), &identity, false)?,
+        (None, false) => {
+            std::fs::create_dir_all(&dir).map_err(written)?;
+            JobStore::create(&dir.join(STORE_FILE), &identity)?
+        }
+    };
     let Prepared {
         learner,
         tasks,
         size,
         layout,
-    } = prepare(loaded)?;
-    let learner: Arc<dyn Learner> = Arc::new(learner);
+    } = prepare(loaded, Some(Arc::new(store)))?;
+    let learner = Arc::new(learner);
+    let pool = learner.clone();
+    let learner: Arc<dyn Learner> = learner;
     let mut config = loaded.sim_config()?;
     config.wire.layout = layout;
     let observer = RunObserver {
@@ -87,11 +133,6 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
         wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
         progress: opts.progress.then(|| Progress::new(&config.stop)),
-    };
-    let dir = opts.out.unwrap_or_else(|| timestamped_dir(&s.name));
-    let written = |source| RunError::Write {
-        dir: dir.clone(),
-        source,
     };
     std::fs::create_dir_all(&dir).map_err(written)?;
     let streams = Arc::new(Mutex::new(Streams::create(&dir).map_err(written)?));
@@ -117,7 +158,24 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     write_run(&dir, s, &summary, &outcome.records, &tasks.names).map_err(written)?;
     let data = RunData::read(&dir)?;
     write_report(&data).map_err(written)?;
-    Ok(RunResult { dir, summary })
+    let reused = pool.taken_and_computed().unwrap_or_default();
+    Ok(RunResult {
+        dir,
+        summary,
+        reused,
+    })
+}
+
+/// What a job store must have been written by to be trusted: this flotilla, backend,
+/// device kind and architecture (results differ in their last bits between them).
+fn store_identity(s: &crate::scenario::Scenario) -> String {
+    format!(
+        "flotilla {} {:?} {:?} {}",
+        env!("CARGO_PKG_VERSION"),
+        s.pool.backend,
+        s.pool.device,
+        std::env::consts::ARCH
+    )
 }
 
 /// A scenario's learner, ready to train, and what the run reports about its model.
@@ -132,8 +190,9 @@ pub struct Prepared {
     pub layout: Arc<[usize]>,
 }
 
-/// Loads the data and the model and starts the pool.
-pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
+/// Loads the data and the model and starts the pool; with a store, finished jobs are
+/// kept in it and taken from it.
+pub fn prepare(loaded: &Loaded, store: Option<Arc<JobStore>>) -> Result<Prepared, RunError> {
     let s = &loaded.scenario;
     let DataSource::Idx { dir } = &s.data.source;
     let data = load_idx_dir(&loaded.path(dir)).map_err(|e| loaded.refused("data.source", e))?;
@@ -178,6 +237,29 @@ pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
         model_params,
         update_bytes: s.wire.up().encoded_bytes(&layout),
     };
+    let store = match store {
+        Some(store) => {
+            let weights = match &weights {
+                Some(w) => std::fs::read(w).map_err(|e| loaded.refused("model.weights", e))?,
+                None => Vec::new(),
+            };
+            let personalization = loaded.personalization();
+            let procedure = loaded.personal_step();
+            let context = context_digest(ContextParts {
+                identity: &store_identity(s),
+                vit: &format!("{vit:?}"),
+                weights: &weights,
+                seed: s.seed,
+                settings: &format!(
+                    "{adaptation:?} {:?} {personalization:?} {procedure:?}",
+                    s.training
+                ),
+                data: &tasks,
+            });
+            Some(Stored { store, context })
+        }
+        None => None,
+    };
     let learner = PoolLearner::new(LearnerSetup {
         model,
         adaptation,
@@ -189,6 +271,7 @@ pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
         devices,
         batch_clients: pool.batch_clients,
         cache_budget: pool.cache.value() as u64,
+        store,
     });
     Ok(Prepared {
         learner,
@@ -196,6 +279,44 @@ pub fn prepare(loaded: &Loaded) -> Result<Prepared, RunError> {
         size,
         layout,
     })
+}
+
+/// Everything every job of a run shares, for its context digest.
+struct ContextParts<'a> {
+    identity: &'a str,
+    vit: &'a str,
+    weights: &'a [u8],
+    seed: u64,
+    settings: &'a str,
+    data: &'a TaskData,
+}
+
+/// The digest of what determines every job's result besides the job itself: the build,
+/// the model before training, the hyperparameters and the data as laid out (the images
+/// after any domain shift, every client's split).
+fn context_digest(p: ContextParts<'_>) -> crate::pool::Key {
+    let mut d = Digest::new()
+        .text(p.identity)
+        .text(p.vit)
+        .bytes(p.weights)
+        .u64(p.seed)
+        .text(p.settings);
+    for set in [&p.data.train, &p.data.test] {
+        d = d.floats(&set.pixels).bytes(&set.labels);
+    }
+    for test in &p.data.task_test {
+        d = d.indices(test);
+    }
+    for slots in &p.data.slots {
+        d = d.u64(slots.len() as u64);
+        for slot in slots {
+            d = d
+                .u64(slot.task.map_or(u64::MAX, |t| t as u64))
+                .indices(&slot.train)
+                .indices(&slot.test);
+        }
+    }
+    d.finish()
 }
 
 /// Where a run or sweep of `name` goes by default: `runs/<name>-<unix time>`.

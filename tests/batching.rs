@@ -213,12 +213,7 @@ fn with_pool(dir: &Path, name: &str, algorithm: &str, pool: &str) -> flotilla::s
 }
 
 fn summary(loaded: &flotilla::scenario::Loaded, out: &Path) -> serde_json::Value {
-    let opts = RunOptions {
-        out: Some(out.to_path_buf()),
-        progress: false,
-        interrupt: Arc::new(AtomicBool::new(false)),
-        metrics_addr: None,
-    };
+    let opts = RunOptions::quiet(Some(out.to_path_buf()), Arc::new(AtomicBool::new(false)));
     let r = run(loaded, opts).unwrap_or_else(|e| panic!("{e}"));
     let text = std::fs::read_to_string(r.dir.join("summary.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -45,12 +45,10 @@ fn scenario_file(dir: &Path, algorithm: &str, workers: usize) -> PathBuf {
 
 fn go(dir: &Path, algorithm: &str, workers: usize) -> RunResult {
     let loaded = scenario::load(&scenario_file(dir, algorithm, workers)).unwrap();
-    let opts = RunOptions {
-        out: Some(dir.join(format!("out-{}-{workers}", algorithm.len()))),
-        progress: false,
-        interrupt: Arc::new(AtomicBool::new(false)),
-        metrics_addr: None,
-    };
+    let opts = RunOptions::quiet(
+        Some(dir.join(format!("out-{}-{workers}", algorithm.len()))),
+        Arc::new(AtomicBool::new(false)),
+    );
     run(&loaded, opts).unwrap_or_else(|e| panic!("{e}"))
 }
 

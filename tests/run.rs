@@ -25,12 +25,7 @@ fn tiny_with(dir: &Path, algorithm: &str, workers: usize, wire: &str) -> Loaded 
 }
 
 fn go(loaded: &Loaded, out: PathBuf) -> RunResult {
-    let opts = RunOptions {
-        out: Some(out),
-        progress: false,
-        interrupt: Arc::new(AtomicBool::new(false)),
-        metrics_addr: None,
-    };
+    let opts = RunOptions::quiet(Some(out), Arc::new(AtomicBool::new(false)));
     run(loaded, opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -185,12 +180,7 @@ fn an_interrupted_run_still_writes_its_results() {
     let tmp = tempfile::tempdir().unwrap();
     let loaded = tiny(tmp.path(), 1, "F32");
     let interrupt = Arc::new(AtomicBool::new(true));
-    let opts = RunOptions {
-        out: Some(tmp.path().join("cut")),
-        progress: false,
-        interrupt,
-        metrics_addr: None,
-    };
+    let opts = RunOptions::quiet(Some(tmp.path().join("cut")), interrupt);
     let r = run(&loaded, opts).unwrap();
     assert!(r.summary.interrupted);
     let summary = deterministic_summary(&r.dir);

@@ -85,6 +85,7 @@ fn a_two_by_two_sweep_writes_four_runs_a_csv_and_plots() {
             out: Some(out.clone()),
             progress: false,
             interrupt: Arc::new(AtomicBool::new(false)),
+            cache: None,
         },
     )
     .unwrap();
@@ -234,12 +235,7 @@ fn a_bandwidth_trace_becomes_steps_at_its_listed_times() {
 fn run_once(loaded: &Loaded, out: PathBuf) -> flotilla::report::Summary {
     run(
         loaded,
-        RunOptions {
-            out: Some(out),
-            progress: false,
-            interrupt: Arc::new(AtomicBool::new(false)),
-            metrics_addr: None,
-        },
+        RunOptions::quiet(Some(out), Arc::new(AtomicBool::new(false))),
     )
     .unwrap()
     .summary

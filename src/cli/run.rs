@@ -38,6 +38,14 @@ pub(crate) struct RunArgs {
     /// Keep serving metrics this long after the run (e.g. "30s"), for a final scrape.
     #[arg(long, value_parser = parse_duration)]
     linger: Option<Duration>,
+    /// Continue a run that was killed or interrupted, in its directory: the simulation
+    /// replays from the start and takes every finished job from the directory's store.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Keep job results in DIR/jobs.store, shared with every run given the same DIR:
+    /// identical jobs (in other sweep points, repeated runs) are computed once.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
 }
 
 /// Why a `--linger` duration cannot be waited for.
@@ -108,15 +116,22 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
             return ExitCode::from(BAD_INPUT);
         }
     }
+    if args.resume.is_some() && points(&loaded).is_ok_and(|p| p.is_some()) {
+        eprintln!("error: --resume continues a single run; resume a sweep's points one by one");
+        return ExitCode::from(BAD_INPUT);
+    }
+    let resume = args.resume.is_some();
     let opts = RunOptions {
-        out: args.out,
+        out: args.resume.or(args.out),
         progress: !args.quiet,
         interrupt,
         metrics_addr: args.metrics_addr,
+        resume,
+        cache: args.cache,
     };
     let result = match run(&loaded, opts) {
         Ok(r) => r,
-        Err(e @ (RunError::Scenario(_) | RunError::Monitor(_))) => {
+        Err(e @ (RunError::Scenario(_) | RunError::Monitor(_) | RunError::Store(_))) => {
             eprintln!("error: {e}");
             return ExitCode::from(BAD_INPUT);
         }
@@ -137,6 +152,10 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
         s.wall.wall_seconds,
         if s.interrupted { " (interrupted)" } else { "" }
     );
+    if resume {
+        let (taken, computed) = result.reused;
+        eprintln!("resumed: {taken} jobs taken from the store, {computed} computed",);
+    }
     let code = match (s.stop_reason, &s.stop_detail) {
         (StopReason::Diverged, detail) => {
             eprintln!(
@@ -176,6 +195,7 @@ fn sweep_command(
         out: args.out,
         progress: !args.quiet,
         interrupt,
+        cache: args.cache,
     };
     match run_sweep(loaded, points, opts) {
         Ok((dir, data)) => {

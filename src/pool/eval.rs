@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use flotilla_actors::learner::{Completer, TaskId};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Pending};
 
+use super::learner::Keyed;
 use super::reader::{Reader, slot_seed};
+use super::store::{JobStore, Key};
 use super::{JobKind, Pool, Worker};
 use crate::model::{
     EvalCounts, NaiveBayes, Personalization, TrainConfig, Trainable, Vit, evaluate, fit_head,
@@ -39,6 +41,8 @@ struct EvalGather {
     clients: usize,
     tasks: usize,
     done: Option<Completer<EvalOutcome>>,
+    /// Where the result is stored once complete.
+    store: Option<(Arc<JobStore>, Key)>,
 }
 
 impl EvalGather {
@@ -65,14 +69,18 @@ impl EvalGather {
                 }
             }
         }
+        let outcome = EvalOutcome {
+            global_accuracy: central.accuracy(),
+            global_loss: central.loss_sum / central.total.max(1) as f64,
+            task_accuracy: tasks.iter().map(EvalCounts::accuracy).collect(),
+            client_accuracy: served.iter().map(EvalCounts::accuracy_of_any).collect(),
+            personalized_accuracy: personal.iter().map(EvalCounts::accuracy_of_any).collect(),
+        };
+        if let Some((store, key)) = self.store.take() {
+            store.put_eval(&key, &outcome);
+        }
         if let Some(done) = self.done.take() {
-            done.complete(EvalOutcome {
-                global_accuracy: central.accuracy(),
-                global_loss: central.loss_sum / central.total.max(1) as f64,
-                task_accuracy: tasks.iter().map(EvalCounts::accuracy).collect(),
-                client_accuracy: served.iter().map(EvalCounts::accuracy_of_any).collect(),
-                personalized_accuracy: personal.iter().map(EvalCounts::accuracy_of_any).collect(),
-            });
+            done.complete(outcome);
         }
     }
 }
@@ -84,11 +92,21 @@ pub(super) struct Evaluator {
     pub(super) personalize: Option<(Personalization, Arc<TrainConfig>)>,
     pub(super) naive_bayes: Option<NaiveBayes>,
     pub(super) reader: Reader,
+    pub(super) stored: Option<Keyed>,
 }
 
 impl Evaluator {
     /// Starts evaluating `job` on `pool`, chunk by chunk.
     pub(super) fn submit(&self, pool: &Pool, job: EvalJob) -> Pending<EvalOutcome> {
+        let store = self
+            .stored
+            .as_ref()
+            .map(|s| (s.store.clone(), s.keys.eval(&job)));
+        if let Some((store, key)) = &store
+            && let Some(outcome) = store.eval(key)
+        {
+            return Pending::ready(outcome);
+        }
         let (done, pending) = Pending::channel();
         let data = &self.reader.data;
         let naive_bayes = self.naive_bayes;
@@ -122,6 +140,7 @@ impl Evaluator {
             clients: data.slots.len(),
             tasks: data.task_test.len(),
             done: Some(done),
+            store,
         }));
         for (i, src) in sources.into_iter().enumerate() {
             let gather = gather.clone();

@@ -8,7 +8,9 @@ use flotilla_actors::learner::{Completer, SlotOutcome};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
 
 use super::eval::Evaluator;
+use super::key::JobKeys;
 use super::reader::{PrefixCache, Reader};
+use super::store::{JobStore, Key};
 use super::{JobKind, Pool};
 use crate::data::{Slot, TaskData};
 use crate::model::{
@@ -38,10 +40,27 @@ pub struct LearnerSetup {
     pub batch_clients: usize,
     /// Memory for cached frozen-prefix activations, in bytes (0: no cache).
     pub cache_budget: u64,
+    /// Where finished jobs are kept, and taken from instead of recomputed.
+    pub store: Option<Stored>,
 }
 
-/// A training job waiting to run in a batch.
-type Held = (TrainJob, Completer<TrainOutcome>);
+/// A job store and the digest of what every job of this run shares.
+pub struct Stored {
+    /// The store.
+    pub store: Arc<JobStore>,
+    /// The run's context: see [`super::Digest`].
+    pub context: Key,
+}
+
+/// The store and this run's keys, for the learner's jobs.
+#[derive(Clone)]
+pub(super) struct Keyed {
+    pub(super) store: Arc<JobStore>,
+    pub(super) keys: JobKeys,
+}
+
+/// A training job waiting to run in a batch, with its key when results are stored.
+type Held = (TrainJob, Completer<TrainOutcome>, Option<Key>);
 
 /// Trains and evaluates on the pool.
 pub struct PoolLearner {
@@ -56,6 +75,7 @@ pub struct PoolLearner {
     /// Clients per batch, when jobs are batched.
     batch: Option<usize>,
     held: Mutex<Vec<Held>>,
+    stored: Option<Keyed>,
 }
 
 impl PoolLearner {
@@ -85,11 +105,16 @@ impl PoolLearner {
             patch: setup.patch,
         };
         let train = Arc::new(setup.train);
+        let stored = setup.store.map(|s| Keyed {
+            store: s.store,
+            keys: JobKeys::new(s.context),
+        });
         let evaluator = Evaluator {
             trainable: trainable.clone(),
             personalize: setup.personalize.map(|p| (p, train.clone())),
             naive_bayes: setup.adaptation.head.naive_bayes(),
             reader: reader.clone(),
+            stored: stored.clone(),
         };
         Self {
             pool: Pool::new(&setup.devices, &setup.model),
@@ -102,11 +127,33 @@ impl PoolLearner {
             evaluator,
             batch,
             held: Mutex::new(Vec::new()),
+            stored,
         }
     }
 
-    /// Trains held jobs in one batch on a worker.
+    /// Jobs taken from the store and jobs computed, when results are stored.
+    pub fn taken_and_computed(&self) -> Option<(u64, u64)> {
+        self.stored.as_ref().map(|s| s.store.taken_and_computed())
+    }
+
+    /// Trains held jobs in one batch on a worker, or takes the batch's results from the
+    /// store when it holds every one of them.
     fn submit_group(&self, group: Vec<Held>) {
+        let stored = self.stored.as_ref().map(|s| {
+            let jobs: Vec<Key> = group.iter().filter_map(|h| h.2).collect();
+            (s.store.clone(), s.keys.batch(&jobs))
+        });
+        if let Some((store, keys)) = &stored
+            && keys.iter().all(|k| store.contains(k))
+        {
+            let found: Option<Vec<TrainOutcome>> = keys.iter().map(|k| store.train(k)).collect();
+            if let Some(found) = found {
+                for ((_, done, _), outcome) in group.into_iter().zip(found) {
+                    done.complete(outcome);
+                }
+                return;
+            }
+        }
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
         let config = self.train.clone();
@@ -118,7 +165,7 @@ impl PoolLearner {
                 let objective = Objective::default();
                 let mut members = Vec::new();
                 let mut starts: Vec<&[f32]> = Vec::new();
-                for (job, _) in &group {
+                for (job, ..) in &group {
                     for (s, (slot, start)) in
                         data.slots[job.client].iter().zip(&job.params).enumerate()
                     {
@@ -136,10 +183,14 @@ impl PoolLearner {
                 )
                 .into_iter();
                 drop(members);
-                for (job, done) in group {
+                for (i, (job, done, _)) in group.into_iter().enumerate() {
                     let slots = &data.slots[job.client];
                     let mine = trained.by_ref().take(slots.len());
-                    done.complete(outcome(slots, mine, None));
+                    let outcome = outcome(slots, mine, None);
+                    if let Some((store, keys)) = &stored {
+                        store.put_train(&keys[i], &outcome);
+                    }
+                    done.complete(outcome);
                 }
             }),
         );
@@ -181,10 +232,11 @@ impl Learner for PoolLearner {
     }
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
-        let (done, pending) = Pending::channel();
+        let key = self.stored.as_ref().map(|s| s.keys.train(&job));
         if let Some(size) = self.batch {
+            let (done, pending) = Pending::channel();
             let mut held = self.held.lock().expect("held jobs");
-            held.push((job, done));
+            held.push((job, done, key));
             if held.len() >= size {
                 let group = std::mem::take(&mut *held);
                 drop(held);
@@ -192,6 +244,17 @@ impl Learner for PoolLearner {
             }
             return pending;
         }
+        let stored = self
+            .stored
+            .as_ref()
+            .zip(key)
+            .map(|(s, key)| (s.store.clone(), s.keys.alone(&key)));
+        if let Some((store, key)) = &stored
+            && let Some(outcome) = store.train(key)
+        {
+            return Pending::ready(outcome);
+        }
+        let (done, pending) = Pending::channel();
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
         let config = self.train.clone();
@@ -217,7 +280,11 @@ impl Learner for PoolLearner {
                     personal = slot.personal.or(personal);
                     trained.push((slot.params, slot.loss));
                 }
-                done.complete(outcome(slots, trained, personal));
+                let outcome = outcome(slots, trained, personal);
+                if let Some((store, key)) = &stored {
+                    store.put_train(key, &outcome);
+                }
+                done.complete(outcome);
             }),
         );
         pending

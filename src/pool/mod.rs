@@ -8,11 +8,15 @@
 
 mod backend;
 mod eval;
+mod key;
 mod learner;
 mod reader;
+mod store;
 
 pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, worker_devices};
-pub use learner::{LearnerSetup, PoolLearner};
+pub use key::Digest;
+pub use learner::{LearnerSetup, PoolLearner, Stored};
+pub use store::{JobStore, Key, STORE_FILE, StoreError};
 
 use std::thread::JoinHandle;
 

@@ -17,6 +17,8 @@ pub struct SweepOptions {
     pub progress: bool,
     /// Set to stop: no new point starts, and the running ones stop as interrupted.
     pub interrupt: Arc<AtomicBool>,
+    /// Share one job store in this directory among the points (and with other runs).
+    pub cache: Option<PathBuf>,
 }
 
 /// Why a sweep did not complete.
@@ -86,28 +88,34 @@ pub fn run_sweep(
                     let result = run(
                         &loaded,
                         RunOptions {
-                            out: Some(dir.join(p.dir_name())),
-                            progress: false,
-                            interrupt: opts.interrupt.clone(),
-                            metrics_addr: None,
+                            cache: opts.cache.clone(),
+                            ..RunOptions::quiet(
+                                Some(dir.join(p.dir_name())),
+                                opts.interrupt.clone(),
+                            )
                         },
                     )
-                    .map(|r| r.summary);
+                    .map(|r| (r.summary, r.reused));
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if opts.progress {
                         let what = match &result {
-                            Ok(s) => format!(
-                                "accuracy {}, time to target {}, {:.0} s wall",
+                            Ok((s, (taken, computed))) => format!(
+                                "accuracy {}, time to target {}, {:.0} s wall{}",
                                 s.global_accuracy
                                     .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
                                 s.time_to_target.map_or("-".into(), |t| format!("{t:.1} s")),
-                                s.wall.wall_seconds
+                                s.wall.wall_seconds,
+                                if opts.cache.is_some() {
+                                    format!(", {taken} of {} jobs from the cache", taken + computed)
+                                } else {
+                                    String::new()
+                                }
                             ),
                             Err(e) => format!("failed: {e}"),
                         };
                         eprintln!("[{n}/{}] {}: {what}", points.len(), p.labels.join(", "));
                     }
-                    results.lock().expect("results lock")[i] = Some(result);
+                    results.lock().expect("results lock")[i] = Some(result.map(|r| r.0));
                 }
             });
         }

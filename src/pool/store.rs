@@ -1,0 +1,574 @@
+//! A persistent, content-addressed store of pool job results: what makes a run resumable
+//! after a crash, and lets sweep points that run identical jobs share them.
+//!
+//! A job's result is a pure function of its inputs, so it can be kept under a digest of
+//! them (see [`super::key`]) and taken from the store instead of recomputed. The store is
+//! one append-only file: a header line naming the flotilla version and backend that wrote
+//! it, then one record per result, each written whole and synced as its job finishes:
+//!
+//! ```text
+//! 0xF1 | kind u8 | payload length u32 | key [32] | payload | check u64
+//! ```
+//!
+//! `check` is the start of a SHA-256 over everything before it, so a record torn by a
+//! crash in the middle of its write is noticed; the torn tail is cut off when the store is
+//! opened. A store written by another version or backend is refused, never trusted.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use flotilla_actors::learner::SlotOutcome;
+use flotilla_actors::{EvalOutcome, TrainOutcome};
+use sha2::{Digest, Sha256};
+
+/// A job's digest: the key its result is stored under.
+pub type Key = [u8; 32];
+
+/// The file a run directory (or a shared cache directory) keeps its jobs in.
+pub const STORE_FILE: &str = "jobs.store";
+
+/// The first line of every store, before the identity of what wrote it.
+const MAGIC: &str = "flotilla job store 1";
+/// Starts every record.
+const RECORD: u8 = 0xF1;
+/// Record header: the marker, the kind, the payload length and the key.
+const HEAD: usize = 1 + 1 + 4 + 32;
+/// The check after each payload.
+const CHECK: usize = 8;
+/// The largest payload read back: far above any adapter's, far below a damaged length.
+const MAX_PAYLOAD: u32 = 1 << 30;
+
+/// What a record holds.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    Train = 1,
+    Eval = 2,
+}
+
+/// Why a store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The store.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// `--resume` names a directory without a store.
+    #[error("{path}: no job store to resume from (was the run started by this flotilla?)")]
+    Missing {
+        /// The store looked for.
+        path: PathBuf,
+    },
+    /// Written by another flotilla or backend: its results are not this build's.
+    #[error("{path}: written by \"{found}\", not by this \"{expected}\"; it is not used")]
+    Foreign {
+        /// The store.
+        path: PathBuf,
+        /// The identity in its header.
+        found: String,
+        /// This build's.
+        expected: String,
+    },
+    /// A damaged record before the end of the file (a torn last record is only cut off).
+    #[error("{path}: damaged record at byte {offset}; the store cannot be trusted")]
+    Corrupt {
+        /// The store.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+    },
+}
+
+/// Where each stored result lies in the file.
+#[derive(Default)]
+struct Index {
+    records: HashMap<Key, (Kind, u64, u32)>,
+    /// Bytes of the file indexed so far.
+    end: u64,
+}
+
+/// A store of job results, shared by the pool's workers.
+pub struct JobStore {
+    path: PathBuf,
+    file: Mutex<File>,
+    index: Mutex<Index>,
+    /// Results taken from the store.
+    hits: AtomicU64,
+    /// Results stored after they were computed.
+    computed: AtomicU64,
+    /// Set once a write failed: the run goes on, without storing.
+    broken: AtomicBool,
+}
+
+impl JobStore {
+    /// Starts an empty store at `path`, replacing any file there.
+    pub fn create(path: &Path, identity: &str) -> Result<Self, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let header = format!("{MAGIC}\n{identity}\n");
+        let mut file = File::create(path).map_err(io)?;
+        file.write_all(header.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Self::with(
+            path,
+            append(path).map_err(io)?,
+            header.len() as u64,
+        ))
+    }
+
+    /// Opens the store at `path` to take its results and add to it; a torn last record
+    /// is cut off. `create` makes an empty one when there is none (a shared cache);
+    /// otherwise a missing store is an error (a resume).
+    pub fn open(path: &Path, identity: &str, create: bool) -> Result<Self, StoreError> {
+        if !path.exists() {
+            return if create {
+                Self::create(path, identity)
+            } else {
+                Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                })
+            };
+        }
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = append(path).map_err(io)?;
+        let header = read_header(&mut file).map_err(io)?;
+        let expected = format!("{MAGIC}\n{identity}\n");
+        if header != expected {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+                found: header.trim().replace('\n', "; "),
+                expected: expected.trim().replace('\n', "; "),
+            });
+        }
+        let store = Self::with(path, file, header.len() as u64);
+        let torn = store.scan()?;
+        if let Some(at) = torn {
+            let file = store.file.lock().expect("store file");
+            file.set_len(at).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok(store)
+    }
+
+    fn with(path: &Path, file: File, start: u64) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+            index: Mutex::new(Index {
+                records: HashMap::new(),
+                end: start,
+            }),
+            hits: AtomicU64::new(0),
+            computed: AtomicU64::new(0),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// Indexes the records written since the last scan. Returns where a torn last record
+    /// starts, if the file ends in one; a damaged record before the end is an error.
+    fn scan(&self) -> Result<Option<u64>, StoreError> {
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut index = self.index.lock().expect("store index");
+        let mut file = self.file.lock().expect("store file");
+        let len = file.metadata().map_err(io)?.len();
+        let mut at = index.end;
+        let mut head = [0u8; HEAD];
+        while at < len {
+            if len - at < HEAD as u64 {
+                return Ok(Some(at));
+            }
+            file.seek(SeekFrom::Start(at)).map_err(io)?;
+            file.read_exact(&mut head).map_err(io)?;
+            let size = u32::from_le_bytes(head[2..6].try_into().expect("4 bytes"));
+            let kind = match head[1] {
+                1 => Some(Kind::Train),
+                2 => Some(Kind::Eval),
+                _ => None,
+            };
+            let end = at + (HEAD + CHECK) as u64 + size as u64;
+            let (Some(kind), RECORD, true) = (kind, head[0], size <= MAX_PAYLOAD) else {
+                return self.damaged(at, end >= len);
+            };
+            if end > len {
+                return Ok(Some(at));
+            }
+            let mut rest = vec![0u8; size as usize + CHECK];
+            file.read_exact(&mut rest).map_err(io)?;
+            let (payload, check) = rest.split_at(size as usize);
+            if check != checksum(&head, payload) {
+                return self.damaged(at, end == len);
+            }
+            let key: Key = head[6..].try_into().expect("32 bytes");
+            index
+                .records
+                .entry(key)
+                .or_insert((kind, at + HEAD as u64, size));
+            at = end;
+            index.end = at;
+        }
+        Ok(None)
+    }
+
+    /// A record that does not check: torn if it is the last, else the store is damaged.
+    fn damaged(&self, at: u64, last: bool) -> Result<Option<u64>, StoreError> {
+        if last {
+            Ok(Some(at))
+        } else {
+            Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                offset: at,
+            })
+        }
+    }
+
+    /// The payload stored under `key`, if any. On a miss, records that other runs sharing
+    /// the file appended since are indexed first.
+    fn get(&self, key: &Key, kind: Kind) -> Option<Vec<u8>> {
+        let found = self
+            .index
+            .lock()
+            .expect("store index")
+            .records
+            .get(key)
+            .copied();
+        let found = found.or_else(|| {
+            // A torn tail here is another writer's record in progress: it is not cut.
+            self.scan().ok()?;
+            self.index
+                .lock()
+                .expect("store index")
+                .records
+                .get(key)
+                .copied()
+        });
+        let payload = found.filter(|r| r.0 == kind).and_then(|(_, at, size)| {
+            let mut file = self.file.lock().expect("store file");
+            let mut payload = vec![0u8; size as usize];
+            file.seek(SeekFrom::Start(at)).ok()?;
+            file.read_exact(&mut payload).ok()?;
+            Some(payload)
+        });
+        if payload.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        payload
+    }
+
+    /// Whether a result is stored under `key`, without taking it.
+    pub fn contains(&self, key: &Key) -> bool {
+        let has = |s: &Self| {
+            s.index
+                .lock()
+                .expect("store index")
+                .records
+                .contains_key(key)
+        };
+        has(self) || (self.scan().is_ok() && has(self))
+    }
+
+    /// Appends a record and syncs it to the disk. A failed write is reported once and
+    /// the run goes on without storing.
+    fn put(&self, key: &Key, kind: Kind, payload: &[u8]) {
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        if self.broken.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut head = [0u8; HEAD];
+        head[0] = RECORD;
+        head[1] = kind as u8;
+        head[2..6].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        head[6..].copy_from_slice(key);
+        let mut record = Vec::with_capacity(HEAD + payload.len() + CHECK);
+        record.extend_from_slice(&head);
+        record.extend_from_slice(payload);
+        record.extend_from_slice(&checksum(&head, payload));
+        let mut file = self.file.lock().expect("store file");
+        let written = file.write_all(&record).and_then(|()| file.sync_data());
+        if let Err(e) = written
+            && !self.broken.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "warning: {}: {e}; job results are no longer stored",
+                self.path.display()
+            );
+        }
+    }
+
+    /// A stored training result.
+    pub fn train(&self, key: &Key) -> Option<TrainOutcome> {
+        decode_train(&self.get(key, Kind::Train)?)
+    }
+
+    /// Stores a training result.
+    pub fn put_train(&self, key: &Key, outcome: &TrainOutcome) {
+        self.put(key, Kind::Train, &encode_train(outcome));
+    }
+
+    /// A stored evaluation result.
+    pub fn eval(&self, key: &Key) -> Option<EvalOutcome> {
+        decode_eval(&self.get(key, Kind::Eval)?)
+    }
+
+    /// Stores an evaluation result.
+    pub fn put_eval(&self, key: &Key, outcome: &EvalOutcome) {
+        self.put(key, Kind::Eval, &encode_eval(outcome));
+    }
+
+    /// Jobs taken from the store and jobs computed (and stored), so far.
+    pub fn taken_and_computed(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.computed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The store opened to read anywhere and append at the end: every record goes out in
+/// one write at the end of the file, even while other runs sharing it append too.
+fn append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).append(true).open(path)
+}
+
+/// The header: the magic line and the identity line.
+fn read_header(file: &mut File) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    let mut lines = 0;
+    let mut byte = [0u8; 1];
+    while lines < 2 && bytes.len() < 512 && file.read(&mut byte)? == 1 {
+        bytes.push(byte[0]);
+        lines += usize::from(byte[0] == b'\n');
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn checksum(head: &[u8], payload: &[u8]) -> [u8; CHECK] {
+    let digest = Sha256::new()
+        .chain_update(head)
+        .chain_update(payload)
+        .finalize();
+    digest[..CHECK].try_into().expect("8 bytes")
+}
+
+/// Little-endian writer of a payload.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.u64(v.to_bits());
+    }
+    fn floats(&mut self, v: &[f32]) {
+        self.u64(v.len() as u64);
+        for x in v {
+            self.0.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+    }
+    fn maybe(&mut self, v: Option<f64>) {
+        self.0.push(u8::from(v.is_some()));
+        self.f64(v.unwrap_or(0.0));
+    }
+}
+
+/// Reader of a payload; every read checks its bounds.
+struct In<'a>(&'a [u8]);
+
+impl In<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn f64(&mut self) -> Option<f64> {
+        Some(f64::from_bits(self.u64()?))
+    }
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.u64()?)
+            .ok()
+            .filter(|&n| n <= self.0.len())
+    }
+    fn floats(&mut self) -> Option<Vec<f32>> {
+        let n = self.len()?;
+        let bytes = self.take(n.checked_mul(4)?)?;
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect(),
+        )
+    }
+    fn flag(&mut self) -> Option<bool> {
+        Some(self.take(1)?[0] == 1)
+    }
+    fn maybe(&mut self) -> Option<Option<f64>> {
+        let some = self.flag()?;
+        let v = self.f64()?;
+        Some(some.then_some(v))
+    }
+}
+
+fn encode_train(o: &TrainOutcome) -> Vec<u8> {
+    let mut out = Out::default();
+    out.u64(o.slots.len() as u64);
+    for slot in &o.slots {
+        out.u64(slot.num_samples);
+        out.floats(&slot.params);
+    }
+    out.f64(o.loss);
+    out.0.push(u8::from(o.personal.is_some()));
+    out.floats(o.personal.as_deref().unwrap_or(&[]));
+    out.0
+}
+
+fn decode_train(bytes: &[u8]) -> Option<TrainOutcome> {
+    let mut r = In(bytes);
+    let slots = (0..r.len()?)
+        .map(|_| {
+            Some(SlotOutcome {
+                num_samples: r.u64()?,
+                params: r.floats()?,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let loss = r.f64()?;
+    let has_personal = r.flag()?;
+    let personal = r.floats()?;
+    Some(TrainOutcome {
+        slots,
+        loss,
+        personal: has_personal.then_some(personal),
+    })
+}
+
+fn encode_eval(o: &EvalOutcome) -> Vec<u8> {
+    let mut out = Out::default();
+    out.f64(o.global_accuracy);
+    out.f64(o.global_loss);
+    out.u64(o.task_accuracy.len() as u64);
+    o.task_accuracy.iter().for_each(|&a| out.f64(a));
+    out.u64(o.client_accuracy.len() as u64);
+    o.client_accuracy.iter().for_each(|&a| out.maybe(a));
+    out.u64(o.personalized_accuracy.len() as u64);
+    o.personalized_accuracy.iter().for_each(|&a| out.maybe(a));
+    out.0
+}
+
+fn decode_eval(bytes: &[u8]) -> Option<EvalOutcome> {
+    let mut r = In(bytes);
+    let global_accuracy = r.f64()?;
+    let global_loss = r.f64()?;
+    let task_accuracy = (0..r.len()?).map(|_| r.f64()).collect::<Option<_>>()?;
+    let client_accuracy = (0..r.len()?).map(|_| r.maybe()).collect::<Option<_>>()?;
+    let personalized_accuracy = (0..r.len()?).map(|_| r.maybe()).collect::<Option<_>>()?;
+    Some(EvalOutcome {
+        global_accuracy,
+        global_loss,
+        task_accuracy,
+        client_accuracy,
+        personalized_accuracy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(seed: f32) -> TrainOutcome {
+        TrainOutcome {
+            slots: vec![SlotOutcome {
+                params: vec![seed, -0.0, f32::MIN_POSITIVE, 1e-3 * seed],
+                num_samples: 17,
+            }],
+            loss: 0.25 + seed as f64,
+            personal: Some(vec![seed; 3]),
+        }
+    }
+
+    #[test]
+    fn results_come_back_bit_for_bit_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(STORE_FILE);
+        let store = JobStore::create(&path, "test").expect("create");
+        store.put_train(&[1; 32], &outcome(1.0));
+        let eval = EvalOutcome {
+            global_accuracy: 0.5,
+            global_loss: 1.25,
+            task_accuracy: vec![0.5],
+            client_accuracy: vec![Some(0.75), None],
+            personalized_accuracy: vec![None, Some(1.0)],
+        };
+        store.put_eval(&[2; 32], &eval);
+        store.put_train(&[3; 32], &outcome(3.0));
+        drop(store);
+        // A crash in the middle of the last record's write.
+        let len = std::fs::metadata(&path).expect("store").len();
+        let file = OpenOptions::new().write(true).open(&path).expect("open");
+        file.set_len(len - 5).expect("truncate");
+        drop(file);
+
+        let store = JobStore::open(&path, "test", false).expect("reopen");
+        let back = store.train(&[1; 32]).expect("stored");
+        assert_eq!(back.slots[0].params, outcome(1.0).slots[0].params);
+        assert_eq!(back.loss.to_bits(), outcome(1.0).loss.to_bits());
+        assert_eq!(back.personal, outcome(1.0).personal);
+        assert_eq!(store.eval(&[2; 32]), Some(eval));
+        assert!(store.train(&[3; 32]).is_none(), "the torn record is gone");
+        assert!(
+            store.train(&[2; 32]).is_none(),
+            "an evaluation is not a training"
+        );
+        // Appending after the cut works.
+        store.put_train(&[3; 32], &outcome(3.0));
+        drop(store);
+        let store = JobStore::open(&path, "test", false).expect("reopen");
+        assert_eq!(store.train(&[3; 32]).expect("stored").loss, 3.25);
+        assert_eq!(store.taken_and_computed(), (1, 0));
+    }
+
+    #[test]
+    fn foreign_and_damaged_stores_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(STORE_FILE);
+        let store = JobStore::create(&path, "flotilla 0.1.0 flex").expect("create");
+        store.put_train(&[1; 32], &outcome(1.0));
+        store.put_train(&[2; 32], &outcome(2.0));
+        drop(store);
+        let err = JobStore::open(&path, "flotilla 0.2.0 flex", false).err();
+        assert!(matches!(err, Some(StoreError::Foreign { .. })), "{err:?}");
+        // A flipped byte inside the first record, which is not the last.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let first = MAGIC.len() + "flotilla 0.1.0 flex".len() + 2;
+        bytes[first + HEAD + 3] ^= 0x40;
+        std::fs::write(&path, &bytes).expect("write");
+        let err = JobStore::open(&path, "flotilla 0.1.0 flex", false).err();
+        assert!(
+            matches!(err, Some(StoreError::Corrupt { offset, .. }) if offset == first as u64),
+            "{err:?}"
+        );
+        let missing = JobStore::open(&dir.path().join("none"), "x", false).err();
+        assert!(matches!(missing, Some(StoreError::Missing { .. })));
+    }
+}
