@@ -186,7 +186,11 @@ fn mutate(rng: &mut Rng, text: &str, vocabulary: &[String]) -> String {
         },
         5 | 6 => match strings(text) {
             spans if spans.is_empty() => text.to_owned(),
-            spans => splice(text, *rng.pick(&spans), QUANTITIES[rng.below(QUANTITIES.len())]),
+            spans => splice(
+                text,
+                *rng.pick(&spans),
+                QUANTITIES[rng.below(QUANTITIES.len())],
+            ),
         },
         7 => match names(text) {
             spans if spans.is_empty() => text.to_owned(),

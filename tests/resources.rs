@@ -12,6 +12,7 @@ fn repo() -> PathBuf {
 }
 
 /// Runs `args` as a child and returns its exit code and peak resident set in bytes.
+#[allow(clippy::zombie_processes)] // wait4 reaps the child, with its resource usage
 fn peak_rss(args: &[&str]) -> (i32, u64) {
     let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
         .args(args)
