@@ -18,6 +18,7 @@ pub mod config;
 pub mod device;
 pub mod dist;
 mod event;
+mod finite;
 pub mod learner;
 mod message;
 pub mod metrics;

@@ -24,6 +24,9 @@ pub(crate) struct AdapterUpdate {
     pub params: Params,
     /// Training samples behind it, its weight in averages.
     pub num_samples: u64,
+    /// Whether every value is finite: checked where the values are made (and still in
+    /// cache), so that the server need not read them again to discard a flawed update.
+    pub finite: bool,
 }
 
 /// A client's trained adapters, as the server receives them.

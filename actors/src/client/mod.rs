@@ -382,6 +382,7 @@ impl ClientActor {
                                 .encode_update(&mut self.wire, i, slot.params, base);
                         bytes += encoded.bytes;
                         AdapterUpdate {
+                            finite: crate::finite::all_finite(&encoded.values),
                             params: encoded.values,
                             num_samples: slot.num_samples,
                         }

@@ -138,7 +138,7 @@ impl ServerCtx<'_> {
     ) {
         if let Some((m, _)) = models
             .iter()
-            .find(|(_, params)| params.iter().any(|v| !v.is_finite()))
+            .find(|(_, params)| !crate::finite::all_finite(params))
         {
             let detail = format!(
                 "aggregating the updates of clients {contributors:?} into model {m} at version \

@@ -219,11 +219,7 @@ impl ServerActor {
                 };
                 let flawed = if update.adapters.iter().any(|a| a.num_samples == 0) {
                     Some(DiscardReason::Empty)
-                } else if update
-                    .adapters
-                    .iter()
-                    .any(|a| a.params.iter().any(|v| !v.is_finite()))
-                {
+                } else if !update.adapters.iter().all(|a| a.finite) {
                     Some(DiscardReason::NonFinite)
                 } else {
                     None
