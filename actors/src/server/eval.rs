@@ -106,9 +106,10 @@ impl ServerActor {
     }
 }
 
+/// The mean (summed in client order) and the 10th percentile of the defined values.
 fn mean_and_p10(values: &[Option<f64>]) -> Option<(f64, f64)> {
     let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
-    sorted.sort_by(f64::total_cmp);
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    sorted.sort_by(f64::total_cmp);
     Some((mean, nearest_rank(&sorted, 0.10)?))
 }
