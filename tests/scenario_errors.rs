@@ -502,7 +502,7 @@ fn absurd_sizes_are_refused_before_anything_runs() {
                 "stop: (rounds: 2),",
                 "stop: (rounds: 2), pool: (workers: 999999999),",
             ),
-            "pool.workers: the run would need about",
+            "pool.workers: must be at most 1024 threads (0: one per core), got 999999999",
         ),
         (
             "batch",
