@@ -177,6 +177,19 @@ impl ServerActor {
         }
     }
 
+    /// Tells the strategy that `client` will not deliver its job of `round`, unless the
+    /// run is stopping.
+    fn lost(&mut self, strategy: &mut dyn Strategy, out: &mut Out, client: ClientId, round: u32) {
+        if !self.stopping {
+            let ctx = &mut ServerCtx {
+                server: self,
+                out,
+                base: None,
+            };
+            strategy.on_failure(ctx, client, round);
+        }
+    }
+
     fn handle(&mut self, out: &mut Out, event: ServerEvent) {
         let mut strategy = std::mem::replace(&mut self.strategy, Box::new(crate::strategy::Idle));
         match event {
@@ -227,17 +240,7 @@ impl ServerActor {
                 if let Some(reason) = flawed {
                     // Never averaged in: the strategy treats the client as failed.
                     self.discard(update.client, reason);
-                    if !self.stopping {
-                        strategy.on_failure(
-                            &mut ServerCtx {
-                                server: self,
-                                out,
-                                base: None,
-                            },
-                            update.client,
-                            update.round,
-                        );
-                    }
+                    self.lost(strategy.as_mut(), out, update.client, update.round);
                 } else if self.stopping {
                     self.discard(update.client, DiscardReason::Late);
                 } else {
@@ -266,17 +269,7 @@ impl ServerActor {
                 if let Some(sent) = self.sent.get_mut(client) {
                     *sent = None;
                 }
-                if !self.stopping {
-                    strategy.on_failure(
-                        &mut ServerCtx {
-                            server: self,
-                            out,
-                            base: None,
-                        },
-                        client,
-                        round,
-                    );
-                }
+                self.lost(strategy.as_mut(), out, client, round);
             }
             ServerEvent::CheckIn { client, online } => {
                 self.online[client] = online;
