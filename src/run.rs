@@ -12,7 +12,8 @@ use crate::data::{Layout, TaskData, load_idx_dir};
 use crate::model::build_model;
 pub use crate::monitor::MonitorError;
 use crate::pool::{
-    Digest, JobStore, LearnerSetup, PoolLearner, STORE_FILE, StoreError, Stored, worker_devices,
+    ContextParts, JobStore, LearnerSetup, PoolLearner, STORE_FILE, StoreError, Stored,
+    context_digest, worker_devices,
 };
 use crate::report::{ModelSize, ReadError, RunData, Streams, Summary, write_report, write_run};
 use crate::scenario::{DataSource, Loaded, ScenarioError};
@@ -279,44 +280,6 @@ pub fn prepare(loaded: &Loaded, store: Option<Arc<JobStore>>) -> Result<Prepared
         size,
         layout,
     })
-}
-
-/// Everything every job of a run shares, for its context digest.
-struct ContextParts<'a> {
-    identity: &'a str,
-    vit: &'a str,
-    weights: &'a [u8],
-    seed: u64,
-    settings: &'a str,
-    data: &'a TaskData,
-}
-
-/// The digest of what determines every job's result besides the job itself: the build,
-/// the model before training, the hyperparameters and the data as laid out (the images
-/// after any domain shift, every client's split).
-fn context_digest(p: ContextParts<'_>) -> crate::pool::Key {
-    let mut d = Digest::new()
-        .text(p.identity)
-        .text(p.vit)
-        .bytes(p.weights)
-        .u64(p.seed)
-        .text(p.settings);
-    for set in [&p.data.train, &p.data.test] {
-        d = d.floats(&set.pixels).bytes(&set.labels);
-    }
-    for test in &p.data.task_test {
-        d = d.indices(test);
-    }
-    for slots in &p.data.slots {
-        d = d.u64(slots.len() as u64);
-        for slot in slots {
-            d = d
-                .u64(slot.task.map_or(u64::MAX, |t| t as u64))
-                .indices(&slot.train)
-                .indices(&slot.test);
-        }
-    }
-    d.finish()
 }
 
 /// Where a run or sweep of `name` goes by default: `runs/<name>-<unix time>`.

@@ -11,6 +11,7 @@ use flotilla_actors::{EvalJob, Params, TrainJob};
 use sha2::{Digest as _, Sha256};
 
 use super::store::Key;
+use crate::data::TaskData;
 
 /// Builds a digest from typed pieces; each piece is written with its length, so no two
 /// different sequences of pieces digest alike.
@@ -66,6 +67,50 @@ impl Digest {
     pub fn finish(self) -> Key {
         self.0.finalize().into()
     }
+}
+
+/// Everything every job of a run shares, for its context digest.
+pub struct ContextParts<'a> {
+    /// What built the run: version, backend, device kind, architecture.
+    pub identity: &'a str,
+    /// The backbone's shape, as text.
+    pub vit: &'a str,
+    /// The checkpoint's bytes (empty without one).
+    pub weights: &'a [u8],
+    /// The scenario's seed (the model's initialisation).
+    pub seed: u64,
+    /// Adapter, training, personalization and procedure settings, as text.
+    pub settings: &'a str,
+    /// The data as laid out.
+    pub data: &'a TaskData,
+}
+
+/// The digest of what determines every job's result besides the job itself: the build,
+/// the model before training, the hyperparameters and the data as laid out (the images
+/// after any domain shift, every client's split).
+pub fn context_digest(p: ContextParts<'_>) -> Key {
+    let mut d = Digest::new()
+        .text(p.identity)
+        .text(p.vit)
+        .bytes(p.weights)
+        .u64(p.seed)
+        .text(p.settings);
+    for set in [&p.data.train, &p.data.test] {
+        d = d.floats(&set.pixels).bytes(&set.labels);
+    }
+    for test in &p.data.task_test {
+        d = d.indices(test);
+    }
+    for slots in &p.data.slots {
+        d = d.u64(slots.len() as u64);
+        for slot in slots {
+            d = d
+                .u64(slot.task.map_or(u64::MAX, |t| t as u64))
+                .indices(&slot.train)
+                .indices(&slot.test);
+        }
+    }
+    d.finish()
 }
 
 /// The keys of one run's jobs.

@@ -14,7 +14,7 @@ mod reader;
 mod store;
 
 pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, worker_devices};
-pub use key::Digest;
+pub use key::{ContextParts, Digest, context_digest};
 pub use learner::{LearnerSetup, PoolLearner, Stored};
 pub use store::{JobStore, Key, STORE_FILE, StoreError};
 
