@@ -1,5 +1,8 @@
 //! Splitting a data set among clients (IID, Dirichlet over labels, few-shot, or sampled
 //! with sharing), then each client's shard into local train and test parts.
+//!
+//! One file on purpose: every partition ends in the same dealing of shards and the same
+//! train/test split, which the partitions share here.
 
 use rand::SeedableRng;
 use rand::seq::{SliceRandom, index};

@@ -1,4 +1,7 @@
 //! A small Vision Transformer (pre-norm blocks, class token, learned positions).
+//!
+//! One file on purpose: the configuration, its shape checks and the blocks that read it
+//! change together; the fused kernels, adapters and heads live in their own modules.
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};

@@ -4,6 +4,10 @@
 //! counter, the positions of its random streams, the model of the job under way); what
 //! its device class shares lives in its [`Profile`], and the clients with their links are
 //! hosted by the [`Crowd`].
+//!
+//! One file on purpose: the handler is one state machine (idle, downloading, training,
+//! uploading, offline) whose transitions read best side by side; the crowd that hosts
+//! clients lives in `crowd.rs`.
 
 mod crowd;
 

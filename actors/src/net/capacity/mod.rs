@@ -11,6 +11,9 @@
 //! A capped transfer keeps its own rate, and only changes class when its cap crosses the
 //! fair share. Both sums (`V` and the capped caps) are kept exact (see [`Exact`]), so the
 //! times come out to the microsecond as if every transfer were re-timed at every change.
+//!
+//! One file on purpose: the two sets, the service clock and the heap of finish tags are
+//! one invariant, and every method keeps it; the reference and tests live beside it.
 
 #[cfg(test)]
 mod reference;
