@@ -11,7 +11,7 @@
 use crate::data::{PartitionSpec, idx_file, read_idx_dims};
 use crate::model::AdapterSpec;
 use crate::pool::Backend;
-use crate::scenario::{AlgorithmSection, Backbone, DataSource, Loaded, ScenarioError};
+use crate::scenario::{AlgorithmSection, DataSource, Loaded, ScenarioError};
 
 /// Images an evaluation chunk forwards at once (the pool's evaluation batch).
 const EVAL_BATCH: f64 = 250.0;
@@ -225,13 +225,8 @@ impl Loaded {
             return None;
         };
         let n_test = *test.first()?;
-        let Backbone::Vit {
-            patch,
-            dim,
-            depth,
-            heads,
-            mlp,
-        } = s.model.backbone;
+        // Labels are bytes: at most 256 classes (the head is small either way).
+        let vit = self.vit(side, 1, 256);
         let extra_tokens = match &s.model.adapter {
             AdapterSpec::Prompt { tokens }
             | AdapterSpec::AdaptivePrompt { tokens, .. }
@@ -255,15 +250,14 @@ impl Loaded {
         let sizes = Sizes {
             train_images: n_train as f64,
             test_images: n_test as f64,
-            side: side as f64,
-            channels: 1.0,
-            // Labels are bytes: at most 256 classes (the head is small either way).
-            classes: 256.0,
-            patch: patch as f64,
-            dim: dim as f64,
-            depth: depth as f64,
-            heads: heads as f64,
-            mlp: mlp as f64,
+            side: vit.image as f64,
+            channels: vit.channels as f64,
+            classes: vit.classes as f64,
+            patch: vit.patch as f64,
+            dim: vit.dim as f64,
+            depth: vit.depth as f64,
+            heads: vit.heads as f64,
+            mlp: vit.mlp as f64,
             extra_tokens,
             batch: s.training.batch_size as f64,
             batch_clients: s.pool.batch_clients as f64,
