@@ -1,5 +1,8 @@
 //! Malformed scenario files: each gives one clear message naming the file and the
 //! line:column or field path, and exit code 2.
+//!
+//! One file on purpose: the cases are a table over one valid base scenario and one
+//! child-process harness; split, each part would restate both.
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 

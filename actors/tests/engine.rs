@@ -1,4 +1,7 @@
 //! The engine against closed forms: round times, processor sharing, deadlines, bytes.
+//!
+//! One file on purpose: every test builds on the same few fixtures (`config`, `client`,
+//! `link`), and each is one closed form that reads best beside the others.
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
@@ -57,6 +60,11 @@ fn run(c: &SimConfig) -> SimOutcome {
     simulate(c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
 }
 
+/// The global accuracy of every timeline row of `records`, in order.
+fn global_accuracies(records: &flotilla_actors::Records) -> Vec<f64> {
+    records.timeline.iter().map(|t| t.global_accuracy).collect()
+}
+
 #[test]
 fn one_client_round_is_download_plus_compute_plus_upload() {
     // Down: 50 ms + 32,000 bits at 16 Mbit/s (2 ms). Compute: 300 samples at 150/s (2 s).
@@ -71,12 +79,7 @@ fn one_client_round_is_download_plus_compute_plus_upload() {
     assert_eq!(out.records.round_seconds, vec![round_us as f64 / 1e6; 3]);
     assert_eq!(out.clock.end, SimTime(3 * round_us));
     // Each round adds 1 to the parameters.
-    let values: Vec<f64> = out
-        .records
-        .timeline
-        .iter()
-        .map(|r| r.global_accuracy)
-        .collect();
+    let values = global_accuracies(&out.records);
     assert_eq!(values, vec![1.0, 2.0, 3.0]);
     // The tracked client's activity: each state entered at its exact time.
     use flotilla_actors::client::ClientState::*;
@@ -198,7 +201,7 @@ fn deadline_closes_the_round_with_what_arrived() {
     assert_eq!(r.clients[1].updates_applied, 0);
     // Round 2's model reached the slow client while it still trained for round 1.
     assert_eq!(r.clients[1].abandoned, 1);
-    let values: Vec<f64> = r.timeline.iter().map(|t| t.global_accuracy).collect();
+    let values = global_accuracies(r);
     assert_eq!(values, vec![1.0, 2.0]);
 }
 
@@ -395,12 +398,7 @@ fn fedasync_mixes_each_update_with_its_staleness_weight() {
     let w3 = f((1.0 - a3) * w2 + a3 * 2.0);
     let a4 = 0.5 / 2f64.sqrt();
     let w4 = f((1.0 - a4) * w3 + a4 * (w2 + 1.0));
-    let values: Vec<f64> = out
-        .records
-        .timeline
-        .iter()
-        .map(|t| t.global_accuracy)
-        .collect();
+    let values = global_accuracies(&out.records);
     assert_eq!(values, vec![w1, w2, w3, w4]);
     assert_eq!(out.records.updates_applied, 4);
 }
@@ -419,22 +417,12 @@ fn fedbuff_applies_the_mean_buffered_delta() {
     // Deltas: fast +1 (1 s), fast +1 (2 s) -> w = 1; slow from v0 +2 (2.5 s, staleness 1),
     // fast from v1 +1 (3 s) -> w = 1 + (2 + 1) / 2.
     let out = async_pair(fedbuff(None), 2);
-    let values: Vec<f64> = out
-        .records
-        .timeline
-        .iter()
-        .map(|t| t.global_accuracy)
-        .collect();
+    let values = global_accuracies(&out.records);
     assert_eq!(values, vec![1.0, 2.5]);
     assert_eq!(out.records.updates_applied, 4);
     // With a maximum staleness of 0 the slow delta is discarded: w = 1 + (1 + 1) / 2.
     let out = async_pair(fedbuff(Some(0)), 2);
-    let values: Vec<f64> = out
-        .records
-        .timeline
-        .iter()
-        .map(|t| t.global_accuracy)
-        .collect();
+    let values = global_accuracies(&out.records);
     assert_eq!(values, vec![1.0, 2.0]);
     assert_eq!(out.records.updates_discarded[&DiscardReason::Stale], 1);
 }
