@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use crate::data::{DataError, Dataset, load_idx_dir};
+use crate::data::{DataError, Dataset, Pixels, load_idx_dir};
 use crate::model::{
     LocalData, Objective, Optimizer, Samples, ShapeError, TrainConfig, Trainable, VitConfig,
     evaluate, init_params, train_local,
@@ -152,7 +152,7 @@ pub fn pretrain(
 fn shifted_copies(data: &Dataset, indices: &[u32], max_shift: usize) -> Dataset {
     let side = data.side as i64;
     let len = data.side * data.side * data.channels;
-    let background = data.pixels.iter().copied().fold(f32::INFINITY, f32::min);
+    let background = data.pixels.values().fold(f32::INFINITY, f32::min);
     let mut shifts = vec![(0i64, 0i64)];
     for s in 1..=max_shift as i64 {
         shifts.extend([(s, 0), (-s, 0), (0, s), (0, -s)]);
@@ -160,7 +160,7 @@ fn shifted_copies(data: &Dataset, indices: &[u32], max_shift: usize) -> Dataset 
     let mut pixels = Vec::with_capacity(indices.len() * shifts.len() * len);
     let mut labels = Vec::with_capacity(indices.len() * shifts.len());
     for &i in indices {
-        let img = &data.pixels[i as usize * len..(i as usize + 1) * len];
+        let img = data.pixels.slice(i as usize * len..(i as usize + 1) * len);
         for &(dx, dy) in &shifts {
             for y in 0..side {
                 for x in 0..side {
@@ -179,7 +179,8 @@ fn shifted_copies(data: &Dataset, indices: &[u32], max_shift: usize) -> Dataset 
         }
     }
     Dataset {
-        pixels,
+        groups: vec![0; labels.len()],
+        pixels: Pixels::Floats(pixels),
         labels,
         side: data.side,
         channels: data.channels,

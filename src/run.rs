@@ -8,7 +8,7 @@ use std::time::Instant;
 use flotilla_actors::{Learner, Observer, Records, SimTime, simulate_streaming};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{Layout, TaskData, load_idx_dir};
+use crate::data::{Layout, TaskData};
 use crate::model::build_model;
 pub use crate::monitor::MonitorError;
 use crate::pool::{
@@ -16,7 +16,7 @@ use crate::pool::{
     context_digest, worker_devices,
 };
 use crate::report::{ModelSize, ReadError, RunData, Streams, Summary, write_report, write_run};
-use crate::scenario::{DataSource, Loaded, ScenarioError};
+use crate::scenario::{Loaded, ScenarioError};
 
 /// Why a run could not go ahead or finish. Scenario and monitoring problems are the
 /// user's to fix (exit code 2); the others are failures of the run itself.
@@ -45,6 +45,9 @@ pub enum RunError {
     /// The job store to resume from or share cannot be used.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A data set cannot be read or written (outside a scenario, which names its field).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
 }
 
 /// Options of one run.
@@ -123,7 +126,11 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         tasks,
         size,
         layout,
-    } = prepare(loaded, Some(Arc::new(store)))?;
+    } = prepare(
+        loaded,
+        Some(Arc::new(store)),
+        Some(opts.cache.as_deref().unwrap_or(&dir)),
+    )?;
     let learner = Arc::new(learner);
     let pool = learner.clone();
     let learner: Arc<dyn Learner> = learner;
@@ -193,10 +200,18 @@ pub struct Prepared {
 
 /// Loads the data and the model and starts the pool; with a store, finished jobs are
 /// kept in it and taken from it.
-pub fn prepare(loaded: &Loaded, store: Option<Arc<JobStore>>) -> Result<Prepared, RunError> {
+pub fn prepare(
+    loaded: &Loaded,
+    store: Option<Arc<JobStore>>,
+    images: Option<&Path>,
+) -> Result<Prepared, RunError> {
     let s = &loaded.scenario;
-    let DataSource::Idx { dir } = &s.data.source;
-    let data = load_idx_dir(&loaded.path(dir)).map_err(|e| loaded.refused("data.source", e))?;
+    let data = s
+        .data
+        .source
+        .load_cached(&loaded.base, s.data.image, images)
+        .and_then(|l| l.into_split())
+        .map_err(|e| loaded.refused("data.source", e))?;
     let vit = loaded.vit(data.train.side, data.train.channels, data.train.classes);
     if data.train.side % vit.patch != 0 {
         return Err(loaded

@@ -145,6 +145,24 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         let per_idle = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64 / 990e3;
         println!("| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |");
     }
+    // A CIFAR-10-sized data set (60,000 32x32 RGB images, 184 MB of pixels) from disk.
+    let loading = |f: &Figures| {
+        let raw = f.work * 3072.0;
+        let taken = f
+            .peak_rss_bytes
+            .saturating_sub(f.start_rss_bytes.unwrap_or(0));
+        format!(
+            "{:.0} images/s; memory {:.2}x the raw pixels (peak RSS {:.2}x)",
+            f.rate(),
+            taken as f64 / raw,
+            f.peak_rss_bytes as f64 / raw
+        )
+    };
+    row(
+        "loading a CIFAR-10-format data set of 60,000 images".into(),
+        Item::Load { images: 60_000 },
+        &loading,
+    );
     let images = |f: &Figures| format!("{:.0} images/s", f.rate());
     for backend in &backends {
         let mut rates = Vec::new();

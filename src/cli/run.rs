@@ -131,7 +131,12 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
     };
     let result = match run(&loaded, opts) {
         Ok(r) => r,
-        Err(e @ (RunError::Scenario(_) | RunError::Monitor(_) | RunError::Store(_))) => {
+        Err(
+            e @ (RunError::Scenario(_)
+            | RunError::Monitor(_)
+            | RunError::Store(_)
+            | RunError::Data(_)),
+        ) => {
             eprintln!("error: {e}");
             return ExitCode::from(BAD_INPUT);
         }

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::{Dataset, MEAN, STD};
+use super::{Dataset, MEAN, Pixels, STD};
 
 /// One image transform, applied to pixel intensities in `[0, 1]`; pixels that come from
 /// outside the image are background (0).
@@ -113,7 +113,8 @@ impl Domain {
 pub fn shift_domain(data: &Dataset, domains: &[Domain], seed: u64) -> Dataset {
     let len = data.side * data.side * data.channels;
     let mut pixels = Vec::with_capacity(data.pixels.len());
-    for (i, img) in data.pixels.chunks(len).enumerate() {
+    for i in 0..data.len() {
+        let img = data.pixels.slice(i * len..(i + 1) * len);
         let mut raw: Vec<f32> = img.iter().map(|&v| v * STD + MEAN).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9));
         for d in domains {
@@ -122,8 +123,9 @@ pub fn shift_domain(data: &Dataset, domains: &[Domain], seed: u64) -> Dataset {
         pixels.extend(raw.iter().map(|&x| (x - MEAN) / STD));
     }
     Dataset {
-        pixels,
+        pixels: Pixels::Floats(pixels),
         labels: data.labels.clone(),
+        groups: data.groups.clone(),
         side: data.side,
         channels: data.channels,
         classes: data.classes,

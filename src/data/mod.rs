@@ -1,16 +1,21 @@
 //! Image data sets, tasks and domain shifts, client partitions and local splits.
 
 mod domain;
-mod idx;
 mod partition;
+mod pixels;
+mod source;
 mod tasks;
 
 pub use domain::{Domain, shift_domain};
-pub use idx::{IdxError, IdxFormatError, parse_idx, read_idx, read_idx_dims};
-pub use partition::{Partition, PartitionError, PartitionSpec, partition};
+pub use partition::{Groups, Partition, PartitionError, PartitionSpec, partition};
+pub use pixels::Pixels;
+pub use source::idx::{IdxError, IdxFormatError, parse_idx, read_idx, read_idx_dims};
+pub use source::{
+    CifarLabels, DataSource, ImageShape, Images, Loaded, NamedSource, idx_file, load_idx_dir,
+};
 pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 
-use std::path::Path;
+use std::path::PathBuf;
 
 /// MNIST's pixel mean and standard deviation, for normalisation.
 const MEAN: f32 = 0.1307;
@@ -18,10 +23,13 @@ const STD: f32 = 0.3081;
 
 /// Labelled square images, normalised, held in memory.
 pub struct Dataset {
-    /// `len * side * side * channels` normalised pixels.
-    pub pixels: Vec<f32>,
+    /// `len * side * side * channels` pixels, normalised as they are read.
+    pub pixels: Pixels,
     /// One label per image.
     pub labels: Vec<u8>,
+    /// The group (writer, user or domain) of each image: an index into
+    /// [`DataSplit::groups`].
+    pub groups: Vec<u32>,
     /// Images are `side` x `side` pixels.
     pub side: usize,
     /// Channels per pixel (1 for grey, 3 for RGB).
@@ -36,6 +44,8 @@ pub struct DataSplit {
     pub train: Dataset,
     /// The central test images.
     pub test: Dataset,
+    /// The names of the groups (writers, users or domains) images belong to.
+    pub groups: Vec<String>,
 }
 
 /// Why data could not be loaded.
@@ -55,6 +65,56 @@ pub enum DataError {
     /// The training and test files do not fit together.
     #[error("{0}")]
     Mismatch(String),
+    /// A file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A split holds no image.
+    #[error("the {split} split holds no image: there is nothing to learn from")]
+    Empty {
+        /// `training` or `test`.
+        split: &'static str,
+    },
+    /// Images are not square and no `data.image` shape resizes them.
+    #[error("{path}: images are {width}x{height}; give data.image to resize them to a square")]
+    NotSquare {
+        /// A file holding such an image.
+        path: PathBuf,
+        /// Pixels per row.
+        width: usize,
+        /// Rows.
+        height: usize,
+    },
+    /// One record, line, user or image inside a file is malformed.
+    #[error("{path}: {at}: {problem}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Where in it: `record 12`, `line 3`, `user "f0001_23"`.
+        at: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// An image file cannot be decoded.
+    #[error("{path}: not a readable PNG or JPEG image ({source})")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        source: image::ImageError,
+    },
+    /// A JSON file does not parse as the format.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Where and what the parser found.
+        source: serde_json::Error,
+    },
 }
 
 impl Dataset {
@@ -72,12 +132,9 @@ impl Dataset {
     pub fn subset(&self, indices: &[u32]) -> Dataset {
         let len = self.image_len();
         Dataset {
-            pixels: indices
-                .iter()
-                .flat_map(|&i| &self.pixels[i as usize * len..(i as usize + 1) * len])
-                .copied()
-                .collect(),
+            pixels: self.pixels.gather(indices, len),
             labels: indices.iter().map(|&i| self.labels[i as usize]).collect(),
+            groups: indices.iter().map(|&i| self.groups[i as usize]).collect(),
             side: self.side,
             channels: self.channels,
             classes: self.classes,
@@ -91,13 +148,16 @@ impl Dataset {
             .map_or((0, 1, 0), |p| (p.side, p.channels, p.classes));
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
+        let mut groups = Vec::new();
         for p in parts {
-            pixels.extend(p.pixels);
+            pixels.push(p.pixels);
             labels.extend(p.labels);
+            groups.extend(p.groups);
         }
         Dataset {
-            pixels,
+            pixels: Pixels::concat(pixels),
             labels,
+            groups,
             side,
             channels,
             classes,
@@ -115,9 +175,9 @@ impl Dataset {
         let per_row = side / patch;
         let mut out = Vec::with_capacity(indices.len() * per_row * per_row * patch * patch * ch);
         let mut labels = Vec::with_capacity(indices.len());
+        let len = self.image_len();
         for &i in indices {
-            let img =
-                &self.pixels[i as usize * self.image_len()..(i as usize + 1) * self.image_len()];
+            let img = self.pixels.slice(i as usize * len..(i as usize + 1) * len);
             for py in 0..per_row {
                 for px in 0..per_row {
                     for dy in 0..patch {
@@ -134,84 +194,6 @@ impl Dataset {
     }
 }
 
-/// Loads an IDX data set directory: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
-/// `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`.
-pub fn load_idx_dir(dir: &Path) -> Result<DataSplit, DataError> {
-    let train = load_pair(dir, "train")?;
-    let test = load_pair(dir, "t10k")?;
-    if train.side != test.side {
-        return Err(DataError::Mismatch(format!(
-            "training images are {0}x{0} but test images {1}x{1}",
-            train.side, test.side
-        )));
-    }
-    // The model has one output per training class: a test label beyond them has no
-    // output to score.
-    if test.classes > train.classes {
-        return Err(DataError::Mismatch(format!(
-            "test labels go up to {} but training labels only to {}",
-            test.classes - 1,
-            train.classes.saturating_sub(1)
-        )));
-    }
-    Ok(DataSplit { train, test })
-}
-
-/// The path of `name` in `dir`, preferring the gzip-compressed file.
-pub fn idx_file(dir: &Path, name: &str) -> std::path::PathBuf {
-    let gz = dir.join(format!("{name}.gz"));
-    if gz.exists() { gz } else { dir.join(name) }
-}
-
-fn load_pair(dir: &Path, prefix: &str) -> Result<Dataset, DataError> {
-    let images = read_idx(&idx_file(dir, &format!("{prefix}-images-idx3-ubyte")))?;
-    let labels = read_idx(&idx_file(dir, &format!("{prefix}-labels-idx1-ubyte")))?;
-    let (n, h, w) = match images.dims[..] {
-        [n, h, w] => (n, h, w),
-        _ => {
-            return Err(DataError::Shape {
-                split: prefix.to_string(),
-                problem: format!("images have dims {:?}, expected 3", images.dims),
-            });
-        }
-    };
-    if h != w {
-        return Err(DataError::Shape {
-            split: prefix.to_string(),
-            problem: format!("images are {h}x{w}, expected square"),
-        });
-    }
-    if n == 0 || h == 0 {
-        return Err(DataError::Shape {
-            split: prefix.to_string(),
-            problem: format!("{n} images of {h}x{w}: there is nothing to learn from"),
-        });
-    }
-    if labels.dims != [n] {
-        return Err(DataError::Shape {
-            split: prefix.to_string(),
-            problem: format!("{n} images but labels have dims {:?}", labels.dims),
-        });
-    }
-    let classes = labels
-        .data
-        .iter()
-        .copied()
-        .max()
-        .map_or(0, |m| m as usize + 1);
-    Ok(Dataset {
-        pixels: images
-            .data
-            .iter()
-            .map(|&p| (p as f32 / 255.0 - MEAN) / STD)
-            .collect(),
-        labels: labels.data,
-        side: h,
-        channels: 1,
-        classes,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,8 +202,9 @@ mod tests {
     fn patches_are_row_major_blocks() {
         // One 4x4 image with pixel value = index, 2x2 patches.
         let ds = Dataset {
-            pixels: (0..16).map(|v| v as f32).collect(),
+            pixels: Pixels::Floats((0..16).map(|v| v as f32).collect()),
             labels: vec![3],
+            groups: vec![0],
             side: 4,
             channels: 1,
             classes: 4,

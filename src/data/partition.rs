@@ -32,6 +32,17 @@ pub enum PartitionSpec {
         #[serde(default)]
         classes: Option<usize>,
     },
+    /// McMahan et al.'s pathological split: the images sorted by label are cut into
+    /// `clients * classes_per_client` equal shards, and each client gets
+    /// `classes_per_client` of them at random (so at most that many classes). Images past
+    /// the last whole shard are left out, as Flower's `ShardPartitioner` does.
+    Shards {
+        /// Shards per client.
+        classes_per_client: usize,
+    },
+    /// One client per group the source gives (LEAF's writers or users, folder domains),
+    /// in the source's group order; the scenario's `clients` must equal the groups.
+    Natural,
     /// Each client draws `samples` distinct images of its own, but clients may share
     /// images: for populations far larger than the data set (cross-device FL, where a
     /// FedScale trace has ~100k devices). With `alpha`, a client's class mix is drawn from
@@ -52,6 +63,15 @@ pub struct Partition {
     pub train: Vec<Vec<u32>>,
     /// Each client's local test indices.
     pub test: Vec<Vec<u32>>,
+}
+
+/// The group (writer, user, domain) of every image, and the groups' names.
+#[derive(Clone, Copy, Debug)]
+pub struct Groups<'a> {
+    /// Each image's group: an index into `names`.
+    pub of: &'a [u32],
+    /// The groups' names.
+    pub names: &'a [String],
 }
 
 /// Why no partition could be made.
@@ -95,6 +115,40 @@ pub enum PartitionError {
         /// Samples each client must hold at least.
         min: usize,
     },
+    /// A natural partition has one client per group, and the counts differ.
+    #[error(
+        "a Natural partition gives one client per writer, user or domain: the data has {groups} of them, but data.clients is {clients}"
+    )]
+    NaturalClients {
+        /// Groups in the data.
+        groups: usize,
+        /// Clients asked for.
+        clients: usize,
+    },
+    /// A natural group holds fewer images than the minimum.
+    #[error("\"{group}\" holds {samples} images, below min_samples = {min}")]
+    GroupTooSmall {
+        /// The group's name.
+        group: String,
+        /// Images it holds.
+        samples: usize,
+        /// Samples each client must hold at least.
+        min: usize,
+    },
+    /// Fewer images than the shards need.
+    #[error(
+        "{shards} shards ({clients} clients x {per_client}) need at least one image each, but the data has {samples}"
+    )]
+    TooFewForShards {
+        /// Shards to cut.
+        shards: usize,
+        /// Clients to serve.
+        clients: usize,
+        /// Shards per client.
+        per_client: usize,
+        /// Images there are.
+        samples: usize,
+    },
     /// A class ran out of images before every client had its shots.
     #[error("class {class} has too few images for {clients} clients with {shots} shots of it")]
     TooFewShots {
@@ -107,9 +161,11 @@ pub enum PartitionError {
     },
 }
 
-/// Splits `labels` among `clients` and holds `test_fraction` of each shard out for local tests.
+/// Splits `labels` (of images in `groups`) among `clients` and holds `test_fraction` of
+/// each shard out for local tests.
 pub fn partition(
     labels: &[u8],
+    groups: Groups<'_>,
     clients: usize,
     spec: &PartitionSpec,
     min_samples: usize,
@@ -162,6 +218,10 @@ pub fn partition(
         PartitionSpec::Sampled { samples, alpha } => {
             sampled(labels, clients, *samples, *alpha, &mut rng)
         }
+        PartitionSpec::Shards { classes_per_client } => {
+            shards(labels, clients, *classes_per_client, &mut rng)?
+        }
+        PartitionSpec::Natural => natural(groups, clients, min_samples)?,
     };
     let mut train = Vec::with_capacity(clients);
     let mut test = Vec::with_capacity(clients);
@@ -213,6 +273,66 @@ fn few_shot(
         shards.push(shard);
     }
     Ok(shards)
+}
+
+/// Cuts the images sorted by label (shuffled within each class) into
+/// `clients * per_client` equal shards and deals `per_client` random ones to each client.
+fn shards(
+    labels: &[u8],
+    clients: usize,
+    per_client: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Vec<u32>>, PartitionError> {
+    let count = clients.saturating_mul(per_client);
+    if count == 0 || count > labels.len() {
+        return Err(PartitionError::TooFewForShards {
+            shards: count,
+            clients,
+            per_client,
+            samples: labels.len(),
+        });
+    }
+    let mut sorted = by_class(labels);
+    sorted.iter_mut().for_each(|m| m.shuffle(rng));
+    let sorted: Vec<u32> = sorted.concat();
+    let size = labels.len() / count;
+    let mut order: Vec<usize> = (0..count).collect();
+    order.shuffle(rng);
+    Ok(order
+        .chunks(per_client)
+        .map(|mine| {
+            mine.iter()
+                .flat_map(|&s| sorted[s * size..(s + 1) * size].iter().copied())
+                .collect()
+        })
+        .collect())
+}
+
+/// One shard per group present, in group order.
+fn natural(
+    groups: Groups<'_>,
+    clients: usize,
+    min: usize,
+) -> Result<Vec<Vec<u32>>, PartitionError> {
+    let mut by_group: Vec<Vec<u32>> = vec![Vec::new(); groups.names.len()];
+    for (i, &g) in groups.of.iter().enumerate() {
+        by_group[g as usize].push(i as u32);
+    }
+    by_group.retain(|members| !members.is_empty());
+    if by_group.len() != clients {
+        return Err(PartitionError::NaturalClients {
+            groups: by_group.len(),
+            clients,
+        });
+    }
+    if let Some(small) = by_group.iter().find(|m| m.len() < min) {
+        return Err(PartitionError::GroupTooSmall {
+            group: groups.names[groups.of[small[0] as usize] as usize].clone(),
+            samples: small.len(),
+            min,
+        });
+    }
+    Ok(by_group)
 }
 
 fn by_class(labels: &[u8]) -> Vec<Vec<u32>> {
@@ -332,6 +452,11 @@ fn dirichlet(
 mod tests {
     use super::*;
 
+    const NO_GROUPS: Groups<'static> = Groups {
+        of: &[],
+        names: &[],
+    };
+
     fn labels() -> Vec<u8> {
         (0..1000).map(|i| (i % 10) as u8).collect()
     }
@@ -339,7 +464,7 @@ mod tests {
     #[test]
     fn every_sample_goes_to_exactly_one_place() {
         for spec in [PartitionSpec::Iid, PartitionSpec::Dirichlet { alpha: 0.5 }] {
-            let p = partition(&labels(), 20, &spec, 10, 0.2, 3).unwrap();
+            let p = partition(&labels(), NO_GROUPS, 20, &spec, 10, 0.2, 3).unwrap();
             let mut all: Vec<u32> = p.train.iter().chain(&p.test).flatten().copied().collect();
             all.sort_unstable();
             assert_eq!(all, (0..1000).collect::<Vec<u32>>());
@@ -347,14 +472,26 @@ mod tests {
                 assert!(tr.len() + te.len() >= 10);
                 assert!(!te.is_empty());
             }
-            assert_eq!(p, partition(&labels(), 20, &spec, 10, 0.2, 3).unwrap());
+            assert_eq!(
+                p,
+                partition(&labels(), NO_GROUPS, 20, &spec, 10, 0.2, 3).unwrap()
+            );
         }
     }
 
     #[test]
     fn small_alpha_skews_labels() {
         let l = labels();
-        let p = partition(&l, 10, &PartitionSpec::Dirichlet { alpha: 0.1 }, 5, 0.0, 1).unwrap();
+        let p = partition(
+            &l,
+            NO_GROUPS,
+            10,
+            &PartitionSpec::Dirichlet { alpha: 0.1 },
+            5,
+            0.0,
+            1,
+        )
+        .unwrap();
         // With alpha = 0.1 a typical client is dominated by one or two classes.
         let dominant: f64 = p
             .train
@@ -376,7 +513,7 @@ mod tests {
             shots: 4,
             classes: Some(3),
         };
-        let p = partition(&l, 12, &spec, 1, 0.0, 5).unwrap();
+        let p = partition(&l, NO_GROUPS, 12, &spec, 1, 0.0, 5).unwrap();
         let mut seen = std::collections::BTreeSet::new();
         for shard in &p.train {
             let mut counts = [0usize; 10];
@@ -392,7 +529,7 @@ mod tests {
             classes: None,
         };
         assert!(matches!(
-            partition(&l, 12, &too_many, 1, 0.0, 5),
+            partition(&l, NO_GROUPS, 12, &too_many, 1, 0.0, 5),
             Err(PartitionError::TooFewShots { .. })
         ));
     }
@@ -403,8 +540,8 @@ mod tests {
         for alpha in [None, Some(0.1)] {
             let spec = PartitionSpec::Sampled { samples: 30, alpha };
             // Twice as many clients as the data could give 30 images each without sharing.
-            let p = partition(&l, 80, &spec, 30, 0.2, 9).unwrap();
-            assert_eq!(p, partition(&l, 80, &spec, 30, 0.2, 9).unwrap());
+            let p = partition(&l, NO_GROUPS, 80, &spec, 30, 0.2, 9).unwrap();
+            assert_eq!(p, partition(&l, NO_GROUPS, 80, &spec, 30, 0.2, 9).unwrap());
             let mut holders = vec![0usize; l.len()];
             for (tr, te) in p.train.iter().zip(&p.test) {
                 let mut mine: Vec<u32> = tr.iter().chain(te).copied().collect();
@@ -440,7 +577,7 @@ mod tests {
             alpha: None,
         };
         assert_eq!(
-            partition(&l, 10, &short, 8, 0.0, 1),
+            partition(&l, NO_GROUPS, 10, &short, 8, 0.0, 1),
             Err(PartitionError::SampledBelowMinimum { samples: 5, min: 8 })
         );
         let huge = PartitionSpec::Sampled {
@@ -448,7 +585,7 @@ mod tests {
             alpha: Some(1.0),
         };
         assert_eq!(
-            partition(&l, 10, &huge, 1, 0.0, 1),
+            partition(&l, NO_GROUPS, 10, &huge, 1, 0.0, 1),
             Err(PartitionError::SampledTooMany {
                 samples: 1001,
                 available: 1000
@@ -459,8 +596,75 @@ mod tests {
     #[test]
     fn impossible_minimum_is_an_error() {
         assert!(matches!(
-            partition(&labels(), 200, &PartitionSpec::Iid, 10, 0.2, 0),
+            partition(&labels(), NO_GROUPS, 200, &PartitionSpec::Iid, 10, 0.2, 0),
             Err(PartitionError::TooFewSamples { .. })
         ));
+    }
+
+    #[test]
+    fn shards_give_each_client_its_shards_of_sorted_labels() {
+        // 1000 images of 10 classes, 20 clients x 2 shards of 25: a shard never spans
+        // more than two classes, so a client holds at most four (two when shards align).
+        let spec = PartitionSpec::Shards {
+            classes_per_client: 2,
+        };
+        let p = partition(&labels(), NO_GROUPS, 20, &spec, 10, 0.0, 4).unwrap();
+        let l = labels();
+        let mut all: Vec<u32> = p.train.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 1000, "every image in exactly one shard");
+        for shard in &p.train {
+            assert_eq!(shard.len(), 50);
+            let mut classes: Vec<u8> = shard.iter().map(|&i| l[i as usize]).collect();
+            classes.sort_unstable();
+            classes.dedup();
+            // 100 images per class = 4 whole shards: every shard is one class.
+            assert!(classes.len() <= 2, "{classes:?}");
+        }
+        // 7 images do not make 8 shards.
+        let few = partition(&l[..7], NO_GROUPS, 4, &spec, 1, 0.0, 4);
+        assert!(matches!(
+            few,
+            Err(PartitionError::TooFewForShards { shards: 8, .. })
+        ));
+    }
+
+    #[test]
+    fn natural_gives_one_client_per_group_in_order() {
+        let names: Vec<String> = ["w0", "w1", "w2"].map(String::from).to_vec();
+        let of: Vec<u32> = (0..30).map(|i| [2, 0, 1][i % 3] as u32).collect();
+        let l: Vec<u8> = (0..30).map(|i| (i % 10) as u8).collect();
+        let groups = Groups {
+            of: &of,
+            names: &names,
+        };
+        let p = partition(&l, groups, 3, &PartitionSpec::Natural, 5, 0.2, 1).unwrap();
+        for (c, (train, test)) in p.train.iter().zip(&p.test).enumerate() {
+            assert_eq!((train.len(), test.len()), (8, 2));
+            assert!(
+                train
+                    .iter()
+                    .chain(test)
+                    .all(|&i| of[i as usize] == c as u32)
+            );
+        }
+        let wrong = partition(&l, groups, 4, &PartitionSpec::Natural, 5, 0.2, 1);
+        assert_eq!(
+            wrong.unwrap_err().to_string(),
+            "a Natural partition gives one client per writer, user or domain: the data has 3 \
+             of them, but data.clients is 4"
+        );
+        // w0 holds 6 images, the others 12.
+        let uneven: Vec<u32> = (0..30).map(|i| if i < 6 { 0 } else { 1 + i % 2 }).collect();
+        let groups = Groups {
+            of: &uneven,
+            names: &names,
+        };
+        let small = partition(&l, groups, 3, &PartitionSpec::Natural, 7, 0.2, 1);
+        assert_eq!(
+            small.unwrap_err().to_string(),
+            "\"w0\" holds 6 images, below min_samples = 7"
+        );
     }
 }

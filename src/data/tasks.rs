@@ -11,7 +11,9 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{DataSplit, Dataset, Domain, PartitionError, PartitionSpec, partition, shift_domain};
+use super::{
+    DataSplit, Dataset, Domain, Groups, PartitionError, PartitionSpec, partition, shift_domain,
+};
 
 /// One task of a scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +24,10 @@ pub struct TaskSpec {
     /// The labels the task uses; all when empty.
     #[serde(default)]
     pub classes: Vec<u8>,
+    /// The source domain (a name in `Domains`, a writer or user) the task's images come
+    /// from; all of them when absent.
+    #[serde(default)]
+    pub source: Option<String>,
     /// Transforms applied, in order, to every image of the task.
     #[serde(default)]
     pub domain: Vec<Domain>,
@@ -86,6 +92,16 @@ pub enum LayoutError {
         /// Classes the data has.
         classes: usize,
     },
+    /// A task names a source domain the data does not have.
+    #[error("source \"{name}\" is not a domain of the data ({known})")]
+    UnknownSource {
+        /// The task's index.
+        task: usize,
+        /// The name it gives.
+        name: String,
+        /// The domains there are, listed.
+        known: String,
+    },
     /// A task's images cannot be partitioned among its clients.
     #[error("task \"{name}\": {source}")]
     Task {
@@ -106,6 +122,7 @@ impl LayoutError {
     pub fn field(&self) -> String {
         match self {
             LayoutError::UnknownClass { task, .. } => format!("data.tasks[{task}].classes"),
+            LayoutError::UnknownSource { task, .. } => format!("data.tasks[{task}].source"),
             LayoutError::Task { task, .. } => format!("data.tasks[{task}]"),
             LayoutError::Partition(_) => "data.partition".into(),
         }
@@ -155,8 +172,25 @@ impl Layout<'_> {
                 });
             }
         }
-        let uses =
-            |task: &TaskSpec, label: u8| task.classes.is_empty() || task.classes.contains(&label);
+        let mut sources = Vec::with_capacity(self.tasks.len());
+        for (t, task) in self.tasks.iter().enumerate() {
+            sources.push(match &task.source {
+                None => None,
+                Some(name) => Some(data.groups.iter().position(|g| g == name).ok_or_else(|| {
+                    LayoutError::UnknownSource {
+                        task: t,
+                        name: name.clone(),
+                        known: data.groups.join(", "),
+                    }
+                })? as u32),
+            });
+        }
+        let uses = |t: usize, set: &Dataset, i: u32| {
+            let task = &self.tasks[t];
+            let label = set.labels[i as usize];
+            (task.classes.is_empty() || task.classes.contains(&label))
+                && sources[t].is_none_or(|g| set.groups[i as usize] == g)
+        };
         // Deal the training images out: each goes to the next task (round robin per label)
         // among those that use its label.
         let mut order: Vec<u32> = (0..data.train.len() as u32).collect();
@@ -166,7 +200,7 @@ impl Layout<'_> {
         for i in order {
             let label = data.train.labels[i as usize];
             let eligible: Vec<usize> = (0..self.tasks.len())
-                .filter(|&t| uses(&self.tasks[t], label))
+                .filter(|&t| uses(t, &data.train, i))
                 .collect();
             if !eligible.is_empty() {
                 pools[eligible[dealt[label as usize] % eligible.len()]].push(i);
@@ -182,11 +216,15 @@ impl Layout<'_> {
             let task_seed = self.seed ^ (t as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
             let train = shift_domain(&data.train.subset(&pools[t]), &task.domain, task_seed);
             let test_idx: Vec<u32> = (0..data.test.len() as u32)
-                .filter(|&i| uses(task, data.test.labels[i as usize]))
+                .filter(|&i| uses(t, &data.test, i))
                 .collect();
             let test = shift_domain(&data.test.subset(&test_idx), &task.domain, !task_seed);
             let part = partition(
                 &train.labels,
+                Groups {
+                    of: &train.groups,
+                    names: &data.groups,
+                },
                 task.clients.len(),
                 self.partition,
                 self.min_samples,
@@ -244,6 +282,10 @@ impl Layout<'_> {
     fn single(&self, data: DataSplit) -> Result<TaskData, LayoutError> {
         let part = partition(
             &data.train.labels,
+            Groups {
+                of: &data.train.groups,
+                names: &data.groups,
+            },
             self.clients,
             self.partition,
             self.min_samples,
@@ -275,12 +317,15 @@ impl Layout<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Pixels;
 
     /// 60 training and 20 test 2x2 images; image i has label i % 3 and pixel value i.
     fn data() -> DataSplit {
         let set = |n: usize| Dataset {
-            pixels: (0..n * 4).map(|v| (v / 4) as f32).collect(),
+            pixels: Pixels::Floats((0..n * 4).map(|v| (v / 4) as f32).collect()),
             labels: (0..n).map(|i| (i % 3) as u8).collect(),
+            // Images of 0..n/2 are domain "a", the rest "b".
+            groups: (0..n).map(|i| u32::from(i >= n / 2)).collect(),
             side: 2,
             channels: 1,
             classes: 3,
@@ -288,6 +333,7 @@ mod tests {
         DataSplit {
             train: set(60),
             test: set(20),
+            groups: vec!["a".into(), "b".into()],
         }
     }
 
@@ -295,6 +341,7 @@ mod tests {
         TaskSpec {
             name: name.into(),
             classes,
+            source: None,
             domain: Vec::new(),
             clients,
         }
@@ -385,5 +432,36 @@ mod tests {
         let tasks = [task("a", vec![3], vec![0, 1, 2])];
         let err = layout(&tasks, true).apply(data()).err().unwrap();
         assert_eq!(err.field(), "data.tasks[0].classes");
+    }
+
+    #[test]
+    fn a_task_with_a_source_takes_only_that_domains_images() {
+        let mut a = task("from-a", vec![], vec![0, 1]);
+        a.source = Some("a".into());
+        let mut b = task("from-b", vec![], vec![2]);
+        b.source = Some("b".into());
+        let data = data();
+        // Pixel value i / 4 of image i: images 0..30 are domain "a" in training, 0..10 in test.
+        let laid = layout(&[a.clone(), b], true).apply(data).unwrap();
+        let value = |set: &Dataset, i: u32| set.pixels.slice(i as usize * 4..i as usize * 4 + 1)[0];
+        for (client, want_a) in [(0, true), (1, true), (2, false)] {
+            for &i in &laid.slots[client][0].train {
+                assert_eq!(value(&laid.train, i) < 30.0, want_a, "client {client}");
+            }
+        }
+        assert_eq!(laid.task_test[0].len(), 10);
+        assert!(
+            laid.task_test[0]
+                .iter()
+                .all(|&i| value(&laid.test, i) < 10.0)
+        );
+        let mut unknown = a;
+        unknown.source = Some("c".into());
+        let err = layout(&[unknown], true).apply(self::data()).err().unwrap();
+        assert_eq!(err.field(), "data.tasks[0].source");
+        assert_eq!(
+            err.to_string(),
+            "source \"c\" is not a domain of the data (a, b)"
+        );
     }
 }

@@ -43,15 +43,23 @@ impl Digest {
     }
 
     /// Adds the bits of every float.
-    pub fn floats(mut self, values: &[f32]) -> Self {
-        self.0.update((values.len() as u64).to_le_bytes());
-        for chunk in values.chunks(1024) {
-            let bytes: Vec<u8> = chunk
-                .iter()
-                .flat_map(|v| v.to_bits().to_le_bytes())
-                .collect();
-            self.0.update(&bytes);
+    pub fn floats(self, values: &[f32]) -> Self {
+        self.float_iter(values.len(), values.iter().copied())
+    }
+
+    /// Adds the bits of `len` floats as they come: the same digest as [`Digest::floats`]
+    /// of them collected.
+    pub fn float_iter(mut self, len: usize, values: impl Iterator<Item = f32>) -> Self {
+        self.0.update((len as u64).to_le_bytes());
+        let mut bytes = Vec::with_capacity(4096);
+        for v in values {
+            bytes.extend(v.to_bits().to_le_bytes());
+            if bytes.len() == 4096 {
+                self.0.update(&bytes);
+                bytes.clear();
+            }
         }
+        self.0.update(&bytes);
         self
     }
 
@@ -96,7 +104,9 @@ pub fn context_digest(p: ContextParts<'_>) -> Key {
         .u64(p.seed)
         .text(p.settings);
     for set in [&p.data.train, &p.data.test] {
-        d = d.floats(&set.pixels).bytes(&set.labels);
+        d = d
+            .float_iter(set.pixels.len(), set.pixels.values())
+            .bytes(&set.labels);
     }
     for test in &p.data.task_test {
         d = d.indices(test);

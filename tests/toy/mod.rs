@@ -1,6 +1,6 @@
 //! A tiny ViT and toy images for model-level tests.
 
-use flotilla::data::Dataset;
+use flotilla::data::{Dataset, Pixels};
 use flotilla::model::VitConfig;
 
 /// A 2-block ViT of width 16 on 8x8 grey images of 3 classes.
@@ -20,10 +20,13 @@ pub(crate) fn tiny() -> VitConfig {
 /// `n` deterministic 8x8 images, labelled 0, 1, 2, 0, ...
 pub(crate) fn toy_data(n: usize) -> Dataset {
     Dataset {
-        pixels: (0..n * 64)
-            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
-            .collect(),
+        pixels: Pixels::Floats(
+            (0..n * 64)
+                .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect(),
+        ),
         labels: (0..n).map(|i| (i % 3) as u8).collect(),
+        groups: vec![0; n],
         side: 8,
         channels: 1,
         classes: 3,

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
+use super::{ImageShape, Images, Loaded, store_shape};
+use crate::data::DataError;
+
 /// Why an IDX file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
@@ -54,6 +57,71 @@ pub enum IdxFormatError {
         /// Bytes there are.
         found: usize,
     },
+}
+
+/// The path of `name` in `dir`, preferring the gzip-compressed file.
+pub fn idx_file(dir: &Path, name: &str) -> PathBuf {
+    let gz = dir.join(format!("{name}.gz"));
+    if gz.exists() { gz } else { dir.join(name) }
+}
+
+/// Loads an IDX data set directory: `train-images-idx3-ubyte[.gz]`,
+/// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`,
+/// `t10k-labels-idx1-ubyte[.gz]`; one group, named after the directory.
+pub(super) fn load_dir(dir: &Path, shape: Option<ImageShape>) -> Result<Loaded, DataError> {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "idx".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Loaded {
+        train: load_pair(dir, "train", shape)?,
+        test: load_pair(dir, "t10k", shape)?,
+        groups: vec![name],
+    })
+}
+
+fn load_pair(dir: &Path, prefix: &str, shape: Option<ImageShape>) -> Result<Images, DataError> {
+    let images = read_idx(&idx_file(dir, &format!("{prefix}-images-idx3-ubyte")))?;
+    let labels = read_idx(&idx_file(dir, &format!("{prefix}-labels-idx1-ubyte")))?;
+    let shape_error = |problem: String| DataError::Shape {
+        split: prefix.to_string(),
+        problem,
+    };
+    let [n, h, w] = images.dims[..] else {
+        return Err(shape_error(format!(
+            "images have dims {:?}, expected 3",
+            images.dims
+        )));
+    };
+    if h != w && shape.is_none() {
+        return Err(shape_error(format!("images are {h}x{w}, expected square")));
+    }
+    if n == 0 || h == 0 || w == 0 {
+        return Err(shape_error(format!(
+            "{n} images of {h}x{w}: there is nothing to learn from"
+        )));
+    }
+    if labels.dims != [n] {
+        return Err(shape_error(format!(
+            "{n} images but labels have dims {:?}",
+            labels.dims
+        )));
+    }
+    let path = idx_file(dir, &format!("{prefix}-images-idx3-ubyte"));
+    let (side, channels) = store_shape(&path, (w, h, 1), shape)?;
+    if (side, channels) == (w, 1) && h == w {
+        return Ok(Images {
+            pixels: images.data,
+            labels: labels.data,
+            groups: vec![0; n],
+            side,
+            channels,
+        });
+    }
+    let mut out = Images::new(side, channels);
+    for (img, &label) in images.data.chunks_exact(h * w).zip(&labels.data) {
+        out.push_resized(img, (w, h, 1), label, 0);
+    }
+    Ok(out)
 }
 
 /// An IDX tensor of unsigned bytes: its dimensions and values.

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{PartitionSpec, TaskSpec};
+pub use crate::data::DataSource;
+use crate::data::{ImageShape, PartitionSpec, TaskSpec};
 
 /// Where the data comes from and how it is split among clients.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -10,6 +11,10 @@ use crate::data::{PartitionSpec, TaskSpec};
 pub struct DataSection {
     /// Where the images come from.
     pub source: DataSource,
+    /// The shape every image is brought to on load (bilinear resize, channels converted);
+    /// without it, the source's own shape.
+    #[serde(default)]
+    pub image: Option<ImageShape>,
     /// How they are spread over clients.
     pub partition: PartitionSpec,
     /// Number of clients; the population's counts must add up to it.
@@ -32,15 +37,4 @@ fn default_min_samples() -> usize {
 
 fn default_local_test_fraction() -> f64 {
     0.2
-}
-
-/// A data set on disk (paths relative to the scenario file).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub enum DataSource {
-    /// A directory of MNIST-style IDX files (train-* and t10k-*, gzip or not).
-    Idx {
-        /// The directory, relative to the scenario.
-        dir: String,
-    },
 }

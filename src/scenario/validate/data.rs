@@ -4,6 +4,10 @@ use super::Rule;
 use crate::data::PartitionSpec;
 use crate::scenario::{DataSource, Loaded, ScenarioError};
 
+/// The largest image side a source or `data.image` may give (a 4096x4096 RGB image is
+/// 50 MB).
+const MAX_SIDE: usize = 4096;
+
 /// The files an IDX source directory holds (each may also be gzip-compressed).
 const IDX_FILES: [&str; 4] = [
     "train-images-idx3-ubyte",
@@ -13,27 +17,99 @@ const IDX_FILES: [&str; 4] = [
 ];
 
 impl Loaded {
-    /// The source directory and its files.
+    /// The source's files and folders, its numbers, and the image shape.
     pub(super) fn validate_data_source(&self) -> Result<(), ScenarioError> {
         let d = &self.scenario.data;
-        let DataSource::Idx { dir } = &d.source;
-        let dir_path = self.path(dir);
-        if !dir_path.is_dir() {
-            return Err(self.invalid(
-                "data.source.dir",
-                format!(
-                    "directory \"{dir}\" not found (looked in {})",
-                    dir_path.display()
-                ),
-            ));
-        }
-        if let Some(name) = IDX_FILES
-            .iter()
-            .find(|name| !crate::data::idx_file(&dir_path, name).exists())
-        {
-            return Err(self.invalid("data.source.dir", format!("\"{dir}\" has no {name}[.gz]")));
+        self.validate_source(&d.source, "data.source")?;
+        if let Some(shape) = d.image {
+            self.require("data.image.side", shape.side, Rule::UpTo(MAX_SIDE))?;
+            if !matches!(shape.channels, 1 | 3) {
+                return Err(self.invalid(
+                    "data.image.channels",
+                    format!("must be 1 (grey) or 3 (RGB), got {}", shape.channels),
+                ));
+            }
         }
         self.require("data.clients", d.clients, Rule::AtLeastOne)
+    }
+
+    /// One source, at `field`.
+    fn validate_source(&self, source: &DataSource, field: &str) -> Result<(), ScenarioError> {
+        match source {
+            DataSource::Csv {
+                width,
+                height,
+                max,
+                test_fraction,
+                ..
+            } => {
+                self.require(&format!("{field}.width"), *width, Rule::UpTo(MAX_SIDE))?;
+                self.require(&format!("{field}.height"), *height, Rule::UpTo(MAX_SIDE))?;
+                self.require(&format!("{field}.max"), *max as usize, Rule::AtLeastOne)?;
+                self.require(
+                    &format!("{field}.test_fraction"),
+                    *test_fraction,
+                    Rule::Part,
+                )?;
+            }
+            DataSource::ImageFolder { test_fraction, .. }
+            | DataSource::Parquet { test_fraction, .. } => {
+                self.require(
+                    &format!("{field}.test_fraction"),
+                    *test_fraction,
+                    Rule::Part,
+                )?;
+            }
+            DataSource::Domains(parts) => {
+                if parts.is_empty() {
+                    return Err(self.invalid(field, "list at least one domain"));
+                }
+                for (i, part) in parts.iter().enumerate() {
+                    let at = format!("{field}[{i}]");
+                    if part.name.is_empty() {
+                        return Err(self.invalid(format!("{at}.name"), "must not be empty"));
+                    }
+                    if parts[..i].iter().any(|p| p.name == part.name) {
+                        return Err(self.invalid(
+                            format!("{at}.name"),
+                            format!("\"{}\" names an earlier domain too", part.name),
+                        ));
+                    }
+                    self.validate_source(&part.source, &format!("{at}.source"))?;
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        for (name, relative) in source.paths() {
+            let path = self.path(relative);
+            let at = format!("{field}.{name}");
+            let (found, kind) = if name == "dir" {
+                (path.is_dir(), "directory")
+            } else {
+                (path.is_file(), "file")
+            };
+            if !found {
+                return Err(self.invalid(
+                    at,
+                    format!(
+                        "{kind} \"{relative}\" not found (looked in {})",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if let DataSource::Idx { dir } = source
+            && let Some(name) = IDX_FILES
+                .iter()
+                .find(|name| !crate::data::idx_file(&self.path(dir), name).exists())
+        {
+            return Err(self.invalid(
+                format!("{field}.dir"),
+                format!("\"{dir}\" has no {name}[.gz]"),
+            ));
+        }
+        Ok(())
     }
 
     /// The partition, the tasks and the local split (after the resource check: the tasks'
@@ -41,7 +117,14 @@ impl Loaded {
     pub(super) fn validate_data(&self) -> Result<(), ScenarioError> {
         let d = &self.scenario.data;
         match d.partition {
-            PartitionSpec::Iid => {}
+            PartitionSpec::Iid | PartitionSpec::Natural => {}
+            PartitionSpec::Shards { classes_per_client } => {
+                self.require(
+                    "data.partition.classes_per_client",
+                    classes_per_client,
+                    Rule::AtLeastOne,
+                )?;
+            }
             PartitionSpec::Dirichlet { alpha } => {
                 self.require("data.partition.alpha", alpha, Rule::Positive)?;
             }

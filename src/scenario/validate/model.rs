@@ -4,9 +4,6 @@ use super::Rule;
 use crate::model::{AdapterSpec, HeadSpec};
 use crate::scenario::{Backbone, Loaded, ScenarioError};
 
-/// The side of the images the bundled data holds.
-const IMAGE_SIDE: usize = 28;
-
 impl Loaded {
     pub(super) fn validate_model(&self) -> Result<(), ScenarioError> {
         let m = &self.scenario.model;
@@ -19,10 +16,19 @@ impl Loaded {
         } = m.backbone;
         self.require("model.backbone.dim", dim, Rule::AtLeastOne)?;
         self.require("model.backbone.mlp", mlp, Rule::AtLeastOne)?;
-        if patch == 0 || !IMAGE_SIDE.is_multiple_of(patch) {
+        // The side is known before loading for shaped data and header-read formats; the
+        // run checks the others once the images are in.
+        let side = self.scenario.data.image.map(|i| i.side).or_else(|| {
+            let d = &self.scenario.data;
+            d.source.extent(&self.base, d.image).map(|e| e.side)
+        });
+        if patch == 0 || side.is_some_and(|side| !side.is_multiple_of(patch)) {
             return Err(self.invalid(
                 "model.backbone.patch",
-                format!("must divide the image side ({IMAGE_SIDE}), got {patch}"),
+                format!(
+                    "must divide the image side ({}), got {patch}",
+                    side.map_or("unknown".into(), |s| s.to_string())
+                ),
             ));
         }
         if heads == 0 || dim % heads != 0 {

@@ -8,10 +8,10 @@
 //! itself. It is meant to be right within a factor of two (a test holds it to that on
 //! shipped scenarios), which is all refusing absurd sizes needs.
 
-use crate::data::{PartitionSpec, idx_file, read_idx_dims};
+use crate::data::PartitionSpec;
 use crate::model::AdapterSpec;
 use crate::pool::Backend;
-use crate::scenario::{AlgorithmSection, DataSource, Loaded, ScenarioError};
+use crate::scenario::{AlgorithmSection, Loaded, ScenarioError};
 
 /// Images an evaluation chunk forwards at once (the pool's evaluation batch).
 const EVAL_BATCH: f64 = 250.0;
@@ -59,6 +59,8 @@ struct Sizes {
     clients: f64,
     samples_per_client: f64,
     tasks: f64,
+    /// Whether the data is laid out by tasks (and so shifted into floats).
+    shifted: bool,
     at_work: f64,
     buffered: f64,
     personal: bool,
@@ -106,9 +108,15 @@ impl Sizes {
         let pixels = self.side * self.side * self.channels;
         let t = self.tokens();
         let trainable = self.trainable_values(adapter);
-        // Raw bytes while loading, floats kept, a shifted copy of the test set per task.
-        let data = (self.train_images + self.test_images) * pixels * (1.0 + f32s)
-            + (self.tasks - 1.0).max(0.0) * self.test_images * pixels * f32s;
+        // The decoded bytes, kept; with tasks, every task's images domain-shifted into
+        // floats (the training images dealt out once, the test set once per task).
+        let images = self.train_images + self.test_images;
+        let shifted = if self.shifted {
+            (self.train_images + self.tasks * self.test_images) * pixels * f32s
+        } else {
+            0.0
+        };
+        let data = images * pixels + shifted;
         // The model, plus gradients, two optimiser moments and a copy of what trains.
         let model = self.model_values() * f32s + trainable * 4.0 * f32s;
         // What backward keeps per block and token: projections, attention, MLP.
@@ -116,7 +124,6 @@ impl Sizes {
         let train = self.batch * self.batch_clients * t * self.depth * per_token * f32s;
         // Forward only: about two blocks' worth live at once.
         let eval = EVAL_BATCH * t * (4.0 * self.dim + self.heads * t + self.mlp) * 2.0 * f32s;
-        let images = self.train_images + self.test_images;
         // The cache holds the frozen prefix's output: the patch embeddings, the backbone's
         // features when only the head trains (which then reads nothing else), nothing
         // when everything trains.
@@ -215,18 +222,10 @@ impl Loaded {
 
     fn sizes(&self) -> Option<(Sizes, &AdapterSpec)> {
         let s = &self.scenario;
-        let DataSource::Idx { dir } = &s.data.source;
-        let dir = self.path(dir);
-        let images = |name: &str| -> Option<Vec<usize>> {
-            read_idx_dims(&idx_file(&dir, &format!("{name}-images-idx3-ubyte"))).ok()
-        };
-        let (train, test) = (images("train")?, images("t10k")?);
-        let [n_train, side, _] = train[..] else {
-            return None;
-        };
-        let n_test = *test.first()?;
+        let extent = s.data.source.extent(&self.base, s.data.image)?;
+        let (n_train, n_test) = (extent.train, extent.test);
         // Labels are bytes: at most 256 classes (the head is small either way).
-        let vit = self.vit(side, 1, 256);
+        let vit = self.vit(extent.side, extent.channels, 256);
         let extra_tokens = match &s.model.adapter {
             AdapterSpec::Prompt { tokens }
             | AdapterSpec::AdaptivePrompt { tokens, .. }
@@ -266,6 +265,7 @@ impl Loaded {
             clients,
             samples_per_client,
             tasks: s.data.tasks.len().max(1) as f64,
+            shifted: !s.data.tasks.is_empty(),
             at_work: at_work.unwrap_or(clients),
             buffered,
             personal,

@@ -16,6 +16,8 @@ pub(crate) enum Rule {
     Share,
     /// In `[0, 1)`: a fraction that cannot be everything.
     Fraction,
+    /// In `(0, 1)`: some, but not all.
+    Part,
 }
 
 impl Rule {
@@ -28,6 +30,7 @@ impl Rule {
             Rule::NonNegative => value.is_finite() && value >= 0.0,
             Rule::Share => value > 0.0 && value <= 1.0,
             Rule::Fraction => (0.0..1.0).contains(&value),
+            Rule::Part => value > 0.0 && value < 1.0,
         }
     }
 
@@ -40,6 +43,7 @@ impl Rule {
             Rule::NonNegative => format!("must be >= 0, got {value}"),
             Rule::Share => format!("must be in (0, 1], got {value}"),
             Rule::Fraction => format!("must be in [0, 1), got {value}"),
+            Rule::Part => format!("must be in (0, 1), got {value}"),
         }
     }
 }

@@ -1,0 +1,211 @@
+//! Hugging Face data sets as saved on the hub: Parquet files named
+//! `{split}-0000i-of-0000N.parquet`, the image column a `struct<bytes, path>` of PNG or
+//! JPEG bytes, the label an integer column; class names come from the `huggingface`
+//! schema metadata (`info.features.<label>.names`) when it is there.
+
+use std::path::{Path, PathBuf};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::{Field, Row};
+
+use super::decoded::{Decoded, decode, store};
+use super::{ImageShape, Loaded, held_out};
+use crate::data::DataError;
+
+/// Loads the `train*` and `test*` Parquet files of `dir` (in name order); without test
+/// files, the share `test_fraction` of the training rows, spread evenly, is the test split.
+pub(super) fn load(
+    dir: &Path,
+    (image, label): (&str, &str),
+    test_fraction: f64,
+    shape: Option<ImageShape>,
+) -> Result<Loaded, DataError> {
+    let files = |split: &str| -> Result<Vec<PathBuf>, DataError> {
+        let io = |source| DataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with(split) && n.ends_with(".parquet")) {
+                out.push(path);
+            }
+        }
+        out.sort();
+        Ok(out)
+    };
+    let (train_files, test_files) = (files("train")?, files("test")?);
+    if train_files.is_empty() {
+        return Err(DataError::Malformed {
+            path: dir.to_path_buf(),
+            at: "files".into(),
+            problem: "no train-*.parquet file".into(),
+        });
+    }
+    let columns = (image, label);
+    let mut train = Vec::new();
+    for file in &train_files {
+        read_file(file, columns, &mut train)?;
+    }
+    let test = if test_files.is_empty() {
+        let (mut kept, mut held) = (Vec::new(), Vec::new());
+        for (i, d) in train.into_iter().enumerate() {
+            if held_out(i, test_fraction) {
+                held.push(d);
+            } else {
+                kept.push(d);
+            }
+        }
+        train = kept;
+        held
+    } else {
+        let mut test = Vec::new();
+        for file in &test_files {
+            read_file(file, columns, &mut test)?;
+        }
+        test
+    };
+    let (train, test) = store(train, test, shape)?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "parquet".into(), |n| n.to_string_lossy().into_owned());
+    Ok(Loaded {
+        train,
+        test,
+        groups: vec![name],
+    })
+}
+
+/// The rows of the `train*` and `test*` files of `dir`, from their footers alone.
+pub(super) fn rows(dir: &Path) -> Option<(usize, usize)> {
+    let (mut train, mut test) = (0, 0);
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        if !name.ends_with(".parquet") {
+            continue;
+        }
+        let rows = SerializedFileReader::new(std::fs::File::open(&path).ok()?)
+            .ok()?
+            .metadata()
+            .file_metadata()
+            .num_rows();
+        let rows = usize::try_from(rows).ok()?;
+        if name.starts_with("train") {
+            train += rows;
+        } else if name.starts_with("test") {
+            test += rows;
+        }
+    }
+    Some((train, test))
+}
+
+/// Appends every row of one file, decoded.
+fn read_file(
+    path: &Path,
+    (image, label): (&str, &str),
+    out: &mut Vec<Decoded>,
+) -> Result<(), DataError> {
+    let malformed = |at: String, problem: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        at,
+        problem,
+    };
+    let not_parquet = |e: parquet::errors::ParquetError| malformed("file".into(), e.to_string());
+    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader = SerializedFileReader::new(file).map_err(not_parquet)?;
+    let meta = reader.metadata().file_metadata();
+    let fields = meta.schema_descr().root_schema().get_fields();
+    for column in [image, label] {
+        if !fields.iter().any(|f| f.name() == column) {
+            let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
+            return Err(malformed(
+                "schema".into(),
+                format!("no column \"{column}\" (it has {})", names.join(", ")),
+            ));
+        }
+    }
+    let classes = class_names(meta.key_value_metadata(), label);
+    for (r, row) in reader.get_row_iter(None).map_err(not_parquet)?.enumerate() {
+        let row = row.map_err(not_parquet)?;
+        let at = || format!("row {r}");
+        let bytes = image_bytes(&row, image).ok_or_else(|| {
+            malformed(
+                at(),
+                format!("column \"{image}\" holds no image bytes (struct<bytes, path> or binary)"),
+            )
+        })?;
+        let value = integer(&row, label)
+            .ok_or_else(|| malformed(at(), format!("column \"{label}\" holds no integer label")))?;
+        let bound = classes.as_ref().map_or(256, Vec::len);
+        if !(0..bound as i64).contains(&value) {
+            let list = match &classes {
+                Some(names) => format!(
+                    "the class list ({} classes: {})",
+                    names.len(),
+                    names.join(", ")
+                ),
+                None => "0..=255".into(),
+            };
+            return Err(malformed(at(), format!("label {value} is outside {list}")));
+        }
+        let origin = PathBuf::from(format!("{} (row {r})", path.display()));
+        out.push(decode(bytes, origin, value as u8, 0)?);
+    }
+    Ok(())
+}
+
+/// The class names of `label` in the `huggingface` metadata, when they are there.
+fn class_names(
+    metadata: Option<&Vec<parquet::file::metadata::KeyValue>>,
+    label: &str,
+) -> Option<Vec<String>> {
+    let json = metadata?
+        .iter()
+        .find(|kv| kv.key == "huggingface")?
+        .value
+        .as_deref()?;
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let names = value
+        .pointer(&format!("/info/features/{label}/names"))?
+        .as_array()?;
+    names.iter().map(|n| n.as_str().map(String::from)).collect()
+}
+
+/// The image bytes in column `name`: a `struct<bytes, path>` or plain binary.
+fn image_bytes<'a>(row: &'a Row, name: &str) -> Option<&'a [u8]> {
+    match column(row, name)? {
+        Field::Bytes(b) => Some(b.data()),
+        Field::Group(inner) => match column(inner, "bytes")? {
+            Field::Bytes(b) => Some(b.data()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The integer in column `name`.
+fn integer(row: &Row, name: &str) -> Option<i64> {
+    Some(match column(row, name)? {
+        Field::Byte(v) => *v as i64,
+        Field::Short(v) => *v as i64,
+        Field::Int(v) => *v as i64,
+        Field::Long(v) => *v,
+        Field::UByte(v) => *v as i64,
+        Field::UShort(v) => *v as i64,
+        Field::UInt(v) => *v as i64,
+        Field::ULong(v) => i64::try_from(*v).ok()?,
+        _ => return None,
+    })
+}
+
+fn column<'a>(row: &'a Row, name: &str) -> Option<&'a Field> {
+    row.get_column_iter()
+        .find(|(n, _)| n.as_str() == name)
+        .map(|(_, f)| f)
+}
