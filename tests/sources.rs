@@ -479,6 +479,7 @@ fn hugging_face_parquet_loads_bit_for_bit() {
     );
     let source = DataSource::Parquet {
         dir: ".".into(),
+        files: Vec::new(),
         image: "image".into(),
         label: "label".into(),
         test_fraction: 0.2,
@@ -494,6 +495,7 @@ fn hugging_face_parquet_loads_bit_for_bit() {
     std::fs::remove_file(dir.path().join("test-00000-of-00001.parquet")).unwrap();
     let source = DataSource::Parquet {
         dir: ".".into(),
+        files: Vec::new(),
         image: "image".into(),
         label: "label".into(),
         test_fraction: 0.2,
@@ -501,6 +503,24 @@ fn hugging_face_parquet_loads_bit_for_bit() {
     let loaded = load(source, dir.path(), None);
     assert_eq!((loaded.train.len(), loaded.test.len()), (32, 8));
     assert_eq!(&loaded.test.pixels[..784], &images[4][..]);
+    // Listed files only: the second training file alone.
+    let source = DataSource::Parquet {
+        dir: ".".into(),
+        files: vec!["train-00001-of-00002.parquet".into()],
+        image: "image".into(),
+        label: "label".into(),
+        test_fraction: 0.5,
+    };
+    let loaded = load(source, dir.path(), None);
+    assert_eq!(
+        loaded.train.pixels,
+        images[20..40]
+            .iter()
+            .step_by(2)
+            .flatten()
+            .copied()
+            .collect::<Vec<u8>>()
+    );
 }
 
 #[test]
@@ -752,6 +772,7 @@ fn malformed_data_names_the_file_and_the_place() {
     );
     let hf = |label: &str| DataSource::Parquet {
         dir: "hf".into(),
+        files: Vec::new(),
         image: "image".into(),
         label: label.into(),
         test_fraction: 0.5,

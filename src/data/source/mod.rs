@@ -92,6 +92,10 @@ pub enum DataSource {
     Parquet {
         /// The directory holding the files, relative to the scenario.
         dir: String,
+        /// The files to read, relative to `dir` (each a split by its name's prefix);
+        /// every `train*` and `test*` Parquet file in `dir` when empty.
+        #[serde(default)]
+        files: Vec<String>,
         /// The image column.
         #[serde(default = "image_column")]
         image: String,
@@ -297,10 +301,11 @@ impl DataSource {
             ),
             DataSource::Parquet {
                 dir,
+                files,
                 image,
                 label,
                 test_fraction,
-            } => parquet::load(&path(dir), (image, label), *test_fraction, shape),
+            } => parquet::load(&path(dir), files, (image, label), *test_fraction, shape),
             DataSource::Domains(parts) => domains(parts, base, shape, None),
         }
     }
@@ -459,10 +464,13 @@ impl DataSource {
                 ))
             }
             DataSource::Parquet {
-                dir, test_fraction, ..
+                dir,
+                files,
+                test_fraction,
+                ..
             } => {
                 let shape = shape?;
-                let (train, test) = parquet::rows(&base.join(dir))?;
+                let (train, test) = parquet::rows(&base.join(dir), files)?;
                 let (train, test) = if test == 0 {
                     let held = (train as f64 * test_fraction).ceil() as usize;
                     (train - held.min(train), held)

@@ -12,36 +12,52 @@ use super::decoded::{Decoded, decode, store};
 use super::{ImageShape, Loaded, held_out};
 use crate::data::DataError;
 
-/// Loads the `train*` and `test*` Parquet files of `dir` (in name order); without test
-/// files, the share `test_fraction` of the training rows, spread evenly, is the test split.
+/// The Parquet files of a split: `listed` (relative to `dir`) when any are, else every
+/// file of `dir`; those whose name starts with `split`, in name order.
+fn split_files(dir: &Path, listed: &[String], split: &str) -> Result<Vec<PathBuf>, DataError> {
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let candidates: Vec<PathBuf> = if listed.is_empty() {
+        std::fs::read_dir(dir)
+            .map_err(io)?
+            .map(|e| e.map(|e| e.path()).map_err(io))
+            .collect::<Result<_, _>>()?
+    } else {
+        listed.iter().map(|f| dir.join(f)).collect()
+    };
+    let mut out: Vec<PathBuf> = candidates
+        .into_iter()
+        .filter(|path| {
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .is_some_and(|n| n.starts_with(split) && n.ends_with(".parquet"))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Loads the `train*` and `test*` Parquet files of `dir` (or those `listed`, in name
+/// order); without test files, the share `test_fraction` of the training rows, spread
+/// evenly, is the test split.
 pub(super) fn load(
     dir: &Path,
+    listed: &[String],
     (image, label): (&str, &str),
     test_fraction: f64,
     shape: Option<ImageShape>,
 ) -> Result<Loaded, DataError> {
-    let files = |split: &str| -> Result<Vec<PathBuf>, DataError> {
-        let io = |source| DataError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let path = entry.map_err(io)?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.is_some_and(|n| n.starts_with(split) && n.ends_with(".parquet")) {
-                out.push(path);
-            }
-        }
-        out.sort();
-        Ok(out)
-    };
-    let (train_files, test_files) = (files("train")?, files("test")?);
+    let (train_files, test_files) = (
+        split_files(dir, listed, "train")?,
+        split_files(dir, listed, "test")?,
+    );
     if train_files.is_empty() {
         return Err(DataError::Malformed {
             path: dir.to_path_buf(),
             at: "files".into(),
-            problem: "no train-*.parquet file".into(),
+            problem: "no train*.parquet file".into(),
         });
     }
     let columns = (image, label);
@@ -78,28 +94,22 @@ pub(super) fn load(
     })
 }
 
-/// The rows of the `train*` and `test*` files of `dir`, from their footers alone.
-pub(super) fn rows(dir: &Path) -> Option<(usize, usize)> {
-    let (mut train, mut test) = (0, 0);
-    for entry in std::fs::read_dir(dir).ok()? {
-        let path = entry.ok()?.path();
-        let name = path.file_name()?.to_string_lossy().into_owned();
-        if !name.ends_with(".parquet") {
-            continue;
+/// The rows of the `train*` and `test*` files (of `dir`, or those `listed`), from their
+/// footers alone.
+pub(super) fn rows(dir: &Path, listed: &[String]) -> Option<(usize, usize)> {
+    let count = |split: &str| -> Option<usize> {
+        let mut n = 0;
+        for path in split_files(dir, listed, split).ok()? {
+            let rows = SerializedFileReader::new(std::fs::File::open(&path).ok()?)
+                .ok()?
+                .metadata()
+                .file_metadata()
+                .num_rows();
+            n += usize::try_from(rows).ok()?;
         }
-        let rows = SerializedFileReader::new(std::fs::File::open(&path).ok()?)
-            .ok()?
-            .metadata()
-            .file_metadata()
-            .num_rows();
-        let rows = usize::try_from(rows).ok()?;
-        if name.starts_with("train") {
-            train += rows;
-        } else if name.starts_with("test") {
-            test += rows;
-        }
-    }
-    Some((train, test))
+        Some(n)
+    };
+    Some((count("train")?, count("test")?))
 }
 
 /// Appends every row of one file, decoded.
