@@ -796,12 +796,15 @@ fn malformed_data_names_the_file_and_the_place() {
 #[test]
 fn a_bad_data_file_stops_the_run_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("digits.csv"), "0,1,2,3,1\n0,1,2,x,2\n").unwrap();
+    // 4x4 images (the quickstart's patch of 4 divides them), the second line spoilt.
+    let good = format!("{}1", "7,".repeat(16));
+    let bad = format!("0,1,2,x,{}2", "7,".repeat(12));
+    std::fs::write(dir.path().join("digits.csv"), format!("{good}\n{bad}\n")).unwrap();
     let scenario = std::fs::read_to_string(repo().join("scenarios/quickstart.ron"))
         .unwrap()
         .replace(
             "source: Idx(dir: \"data/mnist-10k\")",
-            "source: Csv(file: \"digits.csv\", width: 2, height: 2, test_fraction: 0.5)",
+            "source: Csv(file: \"digits.csv\", width: 4, height: 4, test_fraction: 0.5)",
         )
         .replace(
             "\"models/",

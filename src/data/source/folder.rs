@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::decoded::{Decoded, decode, store};
+use super::decoded::{Decoded, Split, Store, decode};
 use super::{ImageShape, Loaded, held_out, read};
 use crate::data::DataError;
 
@@ -46,7 +46,13 @@ pub(super) fn load(
         let (train, test) = hold_out(all, test_fraction);
         (train, test, names)
     };
-    let (train, test) = store(decode_all(train)?, decode_all(test)?, shape)?;
+    let mut store = Store::new(shape);
+    for (split, entries) in [(Split::Train, train), (Split::Test, test)] {
+        for entry in entries {
+            store.add(split, decode_entry(entry)?)?;
+        }
+    }
+    let (train, test) = store.finish()?;
     Ok(Loaded {
         train,
         test,
@@ -189,19 +195,14 @@ fn hold_out(all: Vec<Entry>, fraction: f64) -> (Vec<Entry>, Vec<Entry>) {
     (train, test)
 }
 
-/// Decodes every entry's file.
-fn decode_all(entries: Vec<Entry>) -> Result<Vec<Decoded>, DataError> {
-    entries
-        .into_iter()
-        .map(|entry| {
-            let label = u8::try_from(entry.class).map_err(|_| DataError::Malformed {
-                path: entry.path.clone(),
-                at: "class".into(),
-                problem: "beyond the 256th class folder: labels are bytes".into(),
-            })?;
-            decode(&read(&entry.path)?, entry.path, label, entry.domain as u32)
-        })
-        .collect()
+/// Decodes one entry's file.
+fn decode_entry(entry: Entry) -> Result<Decoded, DataError> {
+    let label = u8::try_from(entry.class).map_err(|_| DataError::Malformed {
+        path: entry.path.clone(),
+        at: "class".into(),
+        problem: "beyond the 256th class folder: labels are bytes".into(),
+    })?;
+    decode(&read(&entry.path)?, entry.path, label, entry.domain as u32)
 }
 
 /// The folders in `dir`, sorted by name, with their names.

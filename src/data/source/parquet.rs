@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 
-use super::decoded::{Decoded, decode, store};
+use super::decoded::{Decoded, Split, Store, decode};
 use super::{ImageShape, Loaded, held_out};
 use crate::data::DataError;
 
@@ -61,29 +61,24 @@ pub(super) fn load(
         });
     }
     let columns = (image, label);
-    let mut train = Vec::new();
-    for file in &train_files {
-        read_file(file, columns, &mut train)?;
-    }
-    let test = if test_files.is_empty() {
-        let (mut kept, mut held) = (Vec::new(), Vec::new());
-        for (i, d) in train.into_iter().enumerate() {
-            if held_out(i, test_fraction) {
-                held.push(d);
-            } else {
-                kept.push(d);
-            }
-        }
-        train = kept;
-        held
-    } else {
-        let mut test = Vec::new();
-        for file in &test_files {
-            read_file(file, columns, &mut test)?;
-        }
-        test
+    let mut store = Store::new(shape);
+    // Without test files, rows are held out evenly across the training files.
+    let mut row = 0;
+    let mut split = || {
+        let held = test_files.is_empty() && held_out(row, test_fraction);
+        row += 1;
+        if held { Split::Test } else { Split::Train }
     };
-    let (train, test) = store(train, test, shape)?;
+    for file in &train_files {
+        read_file(file, columns, &mut |d| {
+            let s = split();
+            store.add(s, d)
+        })?;
+    }
+    for file in &test_files {
+        read_file(file, columns, &mut |d| store.add(Split::Test, d))?;
+    }
+    let (train, test) = store.finish()?;
     let name = dir
         .file_name()
         .map_or_else(|| "parquet".into(), |n| n.to_string_lossy().into_owned());
@@ -112,11 +107,11 @@ pub(super) fn rows(dir: &Path, listed: &[String]) -> Option<(usize, usize)> {
     Some((count("train")?, count("test")?))
 }
 
-/// Appends every row of one file, decoded.
+/// Hands every row of one file, decoded, to `out`.
 fn read_file(
     path: &Path,
     (image, label): (&str, &str),
-    out: &mut Vec<Decoded>,
+    out: &mut dyn FnMut(Decoded) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
     let malformed = |at: String, problem: String| DataError::Malformed {
         path: path.to_path_buf(),
@@ -165,7 +160,7 @@ fn read_file(
             return Err(malformed(at(), format!("label {value} is outside {list}")));
         }
         let origin = PathBuf::from(format!("{} (row {r})", path.display()));
-        out.push(decode(bytes, origin, value as u8, 0)?);
+        out(decode(bytes, origin, value as u8, 0)?)?;
     }
     Ok(())
 }
