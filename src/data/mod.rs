@@ -11,7 +11,8 @@ pub use partition::{Groups, Partition, PartitionError, PartitionSpec, partition}
 pub use pixels::Pixels;
 pub use source::idx::{IdxError, IdxFormatError, parse_idx, read_idx, read_idx_dims};
 pub use source::{
-    CifarLabels, DataSource, ImageShape, Images, Loaded, NamedSource, idx_file, load_idx_dir,
+    CifarLabels, DataSource, Extent, ImageShape, Images, Loaded, NamedSource, idx_file,
+    load_idx_dir,
 };
 pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 

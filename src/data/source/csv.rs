@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{ImageShape, Images, Loaded, held_out, read_maybe_gz, store_shape};
+use super::{ImageShape, Images, Loaded, held_out, name_of, read_maybe_gz, store_shape};
 use crate::data::DataError;
 
 /// Loads a pixel table; pixel values `0..=max` are scaled to `0..=255`, and a share
@@ -82,9 +82,7 @@ pub(super) fn load(
         };
         set.push_resized(&img, (width, height, 1), label, 0);
     }
-    let name = path
-        .file_name()
-        .map_or_else(|| "csv".into(), |n| n.to_string_lossy().into_owned());
+    let name = name_of(path, "csv");
     Ok(Loaded {
         train,
         test,

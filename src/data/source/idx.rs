@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::{ImageShape, Images, Loaded, store_shape};
+use super::{ImageShape, Images, Loaded, name_of, store_shape};
 use crate::data::DataError;
 
 /// Why an IDX file could not be read.
@@ -69,9 +69,7 @@ pub fn idx_file(dir: &Path, name: &str) -> PathBuf {
 /// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`,
 /// `t10k-labels-idx1-ubyte[.gz]`; one group, named after the directory.
 pub(super) fn load_dir(dir: &Path, shape: Option<ImageShape>) -> Result<Loaded, DataError> {
-    let name = dir
-        .file_name()
-        .map_or_else(|| "idx".into(), |n| n.to_string_lossy().into_owned());
+    let name = name_of(dir, "idx");
     Ok(Loaded {
         train: load_pair(dir, "train", shape)?,
         test: load_pair(dir, "t10k", shape)?,

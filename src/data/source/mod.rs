@@ -7,145 +7,23 @@ mod cache;
 mod cifar;
 mod csv;
 mod decoded;
+mod domains;
+mod extent;
 mod folder;
 pub(crate) mod idx;
 mod leaf;
 mod parquet;
 mod resize;
+mod spec;
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 pub use cifar::CifarLabels;
+pub use extent::Extent;
 pub use idx::idx_file;
-use idx::read_idx_dims;
+pub use spec::{DataSource, ImageShape, NamedSource};
 
 use super::{DataError, DataSplit, Dataset, Pixels};
-
-/// A data set on disk (paths relative to the scenario file).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub enum DataSource {
-    /// A directory of MNIST-style IDX files (train-* and t10k-*, gzip or not).
-    Idx {
-        /// The directory, relative to the scenario.
-        dir: String,
-    },
-    /// CIFAR-10's binary version: `data_batch_1.bin` .. `data_batch_5.bin` and
-    /// `test_batch.bin`.
-    Cifar10 {
-        /// The directory, relative to the scenario.
-        dir: String,
-    },
-    /// CIFAR-100's binary version: `train.bin` and `test.bin`.
-    Cifar100 {
-        /// The directory, relative to the scenario.
-        dir: String,
-        /// Which labels to learn: the 100 fine ones or the 20 coarse superclasses.
-        #[serde(default)]
-        labels: CifarLabels,
-    },
-    /// A table of pixels, one image per line: `width * height` integers row-major, then
-    /// the label (gzip or not), like the UCI digits.
-    Csv {
-        /// The file, relative to the scenario.
-        file: String,
-        /// Pixels per row.
-        width: usize,
-        /// Rows per image.
-        height: usize,
-        /// The largest pixel value (it becomes 255): 16 for the UCI digits.
-        #[serde(default = "full_scale")]
-        max: u16,
-        /// Share of the lines held out as the central test set, spread evenly.
-        #[serde(default = "default_holdout")]
-        test_fraction: f64,
-    },
-    /// LEAF's JSON (FEMNIST, ...): `train/*.json` and `test/*.json`, each with `users`,
-    /// `num_samples` and `user_data: {user: {x, y}}`; every user is a writer group.
-    Leaf {
-        /// The directory holding `train/` and `test/`, relative to the scenario.
-        dir: String,
-    },
-    /// Images (PNG or JPEG) in `root/<class>/<image>`, classes sorted by name, or in
-    /// `root/<domain>/<class>/<image>` with `domains`; `root/train/...` and
-    /// `root/test/...` when both exist, else a held-out share of each class.
-    ImageFolder {
-        /// The root, relative to the scenario.
-        dir: String,
-        /// One more folder level: every top folder is a domain (a group).
-        #[serde(default)]
-        domains: bool,
-        /// A list of `path label` lines (DomainNet's `<domain>_train.txt`), paths relative
-        /// to the root; labels index the sorted class folders.
-        #[serde(default)]
-        list: Option<String>,
-        /// Share of each class held out as the central test set without `train/`+`test/`.
-        #[serde(default = "default_holdout")]
-        test_fraction: f64,
-    },
-    /// A Hugging Face data set as saved on the hub: `train-*.parquet` and `test-*.parquet`
-    /// files in `dir`, an image column of PNG or JPEG bytes (`struct<bytes, path>`), an
-    /// integer label column; class names from the schema metadata when present.
-    Parquet {
-        /// The directory holding the files, relative to the scenario.
-        dir: String,
-        /// The files to read, relative to `dir` (each a split by its name's prefix);
-        /// every `train*` and `test*` Parquet file in `dir` when empty.
-        #[serde(default)]
-        files: Vec<String>,
-        /// The image column.
-        #[serde(default = "image_column")]
-        image: String,
-        /// The label column.
-        #[serde(default = "label_column")]
-        label: String,
-        /// Share of the training rows held out as the test set when there is no test file.
-        #[serde(default = "default_holdout")]
-        test_fraction: f64,
-    },
-    /// Several sources side by side as named domains of one data set (one group each);
-    /// they must share one image shape (see `data.image`).
-    Domains(Vec<NamedSource>),
-}
-
-/// One domain of [`DataSource::Domains`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamedSource {
-    /// The domain's name, which tasks select it by.
-    pub name: String,
-    /// Where its images come from.
-    pub source: DataSource,
-}
-
-fn image_column() -> String {
-    "image".into()
-}
-
-fn label_column() -> String {
-    "label".into()
-}
-
-fn full_scale() -> u16 {
-    255
-}
-
-fn default_holdout() -> f64 {
-    0.2
-}
-
-/// The shape every image is brought to on load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageShape {
-    /// Images become `side` x `side` pixels (bilinear).
-    pub side: usize,
-    /// 1 (grey: ITU-R 601 luma of colour images) or 3 (RGB: grey replicated).
-    pub channels: usize,
-}
 
 /// Labelled u8 images of one shape, one byte per channel, channel-interleaved.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -306,7 +184,7 @@ impl DataSource {
                 label,
                 test_fraction,
             } => parquet::load(&path(dir), files, (image, label), *test_fraction, shape),
-            DataSource::Domains(parts) => domains(parts, base, shape, None),
+            DataSource::Domains(parts) => domains::load(parts, base, shape, None),
         }
     }
 
@@ -329,157 +207,8 @@ impl DataSource {
                 cache::write(&file, &loaded)?;
                 Ok(loaded)
             }
-            (DataSource::Domains(parts), Some(_)) => domains(parts, base, shape, cache),
+            (DataSource::Domains(parts), Some(_)) => domains::load(parts, base, shape, cache),
             _ => self.load(base, shape),
-        }
-    }
-
-    /// The files or folders the source reads, by the field naming each (for validation).
-    pub fn paths(&self) -> Vec<(String, &str)> {
-        match self {
-            DataSource::Idx { dir }
-            | DataSource::Cifar10 { dir }
-            | DataSource::Cifar100 { dir, .. }
-            | DataSource::Leaf { dir }
-            | DataSource::Parquet { dir, .. } => vec![("dir".into(), dir)],
-            DataSource::Csv { file, .. } => vec![("file".into(), file)],
-            DataSource::ImageFolder { dir, list, .. } => {
-                let mut p = vec![("dir".to_string(), dir.as_str())];
-                p.extend(list.as_deref().map(|l| ("list".to_string(), l)));
-                p
-            }
-            DataSource::Domains(parts) => parts
-                .iter()
-                .enumerate()
-                .flat_map(|(i, part)| {
-                    part.source
-                        .paths()
-                        .into_iter()
-                        .map(move |(field, p)| (format!("[{i}].source.{field}"), p))
-                })
-                .collect(),
-        }
-    }
-}
-
-/// What a source holds, read from headers and file sizes without decoding any image.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Extent {
-    /// Training images.
-    pub train: usize,
-    /// Test images.
-    pub test: usize,
-    /// Images are `side` x `side` once loaded.
-    pub side: usize,
-    /// Channels once loaded.
-    pub channels: usize,
-}
-
-impl DataSource {
-    /// What the source holds once loaded with `shape`, when headers, file sizes, line or
-    /// file counts tell without decoding an image (folders and Parquet need `shape` for
-    /// their size); `None` otherwise (LEAF).
-    pub fn extent(&self, base: &Path, shape: Option<ImageShape>) -> Option<Extent> {
-        let shaped = |side: usize, channels: usize, train: usize, test: usize| {
-            let (side, channels) = shape.map_or((side, channels), |s| (s.side, s.channels));
-            Extent {
-                train,
-                test,
-                side,
-                channels,
-            }
-        };
-        match self {
-            DataSource::Idx { dir } => {
-                let dims = |name: &str| {
-                    read_idx_dims(&idx_file(
-                        &base.join(dir),
-                        &format!("{name}-images-idx3-ubyte"),
-                    ))
-                    .ok()
-                };
-                let (train, test) = (dims("train")?, dims("t10k")?);
-                let [n_train, side, _] = train[..] else {
-                    return None;
-                };
-                Some(shaped(side, 1, n_train, *test.first()?))
-            }
-            DataSource::Cifar10 { .. } | DataSource::Cifar100 { .. } => {
-                let (dir, record, train, test) = match self {
-                    DataSource::Cifar10 { dir } => {
-                        (dir, 3073, cifar::TRAIN_10.to_vec(), cifar::TEST_10)
-                    }
-                    DataSource::Cifar100 { dir, .. } => (dir, 3074, vec!["train.bin"], "test.bin"),
-                    _ => unreachable!("matched above"),
-                };
-                let count = |f: &str| {
-                    std::fs::metadata(base.join(dir).join(f))
-                        .ok()
-                        .map(|m| m.len() as usize / record)
-                };
-                let n_train = train.iter().map(|f| count(f)).sum::<Option<usize>>()?;
-                Some(shaped(32, 3, n_train, count(test)?))
-            }
-            DataSource::Domains(parts) => {
-                let extents: Vec<Extent> = parts
-                    .iter()
-                    .map(|p| p.source.extent(base, shape))
-                    .collect::<Option<_>>()?;
-                let first = *extents.first()?;
-                Some(Extent {
-                    train: extents.iter().map(|e| e.train).sum(),
-                    test: extents.iter().map(|e| e.test).sum(),
-                    ..first
-                })
-            }
-            DataSource::Csv {
-                file,
-                width,
-                height,
-                test_fraction,
-                ..
-            } => {
-                let text = read_maybe_gz(&base.join(file)).ok()?;
-                let lines = text
-                    .split(|&b| b == b'\n')
-                    .filter(|l| !l.trim_ascii().is_empty())
-                    .count();
-                let test = (0..lines).filter(|&i| held_out(i, *test_fraction)).count();
-                let side = (width == height)
-                    .then_some(*width)
-                    .or(shape.map(|s| s.side))?;
-                Some(shaped(side, 1, lines - test, test))
-            }
-            DataSource::ImageFolder {
-                dir, test_fraction, ..
-            } => {
-                let shape = shape?;
-                let images = folder::count(&base.join(dir))?;
-                let test = (images as f64 * test_fraction).ceil() as usize;
-                Some(shaped(
-                    shape.side,
-                    shape.channels,
-                    images - test.min(images),
-                    test,
-                ))
-            }
-            DataSource::Parquet {
-                dir,
-                files,
-                test_fraction,
-                ..
-            } => {
-                let shape = shape?;
-                let (train, test) = parquet::rows(&base.join(dir), files)?;
-                let (train, test) = if test == 0 {
-                    let held = (train as f64 * test_fraction).ceil() as usize;
-                    (train - held.min(train), held)
-                } else {
-                    (train, test)
-                };
-                Some(shaped(shape.side, shape.channels, train, test))
-            }
-            DataSource::Leaf { .. } => None,
         }
     }
 }
@@ -489,49 +218,10 @@ pub fn load_idx_dir(dir: &Path) -> Result<DataSplit, DataError> {
     idx::load_dir(dir, None)?.into_split()
 }
 
-/// Loads every part and puts them side by side, one group per part.
-fn domains(
-    parts: &[NamedSource],
-    base: &Path,
-    shape: Option<ImageShape>,
-    cache: Option<&Path>,
-) -> Result<Loaded, DataError> {
-    let mut out: Option<Loaded> = None;
-    for (g, part) in parts.iter().enumerate() {
-        let mut loaded = part.source.load_cached(base, shape, cache)?;
-        for set in [&mut loaded.train, &mut loaded.test] {
-            set.groups.iter_mut().for_each(|x| *x = g as u32);
-        }
-        match &mut out {
-            None => {
-                loaded.groups = vec![part.name.clone()];
-                out = Some(loaded);
-            }
-            Some(all) => {
-                if (all.train.side, all.train.channels)
-                    != (loaded.train.side, loaded.train.channels)
-                {
-                    return Err(DataError::Mismatch(format!(
-                        "domain \"{}\" holds {2}x{2}x{3} images but \"{}\" {4}x{4}x{5}: give \
-                         data.image to bring them to one shape",
-                        part.name,
-                        parts[0].name,
-                        loaded.train.side,
-                        loaded.train.channels,
-                        all.train.side,
-                        all.train.channels
-                    )));
-                }
-                for (to, from) in [(&mut all.train, loaded.train), (&mut all.test, loaded.test)] {
-                    to.pixels.extend(from.pixels);
-                    to.labels.extend(from.labels);
-                    to.groups.extend(from.groups);
-                }
-                all.groups.push(part.name.clone());
-            }
-        }
-    }
-    out.ok_or(DataError::Empty { split: "training" })
+/// The last part of `path`, naming a source's one group; `fallback` when it has none.
+fn name_of(path: &Path, fallback: &str) -> String {
+    path.file_name()
+        .map_or_else(|| fallback.into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Whether image `i` of `n` falls in a held-out share `fraction`, spread evenly: every

@@ -9,7 +9,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 
 use super::decoded::{Decoded, Split, Store, decode};
-use super::{ImageShape, Loaded, held_out};
+use super::{ImageShape, Loaded, held_out, name_of};
 use crate::data::DataError;
 
 /// The Parquet files of a split: `listed` (relative to `dir`) when any are, else every
@@ -79,9 +79,7 @@ pub(super) fn load(
         read_file(file, columns, &mut |d| store.add(Split::Test, d))?;
     }
     let (train, test) = store.finish()?;
-    let name = dir
-        .file_name()
-        .map_or_else(|| "parquet".into(), |n| n.to_string_lossy().into_owned());
+    let name = name_of(dir, "parquet");
     Ok(Loaded {
         train,
         test,
