@@ -3,7 +3,7 @@
 //! `flotilla bench` runs every measurement in a child process of its own (`--item`), so
 //! the peak memory it reports is its own and one measurement cannot warm another's caches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -92,11 +92,11 @@ pub enum Item {
         /// Overrides of the scenario.
         set: Vec<String>,
     },
-    /// Loading a CIFAR-10-format data set of `images` images (five sixths for training)
-    /// that the measurement first writes from the bundled MNIST and Fashion-MNIST pixels.
+    /// Loading the CIFAR-10-format data set in `dir` (the real one, or one that
+    /// [`write_cifar_fixture`] wrote before the measuring process started).
     Load {
-        /// Training and test images together.
-        images: usize,
+        /// The directory of `data_batch_*.bin` and `test_batch.bin`.
+        dir: PathBuf,
     },
     /// A whole run of the scenario with the given overrides.
     Run {
@@ -119,8 +119,8 @@ pub struct Figures {
     /// Seconds of the work proper (engine only: the event loop, without building the
     /// actors).
     pub busy_seconds: Option<f64>,
-    /// Resident memory when the work proper began (loads only: after writing the
-    /// fixture), so that the peak above it is what the work took.
+    /// Resident memory when the work proper began (loads only), so that the peak above
+    /// it is what the work took.
     #[serde(default)]
     pub start_rss_bytes: Option<u64>,
 }
@@ -199,18 +199,14 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 start_rss_bytes: None,
             })
         }
-        Item::Load { images } => {
-            let dir = std::env::temp_dir().join(format!("flotilla-load-{}", std::process::id()));
-            write_cifar_fixture(&dir, *images)?;
+        Item::Load { dir } => {
             let start_rss_bytes = Some(crate::report::rss_bytes());
             let started = Instant::now();
             let split = crate::data::DataSource::Cifar10 { dir: ".".into() }
-                .load(&dir, None)
-                .and_then(|l| l.into_split());
+                .load(dir, None)?
+                .into_split()?;
             let wall_seconds = started.elapsed().as_secs_f64();
             let peak_rss_bytes = peak_rss_bytes();
-            let _ = std::fs::remove_dir_all(&dir);
-            let split = split?;
             Ok(Figures {
                 wall_seconds,
                 work: (split.train.len() + split.test.len()) as f64,

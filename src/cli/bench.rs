@@ -158,11 +158,25 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             f.peak_rss_bytes as f64 / raw
         )
     };
-    row(
-        "loading a CIFAR-10-format data set of 60,000 images".into(),
-        Item::Load { images: 60_000 },
-        &loading,
-    );
+    let mut fixture_failed = false;
+    let fixture = std::env::temp_dir().join(format!("flotilla-cifar-{}", std::process::id()));
+    match flotilla::bench::write_cifar_fixture(&fixture, 60_000) {
+        Ok(()) => {
+            let item = Item::Load {
+                dir: fixture.clone(),
+            };
+            row(
+                "loading a CIFAR-10-format data set of 60,000 images".into(),
+                item,
+                &loading,
+            );
+        }
+        Err(e) => {
+            eprintln!("writing the CIFAR-10-format fixture: {e}");
+            fixture_failed = true;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&fixture);
     let images = |f: &Figures| format!("{:.0} images/s", f.rate());
     for backend in &backends {
         let mut rates = Vec::new();
@@ -194,7 +208,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             }
         }
     }
-    if failed {
+    if failed || fixture_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
