@@ -1,6 +1,7 @@
 //! Bringing an image to the store's shape: channels first (luma or replication), then a
-//! bilinear resize with pixel centres aligned (as PIL and `torch.nn.functional.interpolate`
-//! with `align_corners=False` and no antialiasing).
+//! bilinear resize with pixel centres aligned, as `torch.nn.functional.interpolate` with
+//! `align_corners=False` and no antialiasing (PIL's bilinear agrees when enlarging; when
+//! shrinking it also antialiases).
 
 /// `pixels` (`width` x `height` x `channels`, interleaved) as a `side` x `side` image of
 /// `to_channels`; unchanged when the shapes already agree.
@@ -17,15 +18,16 @@ pub(super) fn to_shape(
     bilinear(&converted, (width, height), to_channels, side)
 }
 
-/// Grey from RGB by ITU-R 601 luma (PIL's "L"), RGB from grey by replication.
+/// Grey from RGB by ITU-R 601 luma in PIL's fixed point (its "L" mode, to the byte), RGB
+/// from grey by replication.
 fn convert_channels(pixels: &[u8], from: usize, to: usize) -> Vec<u8> {
     match (from, to) {
         (a, b) if a == b => pixels.to_vec(),
         (3, 1) => pixels
             .chunks_exact(3)
             .map(|p| {
-                let y = 299 * p[0] as u32 + 587 * p[1] as u32 + 114 * p[2] as u32;
-                ((y + 500) / 1000) as u8
+                let y = 19595 * p[0] as u32 + 38470 * p[1] as u32 + 7471 * p[2] as u32;
+                ((y + 0x8000) >> 16) as u8
             })
             .collect(),
         (1, 3) => pixels.iter().flat_map(|&p| [p, p, p]).collect(),
@@ -103,6 +105,8 @@ mod tests {
             convert_channels(&[255, 0, 0, 10, 20, 30], 3, 1),
             vec![76, 18]
         );
+        // PIL's fixed point gives 156 for (0, 255, 51), where 0.587 g + 0.114 b is 155.499.
+        assert_eq!(convert_channels(&[0, 255, 51], 3, 1), vec![156]);
         assert_eq!(convert_channels(&[7, 9], 1, 3), vec![7, 7, 7, 9, 9, 9]);
     }
 }
