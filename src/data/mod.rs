@@ -178,14 +178,14 @@ impl Dataset {
         let mut labels = Vec::with_capacity(indices.len());
         let len = self.image_len();
         for &i in indices {
-            let img = self.pixels.slice(i as usize * len..(i as usize + 1) * len);
+            let start = i as usize * len;
             for py in 0..per_row {
                 for px in 0..per_row {
                     for dy in 0..patch {
-                        let row = (py * patch + dy) * side + px * patch;
-                        for x in row..row + patch {
-                            out.extend_from_slice(&img[x * ch..(x + 1) * ch]);
-                        }
+                        // A patch's row is `patch` pixels side by side in the image.
+                        let row = start + ((py * patch + dy) * side + px * patch) * ch;
+                        self.pixels
+                            .extend_normalised(&mut out, row..row + patch * ch);
                     }
                 }
             }

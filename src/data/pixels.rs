@@ -42,6 +42,15 @@ impl Pixels {
         }
     }
 
+    /// Appends the normalised values `range` to `out`, with no copy in between (the
+    /// training batches' hot path).
+    pub fn extend_normalised(&self, out: &mut Vec<f32>, range: std::ops::Range<usize>) {
+        match self {
+            Pixels::Bytes(b) => out.extend(b[range].iter().map(|&v| normalise(v))),
+            Pixels::Floats(f) => out.extend_from_slice(&f[range]),
+        }
+    }
+
     /// Every normalised value, in order.
     pub fn values(&self) -> impl Iterator<Item = f32> + '_ {
         let (bytes, floats) = match self {
@@ -102,6 +111,9 @@ mod tests {
             .collect();
         assert_eq!(bytes.values().collect::<Vec<_>>(), want);
         assert_eq!(&*bytes.slice(1..3), &want[1..]);
+        let mut out = vec![7.0];
+        bytes.extend_normalised(&mut out, 1..3);
+        assert_eq!(out, [&[7.0], &want[1..]].concat());
         let mixed = Pixels::concat(vec![bytes.clone(), Pixels::Floats(vec![9.0])]);
         assert_eq!(mixed, Pixels::Floats([&want[..], &[9.0]].concat()));
         assert_eq!(
