@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use flotilla::model::VitConfig;
+use flotilla::model::{VitConfig, VitStyle};
 use flotilla::pretrain::{PretrainError, PretrainOptions, pretrain};
 
 #[derive(Args)]
@@ -54,6 +54,7 @@ pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
             heads: a.heads,
             mlp: a.mlp,
             classes: 0,
+            style: VitStyle::default(),
         },
         classes: a.classes,
         epochs: a.epochs,

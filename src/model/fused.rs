@@ -36,13 +36,14 @@ pub(super) trait FusedOps: Backend {
         Self::softmax(x, last)
     }
 
-    /// Layer norm over the last axis, then `· gamma + beta`.
+    /// Layer norm over the last axis with variance floor `epsilon`, then `· gamma + beta`.
     fn layer_norm_affine(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        epsilon: f64,
     ) -> FloatTensor<Self> {
-        Self::layer_norm(x, gamma, Some(beta), LAYER_NORM_EPSILON)
+        Self::layer_norm(x, gamma, Some(beta), epsilon)
     }
 
     /// GELU, `x Φ(x)` with the normal distribution's exact CDF `Φ`.
@@ -170,9 +171,11 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        epsilon: f64,
     ) -> FloatTensor<Self> {
+        /// The variance floor.
         #[derive(Debug)]
-        struct Norm;
+        struct Norm(f64);
 
         impl<B: Backend> Backward<B, 3> for Norm {
             /// The input and `gamma`.
@@ -193,10 +196,7 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 // The normalised input x̂ = (x − μ) r, with r = 1 / √(σ² + ε) per row.
                 let centered = B::float_sub(x.clone(), B::float_mean_dim(x, last));
                 let var = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), last);
-                let r = B::float_recip(B::float_sqrt(B::float_add_scalar(
-                    var,
-                    LAYER_NORM_EPSILON.into(),
-                )));
+                let r = B::float_recip(B::float_sqrt(B::float_add_scalar(var, self.0.into())));
                 let normed = B::float_mul(centered, r.clone());
                 // Sums over every axis but the last, as `[width]`.
                 let rows = shape.num_elements() / width;
@@ -227,20 +227,22 @@ impl<B: Backend + FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             }
         }
 
-        match Norm
+        match Norm(epsilon)
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
                 let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
-                let y = B::layer_norm_affine(x.clone(), gamma.clone(), beta.into_primitive());
+                let y =
+                    B::layer_norm_affine(x.clone(), gamma.clone(), beta.into_primitive(), epsilon);
                 prep.finish((x, gamma), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::layer_norm_affine(
                 x.into_primitive(),
                 gamma.into_primitive(),
                 beta.into_primitive(),
+                epsilon,
             )),
         }
     }
@@ -270,8 +272,12 @@ pub(super) fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedOps>::gelu_exact(x.into_dispatch()))
 }
 
-/// `norm` applied to `x` (built with [`LAYER_NORM_EPSILON`] and a shift).
-pub(super) fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tensor<D> {
+/// `norm` applied to `x` with variance floor `epsilon` (Burn keeps a norm's own private).
+pub(super) fn layer_norm<const D: usize>(
+    norm: &LayerNorm,
+    x: Tensor<D>,
+    epsilon: f64,
+) -> Tensor<D> {
     let gamma = norm.gamma.val();
     let beta = norm
         .beta
@@ -281,6 +287,7 @@ pub(super) fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>) -> Tens
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
+        epsilon,
     ))
 }
 
@@ -348,7 +355,7 @@ mod tests {
         norm.beta = norm
             .beta
             .map(|b| Param::from_tensor(b.val().add_scalar(0.25).detach()));
-        let fused = layer_norm(&norm, x.clone());
+        let fused = layer_norm(&norm, x.clone(), LAYER_NORM_EPSILON);
         let reference = norm.forward(x.clone());
         close(fused.clone(), reference.clone());
         let grads_fused = (fused * w.clone()).sum().backward();

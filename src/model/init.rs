@@ -16,7 +16,7 @@ use super::params::track_path;
 /// Re-initialises the parameters whose paths `which` selects:
 /// linear weights and biases `U(-1/sqrt(d_in), 1/sqrt(d_in))`; class token, positions,
 /// prompt and memory tokens `N(0, 0.02)`; LoRA `A ~ N(0, 1/rank)` and `B = 0`; layer norms
-/// and FiLM at the identity; FedAPT's keys `N(0, 1)` and its prompt generator at zero (so
+/// and FiLM at the identity; a feature projection `N(0, 1/width)`; FedAPT's keys `N(0, 1)` and its prompt generator at zero (so
 /// the adaptive prompt starts as the meta prompt).
 pub fn init_params<M: Module>(module: M, which: &Trainable, seed: u64) -> M {
     module.map(&mut Init {
@@ -55,6 +55,7 @@ impl ModuleMapper for Init<'_> {
             "lora_a" => normal(&mut self.rng, 1.0 / dims[D - 1] as f64, n),
             "cls" | "pos" | "prompt" | "memory" => normal(&mut self.rng, 0.02, n),
             "keys" => normal(&mut self.rng, 1.0, n),
+            "projection" => normal(&mut self.rng, (dims[0] as f64).powf(-0.5), n),
             _ => (0..n)
                 .map(|_| self.rng.random_range(-bound..=bound) as f32)
                 .collect(),

@@ -138,10 +138,9 @@ impl Prefix {
 }
 
 fn row_shape(model: &Vit, depth: Depth, data: &Dataset, patch: usize) -> Vec<usize> {
-    let dim = model.norm.gamma.dims()[0];
     match depth {
-        Depth::Embedding => vec![(data.side / patch).pow(2), dim],
-        Depth::Features => vec![dim],
+        Depth::Embedding => vec![(data.side / patch).pow(2), model.dim()],
+        Depth::Features => vec![model.feature_width()],
     }
 }
 

@@ -1,7 +1,7 @@
 //! A tiny ViT and toy images for model-level tests.
 
 use flotilla::data::{Dataset, Pixels};
-use flotilla::model::VitConfig;
+use flotilla::model::{VitConfig, VitStyle};
 
 /// A 2-block ViT of width 16 on 8x8 grey images of 3 classes.
 pub(crate) fn tiny() -> VitConfig {
@@ -14,6 +14,7 @@ pub(crate) fn tiny() -> VitConfig {
         heads: 2,
         mlp: 32,
         classes: 3,
+        style: VitStyle::default(),
     }
 }
 

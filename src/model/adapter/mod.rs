@@ -130,7 +130,9 @@ impl AdapterSpec {
             ],
             AdapterSpec::Memory { .. } => vec![r"blocks\.\d+\.memory".into()],
             AdapterSpec::HeadOnly => vec![],
-            AdapterSpec::Full => vec![r"patch_embed\..*|cls|pos|blocks\..*|norm\..*".into()],
+            AdapterSpec::Full => {
+                vec![r"patch_embed\..*|cls|pos|pre_norm\..*|blocks\..*|norm\..*|projection".into()]
+            }
             AdapterSpec::Blocks { blocks } => {
                 let list: Vec<String> = blocks.iter().map(usize::to_string).collect();
                 vec![format!(r"blocks\.({})\..*", list.join("|"))]
@@ -193,7 +195,13 @@ impl AdapterSpec {
             AdapterSpec::Prompt { tokens: n } => vit.prompt = Some(tokens(*n)),
             AdapterSpec::AdaptivePrompt { tokens: n, .. } => {
                 vit.prompt = Some(tokens(*n));
-                vit.prompt_net = Some(PromptNet::new(clients, *n, dim, device));
+                vit.prompt_net = Some(PromptNet::new(
+                    clients,
+                    *n,
+                    vit.feature_width(),
+                    dim,
+                    device,
+                ));
             }
             AdapterSpec::Memory { tokens: n } => {
                 for block in &mut vit.blocks {

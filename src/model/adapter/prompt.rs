@@ -13,7 +13,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 /// turns the matched key into an offset of the meta prompt (the model's `prompt`).
 #[derive(Module, Debug)]
 pub struct PromptNet {
-    /// One frozen random key per client `[clients, dim]`.
+    /// One frozen random key per client `[clients, dim]`, in the prompt tokens' width.
     pub keys: Param<Tensor<2>>,
     /// Maps a sample's frozen features to a query over the keys.
     pub query: Linear,
@@ -25,21 +25,28 @@ pub struct PromptNet {
 }
 
 impl PromptNet {
-    /// A network for `clients` keys of width `dim` making `tokens` prompt tokens of width `dim`.
-    pub fn new(clients: usize, tokens: usize, dim: usize, device: &Device) -> Self {
+    /// A network for `clients` keys, reading frozen features of width `features` and
+    /// making `tokens` prompt tokens of width `dim`.
+    pub fn new(
+        clients: usize,
+        tokens: usize,
+        features: usize,
+        dim: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             keys: Param::from_tensor(Tensor::random(
                 [clients.max(1), dim],
                 Distribution::Normal(0.0, 1.0),
                 device,
             )),
-            query: LinearConfig::new(dim, dim).init(device),
+            query: LinearConfig::new(features, dim).init(device),
             generate: LinearConfig::new(dim, tokens * dim).init(device),
             tokens,
         }
     }
 
-    /// The key-matching logits `[batch, clients]` of frozen features `[batch, dim]`.
+    /// The key-matching logits `[batch, clients]` of frozen features `[batch, features]`.
     pub fn key_logits(&self, features: Tensor<2>) -> Tensor<2> {
         let keys = self.keys.val();
         let dk = keys.dims()[1];

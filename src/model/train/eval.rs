@@ -64,7 +64,7 @@ pub fn fit_head(
         .iter()
         .map(|&i| data.labels[i as usize] as usize)
         .collect();
-    let dim = model.norm.gamma.dims()[0];
+    let dim = model.feature_width();
     let features = if features.is_empty() {
         Tensor::zeros([0, dim], &device)
     } else {
