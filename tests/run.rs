@@ -156,14 +156,40 @@ fn run_directory_has_every_file_and_consistent_figures() {
     let timeline = std::fs::read_to_string(r.dir.join("timeline.csv")).unwrap();
     assert_eq!(
         timeline.lines().count(),
-        1 + 3,
-        "header + one row per round"
+        1 + 1 + 3,
+        "header, the initial model, one row per round"
+    );
+    assert!(
+        timeline.lines().nth(1).unwrap().starts_with("0.0,0,0,"),
+        "the initial model at time zero: {timeline}"
     );
     let clients = std::fs::read_to_string(r.dir.join("clients.csv")).unwrap();
     assert_eq!(clients.lines().count(), 1 + common::CLIENTS);
     let resolved =
         scenario::parse(&std::fs::read_to_string(r.dir.join("scenario.ron")).unwrap()).unwrap();
     assert_eq!(resolved.name, "tiny");
+}
+
+/// `stop: (rounds: 0)` evaluates the initial model at time zero, as every run's first
+/// timeline row does, and nothing else: no client is selected, nothing is sent.
+#[test]
+fn zero_rounds_evaluate_the_initial_model_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("zero");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = common::small_scenario(&dir, "zero", common::FEDAVG, 0, 1, "F32");
+    let zero = go(&scenario::load(&file).unwrap(), tmp.path().join("zero-run"));
+    let three = go(&tiny(tmp.path(), 1, "F32"), tmp.path().join("three-run"));
+    let rows = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("timeline.csv")).unwrap();
+        text.lines().skip(1).map(str::to_string).collect()
+    };
+    let (zero_rows, three_rows) = (rows(&zero.dir), rows(&three.dir));
+    assert_eq!(zero_rows.len(), 1, "{zero_rows:?}");
+    assert_eq!(zero_rows[0], three_rows[0]);
+    assert!(zero_rows[0].starts_with("0.0,0,0,"), "{zero_rows:?}");
+    let s = &zero.summary;
+    assert_eq!((s.messages_up, s.messages_down, s.bytes_up), (0, 0, 0));
 }
 
 #[test]

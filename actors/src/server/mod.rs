@@ -25,7 +25,8 @@ pub(crate) use routing::Routes;
 /// When a run ends.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StopRule {
-    /// After this many completed rounds (synchronous algorithms).
+    /// After this many completed rounds (synchronous algorithms); `0` evaluates the
+    /// initial model and stops.
     pub rounds: Option<u32>,
     /// At this simulated time.
     pub virtual_time: Option<SimTime>,
@@ -193,7 +194,14 @@ impl ServerActor {
     fn handle(&mut self, out: &mut Out, event: ServerEvent) {
         let mut strategy = std::mem::replace(&mut self.strategy, Box::new(crate::strategy::Idle));
         match event {
+            ServerEvent::Start if self.stop.rounds == Some(0) => {
+                // Nothing but the initial model's evaluation: how good it is before any
+                // round.
+                self.finish(out);
+            }
             ServerEvent::Start => {
+                // The initial model, at time zero: every timeline starts from it.
+                self.evaluate(out, 0);
                 if let Some(t) = self.stop.virtual_time {
                     out.at(t, Event::Server(ServerEvent::Horizon));
                 }

@@ -31,9 +31,6 @@ impl Loaded {
                 "set rounds or virtual_time (target_accuracy alone may never be reached)",
             ));
         }
-        if let Some(rounds) = stop.rounds {
-            self.require("stop.rounds", rounds, Rule::AtLeastOne)?;
-        }
         if let Some(t) = &stop.virtual_time {
             self.require("stop.virtual_time", t.value(), Rule::Positive)?;
         }
