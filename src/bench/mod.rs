@@ -21,7 +21,6 @@ pub use cifar::write_cifar_fixture;
 
 use crate::report::peak_rss_bytes;
 use crate::run::{Prepared, RunError, prepare};
-use crate::scenario::override_fields;
 use crate::scenario::{self, Loaded, ScenarioError};
 
 /// A learner that trains nothing: every job hands back the initial (all-zero)
@@ -359,5 +358,5 @@ impl Observer for LoopTimer {
 }
 
 fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {
-    Ok(override_fields(scenario::load(file)?, set)?)
+    Ok(scenario::load_with(file, set)?)
 }

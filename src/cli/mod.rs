@@ -27,6 +27,9 @@ enum Command {
     Validate {
         /// The scenario file (RON).
         file: PathBuf,
+        /// Override a field, as `flotilla run --set` does; repeatable.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
     },
     /// Train the ViT backbone centrally on some classes and write a checkpoint.
     Pretrain(pretrain::PretrainArgs),
@@ -54,7 +57,7 @@ const BAD_INPUT: u8 = 2;
 /// Parses the command line and runs the command.
 pub(crate) fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Validate { file } => run::validate(&file),
+        Command::Validate { file, set } => run::validate(&file, &set),
         Command::Run(args) => run::run_command(args),
         Command::Pretrain(args) => pretrain::pretrain_command(args),
         Command::Adapters { file } => adapters::adapters_command(file.as_deref()),

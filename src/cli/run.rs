@@ -65,8 +65,8 @@ fn parse_duration(text: &str) -> Result<Duration, LingerError> {
     Ok(Duration::try_from_secs_f64(d.value())?)
 }
 
-pub(crate) fn validate(file: &Path) -> ExitCode {
-    match scenario::load(file).and_then(|l| Ok((points(&l)?, l))) {
+pub(crate) fn validate(file: &Path, set: &[String]) -> ExitCode {
+    match scenario::load_with(file, set).and_then(|l| Ok((points(&l)?, l))) {
         Ok((points, l)) => {
             let sweep = points.map_or(String::new(), |p| format!(", a sweep of {} runs", p.len()));
             let memory = l.footprint().map_or(String::new(), |f| {
@@ -87,7 +87,7 @@ pub(crate) fn validate(file: &Path) -> ExitCode {
 }
 
 pub(crate) fn run_command(args: RunArgs) -> ExitCode {
-    let mut loaded = match scenario::load(&args.file) {
+    let mut loaded = match scenario::load_with(&args.file, &args.set) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -97,13 +97,6 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
     if let Some(seed) = args.seed {
         loaded.scenario.seed = seed;
     }
-    let loaded = match scenario::override_fields(loaded, &args.set) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(BAD_INPUT);
-        }
-    };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
     // Without a handler Ctrl-C would kill the process before anything is written.

@@ -24,7 +24,7 @@ mod validate;
 pub use convert::{TIMELINE_CLIENTS, to_dist};
 pub use error::{FieldSource, ScenarioError};
 pub(crate) use path::is_variant;
-pub use path::{OverrideError, PathError, override_field, override_fields, set_field, to_json};
+pub use path::{OverrideError, PathError, set_field, to_json};
 pub use schema::*;
 pub use units::{
     BitRate, Bytes, Duration, Quantity, Rate, SampleRate, Secs, Size, Speed, Unit, UnitError,
@@ -47,6 +47,13 @@ pub struct Loaded {
 
 /// Reads, parses and validates a scenario file.
 pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
+    load_with(file, &[])
+}
+
+/// Reads and parses a scenario file, overrides fields (`path=value`, the value written as
+/// in the scenario, e.g. `pool.backend=Tch`), and validates the result once: an override
+/// can supply what the file lacks (a checkpoint's path, say).
+pub fn load_with(file: &Path, assignments: &[String]) -> Result<Loaded, ScenarioError> {
     let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
         file: file.to_path_buf(),
         source,
@@ -61,6 +68,9 @@ pub fn load(file: &Path) -> Result<Loaded, ScenarioError> {
         file: file.to_path_buf(),
         base,
     };
+    let loaded = assignments
+        .iter()
+        .try_fold(loaded, |l, a| path::assign(&l, a))?;
     loaded.validate()?;
     Ok(loaded)
 }

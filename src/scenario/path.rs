@@ -96,17 +96,10 @@ pub enum OverrideError {
     Mismatch(#[source] serde_json::Error),
 }
 
-/// The scenario with `assignments` applied in order (see [`override_field`]).
-pub fn override_fields(loaded: Loaded, assignments: &[String]) -> Result<Loaded, ScenarioError> {
-    assignments
-        .iter()
-        .try_fold(loaded, |l, assignment| override_field(&l, assignment))
-}
-
-/// The scenario with one field changed: `assignment` is `path=value`, the value written as
-/// in the scenario (RON), e.g. `pool.backend=Tch` or `training.batch_size=64`. The result
-/// is validated like the file itself.
-pub fn override_field(loaded: &Loaded, assignment: &str) -> Result<Loaded, ScenarioError> {
+/// The scenario with one field changed, not yet validated: `assignment` is `path=value`,
+/// the value written as in the scenario (RON), e.g. `pool.backend=Tch` or
+/// `training.batch_size=64`.
+pub(super) fn assign(loaded: &Loaded, assignment: &str) -> Result<Loaded, ScenarioError> {
     let apply = || -> Result<Scenario, OverrideError> {
         let (path, text) = assignment
             .split_once('=')
@@ -122,13 +115,11 @@ pub fn override_field(loaded: &Loaded, assignment: &str) -> Result<Loaded, Scena
         Ok(scenario)
     };
     let scenario = apply().map_err(|e| loaded.refused(format!("--set {assignment}"), e))?;
-    let out = Loaded {
+    Ok(Loaded {
         scenario,
         file: loaded.file.clone(),
         base: loaded.base.clone(),
-    };
-    out.validate()?;
-    Ok(out)
+    })
 }
 
 /// A scenario's JSON form, which field paths walk (enums as `{"Variant": ...}`).
