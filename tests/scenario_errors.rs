@@ -437,6 +437,45 @@ fn shipped_scenarios_validate() {
     assert!(checked >= 19, "only {checked} scenarios found");
 }
 
+/// The examples wait for checkpoints nothing here downloads: without one, validation names
+/// the file and where to put it; with a checkpoint of the same layout in its place (a
+/// parity fixture, whose width the examples' head counts divide), everything else
+/// validates. The fixtures' patches are 4 pixels, so the images shrink to 32 pixels with
+/// them (at the examples' sizes they would make a thousand tokens an image).
+#[test]
+fn example_scenarios_validate_but_for_their_checkpoints() {
+    for (name, checkpoint, wanted) in [
+        (
+            "fltac-vit-small",
+            "timm-vit",
+            "weights/vit_small_patch16_224.safetensors",
+        ),
+        (
+            "fedapt-clip-b32",
+            "clip-vit",
+            "weights/clip_vit_b32_openai.safetensors",
+        ),
+    ] {
+        let file = repo().join(format!("scenarios/examples/{name}.ron"));
+        let file = file.to_str().unwrap();
+        let (code, err) = flotilla(&["validate", file]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains("model.backbone.file")
+                && err.contains(wanted)
+                && err.contains("not found: put the checkpoint there"),
+            "{name}: {err}"
+        );
+        let fixture = repo().join(format!(
+            "tests/fixtures/pretrained/{checkpoint}.safetensors"
+        ));
+        let set = format!("model.backbone.file=\"{}\"", fixture.display());
+        let small = "data.image=(side: 32, channels: 1)";
+        let (code, err) = flotilla(&["validate", file, "--set", &set, "--set", small]);
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}
+
 /// The largest resident set of any child process waited for so far, in bytes.
 fn children_peak_rss() -> u64 {
     // SAFETY: getrusage only writes the struct it is given.

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use flotilla::model::{AdapterCost, VitConfig, catalog};
+use flotilla::model::{AdapterCost, VitConfig, VitStyle, catalog};
 use flotilla::scenario;
 use flotilla_actors::{Encoding, Rounding};
 
@@ -20,6 +20,7 @@ fn bundled_vit() -> VitConfig {
         heads: 4,
         mlp: 128,
         classes: 10,
+        style: VitStyle::default(),
     }
 }
 
@@ -34,8 +35,13 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
                     return ExitCode::from(BAD_INPUT);
                 }
             };
-            let b = bundled_vit();
-            let vit = loaded.vit(b.image, b.channels, b.classes);
+            let vit = match loaded.vit_before_loading() {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(BAD_INPUT);
+                }
+            };
             let mut methods = vec![loaded.adaptation()];
             methods.extend(catalog(loaded.scenario.data.clients));
             (vit, methods)

@@ -18,9 +18,11 @@ pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
 
 use std::path::PathBuf;
 
-/// MNIST's pixel mean and standard deviation, for normalisation.
-const MEAN: f32 = 0.1307;
-const STD: f32 = 0.3081;
+/// The mean every pixel value (in `[0, 1]`) is normalised with, MNIST's: `(v - MEAN) / STD`.
+/// A pretrained backbone folds its own normalisation into its patch embedding instead.
+pub const MEAN: f32 = 0.1307;
+/// The standard deviation every pixel value is normalised with, MNIST's.
+pub const STD: f32 = 0.3081;
 
 /// Labelled square images, normalised, held in memory.
 pub struct Dataset {

@@ -15,6 +15,7 @@ mod adapter;
 mod fused;
 mod group;
 mod head;
+mod import;
 mod init;
 mod params;
 mod prefix;
@@ -25,6 +26,10 @@ mod vit;
 pub use adapter::{AdapterCost, AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet, catalog};
 pub use group::{Owners, client_axis};
 pub use head::{Covariance, HeadSpec, NaiveBayes, NaiveBayesHead, inverse_logdet};
+pub use import::{
+    Architecture, ImportError, Layout, Normalization, Pretrained, Problem, TensorProblem,
+    resample_grid,
+};
 pub use init::init_params;
 pub use params::Trainable;
 pub use prefix::{Depth, Prefix};
@@ -35,7 +40,7 @@ pub use train::{
     EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, fine_tune,
     fit_head, train_group, train_local,
 };
-pub use vit::{Encoded, Input, ShapeError, Vit, VitConfig};
+pub use vit::{Activation, Encoded, Input, Pool, ShapeError, Vit, VitConfig, VitStyle};
 
 use std::path::Path;
 
@@ -77,10 +82,13 @@ impl Adaptation {
         Trainable::new(HEAD)
     }
 
-    /// The parameters that start fresh rather than pretrained: the adapter's own and the head.
+    /// The parameters that start fresh rather than pretrained: the adapter's own and the
+    /// head, unless it is the checkpoint's.
     fn fresh(&self) -> Trainable {
         let mut patterns = self.adapter.added();
-        patterns.push(HEAD.into());
+        if self.head != HeadSpec::Pretrained {
+            patterns.push(HEAD.into());
+        }
         Trainable::new(&patterns.join("|"))
     }
 
@@ -120,22 +128,50 @@ impl Adaptation {
 
 const HEAD: &str = r"head\.(weight|bias)";
 
+/// Where a backbone's pretrained values come from.
+pub enum Weights<'a> {
+    /// A checkpoint `flotilla pretrain` wrote (Burn's format, the model's own names).
+    Burn(&'a Path),
+    /// A timm or open_clip safetensors file, checked into `Architecture`; the data's
+    /// values are normalised by the `(mean, std)` given.
+    Pretrained(&'a Pretrained, &'a Architecture, (f32, f32)),
+}
+
+/// Why a backbone's weights could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// A Burn checkpoint.
+    #[error(transparent)]
+    Burn(#[from] burn::store::RecordError),
+    /// A safetensors checkpoint.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
 /// Builds the model clients fine-tune: the backbone (pretrained weights when given), a
-/// fresh head and the adapter, with everything but what trains frozen.
+/// fresh head (or the checkpoint's) and the adapter, with everything but what trains
+/// frozen.
 ///
-/// Every value is drawn from `seed` (see [`init_params`]), so the model is the same on
-/// every thread and every run.
+/// Every value not read from a checkpoint is drawn from `seed` (see [`init_params`]), so
+/// the model is the same on every thread and every run.
 pub fn build_model(
     config: &VitConfig,
-    weights: Option<&Path>,
+    weights: Option<Weights<'_>>,
     adaptation: &Adaptation,
     seed: u64,
     device: &Device,
-) -> Result<Vit, burn::store::RecordError> {
+) -> Result<Vit, WeightsError> {
     let mut vit = init_params(config.init(device), &Trainable::new(".*"), seed);
-    if let Some(path) = weights {
-        use burn::module::Module;
-        vit = vit.try_load_file(path)?;
+    match weights {
+        Some(Weights::Burn(path)) => {
+            use burn::module::Module;
+            vit = vit.try_load_file(path)?;
+        }
+        Some(Weights::Pretrained(pretrained, arch, input)) => {
+            let head = adaptation.head == HeadSpec::Pretrained;
+            vit = pretrained.load(vit, arch, input, head)?;
+        }
+        None => {}
     }
     let vit = adaptation.adapter.attach(vit, adaptation.clients, device);
     // A fresh head and fresh adapter parameters, from a stream of their own.

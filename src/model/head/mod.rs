@@ -17,6 +17,9 @@ pub enum HeadSpec {
     /// A fresh linear layer that trains and is federated with the adapter.
     #[default]
     Linear,
+    /// The pretrained checkpoint's own linear head (its classes must be the data's): it
+    /// trains and is federated as [`Linear`](Self::Linear) is, from the checkpoint's values.
+    Pretrained,
     /// FedBABU: a linear layer left at its random initialisation, never trained or sent;
     /// personalization fine-tunes it locally (`eval.personalize: FineTuneHead`).
     Frozen,
@@ -34,7 +37,7 @@ pub enum HeadSpec {
 impl HeadSpec {
     /// Whether the head's parameters train and travel.
     pub fn trains(&self) -> bool {
-        matches!(self, HeadSpec::Linear)
+        matches!(self, HeadSpec::Linear | HeadSpec::Pretrained)
     }
 
     /// The naive Bayes configuration, for that head.
@@ -55,6 +58,7 @@ impl HeadSpec {
     pub fn name(&self) -> &'static str {
         match self {
             HeadSpec::Linear => "linear",
+            HeadSpec::Pretrained => "pretrained",
             HeadSpec::Frozen => "frozen",
             HeadSpec::NaiveBayes {
                 covariance: Covariance::Lda,

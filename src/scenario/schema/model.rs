@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{AdapterSpec, HeadSpec};
+use crate::model::{Activation, AdapterSpec, HeadSpec, Layout, Normalization};
 
 /// The backbone, its pretrained weights and the adapter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -10,7 +10,8 @@ use crate::model::{AdapterSpec, HeadSpec};
 pub struct ModelSection {
     /// The backbone's architecture.
     pub backbone: Backbone,
-    /// A checkpoint written by `flotilla pretrain`; without one the backbone is random.
+    /// A checkpoint written by `flotilla pretrain` for a `Vit` backbone; without one (and
+    /// without a `Pretrained` backbone) the backbone is random.
     #[serde(default)]
     pub weights: Option<String>,
     /// What trains on the frozen backbone.
@@ -36,5 +37,28 @@ pub enum Backbone {
         heads: usize,
         /// The MLP's hidden width.
         mlp: usize,
+    },
+    /// A pretrained ViT from a safetensors file with timm's or open_clip's tensor names.
+    /// Its patch, width, depth, MLP width, channels, biases, pre-norm, projection and
+    /// pooling are read from the tensors' shapes; the rest is given here.
+    Pretrained {
+        /// The safetensors file, relative to the scenario.
+        file: String,
+        /// Whose tensor names it uses.
+        layout: Layout,
+        /// Attention heads (the shapes do not tell).
+        heads: usize,
+        /// The MLP's non-linearity: `Gelu` for timm's ViTs and open_clip's own weights,
+        /// `QuickGelu` for OpenAI's CLIP. Required for `OpenClip`.
+        #[serde(default)]
+        activation: Option<Activation>,
+        /// The layer norms' variance floor: timm's ViTs use 1e-6 (the default for `Timm`),
+        /// CLIP 1e-5 (the default for `OpenClip`).
+        #[serde(default)]
+        epsilon: Option<f64>,
+        /// The per-channel mean and standard deviation the checkpoint was trained with;
+        /// by default ImageNet's for `Timm` and CLIP's for `OpenClip`.
+        #[serde(default)]
+        normalize: Option<Normalization>,
     },
 }

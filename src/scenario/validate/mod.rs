@@ -31,7 +31,9 @@ impl Loaded {
         self.validate_wire()?;
         // Also checks links, traces and server capacities as it converts them.
         self.sim_config()?;
-        self.validate_monitoring()
+        self.validate_monitoring()?;
+        // Last, so that a scenario waiting for its checkpoint is otherwise known sound.
+        self.validate_backbone_file()
     }
 
     /// `field` must follow `rule`.

@@ -1,27 +1,95 @@
 //! The model section: the backbone's shape, its checkpoint, the adapter and the head.
 
 use super::Rule;
-use crate::model::{AdapterSpec, HeadSpec};
+use crate::model::{AdapterSpec, HeadSpec, Layout};
 use crate::scenario::{Backbone, Loaded, ScenarioError};
 
 impl Loaded {
     pub(super) fn validate_model(&self) -> Result<(), ScenarioError> {
         let m = &self.scenario.model;
-        let Backbone::Vit {
-            patch,
-            dim,
-            depth,
-            heads,
-            mlp,
-        } = m.backbone;
-        self.require("model.backbone.dim", dim, Rule::AtLeastOne)?;
-        self.require("model.backbone.mlp", mlp, Rule::AtLeastOne)?;
-        // The side is known before loading for shaped data and header-read formats; the
-        // run checks the others once the images are in.
-        let side = self.scenario.data.image.map(|i| i.side).or_else(|| {
+        match &m.backbone {
+            &Backbone::Vit {
+                patch,
+                dim,
+                depth,
+                heads,
+                mlp,
+            } => {
+                self.require("model.backbone.dim", dim, Rule::AtLeastOne)?;
+                self.require("model.backbone.mlp", mlp, Rule::AtLeastOne)?;
+                self.check_patch(patch)?;
+                if heads == 0 || dim % heads != 0 {
+                    return Err(self.invalid(
+                        "model.backbone.heads",
+                        format!("must divide dim ({dim}), got {heads}"),
+                    ));
+                }
+                self.require("model.backbone.depth", depth, Rule::AtLeastOne)?;
+                if let Some(w) = &m.weights
+                    && !self.path(w).is_file()
+                {
+                    return Err(self.invalid(
+                        "model.weights",
+                        format!(
+                            "file \"{w}\" not found (looked for {}); `flotilla pretrain` writes one",
+                            self.path(w).display()
+                        ),
+                    ));
+                }
+                self.validate_adapter(dim, depth)?;
+            }
+            Backbone::Pretrained {
+                layout,
+                heads,
+                activation,
+                epsilon,
+                normalize,
+                ..
+            } => {
+                self.require("model.backbone.heads", *heads, Rule::AtLeastOne)?;
+                if let Some(e) = epsilon {
+                    self.require("model.backbone.epsilon", *e, Rule::Positive)?;
+                }
+                if *layout == Layout::OpenClip && activation.is_none() {
+                    return Err(self.invalid(
+                        "model.backbone.activation",
+                        "say QuickGelu for OpenAI's CLIP weights or Gelu for open_clip's own",
+                    ));
+                }
+                if let Some(n) = normalize {
+                    if n.mean.len() != n.std.len() || n.mean.is_empty() {
+                        return Err(self.invalid(
+                            "model.backbone.normalize",
+                            "give one mean and one standard deviation per channel",
+                        ));
+                    }
+                    for &s in &n.std {
+                        self.require("model.backbone.normalize.std", s, Rule::Positive)?;
+                    }
+                }
+                if m.weights.is_some() {
+                    return Err(self.invalid(
+                        "model.weights",
+                        "a Pretrained backbone's weights are its file; remove model.weights",
+                    ));
+                }
+            }
+        }
+        self.validate_head()
+    }
+
+    /// The image side, when it is known before loading (shaped data and header-read
+    /// formats; the run checks the others once the images are in).
+    fn known_side(&self) -> Option<usize> {
+        self.scenario.data.image.map(|i| i.side).or_else(|| {
             let d = &self.scenario.data;
             d.source.extent(&self.base, d.image).map(|e| e.side)
-        });
+        })
+    }
+
+    /// The patch side must divide the image side.
+    fn check_patch(&self, patch: usize) -> Result<(), ScenarioError> {
+        let side = self.known_side();
         if patch == 0 || side.is_some_and(|side| !side.is_multiple_of(patch)) {
             return Err(self.invalid(
                 "model.backbone.patch",
@@ -31,26 +99,49 @@ impl Loaded {
                 ),
             ));
         }
-        if heads == 0 || dim % heads != 0 {
+        Ok(())
+    }
+
+    /// A pretrained backbone's file, checked after everything else: the tensors against
+    /// the architecture they give, the adapter against its width and depth, its patches
+    /// against the images.
+    pub(super) fn validate_backbone_file(&self) -> Result<(), ScenarioError> {
+        let Some(pretrained) = self.pretrained() else {
+            return Ok(());
+        };
+        let field = "model.backbone.file";
+        if !pretrained.file.is_file() {
             return Err(self.invalid(
-                "model.backbone.heads",
-                format!("must divide dim ({dim}), got {heads}"),
-            ));
-        }
-        self.require("model.backbone.depth", depth, Rule::AtLeastOne)?;
-        if let Some(w) = &m.weights
-            && !self.path(w).is_file()
-        {
-            return Err(self.invalid(
-                "model.weights",
+                field,
                 format!(
-                    "file \"{w}\" not found (looked for {}); `flotilla pretrain` writes one",
-                    self.path(w).display()
+                    "{} not found: put the checkpoint there (README, \"Pretrained backbones\", \
+                     shows how to get one)",
+                    pretrained.file.display()
                 ),
             ));
         }
-        self.validate_adapter(dim, depth)?;
-        self.validate_head()
+        let arch = pretrained
+            .inspect()
+            .map_err(|e| self.invalid(field, e.to_string()))?;
+        let side = self.known_side();
+        if side.is_some_and(|side| !side.is_multiple_of(arch.patch)) {
+            return Err(self.invalid(
+                field,
+                format!(
+                    "the checkpoint's patches are {0}x{0}, which do not tile images of {1}x{1}: \
+                     resize them with data.image",
+                    arch.patch,
+                    side.unwrap_or(0)
+                ),
+            ));
+        }
+        if self.scenario.model.head == HeadSpec::Pretrained && arch.head.is_none() {
+            return Err(self.invalid(
+                "model.head",
+                "the checkpoint has no head of its own to keep",
+            ));
+        }
+        self.validate_adapter(arch.dim, arch.depth)
     }
 
     /// The adapter, against the backbone's width `dim` and `depth`.
@@ -101,6 +192,13 @@ impl Loaded {
         let s = &self.scenario;
         match &s.model.head {
             HeadSpec::Linear => Ok(()),
+            HeadSpec::Pretrained if !matches!(s.model.backbone, Backbone::Pretrained { .. }) => {
+                Err(self.invalid(
+                    "model.head",
+                    "Pretrained keeps a pretrained backbone's own head; this backbone has none",
+                ))
+            }
+            HeadSpec::Pretrained => Ok(()),
             HeadSpec::Frozen | HeadSpec::NaiveBayes { .. }
                 if s.model.adapter == AdapterSpec::HeadOnly =>
             {

@@ -225,7 +225,8 @@ impl Loaded {
         let extent = s.data.source.extent(&self.base, s.data.image)?;
         let (n_train, n_test) = (extent.train, extent.test);
         // Labels are bytes: at most 256 classes (the head is small either way).
-        let vit = self.vit(extent.side, extent.channels, 256);
+        // A pretrained backbone's file is checked last: without it, nothing is estimated.
+        let vit = self.vit(extent.side, extent.channels, 256).ok()?;
         let extra_tokens = match &s.model.adapter {
             AdapterSpec::Prompt { tokens }
             | AdapterSpec::AdaptivePrompt { tokens, .. }

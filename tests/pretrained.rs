@@ -1,0 +1,411 @@
+//! Pretrained backbones from timm's and open_clip's safetensors files: the same outputs as
+//! timm and open_clip compute (tests/fixtures/pretrained/, made by
+//! scripts/fixtures/pretrained.py), at the checkpoints' resolution and at others; every
+//! method training on them; every ill-shaped tensor named.
+
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use flotilla::data::{Dataset, MEAN, Pixels, STD};
+use flotilla::model::{
+    Activation, Adaptation, AdapterSpec, Architecture, Covariance, HeadSpec, Layout, LocalData,
+    LoraTarget, Normalization, Optimizer, Pretrained, Problem, Samples, TensorProblem, TrainConfig,
+    Trainable, Vit, Weights, build_model, train_local,
+};
+use safetensors::SafeTensors;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pretrained")
+        .join(name)
+}
+
+fn pretrained(file: &str, layout: Layout) -> Pretrained {
+    Pretrained {
+        file: fixture(file),
+        layout,
+        heads: 3,
+        activation: match layout {
+            Layout::Timm => Activation::Gelu,
+            Layout::OpenClip => Activation::QuickGelu,
+        },
+        epsilon: match layout {
+            Layout::Timm => 1e-6,
+            Layout::OpenClip => 1e-5,
+        },
+        normalization: Normalization::of(layout),
+    }
+}
+
+/// The reference file's tensor `name`: its values as `f32` (uint8 images as 0..255).
+fn reference(name: &str) -> (Vec<f32>, Vec<usize>) {
+    let bytes = std::fs::read(fixture("reference.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let view = file.tensor(name).unwrap();
+    let values = match view.dtype() {
+        safetensors::Dtype::U8 => view.data().iter().map(|&b| f32::from(b)).collect(),
+        safetensors::Dtype::F32 => view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        other => panic!("{name}: {other:?}"),
+    };
+    (values, view.shape().to_vec())
+}
+
+/// The reference images `name` (`[n, side, side, channels]` bytes) as a data set.
+fn images(name: &str) -> Dataset {
+    let (values, shape) = reference(name);
+    let n = shape[0];
+    Dataset {
+        pixels: Pixels::Bytes(values.iter().map(|&v| v as u8).collect()),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        groups: vec![0; n],
+        side: shape[1],
+        channels: shape[3],
+        classes: 10,
+    }
+}
+
+/// The checkpoint built for `data` with `adaptation`.
+fn model(p: &Pretrained, data: &Dataset, adaptation: &Adaptation, device: &Device) -> Vit {
+    let arch = p.inspect().unwrap();
+    let config = p.config(&arch, data.side, data.channels, data.classes);
+    let weights = Weights::Pretrained(p, &arch, (MEAN, STD));
+    build_model(&config, Some(weights), adaptation, 7, device).unwrap()
+}
+
+fn patches(data: &Dataset, patch: usize, device: &Device) -> Tensor<3> {
+    let idx: Vec<u32> = (0..data.len() as u32).collect();
+    let (values, _) = data.patches(&idx, patch);
+    let tokens = (data.side / patch).pow(2);
+    let dim = patch * patch * data.channels;
+    Tensor::from_data(TensorData::new(values, [idx.len(), tokens, dim]), device)
+}
+
+/// The largest absolute difference between `got` and the reference `name`.
+fn max_error(got: Tensor<2>, name: &str) -> f32 {
+    let (want, shape) = reference(name);
+    assert_eq!(got.dims().to_vec(), shape, "{name}");
+    let got = got.into_data().try_to_vec::<f32>().unwrap();
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+const TOLERANCE: f32 = 1e-4;
+
+#[test]
+fn timm_vits_compute_what_timm_computes_at_every_resolution() {
+    let device = Device::flex();
+    for name in ["timm-vit", "timm-vit-avg"] {
+        let p = pretrained(&format!("{name}.safetensors"), Layout::Timm);
+        for side in [32, 48, 24] {
+            let data = images(&format!("images{side}"));
+            let keep_head = Adaptation::linear(AdapterSpec::HeadOnly);
+            let keep_head = Adaptation {
+                head: HeadSpec::Pretrained,
+                ..keep_head
+            };
+            let vit = model(&p, &data, &keep_head, &device);
+            let encoded = vit.encode(patches(&data, 4, &device)).features;
+            let logits = vit.head.forward(encoded.clone());
+            let features = max_error(encoded, &format!("{name}/features{side}"));
+            let logits = max_error(logits, &format!("{name}/logits{side}"));
+            assert!(
+                features <= TOLERANCE && logits <= TOLERANCE,
+                "{name} at {side}: features off by {features}, logits by {logits}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_grey_data_set_on_a_colour_checkpoint_is_its_channel_replicated() {
+    let device = Device::flex();
+    let p = pretrained("timm-vit.safetensors", Layout::Timm);
+    let data = images("grey32");
+    assert_eq!(data.channels, 1);
+    let adaptation = Adaptation {
+        head: HeadSpec::Pretrained,
+        ..Adaptation::linear(AdapterSpec::HeadOnly)
+    };
+    let vit = model(&p, &data, &adaptation, &device);
+    let error = max_error(
+        vit.forward(patches(&data, 4, &device)),
+        "timm-vit/logits-grey32",
+    );
+    assert!(error <= TOLERANCE, "off by {error}");
+}
+
+#[test]
+fn clip_vision_towers_compute_what_open_clip_computes_at_every_resolution() {
+    let device = Device::flex();
+    let p = pretrained("clip-vit.safetensors", Layout::OpenClip);
+    let arch = p.inspect().unwrap();
+    assert_eq!(
+        (
+            arch.prefix.as_str(),
+            arch.projection,
+            arch.pre_norm,
+            arch.head
+        ),
+        ("visual.", Some(24), true, None)
+    );
+    for side in [32, 48, 24] {
+        let data = images(&format!("images{side}"));
+        let vit = model(
+            &p,
+            &data,
+            &Adaptation::linear(AdapterSpec::HeadOnly),
+            &device,
+        );
+        let error = max_error(
+            vit.encode(patches(&data, 4, &device)).features,
+            &format!("clip-vit/features{side}"),
+        );
+        assert!(error <= TOLERANCE, "at {side}: off by {error}");
+    }
+}
+
+#[test]
+fn the_architecture_is_read_from_the_shapes() {
+    let plain = pretrained("timm-vit.safetensors", Layout::Timm)
+        .inspect()
+        .unwrap();
+    let avg = pretrained("timm-vit-avg.safetensors", Layout::Timm)
+        .inspect()
+        .unwrap();
+    let want = Architecture {
+        layout: Layout::Timm,
+        prefix: String::new(),
+        channels: 3,
+        patch: 4,
+        grid: 8,
+        dim: 48,
+        depth: 2,
+        mlp: 192,
+        qkv_bias: true,
+        patch_bias: true,
+        pre_norm: false,
+        projection: None,
+        pool: flotilla::model::Pool::Class,
+        head: Some(10),
+    };
+    assert_eq!(plain, want);
+    assert_eq!(
+        avg,
+        Architecture {
+            qkv_bias: false,
+            pool: flotilla::model::Pool::Mean,
+            ..want
+        }
+    );
+    assert_eq!(plain.image(), 32);
+}
+
+/// A copy of fixture `name` with tensor `bad` one row short.
+fn with_one_row_short(name: &str, bad: &str, dir: &Path) -> PathBuf {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = Vec::new();
+    for (key, view) in file.tensors() {
+        let mut shape = view.shape().to_vec();
+        let mut data = view.data().to_vec();
+        if key == bad {
+            let row = data.len() / shape[0];
+            shape[0] -= 1;
+            data.truncate(data.len() - row);
+        }
+        tensors.push((key, shape, data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(k, s, d)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                .unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    let out = dir.join(name);
+    safetensors::serialize_to_file(views, None, &out).unwrap();
+    out
+}
+
+#[test]
+fn a_mis_shaped_tensor_is_named_with_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, layout, bad, expected, found) in [
+        (
+            "timm-vit.safetensors",
+            Layout::Timm,
+            "blocks.1.mlp.fc1.weight",
+            vec![192, 48],
+            vec![191, 48],
+        ),
+        (
+            "clip-vit.safetensors",
+            Layout::OpenClip,
+            "visual.transformer.resblocks.0.attn.in_proj_weight",
+            vec![144, 48],
+            vec![143, 48],
+        ),
+    ] {
+        let p = Pretrained {
+            file: with_one_row_short(name, bad, dir.path()),
+            ..pretrained(name, layout)
+        };
+        let error = p.inspect().unwrap_err();
+        let Problem::Tensors(problems) = &error.problem else {
+            panic!("{error}");
+        };
+        assert_eq!(
+            problems,
+            &[TensorProblem::Shape {
+                name: bad.into(),
+                expected,
+                found
+            }],
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(bad) && message.contains(name), "{message}");
+    }
+}
+
+#[test]
+fn missing_and_unexpected_tensors_are_all_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("timm-vit.safetensors")).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
+        .tensors()
+        .into_iter()
+        .filter(|(k, _)| k != "blocks.0.norm2.bias" && k != "norm.weight")
+        .collect();
+    let scale = [0u8; 4 * 48];
+    views.push((
+        "blocks.0.ls1.gamma".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![48], &scale).unwrap(),
+    ));
+    let path = dir.path().join("broken.safetensors");
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    let p = Pretrained {
+        file: path,
+        ..pretrained("timm-vit.safetensors", Layout::Timm)
+    };
+    let error = p.inspect().unwrap_err();
+    let Problem::Tensors(problems) = &error.problem else {
+        panic!("{error}");
+    };
+    assert_eq!(
+        problems,
+        &[
+            TensorProblem::Missing {
+                name: "blocks.0.norm2.bias".into(),
+                expected: vec![48]
+            },
+            TensorProblem::Missing {
+                name: "norm.weight".into(),
+                expected: vec![48]
+            },
+            TensorProblem::Unexpected {
+                name: "blocks.0.ls1.gamma".into(),
+                shape: vec![48]
+            },
+        ]
+    );
+}
+
+/// Every method, with the head it is used with.
+fn methods() -> Vec<Adaptation> {
+    let with = |adapter, head| Adaptation {
+        adapter,
+        head,
+        clients: 4,
+    };
+    vec![
+        with(
+            AdapterSpec::Lora {
+                rank: 2,
+                alpha: 4.0,
+                targets: vec![LoraTarget::Q, LoraTarget::V],
+            },
+            HeadSpec::Linear,
+        ),
+        with(AdapterSpec::Film, HeadSpec::Linear),
+        with(
+            AdapterSpec::Film,
+            HeadSpec::NaiveBayes {
+                covariance: Covariance::Lda,
+                shrinkage: 0.5,
+            },
+        ),
+        with(AdapterSpec::Prompt { tokens: 2 }, HeadSpec::Linear),
+        with(
+            AdapterSpec::AdaptivePrompt {
+                tokens: 2,
+                key_loss: 1.0,
+            },
+            HeadSpec::Linear,
+        ),
+        with(AdapterSpec::Memory { tokens: 2 }, HeadSpec::Linear),
+        with(AdapterSpec::HeadOnly, HeadSpec::Linear),
+        with(AdapterSpec::Full, HeadSpec::Frozen),
+        with(AdapterSpec::Full, HeadSpec::Linear),
+        with(AdapterSpec::Blocks { blocks: vec![1] }, HeadSpec::Linear),
+    ]
+}
+
+#[test]
+fn every_method_trains_on_both_layouts_and_leaves_the_rest_bit_identical() {
+    let device = Device::flex().autodiff();
+    // Two classes of two images each, so that naive Bayes has a covariance to fit.
+    let data = Dataset {
+        labels: vec![0, 1, 0, 1],
+        classes: 2,
+        ..images("images32")
+    };
+    let idx: Vec<u32> = (0..data.len() as u32).collect();
+    let cfg = TrainConfig {
+        epochs: 1,
+        // One batch of both classes twice: naive Bayes's episode has a query.
+        batch_size: 4,
+        optimizer: Optimizer::Sgd { lr: 0.05 },
+    };
+    for (file, layout) in [
+        ("timm-vit.safetensors", Layout::Timm),
+        ("clip-vit.safetensors", Layout::OpenClip),
+    ] {
+        let p = pretrained(file, layout);
+        for adaptation in methods() {
+            let vit = model(&p, &data, &adaptation, &device);
+            let before = Trainable::all_params(&vit);
+            let objective = adaptation.objective(1);
+            let local = LocalData {
+                samples: Samples::new(&data, 4),
+                indices: &idx,
+                seed: 3,
+                device: &device,
+                objective: &objective,
+            };
+            let (trained, loss) = train_local(vit, &local, &cfg);
+            assert!(loss.is_finite(), "{file} {adaptation:?}");
+            let sel = adaptation.trainable();
+            let mut changed = 0;
+            for ((path, b), (_, a)) in before.iter().zip(&Trainable::all_params(&trained)) {
+                if sel.matches(path) {
+                    changed += usize::from(a != b);
+                } else {
+                    let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{file} {adaptation:?}: frozen {path} changed");
+                }
+            }
+            assert!(changed > 0, "{file} {adaptation:?}: nothing trained");
+        }
+    }
+}
