@@ -1,43 +1,21 @@
 //! Pretrained backbones from timm's and open_clip's safetensors files: the same outputs as
 //! timm and open_clip compute (tests/fixtures/pretrained/, made by
-//! scripts/fixtures/pretrained.py), at the checkpoints' resolution and at others; every
-//! method training on them; every ill-shaped tensor named.
+//! scripts/fixtures/pretrained.py), at the checkpoints' resolution and at others, and every
+//! method training on them.
 
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 use flotilla::data::{Dataset, MEAN, Pixels, STD};
 use flotilla::model::{
-    Activation, Adaptation, AdapterSpec, Architecture, Covariance, HeadSpec, Layout, LocalData,
-    LoraTarget, Normalization, Optimizer, Pretrained, Problem, Samples, TensorProblem, TrainConfig,
-    Trainable, Vit, Weights, build_model, train_local,
+    Adaptation, AdapterSpec, Architecture, Covariance, HeadSpec, Layout, LocalData, LoraTarget,
+    Optimizer, Pretrained, Samples, TrainConfig, Trainable, Vit, Weights, build_model, train_local,
 };
 use safetensors::SafeTensors;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pretrained")
-        .join(name)
-}
+mod checkpoints;
 
-fn pretrained(file: &str, layout: Layout) -> Pretrained {
-    Pretrained {
-        file: fixture(file),
-        layout,
-        heads: 3,
-        activation: match layout {
-            Layout::Timm => Activation::Gelu,
-            Layout::OpenClip => Activation::QuickGelu,
-        },
-        epsilon: match layout {
-            Layout::Timm => 1e-6,
-            Layout::OpenClip => 1e-5,
-        },
-        normalization: Normalization::of(layout),
-    }
-}
+use checkpoints::{fixture, pretrained};
 
 /// The reference file's tensor `name`: its values as `f32` (uint8 images as 0..255).
 fn reference(name: &str) -> (Vec<f32>, Vec<usize>) {
@@ -206,119 +184,6 @@ fn the_architecture_is_read_from_the_shapes() {
         }
     );
     assert_eq!(plain.image(), 32);
-}
-
-/// A copy of fixture `name` with tensor `bad` one row short.
-fn with_one_row_short(name: &str, bad: &str, dir: &Path) -> PathBuf {
-    let bytes = std::fs::read(fixture(name)).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let mut tensors = Vec::new();
-    for (key, view) in file.tensors() {
-        let mut shape = view.shape().to_vec();
-        let mut data = view.data().to_vec();
-        if key == bad {
-            let row = data.len() / shape[0];
-            shape[0] -= 1;
-            data.truncate(data.len() - row);
-        }
-        tensors.push((key, shape, data));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(k, s, d)| {
-            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
-                .unwrap();
-            (k.clone(), view)
-        })
-        .collect();
-    let out = dir.join(name);
-    safetensors::serialize_to_file(views, None, &out).unwrap();
-    out
-}
-
-#[test]
-fn a_mis_shaped_tensor_is_named_with_both_shapes() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, layout, bad, expected, found) in [
-        (
-            "timm-vit.safetensors",
-            Layout::Timm,
-            "blocks.1.mlp.fc1.weight",
-            vec![192, 48],
-            vec![191, 48],
-        ),
-        (
-            "clip-vit.safetensors",
-            Layout::OpenClip,
-            "visual.transformer.resblocks.0.attn.in_proj_weight",
-            vec![144, 48],
-            vec![143, 48],
-        ),
-    ] {
-        let p = Pretrained {
-            file: with_one_row_short(name, bad, dir.path()),
-            ..pretrained(name, layout)
-        };
-        let error = p.inspect().unwrap_err();
-        let Problem::Tensors(problems) = &error.problem else {
-            panic!("{error}");
-        };
-        assert_eq!(
-            problems,
-            &[TensorProblem::Shape {
-                name: bad.into(),
-                expected,
-                found
-            }],
-            "{error}"
-        );
-        let message = error.to_string();
-        assert!(message.contains(bad) && message.contains(name), "{message}");
-    }
-}
-
-#[test]
-fn missing_and_unexpected_tensors_are_all_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(fixture("timm-vit.safetensors")).unwrap();
-    let file = SafeTensors::deserialize(&bytes).unwrap();
-    let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> = file
-        .tensors()
-        .into_iter()
-        .filter(|(k, _)| k != "blocks.0.norm2.bias" && k != "norm.weight")
-        .collect();
-    let scale = [0u8; 4 * 48];
-    views.push((
-        "blocks.0.ls1.gamma".into(),
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![48], &scale).unwrap(),
-    ));
-    let path = dir.path().join("broken.safetensors");
-    safetensors::serialize_to_file(views, None, &path).unwrap();
-    let p = Pretrained {
-        file: path,
-        ..pretrained("timm-vit.safetensors", Layout::Timm)
-    };
-    let error = p.inspect().unwrap_err();
-    let Problem::Tensors(problems) = &error.problem else {
-        panic!("{error}");
-    };
-    assert_eq!(
-        problems,
-        &[
-            TensorProblem::Missing {
-                name: "blocks.0.norm2.bias".into(),
-                expected: vec![48]
-            },
-            TensorProblem::Missing {
-                name: "norm.weight".into(),
-                expected: vec![48]
-            },
-            TensorProblem::Unexpected {
-                name: "blocks.0.ls1.gamma".into(),
-                shape: vec![48]
-            },
-        ]
-    );
 }
 
 /// Every method, with the head it is used with.
