@@ -285,7 +285,8 @@ pub fn prepare(
             let procedure = loaded.personal_step();
             let context = context_digest(ContextParts {
                 identity: &store_identity(s),
-                vit: &format!("{vit:?}"),
+                // The checkpoint's settings too: its normalisation is folded into the model.
+                vit: &format!("{vit:?} {pretrained:?}"),
                 weights: &weights,
                 seed: s.seed,
                 settings: &format!(

@@ -113,7 +113,8 @@ impl Layout {
                 Pool::Class => format!("norm.{}", part(p)),
                 Pool::Mean => format!("fc_norm.{}", part(p)),
             },
-            (Layout::Timm, Target::Projection) => "head.proj".into(),
+            // timm's ViTs have no projection (its CLIP ports fold it into the head).
+            (Layout::Timm, Target::Projection) => "proj".into(),
             (Layout::Timm, Target::Head(p)) => format!("head.{}", part(p)),
             (Layout::Timm, Target::Block(i, layer, p)) => {
                 let layer = match layer {
@@ -229,7 +230,10 @@ impl Architecture {
             qkv_bias: has(Target::Block(0, Layer::Qkv, Part::Bias)),
             patch_bias: has(Target::PatchBias),
             pre_norm: has(Target::PreNorm(Part::Weight)),
-            projection: get(Target::Projection).and_then(|(_, s)| s.get(1).copied()),
+            projection: match layout {
+                Layout::OpenClip => get(Target::Projection).and_then(|(_, s)| s.get(1).copied()),
+                Layout::Timm => None,
+            },
             pool: if mean_pool { Pool::Mean } else { Pool::Class },
             head,
         })
