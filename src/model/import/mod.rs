@@ -118,16 +118,19 @@ impl Pretrained {
         }
         let known: std::collections::HashSet<String> =
             expected.iter().map(|(t, _)| arch.name(*t)).collect();
-        let mut unexpected: Vec<TensorProblem> = shapes
+        let mut unexpected: Vec<(&String, &Vec<usize>)> = shapes
             .iter()
             .filter(|(name, _)| name.starts_with(&arch.prefix) && !known.contains(*name))
-            .map(|(name, shape)| TensorProblem::Unexpected {
-                name: name.clone(),
-                shape: shape.clone(),
-            })
             .collect();
-        unexpected.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
-        problems.extend(unexpected);
+        unexpected.sort();
+        problems.extend(
+            unexpected
+                .into_iter()
+                .map(|(name, shape)| TensorProblem::Unexpected {
+                    name: name.clone(),
+                    shape: shape.clone(),
+                }),
+        );
         if !problems.is_empty() {
             return Err(fail(Problem::Tensors(problems)));
         }
