@@ -60,9 +60,23 @@ fn run(c: &SimConfig) -> SimOutcome {
     simulate(c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
 }
 
-/// The global accuracy of every timeline row of `records`, in order.
+/// The global accuracy of every timeline row of `records` after the first, in order; the
+/// first must be the initial model's (its parameters, all 0), at time zero.
 fn global_accuracies(records: &flotilla_actors::Records) -> Vec<f64> {
-    records.timeline.iter().map(|t| t.global_accuracy).collect()
+    let (first, rest) = records
+        .timeline
+        .split_first()
+        .expect("the initial model's row");
+    assert_eq!(
+        (
+            first.sim_seconds,
+            first.round,
+            first.version,
+            first.global_accuracy
+        ),
+        (0.0, 0, 0, 0.0)
+    );
+    rest.iter().map(|t| t.global_accuracy).collect()
 }
 
 #[test]
@@ -247,8 +261,8 @@ fn fedavg_weights_updates_by_samples() {
     // Client 0 moves to 1 with 10 samples, client 1 to 2 with 11: (10 + 22) / 21.
     let a = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
     let out = run(&config(vec![a.clone(), a], fedavg(2), 1));
-    let value = out.records.timeline[0].global_accuracy;
-    assert_eq!(value, (32.0f64 / 21.0) as f32 as f64);
+    let values = global_accuracies(&out.records);
+    assert_eq!(values, vec![(32.0f64 / 21.0) as f32 as f64]);
 }
 
 fn noisy_population(seed: u64) -> SimConfig {
@@ -339,8 +353,8 @@ fn when_an_evaluation_finishes_changes_nothing_in_the_run() {
     let prompt = run(&c);
     assert_eq!(
         late.records.timeline.len(),
-        8,
-        "one per round, the last one final"
+        1 + 8,
+        "the initial model, then one per round, the last one final"
     );
     assert_eq!(
         format!("{:?}", late.records),
@@ -633,10 +647,18 @@ fn periodic_evaluation_happens_at_exact_multiples_of_its_period() {
         .iter()
         .map(|t| (t.sim_seconds, t.version))
         .collect();
-    // Ticks at 5, 10, 15, 20 s (versions 2, 4, 7, 9), then the final evaluation at 20.86 s.
+    // The initial model at 0 s, ticks at 5, 10, 15, 20 s (versions 2, 4, 7, 9), then the
+    // final evaluation at 20.86 s.
     assert_eq!(
         rows,
-        vec![(5.0, 2), (10.0, 4), (15.0, 7), (20.0, 9), (20.86, 10)]
+        vec![
+            (0.0, 0),
+            (5.0, 2),
+            (10.0, 4),
+            (15.0, 7),
+            (20.0, 9),
+            (20.86, 10)
+        ]
     );
 }
 
@@ -802,7 +824,8 @@ fn fltac_clusters_on_each_fedbuff_flush() {
     assert!(r.clusterings.iter().all(|c| c.purity == 1.0));
     // With server lr 1, the first flush (every client trained from the initial zeros)
     // makes each task's model the plain mean of its adapters.
-    let first = &r.timeline[0];
+    // (Row 0 is the initial model's.)
+    let first = &r.timeline[1];
     for t in 0..3 {
         let holders: Vec<usize> = (0..9).filter(|&c| slots[c].contains(&t)).collect();
         let mean = holders
