@@ -9,8 +9,7 @@ use flotilla_actors::{Learner, Observer, Records, SimTime, simulate_streaming};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{Layout, TaskData};
-use crate::data::{MEAN, STD};
-use crate::model::{Weights, build_model};
+use crate::model::build_model;
 pub use crate::monitor::MonitorError;
 use crate::pool::{
     ContextParts, JobStore, LearnerSetup, PoolLearner, STORE_FILE, StoreError, Stored,
@@ -213,7 +212,8 @@ pub fn prepare(
         .load_cached(&loaded.base, s.data.image, images)
         .and_then(|l| l.into_split())
         .map_err(|e| loaded.refused("data.source", e))?;
-    let vit = loaded.vit(data.train.side, data.train.channels, data.train.classes)?;
+    let backbone = loaded.backbone(data.train.side, data.train.channels, data.train.classes)?;
+    let vit = &backbone.config;
     if data.train.side % vit.patch != 0 {
         return Err(loaded
             .invalid(
@@ -242,31 +242,9 @@ pub fn prepare(
     let devices = worker_devices(pool.backend, pool.device, pool.workers, pool.per_gpu)
         .map_err(|e| loaded.refused("pool", e))?;
     let device = devices[0].clone();
-    let pretrained = loaded.pretrained();
-    let architecture = match &pretrained {
-        Some(p) => Some(
-            p.inspect()
-                .map_err(|e| loaded.refused("model.backbone.file", e))?,
-        ),
-        None => None,
-    };
-    let weights = match &pretrained {
-        Some(p) => Some(p.file.clone()),
-        None => s.model.weights.as_ref().map(|w| loaded.path(w)),
-    };
-    let source = match (&pretrained, &architecture, &weights) {
-        (Some(p), Some(arch), _) => Some(Weights::Pretrained(p, arch, (MEAN, STD))),
-        (_, _, Some(path)) => Some(Weights::Burn(path)),
-        _ => None,
-    };
     let adaptation = loaded.adaptation();
-    let field = if pretrained.is_some() {
-        "model.backbone.file"
-    } else {
-        "model.weights"
-    };
-    let model = build_model(&vit, source, &adaptation, s.seed, &device)
-        .map_err(|e| loaded.refused(field, e))?;
+    let model = build_model(vit, backbone.weights(), &adaptation, s.seed, &device)
+        .map_err(|e| loaded.refused(backbone.field, e))?;
     let trainable = adaptation.trainable();
     let (adapter_params, model_params) = trainable.count(&model);
     let layout: Arc<[usize]> = trainable.layout(&model).into();
@@ -277,8 +255,8 @@ pub fn prepare(
     };
     let store = match store {
         Some(store) => {
-            let weights = match &weights {
-                Some(w) => std::fs::read(w).map_err(|e| loaded.refused(field, e))?,
+            let weights = match &backbone.file {
+                Some(w) => std::fs::read(w).map_err(|e| loaded.refused(backbone.field, e))?,
                 None => Vec::new(),
             };
             let personalization = loaded.personalization();
@@ -286,7 +264,7 @@ pub fn prepare(
             let context = context_digest(ContextParts {
                 identity: &store_identity(s),
                 // The checkpoint's settings too: its normalisation is folded into the model.
-                vit: &format!("{vit:?} {pretrained:?}"),
+                vit: &format!("{vit:?} {:?}", backbone.pretrained),
                 weights: &weights,
                 seed: s.seed,
                 settings: &format!(

@@ -10,122 +10,16 @@ use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopR
 
 use super::units::{BitRate, Duration, Quantity, Rate, Unit};
 use super::{
-    AlgorithmSection, AvailabilitySection, Backbone, DistSpec, LinkSection, Loaded, Personalize,
+    AlgorithmSection, AvailabilitySection, DistSpec, LinkSection, Loaded, Personalize,
     ScenarioError, Schedule,
 };
-use crate::model::{
-    Adaptation, Layout, Normalization, PersonalStep, Personalization, Pretrained, VitConfig,
-    VitStyle,
-};
+use crate::model::{Adaptation, PersonalStep, Personalization};
 use crate::scenario::Rule;
 
 /// Clients whose every change of state a run records, for the timeline plot.
 pub const TIMELINE_CLIENTS: usize = 20;
 
 impl Loaded {
-    /// The ViT configuration for images of `side` pixels and `classes` classes; a
-    /// pretrained backbone's is read from its file (which must fit it).
-    pub fn vit(
-        &self,
-        side: usize,
-        channels: usize,
-        classes: usize,
-    ) -> Result<VitConfig, ScenarioError> {
-        let &Backbone::Vit {
-            patch,
-            dim,
-            depth,
-            heads,
-            mlp,
-        } = &self.scenario.model.backbone
-        else {
-            let pretrained = self.resolve_pretrained();
-            let arch = pretrained
-                .inspect()
-                .map_err(|e| self.invalid("model.backbone.file", e.to_string()))?;
-            return Ok(pretrained.config(&arch, side, channels, classes));
-        };
-        Ok(VitConfig {
-            image: side,
-            channels,
-            patch,
-            dim,
-            depth,
-            heads,
-            mlp,
-            classes,
-            style: VitStyle::default(),
-        })
-    }
-
-    /// The model before any image is loaded (for `flotilla adapters`): the images' shape from
-    /// the data when it is known, else a pretrained checkpoint's own; ten classes.
-    pub fn vit_before_loading(&self) -> Result<VitConfig, ScenarioError> {
-        let data = &self.scenario.data;
-        let shape = match (data.image, data.source.extent(&self.base, data.image)) {
-            (Some(i), _) => Some((i.side, i.channels)),
-            (None, Some(e)) => Some((e.side, e.channels)),
-            (None, None) => None,
-        };
-        let shape = match (shape, self.pretrained()) {
-            (Some(s), _) => s,
-            (None, Some(p)) => {
-                let arch = p
-                    .inspect()
-                    .map_err(|e| self.invalid("model.backbone.file", e.to_string()))?;
-                (arch.image(), arch.channels)
-            }
-            (None, None) => {
-                return Err(self.invalid(
-                    "data.image",
-                    "the images' size is known only once they are loaded: give it here",
-                ));
-            }
-        };
-        self.vit(shape.0, shape.1, 10)
-    }
-
-    /// The pretrained backbone, with the layout's defaults for what the scenario leaves out.
-    pub fn pretrained(&self) -> Option<Pretrained> {
-        matches!(self.scenario.model.backbone, Backbone::Pretrained { .. })
-            .then(|| self.resolve_pretrained())
-    }
-
-    /// [`pretrained`](Self::pretrained) of a `Pretrained` backbone; a `Vit` backbone has
-    /// no file, and gives an empty path.
-    fn resolve_pretrained(&self) -> Pretrained {
-        let (file, layout, heads, activation, epsilon, normalize) =
-            match &self.scenario.model.backbone {
-                Backbone::Pretrained {
-                    file,
-                    layout,
-                    heads,
-                    activation,
-                    epsilon,
-                    normalize,
-                } => (
-                    file.as_str(),
-                    *layout,
-                    *heads,
-                    *activation,
-                    *epsilon,
-                    normalize.clone(),
-                ),
-                Backbone::Vit { heads, .. } => ("", Layout::Timm, *heads, None, None, None),
-            };
-        Pretrained {
-            file: self.path(file),
-            layout,
-            heads,
-            activation: activation.unwrap_or_default(),
-            epsilon: epsilon.unwrap_or(match layout {
-                Layout::Timm => 1e-6,
-                Layout::OpenClip => 1e-5,
-            }),
-            normalization: normalize.unwrap_or_else(|| Normalization::of(layout)),
-        }
-    }
-
     /// The adapter, head and number of clients the model is built for.
     pub fn adaptation(&self) -> Adaptation {
         let m = &self.scenario.model;

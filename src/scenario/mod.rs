@@ -13,6 +13,7 @@
 //! column (syntax, unknown fields, wrong types, bad units) or the field path (values that
 //! parse but make no sense together).
 
+mod backbone;
 mod convert;
 mod error;
 mod path;
@@ -21,6 +22,7 @@ mod traces;
 mod units;
 mod validate;
 
+pub use backbone::BackbonePlan;
 pub use convert::{TIMELINE_CLIENTS, to_dist};
 pub use error::{FieldSource, ScenarioError};
 pub(crate) use path::is_variant;

@@ -226,7 +226,10 @@ impl Loaded {
         let (n_train, n_test) = (extent.train, extent.test);
         // Labels are bytes: at most 256 classes (the head is small either way).
         // A pretrained backbone's file is checked last: without it, nothing is estimated.
-        let vit = self.vit(extent.side, extent.channels, 256).ok()?;
+        let vit = self
+            .backbone(extent.side, extent.channels, 256)
+            .ok()?
+            .config;
         let extra_tokens = match &s.model.adapter {
             AdapterSpec::Prompt { tokens }
             | AdapterSpec::AdaptivePrompt { tokens, .. }
