@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::device::Work;
+
 /// A flat vector of trainable parameters (adapter + head), shared without copying.
 pub type Params = Arc<Vec<f32>>;
 
@@ -202,9 +204,10 @@ impl<T> Completer<T> {
 pub trait Learner: Send + Sync {
     /// The initial global parameters.
     fn initial_params(&self) -> Vec<f32>;
-    /// Samples processed by one local-training job of `client` (train samples x epochs,
-    /// over all its slots): the device model turns this into compute time.
-    fn train_work(&self, client: ClientId) -> u64;
+    /// What one local-training job of `client` asks of its device (samples, FLOPs,
+    /// memory): the device model turns this into compute time, and refuses the job to a
+    /// device with too little memory.
+    fn train_work(&self, client: ClientId) -> Work;
     /// Starts local training.
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome>;
     /// Starts an evaluation.

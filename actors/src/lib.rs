@@ -34,6 +34,7 @@ pub mod wire;
 
 pub use clock::{ClockOutcome, Observer, StopReason};
 pub use config::{AlgorithmSpec, ClientSpec, SimConfig};
+pub use device::{SpeedUnit, Work};
 pub use dist::Dist;
 pub use learner::{
     ClientId, EvalJob, EvalOutcome, Learner, Params, Pending, TrainJob, TrainOutcome,

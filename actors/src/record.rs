@@ -65,8 +65,11 @@ pub struct ClientStats {
     pub client: ClientId,
     /// Its device class.
     pub class: String,
-    /// Training speed drawn for this device (samples/s).
+    /// Training speed drawn for this device (in its class's unit: samples/s or FLOP/s).
     pub speed: f64,
+    /// Whether the device has the memory for a training job (an ineligible client is
+    /// never selected).
+    pub eligible: bool,
     /// Times the server chose it.
     pub selected: u64,
     /// Training jobs it started.

@@ -114,7 +114,7 @@ fn spawn_actors(
             config.clustering.as_ref().map_or(1, |c| c.k),
             config.clustering.is_some(),
         ),
-        online: crowd.online(),
+        online: crowd.selectable(),
         personal,
         wire: config.wire.clone(),
         stop: config.stop.clone(),

@@ -20,6 +20,7 @@ use flotilla_actors::{
     SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, Wire, simulate,
 };
 use flotilla_actors::{Encoding, Rounding};
+use flotilla_actors::{SpeedUnit, Work};
 
 mod common;
 use common::{Mock, P, WORK, client, link};
@@ -286,7 +287,9 @@ fn noisy_population(seed: u64) -> SimConfig {
                 median: 150.0,
                 sigma: 0.6,
             },
+            unit: SpeedUnit::Samples,
             dropout: 0.1,
+            memory: None,
         },
         availability: Availability::Always,
         uplink: noisy_link.clone(),
@@ -326,7 +329,7 @@ impl Learner for SlowEvaluations {
     fn initial_params(&self) -> Vec<f32> {
         self.0.initial_params()
     }
-    fn train_work(&self, client: ClientId) -> u64 {
+    fn train_work(&self, client: ClientId) -> Work {
         self.0.train_work(client)
     }
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
@@ -574,8 +577,8 @@ impl Learner for Counting {
     fn initial_params(&self) -> Vec<f32> {
         vec![0.0; P]
     }
-    fn train_work(&self, _: ClientId) -> u64 {
-        WORK
+    fn train_work(&self, _: ClientId) -> Work {
+        Work::samples(WORK)
     }
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         let jobs = job.personal.map_or(0.0, |p| p[0]) + 1.0;
@@ -688,8 +691,8 @@ impl Learner for MultiTask {
     fn initial_params(&self) -> Vec<f32> {
         vec![0.0; D]
     }
-    fn train_work(&self, client: ClientId) -> u64 {
-        WORK * self.slots[client].len() as u64
+    fn train_work(&self, client: ClientId) -> Work {
+        Work::samples(WORK * self.slots[client].len() as u64)
     }
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         assert_eq!(job.params.len(), self.slots[job.client].len());

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use flotilla_actors::Work;
 use flotilla_actors::learner::SlotOutcome;
 use flotilla_actors::{
     EvalJob, EvalOutcome, Learner, Observer, Pending, Records, SimTime, TrainJob, TrainOutcome,
@@ -41,8 +42,8 @@ impl Learner for NoopLearner {
         vec![0.0; self.params]
     }
 
-    fn train_work(&self, _: usize) -> u64 {
-        self.samples
+    fn train_work(&self, _: usize) -> Work {
+        Work::samples(self.samples)
     }
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
@@ -267,7 +268,7 @@ impl PoolBench {
         let pending: Vec<_> = (0..10)
             .map(|i| {
                 let client = (round * 10 + i) % self.clients;
-                images += self.learner.train_work(client);
+                images += self.learner.train_work(client).samples;
                 self.learner.train(TrainJob {
                     client,
                     params: vec![self.initial.clone()],

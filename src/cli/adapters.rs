@@ -1,9 +1,12 @@
-//! `flotilla adapters`: each method's trainable values and bytes per update.
+//! `flotilla adapters`: each method's trainable values, bytes per update, FLOPs per
+//! training sample and the memory of a training job.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use flotilla::model::{AdapterCost, VitConfig, VitStyle, catalog};
+use flotilla::model::{
+    AdapterCost, Optimizer, SampleCost, TrainConfig, VitConfig, VitStyle, catalog,
+};
 use flotilla::scenario;
 use flotilla_actors::{Encoding, Rounding};
 
@@ -24,9 +27,18 @@ fn bundled_vit() -> VitConfig {
     }
 }
 
+/// The quickstart's training settings, for the memory of a job without a scenario.
+fn bundled_training() -> TrainConfig {
+    TrainConfig {
+        epochs: 1,
+        batch_size: 16,
+        optimizer: Optimizer::Sgd { lr: 0.2 },
+    }
+}
+
 pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
-    let (vit, mut methods) = match file {
-        None => (bundled_vit(), catalog(1)),
+    let (vit, mut methods, training) = match file {
+        None => (bundled_vit(), catalog(1), bundled_training()),
         Some(file) => {
             let loaded = match scenario::load(file) {
                 Ok(l) => l,
@@ -44,7 +56,7 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
             };
             let mut methods = vec![loaded.adaptation()];
             methods.extend(catalog(loaded.scenario.data.clients));
-            (vit, methods)
+            (vit, methods, loaded.scenario.training.clone())
         }
     };
     methods.dedup();
@@ -63,26 +75,36 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
         .map(|d| format!("bytes/update {d:?}"))
         .collect();
     println!(
-        "| adapter | head | trainable | of backbone | {} |",
+        "FLOPs of one training sample (forward + backward; cached: once the device keeps \
+         its frozen prefix); memory of a training job at batch {} with {:?}",
+        training.batch_size, training.optimizer
+    );
+    println!(
+        "| adapter | head | trainable | of backbone | {} | MFLOP/sample | cached | job memory |",
         names.join(" | ")
     );
     println!(
-        "| --- | --- | ---: | ---: |{}",
+        "| --- | --- | ---: | ---: |{} ---: | ---: | ---: |",
         " ---: |".repeat(dtypes.len())
     );
     for m in &methods {
         let cost = AdapterCost::measure(&vit, m);
+        let work = SampleCost::count(&vit, m);
         let bytes: Vec<String> = dtypes
             .iter()
             .map(|d| d.encoded_bytes(&cost.layout).to_string())
             .collect();
+        let memory = work.training_memory(training.batch_size, &training.optimizer);
         println!(
-            "| {} | {} | {} | {:.2}% | {} |",
+            "| {} | {} | {} | {:.2}% | {} | {:.3} | {:.3} | {:.1} MB |",
             cost.adapter,
             cost.head,
             cost.trainable,
             cost.share() * 100.0,
-            bytes.join(" | ")
+            bytes.join(" | "),
+            work.flops.total() as f64 / 1e6,
+            work.cached() as f64 / 1e6,
+            memory as f64 / 1e6,
         );
     }
     ExitCode::SUCCESS

@@ -12,6 +12,7 @@
 //!   frozen-prefix cache, and the sample-to-client map of a batch.
 
 mod adapter;
+mod cost;
 mod fused;
 mod group;
 mod head;
@@ -24,6 +25,7 @@ mod train;
 mod vit;
 
 pub use adapter::{AdapterCost, AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet, catalog};
+pub use cost::{Flops, SampleCost};
 pub use group::{Owners, client_axis};
 pub use head::{Covariance, HeadSpec, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use import::{

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use burn::tensor::Device;
 use flotilla_actors::learner::{Completer, SlotOutcome};
-use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome};
+use flotilla_actors::{
+    ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome, Work,
+};
 
 use super::eval::Evaluator;
 use super::key::JobKeys;
@@ -14,8 +16,8 @@ use super::store::{JobStore, Key};
 use super::{JobKind, Pool};
 use crate::data::{Slot, TaskData};
 use crate::model::{
-    Adaptation, Objective, PersonalStep, Personalization, TrainConfig, Trainable, Vit, train_group,
-    train_slot,
+    Adaptation, Objective, PersonalStep, Personalization, SampleCost, TrainConfig, Trainable, Vit,
+    train_group, train_slot,
 };
 
 /// Everything a [`PoolLearner`] needs.
@@ -76,6 +78,8 @@ pub struct PoolLearner {
     batch: Option<usize>,
     held: Mutex<Vec<Held>>,
     stored: Option<Keyed>,
+    /// What one training sample costs a device.
+    cost: SampleCost,
 }
 
 impl PoolLearner {
@@ -83,6 +87,7 @@ impl PoolLearner {
     pub fn new(setup: LearnerSetup) -> Self {
         let trainable = setup.adaptation.trainable();
         let initial = trainable.extract(&setup.model);
+        let cost = SampleCost::of(&setup.model, &setup.adaptation);
         let cache = setup
             .adaptation
             .frozen_prefix()
@@ -128,6 +133,7 @@ impl PoolLearner {
             batch,
             held: Mutex::new(Vec::new()),
             stored,
+            cost,
         }
     }
 
@@ -223,12 +229,25 @@ impl Learner for PoolLearner {
         self.initial.clone()
     }
 
-    fn train_work(&self, client: ClientId) -> u64 {
-        let samples: usize = self.reader.data.slots[client]
+    fn train_work(&self, client: ClientId) -> Work {
+        let held: u64 = self.reader.data.slots[client]
             .iter()
-            .map(|s| s.train.len())
+            .map(|s| s.train.len() as u64)
             .sum();
-        samples as u64 * self.train.epochs as u64
+        let samples = held * self.train.epochs as u64;
+        // Moreau's inner steps pass over every batch that many times.
+        let passes = match self.procedure.as_ref() {
+            Some(PersonalStep::Moreau { inner_steps, .. }) => *inner_steps as u64,
+            _ => 1,
+        };
+        Work {
+            samples,
+            flops: samples * passes * self.cost.cached(),
+            first_flops: held * self.cost.prefix,
+            memory: self
+                .cost
+                .training_memory(self.train.batch_size, &self.train.optimizer),
+        }
     }
 
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {

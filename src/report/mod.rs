@@ -2,11 +2,13 @@
 //! `clients.csv`, `updates.csv`, `availability.csv`, `activity.csv`, for FL-TAC
 //! `clusterings.csv`, and the report: `report.md` with its plots (PNG and SVG).
 
+mod classes;
 mod data;
 mod figures;
 pub mod plots;
 mod stream;
 
+pub use classes::ClassSummary;
 pub use data::{ReadError, RunData};
 pub use figures::{comparison_table, write_report};
 pub use stream::Streams;
@@ -132,6 +134,9 @@ pub struct Summary {
     pub cluster_purity: Option<f64>,
     /// Purity of every clustering, in order.
     pub cluster_purity_history: Vec<f64>,
+    /// Participation by device class, in the population's order.
+    #[serde(default)]
+    pub classes: Vec<ClassSummary>,
     /// The wall-clock figures, which differ from run to run.
     pub wall: Wall,
 }
@@ -262,6 +267,7 @@ impl Summary {
                 .collect(),
             cluster_purity: r.clusterings.last().map(|c| c.purity),
             cluster_purity_history: r.clusterings.iter().map(|c| c.purity).collect(),
+            classes: ClassSummary::of(&r.clients),
             wall: Wall {
                 wall_seconds,
                 events_per_second: outcome.clock.events as f64 / wall_seconds.max(1e-9),

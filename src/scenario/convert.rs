@@ -106,7 +106,9 @@ impl Loaded {
                     class: c.class.clone(),
                     device: DeviceSpec {
                         speed: speed.clone(),
+                        unit: c.speed.unit().unwrap_or_default(),
                         dropout: c.dropout,
+                        memory: c.memory.as_ref().map(|m| m.value() as u64),
                     },
                     availability,
                     uplink: uplink.clone(),

@@ -29,7 +29,7 @@ pub(crate) use path::is_variant;
 pub use path::{OverrideError, PathError, set_field, to_json};
 pub use schema::*;
 pub use units::{
-    BitRate, Bytes, Duration, Quantity, Rate, SampleRate, Secs, Size, Speed, Unit, UnitError,
+    BitRate, Bytes, Duration, Quantity, Rate, Secs, Size, Speed, Throughput, Unit, UnitError,
 };
 pub(crate) use validate::Rule;
 pub use validate::{Footprint, human_bytes};

@@ -1,5 +1,5 @@
 //! Quantities written with their units: durations ("250ms"), rates ("20Mbit/s") and
-//! device speeds ("150 samples/s"). Each keeps the text it was written as, so a resolved
+//! device speeds ("150 samples/s", "2.5 GFLOP/s"). Each keeps the text it was written as, so a resolved
 //! scenario reads back exactly as the user wrote it.
 
 use std::fmt;
@@ -13,6 +13,8 @@ pub trait Unit {
     const WHAT: &'static str;
     /// Accepted suffixes and their factor to the base unit.
     const UNITS: &'static [(&'static str, f64)];
+    /// A value as a user would write one, for error messages.
+    const EXAMPLE: &'static str;
 }
 
 /// Seconds.
@@ -20,6 +22,7 @@ pub trait Unit {
 pub struct Secs;
 impl Unit for Secs {
     const WHAT: &'static str = "a duration";
+    const EXAMPLE: &'static str = "250ms";
     const UNITS: &'static [(&'static str, f64)] = &[
         ("us", 1e-6),
         ("µs", 1e-6),
@@ -37,6 +40,7 @@ impl Unit for Secs {
 pub struct BitRate;
 impl Unit for BitRate {
     const WHAT: &'static str = "a rate";
+    const EXAMPLE: &'static str = "20Mbit/s";
     const UNITS: &'static [(&'static str, f64)] = &[
         ("bit/s", 1.0),
         ("kbit/s", 1e3),
@@ -49,12 +53,21 @@ impl Unit for BitRate {
     ];
 }
 
-/// Training samples per second.
+/// A device's training throughput: samples of the scenario's model per second, or
+/// floating-point operations per second (see [`Quantity::counts_flops`]).
 #[derive(Copy, Clone, Debug, PartialEq)]
-pub struct SampleRate;
-impl Unit for SampleRate {
+pub struct Throughput;
+impl Unit for Throughput {
     const WHAT: &'static str = "a speed";
-    const UNITS: &'static [(&'static str, f64)] = &[("samples/s", 1.0)];
+    const EXAMPLE: &'static str = "150 samples/s";
+    const UNITS: &'static [(&'static str, f64)] = &[
+        ("samples/s", 1.0),
+        ("FLOP/s", 1.0),
+        ("kFLOP/s", 1e3),
+        ("MFLOP/s", 1e6),
+        ("GFLOP/s", 1e9),
+        ("TFLOP/s", 1e12),
+    ];
 }
 
 /// Bytes of memory.
@@ -62,6 +75,7 @@ impl Unit for SampleRate {
 pub struct Bytes;
 impl Unit for Bytes {
     const WHAT: &'static str = "a size";
+    const EXAMPLE: &'static str = "20MB";
     const UNITS: &'static [(&'static str, f64)] = &[
         ("B", 1.0),
         ("kB", 1e3),
@@ -87,11 +101,18 @@ pub type Duration = Quantity<Secs>;
 pub type Rate = Quantity<BitRate>;
 /// A memory size such as `"512MB"`.
 pub type Size = Quantity<Bytes>;
-/// A device speed such as `"150 samples/s"`.
-pub type Speed = Quantity<SampleRate>;
+/// A device speed such as `"150 samples/s"` or `"2.5 GFLOP/s"`.
+pub type Speed = Quantity<Throughput>;
+
+impl Speed {
+    /// Whether the speed counts floating-point operations rather than samples.
+    pub fn counts_flops(&self) -> bool {
+        self.text.trim_end().ends_with("FLOP/s")
+    }
+}
 
 impl<U: Unit> Quantity<U> {
-    /// The value in the base unit (seconds, bits/s, samples/s).
+    /// The value in the base unit (seconds, bits/s, samples/s or FLOP/s).
     pub fn value(&self) -> f64 {
         self.value
     }
@@ -109,11 +130,7 @@ impl<U: Unit> Quantity<U> {
         let unit = unit.trim();
         let expected = || UnitError::Expected {
             what: U::WHAT,
-            example: format!(
-                "{}{}",
-                if U::WHAT == "a duration" { "250" } else { "20" },
-                U::UNITS[U::UNITS.len().min(3) - 1].0
-            ),
+            example: U::EXAMPLE.to_string(),
             units: U::UNITS
                 .iter()
                 .map(|(u, _)| *u)
@@ -209,6 +226,10 @@ mod tests {
         assert_eq!(Rate::parse("20Mbit/s").unwrap().value(), 20e6);
         assert_eq!(Rate::parse("1 MB/s").unwrap().value(), 8e6);
         assert_eq!(Speed::parse("150 samples/s").unwrap().value(), 150.0);
+        let flops = Speed::parse("2.5 GFLOP/s").unwrap();
+        assert_eq!(flops.value(), 2.5e9);
+        assert!(flops.counts_flops());
+        assert!(!Speed::parse("150 samples/s").unwrap().counts_flops());
     }
 
     #[test]

@@ -128,9 +128,10 @@ impl Crowd {
         }
     }
 
-    /// Whether each client starts online, by id.
-    pub(crate) fn online(&self) -> Vec<bool> {
-        self.members.iter().map(|m| m.client.online()).collect()
+    /// Whether the server may pick each client at the start, by id: online, and with
+    /// the memory for a job.
+    pub(crate) fn selectable(&self) -> Vec<bool> {
+        self.members.iter().map(|m| m.client.selectable()).collect()
     }
 
     /// Delivers `event` to client `id`.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use rand::Rng;
 use rustc_hash::FxHashMap;
 
-use crate::device::{Availability, AvailabilityProcess, DeviceSpec, compute_time};
+use crate::device::{Availability, AvailabilityProcess, DeviceSpec};
 use crate::event::{Event, Out};
 use crate::learner::{ClientId, Learner, Params, Pending, TrainJob, TrainOutcome};
 use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
@@ -164,8 +164,13 @@ struct ClientCx<'a> {
 /// A client: its drawn speed, its random streams, its current job.
 pub(crate) struct ClientActor {
     profile: u32,
-    speed: f64,
-    work: u64,
+    /// Simulated time of each of its jobs.
+    duration: SimTime,
+    /// What its first job takes on top (the device's frozen prefix); zero once paid.
+    first_extra: SimTime,
+    /// Whether its device has the memory for a job: an ineligible client is never
+    /// offered to the server.
+    eligible: bool,
     /// Identifies the current task; a result for an older one is stale.
     task: u64,
     /// The round the server last chose this client for: transfers of other rounds are
@@ -207,6 +212,10 @@ impl ClientActor {
                 .speed
                 .sample(rng, crate::device::MIN_SPEED, f64::MAX)
         });
+        let device = &cx.profile.device;
+        let work = cx.shared.learner.train_work(id);
+        let (duration, first) = work.durations(speed, device.unit);
+        let eligible = device.memory.is_none_or(|m| work.memory <= m);
         let state = if availability.online() {
             ClientState::Idle
         } else {
@@ -215,6 +224,7 @@ impl ClientActor {
         cx.shared.states[state as usize].increment(1.0);
         let mut records = cx.shared.records.lock().expect("records lock");
         records.clients[id].speed = speed;
+        records.clients[id].eligible = eligible;
         if tracked {
             records.activity.push(ActivityRecord {
                 sim_seconds: 0.0,
@@ -232,8 +242,9 @@ impl ClientActor {
         drop(records);
         let client = Self {
             profile,
-            speed,
-            work: cx.shared.learner.train_work(id),
+            duration,
+            first_extra: first - duration,
+            eligible,
             task: 0,
             round: 0,
             state,
@@ -252,6 +263,11 @@ impl ClientActor {
     /// Whether the device is online.
     fn online(&self) -> bool {
         self.availability.online()
+    }
+
+    /// Whether the server may pick it: online, and with the memory for a job.
+    fn selectable(&self) -> bool {
+        self.online() && self.eligible
     }
 
     fn flip_availability(&mut self, cx: &ClientCx<'_>, out: &mut Out) {
@@ -273,7 +289,10 @@ impl ClientActor {
         });
         // The server learns of the change before it hears of any job it costs, so that
         // it never takes an offline client for an idle one.
-        out.now(Event::Server(ServerEvent::CheckIn { client: id, online }));
+        out.now(Event::Server(ServerEvent::CheckIn {
+            client: id,
+            online: online && self.eligible,
+        }));
         if online {
             drop(records);
             self.set_state(cx, out.time(), ClientState::Idle);
@@ -439,7 +458,7 @@ impl ClientActor {
             .dropout_rng
             .draw(|rng| rng.random::<f64>() < cx.profile.device.dropout);
         let seed = self.job_seeds.draw(|rng| rng.random::<u64>());
-        let duration = compute_time(self.work, self.speed);
+        let duration = self.duration + std::mem::replace(&mut self.first_extra, SimTime::ZERO);
         let mut records = cx.shared.records.lock().expect("records lock");
         if drops {
             records.clients[id].dropouts += 1;

@@ -10,6 +10,7 @@ use flotilla_actors::{
     ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimTime, TrainJob,
     TrainOutcome,
 };
+use flotilla_actors::{SpeedUnit, Work};
 
 /// Parameters per model, so an update is 4000 bytes in f32 and 2000 in f16.
 pub(crate) const P: usize = 1000;
@@ -26,8 +27,8 @@ impl Learner for Mock {
     fn initial_params(&self) -> Vec<f32> {
         vec![0.0; P]
     }
-    fn train_work(&self, _: ClientId) -> u64 {
-        WORK
+    fn train_work(&self, _: ClientId) -> Work {
+        Work::samples(WORK)
     }
     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
         Pending::ready(TrainOutcome {
@@ -69,7 +70,9 @@ pub(crate) fn client(speed: f64, up: LinkSpec, down: LinkSpec) -> ClientSpec {
         class: "c".into(),
         device: DeviceSpec {
             speed: Dist::Const(speed),
+            unit: SpeedUnit::Samples,
             dropout: 0.0,
+            memory: None,
         },
         availability: Availability::Always,
         uplink: up,

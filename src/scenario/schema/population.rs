@@ -1,9 +1,10 @@
 //! The devices: classes with counts, speeds, links and availability; the server's
 //! network capacity.
 
+use flotilla_actors::SpeedUnit;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::units::{BitRate, Duration, Quantity, Rate, SampleRate, Secs, Unit};
+use crate::scenario::units::{BitRate, Duration, Quantity, Rate, Secs, Size, Throughput, Unit};
 
 /// A distribution of a quantity with units. A link's latency and bandwidth may instead
 /// follow a schedule in simulated time (`Steps` or `Trace`).
@@ -53,6 +54,28 @@ pub enum DistSpec<U> {
     Trace(String),
 }
 
+impl DistSpec<Throughput> {
+    /// What the speed counts: `None` when its values mix samples and FLOPs.
+    pub fn unit(&self) -> Option<SpeedUnit> {
+        let values: Vec<&Quantity<Throughput>> = match self {
+            DistSpec::Const(v) => vec![v],
+            DistSpec::Uniform { low, high } => vec![low, high],
+            DistSpec::Normal { mean, std } => vec![mean, std],
+            DistSpec::LogNormal { median, .. } => vec![median],
+            DistSpec::Exponential { mean } => vec![mean],
+            DistSpec::Pareto { scale, .. } => vec![scale],
+            DistSpec::Steps(points) => points.iter().map(|(_, v)| v).collect(),
+            DistSpec::Trace(_) => vec![],
+        };
+        let flops = values.iter().filter(|v| v.counts_flops()).count();
+        match flops {
+            0 => Some(SpeedUnit::Samples),
+            n if n == values.len() => Some(SpeedUnit::Flops),
+            _ => None,
+        }
+    }
+}
+
 /// A value over simulated time, for the server's capacities.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, bound(serialize = "", deserialize = "U: Unit"))]
@@ -71,8 +94,14 @@ pub struct DeviceClass {
     pub class: String,
     /// Clients of the class.
     pub count: usize,
-    /// Training throughput, drawn once per client.
-    pub speed: DistSpec<SampleRate>,
+    /// Training throughput, drawn once per client: `"150 samples/s"` (samples of the
+    /// scenario's own model) or `"2.5 GFLOP/s"` (the device's effective training
+    /// throughput, against the FLOPs counted for the scenario's model and method).
+    pub speed: DistSpec<Throughput>,
+    /// Memory a training job may use on the device; a client whose job needs more (its
+    /// model, gradients and optimiser state, activations of a batch) is never selected.
+    #[serde(default)]
+    pub memory: Option<Size>,
     /// Client to server.
     pub uplink: LinkSection,
     /// Server to client.

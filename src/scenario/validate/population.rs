@@ -32,6 +32,15 @@ impl Loaded {
                 })?
                 .validate()
                 .map_err(|e| self.refused(at("speed"), e))?;
+            if c.speed.unit().is_none() {
+                return Err(self.invalid(
+                    at("speed"),
+                    "give every value of a speed in samples/s or every value in FLOP/s",
+                ));
+            }
+            if let Some(memory) = &c.memory {
+                self.require(&at("memory"), memory.value(), Rule::Positive)?;
+            }
             // Latency and bandwidth are checked where `sim_config` converts them.
             for (name, link) in [("uplink", &c.uplink), ("downlink", &c.downlink)] {
                 self.require(&at(&format!("{name}.loss")), link.loss, Rule::Fraction)?;
