@@ -70,7 +70,10 @@ fn compute_time_is_the_counted_flops_over_the_speed_and_small_devices_sit_out() 
     let job = cost.training_memory(8, &flotilla::model::Optimizer::Sgd { lr: 0.1 });
     let loaded = scenario(tmp.path(), job - 1, job);
     let Prepared { tasks, .. } = prepare(&loaded, None, None).unwrap();
-    let opts = RunOptions::quiet(Some(tmp.path().join("out")), Arc::new(AtomicBool::new(false)));
+    let opts = RunOptions::quiet(
+        Some(tmp.path().join("out")),
+        Arc::new(AtomicBool::new(false)),
+    );
     let result = run(&loaded, opts).unwrap();
 
     let rows = clients(&result.dir);
@@ -104,9 +107,15 @@ fn compute_time_is_the_counted_flops_over_the_speed_and_small_devices_sit_out() 
     assert!(trained >= 8, "the big devices did the rounds' work");
     let classes = &result.summary.classes;
     assert_eq!(classes.len(), 2);
-    assert_eq!((classes[0].class.as_str(), classes[0].ineligible), ("small", 4));
+    assert_eq!(
+        (classes[0].class.as_str(), classes[0].ineligible),
+        ("small", 4)
+    );
     assert_eq!((classes[0].selected, classes[0].trained), (0, 0));
-    assert_eq!((classes[1].class.as_str(), classes[1].ineligible), ("big", 0));
+    assert_eq!(
+        (classes[1].class.as_str(), classes[1].ineligible),
+        ("big", 0)
+    );
     assert_eq!(classes[1].trained, trained);
 }
 

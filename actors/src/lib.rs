@@ -40,6 +40,7 @@ pub use learner::{
     ClientId, EvalJob, EvalOutcome, Learner, Params, Pending, TrainJob, TrainOutcome,
 };
 pub use record::{RecordSink, Records};
+pub use rng::{SimRng, client_rng};
 pub use server::StopRule;
 pub use sim::{SimError, SimOutcome, simulate, simulate_streaming};
 pub use time::SimTime;

@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The generator behind every random draw in a simulation.
-pub(crate) type SimRng = ChaCha8Rng;
+pub type SimRng = ChaCha8Rng;
 
 /// Who draws: the server, one client, or one link of a client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,6 +23,12 @@ pub(crate) enum ActorKey {
 /// another purpose sees, and actors may draw in any order.
 pub(crate) fn stream(seed: u64, actor: ActorKey, purpose: &str) -> SimRng {
     SimRng::seed_from_u64(key(seed, actor, purpose))
+}
+
+/// The stream of client `client` for `purpose`, for draws made while the scenario is
+/// resolved (which trace device a client is): one more of the engine's named streams.
+pub fn client_rng(seed: u64, client: usize, purpose: &str) -> SimRng {
+    stream(seed, ActorKey::Client(client), purpose)
 }
 
 /// The seed of the stream of `actor` for `purpose`.

@@ -7,7 +7,11 @@ use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::net::{LinkSpec, LinkValue, Rate as RateOverTime, Steps};
 use flotilla_actors::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule, Wire};
+use flotilla_actors::{SpeedUnit, client_rng};
+use rand::Rng;
 
+use super::fedscale::Capacity;
+use super::traces::periodic;
 use super::units::{BitRate, Duration, Quantity, Rate, Unit};
 use super::{
     AlgorithmSection, AvailabilitySection, DistSpec, LinkSection, Loaded, Personalize,
@@ -71,48 +75,95 @@ impl Loaded {
         let mut clients = Vec::with_capacity(s.data.clients);
         let mut slots = self.slot_tasks().into_iter();
         for (i, c) in s.population.iter().enumerate() {
-            let link = |l: &LinkSection, name: &str| -> Result<LinkSpec, ScenarioError> {
+            let traces = self.class_traces(i, c)?;
+            let link = |l: &LinkSection, name: &str, device: Option<&Capacity>| {
                 let at = |q: &str| format!("population[{i}].{name}.{q}");
-                Ok(LinkSpec {
+                let bandwidth = match (&l.bandwidth, device) {
+                    (DistSpec::Traces, Some(d)) => {
+                        LinkValue::Draw(Dist::Const(d.communication_kbps * 1e3))
+                    }
+                    (other, _) => self.link_value(other, &at("bandwidth"), true)?,
+                };
+                Ok::<_, ScenarioError>(LinkSpec {
                     latency: self.link_value(&l.latency, &at("latency"), false)?,
-                    bandwidth: self.link_value(&l.bandwidth, &at("bandwidth"), true)?,
+                    bandwidth,
                     loss: l.loss,
                     timeout: secs(&l.timeout),
                     retries: l.retries,
                 })
             };
-            let (uplink, downlink) = (link(&c.uplink, "uplink")?, link(&c.downlink, "downlink")?);
-            let speed = to_dist(&c.speed).ok_or_else(|| {
-                self.invalid(format!("population[{i}].speed"), "must be a distribution")
-            })?;
-            let traces = match &c.availability {
+            let class_links = match traces.capacity {
+                Some(_) => None,
+                None => Some((
+                    link(&c.uplink, "uplink", None)?,
+                    link(&c.downlink, "downlink", None)?,
+                )),
+            };
+            let class_speed = to_dist(&c.speed);
+            let reference = c.traces.as_ref().and_then(|t| t.reference.as_ref());
+            let unit = match (&c.speed, reference) {
+                (DistSpec::Traces, Some(_)) => SpeedUnit::Flops,
+                (DistSpec::Traces, None) => SpeedUnit::Samples,
+                (speed, _) => speed.unit().unwrap_or_default(),
+            };
+            let files = match &c.availability {
                 AvailabilitySection::Trace { file } => Some(self.read_trace(i, file, c.count)?),
                 _ => None,
             };
             for k in 0..c.count {
-                let availability = match (&c.availability, &traces) {
-                    (AvailabilitySection::Markov { mean_on, mean_off }, _) => {
+                let id = clients.len();
+                let pick =
+                    |purpose: &str, n: usize| client_rng(s.seed, id, purpose).random_range(0..n);
+                let device = traces
+                    .capacity
+                    .as_ref()
+                    .map(|all| all[pick("capacity-trace", all.len())]);
+                let speed = match (&class_speed, device) {
+                    (Some(d), _) => d.clone(),
+                    (None, Some(d)) => Dist::Const(match reference {
+                        // FLOP/s: the reference model's forward FLOPs per latency.
+                        Some(r) => r.value() / (d.computation_ms / 1e3),
+                        // Samples/s: FedScale's three latencies per training sample.
+                        None => 1e3 / (3.0 * d.computation_ms),
+                    }),
+                    (None, None) => {
+                        return Err(self
+                            .invalid(format!("population[{i}].speed"), "must be a distribution"));
+                    }
+                };
+                let (uplink, downlink) = match &class_links {
+                    Some(links) => links.clone(),
+                    None => (
+                        link(&c.uplink, "uplink", device.as_ref())?,
+                        link(&c.downlink, "downlink", device.as_ref())?,
+                    ),
+                };
+                let availability = match (&c.availability, &files, &traces.behavior) {
+                    (AvailabilitySection::Markov { mean_on, mean_off }, _, _) => {
                         Availability::Markov {
                             mean_on: mean_on.value(),
                             mean_off: mean_off.value(),
                         }
                     }
-                    (AvailabilitySection::Trace { .. }, Some(t)) => {
+                    (AvailabilitySection::Trace { .. }, Some(t), _) => {
                         Availability::Trace(t[k].clone())
+                    }
+                    (AvailabilitySection::Traces, _, Some(all)) => {
+                        periodic(&all[pick("behavior-trace", all.len())])
                     }
                     _ => Availability::Always,
                 };
                 clients.push(ClientSpec {
                     class: c.class.clone(),
                     device: DeviceSpec {
-                        speed: speed.clone(),
-                        unit: c.speed.unit().unwrap_or_default(),
+                        speed,
+                        unit,
                         dropout: c.dropout,
                         memory: c.memory.as_ref().map(|m| m.value() as u64),
                     },
                     availability,
-                    uplink: uplink.clone(),
-                    downlink: downlink.clone(),
+                    uplink,
+                    downlink,
                     slots: slots.next().unwrap_or_default(),
                 });
             }
@@ -157,7 +208,9 @@ impl Loaded {
             tracked_clients: TIMELINE_CLIENTS,
         })
     }
+}
 
+impl Loaded {
     /// A link quantity: a distribution, or steps written inline or read from a CSV trace.
     /// Checked: a distribution must be valid, and steps of a `positive` quantity (a
     /// bandwidth) above zero.
@@ -291,6 +344,6 @@ pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
             scale: scale.value(),
             shape: *shape,
         },
-        DistSpec::Steps(_) | DistSpec::Trace(_) => return None,
+        DistSpec::Steps(_) | DistSpec::Trace(_) | DistSpec::Traces => return None,
     })
 }

@@ -16,6 +16,7 @@
 mod backbone;
 mod convert;
 mod error;
+pub mod fedscale;
 mod path;
 mod schema;
 mod traces;
@@ -29,7 +30,8 @@ pub(crate) use path::is_variant;
 pub use path::{OverrideError, PathError, set_field, to_json};
 pub use schema::*;
 pub use units::{
-    BitRate, Bytes, Duration, Quantity, Rate, Secs, Size, Speed, Throughput, Unit, UnitError,
+    BitRate, Bytes, Duration, Flop, Quantity, Rate, Secs, Size, Speed, Throughput, Unit, UnitError,
+    Work,
 };
 pub(crate) use validate::Rule;
 pub use validate::{Footprint, human_bytes};

@@ -1,11 +1,15 @@
-//! CSV files a scenario names: availability traces (`client,start,end`) and value traces
-//! (`time,value`) for links and the server's capacity.
+//! Trace files a scenario names: availability traces (`client,start,end`) and value
+//! traces (`time,value`) for links and the server's capacity, as CSV; FedScale's device
+//! traces, as pickles.
 
 use flotilla_actors::SimTime;
 use flotilla_actors::net::Steps;
 
+use super::fedscale::{Behavior, Capacity, TraceError, read_behavior, read_capacity};
 use super::units::{Duration, Quantity, Unit};
+use super::{AvailabilitySection, DeviceClass, DistSpec};
 use super::{Loaded, ScenarioError};
+use flotilla_actors::device::Availability;
 
 /// A trace file, read whole: rows of comma-separated cells, blank lines and `#` comments
 /// skipped; errors name the scenario field, the file and the line.
@@ -133,5 +137,82 @@ impl Loaded {
             points.push((SimTime::from_secs_ceil(time), value));
         }
         Steps::new(points).map_err(|e| trace.whole(e))
+    }
+}
+
+/// The class's FedScale traces that its fields use, read (each file once per class).
+#[derive(Default)]
+pub(super) struct ClassTraces {
+    pub(super) capacity: Option<Vec<Capacity>>,
+    pub(super) behavior: Option<Vec<Behavior>>,
+}
+
+/// A FedScale behaviour as the engine's periodic availability.
+pub(super) fn periodic(b: &Behavior) -> Availability {
+    Availability::Periodic {
+        on: b
+            .online
+            .iter()
+            .map(|&(on, off)| (SimTime::from_secs_ceil(on), SimTime::from_secs_ceil(off)))
+            .collect(),
+        period: SimTime::from_secs_ceil(b.period).max(SimTime(1)),
+    }
+}
+
+impl Loaded {
+    /// Reads the trace files class `i`'s `Traces` fields need; a field written `Traces`
+    /// without its file is refused by name.
+    pub(super) fn class_traces(
+        &self,
+        i: usize,
+        c: &DeviceClass,
+    ) -> Result<ClassTraces, ScenarioError> {
+        let field = |f: &str| format!("population[{i}].{f}");
+        let wants_capacity = matches!(c.speed, DistSpec::Traces)
+            || matches!(c.uplink.bandwidth, DistSpec::Traces)
+            || matches!(c.downlink.bandwidth, DistSpec::Traces);
+        let wants_behavior = matches!(c.availability, AvailabilitySection::Traces);
+        for (name, latency) in [
+            ("uplink", &c.uplink.latency),
+            ("downlink", &c.downlink.latency),
+        ] {
+            if matches!(latency, DistSpec::Traces) {
+                return Err(self.invalid(
+                    field(&format!("{name}.latency")),
+                    "FedScale's traces give no latency: give a distribution",
+                ));
+            }
+        }
+        let section = c.traces.as_ref();
+        let read = |want: bool, file: Option<&String>, what: &str| match (want, file.cloned()) {
+            (false, _) => Ok(None),
+            (true, None) => Err(self.invalid(
+                field(&format!("traces.{what}")),
+                format!("fields written `Traces` need the class's traces.{what} file"),
+            )),
+            (true, Some(name)) => {
+                let path = self.path(&name);
+                Ok(Some((name, path)))
+            }
+        };
+        let refuse = |what: &str, name: &String, e: TraceError| {
+            self.invalid(field(&format!("traces.{what}")), format!("{name}: {e}"))
+        };
+        let mut out = ClassTraces::default();
+        if let Some((name, path)) = read(
+            wants_capacity,
+            section.and_then(|t| t.capacity.as_ref()),
+            "capacity",
+        )? {
+            out.capacity = Some(read_capacity(&path).map_err(|e| refuse("capacity", &name, e))?);
+        }
+        if let Some((name, path)) = read(
+            wants_behavior,
+            section.and_then(|t| t.behavior.as_ref()),
+            "behavior",
+        )? {
+            out.behavior = Some(read_behavior(&path).map_err(|e| refuse("behavior", &name, e))?);
+        }
+        Ok(out)
     }
 }

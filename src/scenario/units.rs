@@ -70,6 +70,21 @@ impl Unit for Throughput {
     ];
 }
 
+/// Floating-point operations (an amount of work, as `"0.6 GFLOP"`).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Flop;
+impl Unit for Flop {
+    const WHAT: &'static str = "an amount of work";
+    const EXAMPLE: &'static str = "0.6 GFLOP";
+    const UNITS: &'static [(&'static str, f64)] = &[
+        ("FLOP", 1.0),
+        ("kFLOP", 1e3),
+        ("MFLOP", 1e6),
+        ("GFLOP", 1e9),
+        ("TFLOP", 1e12),
+    ];
+}
+
 /// Bytes of memory.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Bytes;
@@ -101,6 +116,8 @@ pub type Duration = Quantity<Secs>;
 pub type Rate = Quantity<BitRate>;
 /// A memory size such as `"512MB"`.
 pub type Size = Quantity<Bytes>;
+/// An amount of floating-point work such as `"0.6 GFLOP"`.
+pub type Work = Quantity<Flop>;
 /// A device speed such as `"150 samples/s"` or `"2.5 GFLOP/s"`.
 pub type Speed = Quantity<Throughput>;
 

@@ -85,7 +85,7 @@ impl Crowd {
         class_names: &mut Vec<&'a str>,
     ) -> (usize, Option<Box<Availability>>) {
         let (shared, trace) = match &spec.availability {
-            Availability::Trace(_) => (
+            Availability::Trace(_) | Availability::Periodic { .. } => (
                 Availability::Trace(Vec::new()),
                 Some(Box::new(spec.availability.clone())),
             ),

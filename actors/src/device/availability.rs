@@ -20,6 +20,14 @@ pub enum Availability {
     },
     /// Online exactly during these `[start, end)` intervals (sorted, disjoint).
     Trace(Vec<(SimTime, SimTime)>),
+    /// Online during these `[start, end)` intervals of every period (sorted, disjoint,
+    /// within `[0, period]`): a trace that repeats, as FedScale's behaviour traces do.
+    Periodic {
+        /// The online intervals of one period.
+        on: Vec<(SimTime, SimTime)>,
+        /// The period's length (> 0).
+        period: SimTime,
+    },
 }
 
 /// A device's availability process, stepped by its client actor: whether it is online,
@@ -28,8 +36,21 @@ pub enum Availability {
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct AvailabilityProcess {
     online: bool,
-    /// Index of the next trace interval boundary to reach.
+    /// Index of the next trace interval boundary to reach (counting over every period
+    /// of a periodic plan).
     next_interval: u32,
+}
+
+/// The `k`-th online interval of a periodic plan, counting over every period; `None`
+/// without intervals or past the end of time.
+fn periodic(on: &[(SimTime, SimTime)], period: SimTime, k: u64) -> Option<(SimTime, SimTime)> {
+    let n = on.len() as u64;
+    let &(start, end) = on.get(usize::try_from(k.checked_rem(n)?).ok()?)?;
+    let offset = period.0.checked_mul(k / n)?;
+    Some((
+        SimTime(offset.checked_add(start.0)?),
+        SimTime(offset.checked_add(end.0)?),
+    ))
 }
 
 impl AvailabilityProcess {
@@ -64,6 +85,29 @@ impl AvailabilityProcess {
                     None
                 }
             },
+            Availability::Periodic { on, period } => {
+                // Skip intervals of no length at time zero.
+                let k = on
+                    .iter()
+                    .take_while(|&&(_, end)| end == SimTime::ZERO)
+                    .count();
+                match periodic(on, *period, k as u64) {
+                    Some((start, end)) if start == SimTime::ZERO => {
+                        p.online = true;
+                        p.next_interval = k as u32;
+                        Some(end)
+                    }
+                    Some((start, _)) => {
+                        p.online = false;
+                        p.next_interval = k as u32;
+                        Some(start)
+                    }
+                    None => {
+                        p.online = false;
+                        None
+                    }
+                }
+            }
         };
         (p, first)
     }
@@ -94,6 +138,17 @@ impl AvailabilityProcess {
                     intervals.get(self.next_interval as usize).map(|&(s, _)| s)
                 }
             }
+            Availability::Periodic { on, period } => {
+                if self.online {
+                    periodic(on, *period, u64::from(self.next_interval)).map(|(_, end)| end)
+                } else {
+                    // The interval that just ended is passed; an interval touching the
+                    // next (or the period's end meeting the next period's start) starts
+                    // again at once.
+                    self.next_interval = self.next_interval.checked_add(1)?;
+                    periodic(on, *period, u64::from(self.next_interval)).map(|(start, _)| start)
+                }
+            }
         }
     }
 
@@ -105,5 +160,65 @@ impl AvailabilityProcess {
         let draw = rand_distr::Exp::new(1.0 / mean).expect("validated mean > 0");
         // At least one microsecond, so that time always moves.
         SimTime::from_secs_ceil(rand_distr::Distribution::sample(&draw, rng)).max(SimTime(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every change of state up to `until`: `(time, online after it)`.
+    fn changes(plan: &Availability, until: SimTime) -> (bool, Vec<(SimTime, bool)>) {
+        let mut rng = <crate::rng::SimRng as rand::SeedableRng>::seed_from_u64(0);
+        let (mut p, mut next) = AvailabilityProcess::start(plan, &mut rng);
+        let initial = p.online();
+        let mut seen = Vec::new();
+        while let Some(at) = next.filter(|&t| t <= until) {
+            next = p.flip(plan, at, &mut rng);
+            seen.push((at, p.online()));
+        }
+        (initial, seen)
+    }
+
+    #[test]
+    fn a_periodic_plan_repeats_its_intervals_every_period() {
+        let s = SimTime::from_secs_ceil;
+        let plan = Availability::Periodic {
+            on: vec![(s(10.0), s(20.0)), (s(50.0), s(100.0))],
+            period: s(100.0),
+        };
+        let (initial, seen) = changes(&plan, s(260.0));
+        assert!(!initial);
+        let expected = [
+            (10.0, true),
+            (20.0, false),
+            (50.0, true),
+            (100.0, false),
+            (110.0, true),
+            (120.0, false),
+            (150.0, true),
+            (200.0, false),
+            (210.0, true),
+            (220.0, false),
+            (250.0, true),
+        ];
+        let expected: Vec<(SimTime, bool)> = expected.iter().map(|&(t, o)| (s(t), o)).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_periodic_plan_online_at_zero_starts_online() {
+        let s = SimTime::from_secs_ceil;
+        let plan = Availability::Periodic {
+            on: vec![(SimTime::ZERO, s(5.0))],
+            period: s(8.0),
+        };
+        let (initial, seen) = changes(&plan, s(16.0));
+        assert!(initial);
+        let times: Vec<(f64, bool)> = seen.iter().map(|&(t, o)| (t.as_secs_f64(), o)).collect();
+        assert_eq!(
+            times,
+            [(5.0, false), (8.0, true), (13.0, false), (16.0, true)]
+        );
     }
 }

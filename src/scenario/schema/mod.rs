@@ -13,7 +13,7 @@ pub use algorithm::AlgorithmSection;
 pub use data::{DataSection, DataSource};
 pub use model::{Backbone, ModelSection};
 pub use population::{
-    AvailabilitySection, DeviceClass, DistSpec, LinkSection, Schedule, ServerSection,
+    AvailabilitySection, DeviceClass, DistSpec, LinkSection, Schedule, ServerSection, TracesSection,
 };
 pub use run::{EvalSection, Personalize, PoolSection, StopSection, WireSection};
 

@@ -4,7 +4,9 @@
 use flotilla_actors::SpeedUnit;
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::units::{BitRate, Duration, Quantity, Rate, Secs, Size, Throughput, Unit};
+use crate::scenario::units::{
+    BitRate, Duration, Quantity, Rate, Secs, Size, Throughput, Unit, Work,
+};
 
 /// A distribution of a quantity with units. A link's latency and bandwidth may instead
 /// follow a schedule in simulated time (`Steps` or `Trace`).
@@ -52,6 +54,9 @@ pub enum DistSpec<U> {
     /// A CSV file of `time,value` rows read as `Steps` (links only); cells may carry units,
     /// bare numbers are seconds and base units (bit/s, s).
     Trace(String),
+    /// The value of the client's own device in its class's `traces` (a speed or a link's
+    /// bandwidth, from FedScale's capacity trace).
+    Traces,
 }
 
 impl DistSpec<Throughput> {
@@ -65,7 +70,7 @@ impl DistSpec<Throughput> {
             DistSpec::Exponential { mean } => vec![mean],
             DistSpec::Pareto { scale, .. } => vec![scale],
             DistSpec::Steps(points) => points.iter().map(|(_, v)| v).collect(),
-            DistSpec::Trace(_) => vec![],
+            DistSpec::Trace(_) | DistSpec::Traces => vec![],
         };
         let flops = values.iter().filter(|v| v.counts_flops()).count();
         match flops {
@@ -112,6 +117,29 @@ pub struct DeviceClass {
     /// When the devices are online; offline devices lose the work in progress.
     #[serde(default)]
     pub availability: AvailabilitySection,
+    /// FedScale's device traces, for the fields written `Traces`: each client is one of
+    /// their devices, drawn from the seed.
+    #[serde(default)]
+    pub traces: Option<TracesSection>,
+}
+
+/// FedScale's trace files for one class (see the README's "Device traces").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesSection {
+    /// A `client_device_capacity` pickle: each device's compute latency (ms per sample of
+    /// FedScale's reference model, inference) and network throughput (kbit/s, both ways).
+    #[serde(default)]
+    pub capacity: Option<String>,
+    /// A `client_behave_trace` pickle: each device's online intervals, periodic.
+    #[serde(default)]
+    pub behavior: Option<String>,
+    /// The forward FLOPs of one sample of the model the latencies were measured with:
+    /// a device then trains at `reference / latency` FLOP/s against the scenario's
+    /// counted FLOPs. Without it, FedScale's own rule: a training sample of the
+    /// scenario's model takes three times the latency.
+    #[serde(default)]
+    pub reference: Option<Work>,
 }
 
 /// When a class's devices are online.
@@ -134,6 +162,9 @@ pub enum AvailabilitySection {
         /// The CSV file, relative to the scenario.
         file: String,
     },
+    /// The client's own device in its class's `traces.behavior`: online during its
+    /// intervals, repeating every `finish_time`.
+    Traces,
 }
 
 /// One direction of a client's connection.

@@ -1,7 +1,7 @@
 //! The population: device classes, their counts, speeds, links and availability.
 
 use super::Rule;
-use crate::scenario::{AvailabilitySection, Loaded, ScenarioError, to_dist};
+use crate::scenario::{AvailabilitySection, DistSpec, Loaded, ScenarioError, to_dist};
 
 impl Loaded {
     /// Checks every device class.
@@ -23,15 +23,17 @@ impl Loaded {
         }
         for (i, c) in s.population.iter().enumerate() {
             let at = |f: &str| format!("population[{i}].{f}");
-            to_dist(&c.speed)
-                .ok_or_else(|| {
-                    self.invalid(
+            match (&c.speed, to_dist(&c.speed)) {
+                // Read, and checked, with the class's traces.
+                (DistSpec::Traces, _) => {}
+                (_, Some(dist)) => dist.validate().map_err(|e| self.refused(at("speed"), e))?,
+                (_, None) => {
+                    return Err(self.invalid(
                         at("speed"),
                         "a device's speed is drawn once: Steps and Trace apply to links",
-                    )
-                })?
-                .validate()
-                .map_err(|e| self.refused(at("speed"), e))?;
+                    ));
+                }
+            }
             if c.speed.unit().is_none() {
                 return Err(self.invalid(
                     at("speed"),
