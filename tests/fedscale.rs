@@ -12,7 +12,7 @@ use flotilla::run::{RunOptions, run};
 use flotilla::scenario::{self, Loaded};
 use flotilla_actors::device::Availability;
 use flotilla_actors::net::LinkValue;
-use flotilla_actors::{Dist, SimTime, SpeedUnit};
+use flotilla_actors::{Dist, SpeedUnit};
 
 /// The capacity fixture: id -> (ms per sample, kbit/s).
 const CAPACITY: [(u32, f64, f64); 3] =

@@ -138,7 +138,7 @@ impl Dist {
     /// One draw, clamped into `[min, max]`.
     ///
     /// Panics only if the distribution was not [validated](Dist::validate).
-    pub(crate) fn sample<R: Rng + ?Sized>(&self, rng: &mut R, min: f64, max: f64) -> f64 {
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, min: f64, max: f64) -> f64 {
         let raw = match *self {
             Dist::Const(v) => v,
             Dist::Uniform { low, high } => {

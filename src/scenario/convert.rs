@@ -4,18 +4,16 @@
 use std::sync::Arc;
 
 use flotilla_actors::device::{Availability, DeviceSpec};
-use flotilla_actors::net::{LinkSpec, LinkValue, Rate as RateOverTime, Steps};
+use flotilla_actors::net::{Rate as RateOverTime, Steps};
 use flotilla_actors::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule, Wire};
 use flotilla_actors::{SpeedUnit, client_rng};
 use rand::Rng;
 
-use super::fedscale::Capacity;
 use super::traces::periodic;
 use super::units::{BitRate, Duration, Quantity, Rate, Unit};
 use super::{
-    AlgorithmSection, AvailabilitySection, DistSpec, LinkSection, Loaded, Personalize,
-    ScenarioError, Schedule,
+    AlgorithmSection, AvailabilitySection, DistSpec, Loaded, Personalize, ScenarioError, Schedule,
 };
 use crate::model::{Adaptation, PersonalStep, Personalization};
 use crate::scenario::Rule;
@@ -76,29 +74,7 @@ impl Loaded {
         let mut slots = self.slot_tasks().into_iter();
         for (i, c) in s.population.iter().enumerate() {
             let traces = self.class_traces(i, c)?;
-            let link = |l: &LinkSection, name: &str, device: Option<&Capacity>| {
-                let at = |q: &str| format!("population[{i}].{name}.{q}");
-                let bandwidth = match (&l.bandwidth, device) {
-                    (DistSpec::Traces, Some(d)) => {
-                        LinkValue::Draw(Dist::Const(d.communication_kbps * 1e3))
-                    }
-                    (other, _) => self.link_value(other, &at("bandwidth"), true)?,
-                };
-                Ok::<_, ScenarioError>(LinkSpec {
-                    latency: self.link_value(&l.latency, &at("latency"), false)?,
-                    bandwidth,
-                    loss: l.loss,
-                    timeout: secs(&l.timeout),
-                    retries: l.retries,
-                })
-            };
-            let class_links = match traces.capacity {
-                Some(_) => None,
-                None => Some((
-                    link(&c.uplink, "uplink", None)?,
-                    link(&c.downlink, "downlink", None)?,
-                )),
-            };
+            let links = self.class_links(i, c)?;
             let class_speed = to_dist(&c.speed);
             let reference = c.traces.as_ref().and_then(|t| t.reference.as_ref());
             let unit = match (&c.speed, reference) {
@@ -131,13 +107,7 @@ impl Loaded {
                             .invalid(format!("population[{i}].speed"), "must be a distribution"));
                     }
                 };
-                let (uplink, downlink) = match &class_links {
-                    Some(links) => links.clone(),
-                    None => (
-                        link(&c.uplink, "uplink", device.as_ref())?,
-                        link(&c.downlink, "downlink", device.as_ref())?,
-                    ),
-                };
+                let (uplink, downlink) = links.client(s.seed, id, k, device.as_ref());
                 let availability = match (&c.availability, &files, &traces.behavior) {
                     (AvailabilitySection::Markov { mean_on, mean_off }, _, _) => {
                         Availability::Markov {
@@ -211,33 +181,6 @@ impl Loaded {
 }
 
 impl Loaded {
-    /// A link quantity: a distribution, or steps written inline or read from a CSV trace.
-    /// Checked: a distribution must be valid, and steps of a `positive` quantity (a
-    /// bandwidth) above zero.
-    fn link_value<U: Unit>(
-        &self,
-        d: &DistSpec<U>,
-        field: &str,
-        positive: bool,
-    ) -> Result<LinkValue, ScenarioError> {
-        let steps = |s: Steps| {
-            if positive && s.points().iter().any(|p| !Rule::Positive.holds(p.1)) {
-                return Err(self.invalid(field, "every value must be > 0"));
-            }
-            Ok(LinkValue::Steps(s))
-        };
-        match d {
-            DistSpec::Steps(points) => steps(self.steps(points, field)?),
-            DistSpec::Trace(file) => steps(self.read_steps::<U>(file, field)?),
-            d => {
-                let dist =
-                    to_dist(d).ok_or_else(|| self.invalid(field, "must be a distribution"))?;
-                dist.validate().map_err(|e| self.refused(field, e))?;
-                Ok(LinkValue::Draw(dist))
-            }
-        }
-    }
-
     /// The server capacity `name`: fixed, scheduled, or unlimited.
     fn capacity(
         &self,
@@ -268,7 +211,7 @@ impl Loaded {
     }
 
     /// Steps through points written inline.
-    fn steps<U: Unit>(
+    pub(super) fn steps<U: Unit>(
         &self,
         points: &[(Duration, Quantity<U>)],
         field: &str,
@@ -344,6 +287,10 @@ pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
             scale: scale.value(),
             shape: *shape,
         },
-        DistSpec::Steps(_) | DistSpec::Trace(_) | DistSpec::Traces => return None,
+        DistSpec::Steps(_)
+        | DistSpec::Trace(_)
+        | DistSpec::ClientTrace(_)
+        | DistSpec::Scaled(..)
+        | DistSpec::Traces => return None,
     })
 }

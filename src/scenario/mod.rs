@@ -17,6 +17,7 @@ mod backbone;
 mod convert;
 mod error;
 pub mod fedscale;
+mod links;
 mod path;
 mod schema;
 mod traces;

@@ -123,20 +123,76 @@ impl Loaded {
             let [time, value] = cells[..] else {
                 return Err(trace.at(n, format!("expected time,value, got \"{line}\"")));
             };
-            let time = match (time.parse::<f64>(), Duration::parse(time)) {
-                (Ok(t), _) if t.is_finite() && t >= 0.0 => t,
-                (_, Ok(d)) => d.value(),
-                _ if points.is_empty() && n == 1 => continue,
-                (_, Err(e)) => return Err(trace.at(n, e)),
-            };
-            let value = match (value.parse::<f64>(), Quantity::<U>::parse(value)) {
-                (Ok(v), _) if v.is_finite() && v >= 0.0 => v,
-                (_, Ok(q)) => q.value(),
-                (_, Err(e)) => return Err(trace.at(n, e)),
-            };
-            points.push((SimTime::from_secs_ceil(time), value));
+            match trace.point::<U>(n, time, value, points.is_empty())? {
+                Some(point) => points.push(point),
+                None => continue,
+            }
         }
         Steps::new(points).map_err(|e| trace.whole(e))
+    }
+
+    /// Reads a `client,time,value` trace: the steps of each of the class's `count`
+    /// clients (by index in the class), every one of which must have rows.
+    pub(super) fn read_client_steps<U: Unit>(
+        &self,
+        file: &str,
+        field: &str,
+        count: usize,
+    ) -> Result<Vec<Steps>, ScenarioError> {
+        let trace = TraceFile::open(self, field, file)?;
+        let mut points = vec![Vec::new(); count];
+        for (n, line, cells) in trace.rows() {
+            let [client, time, value] = cells[..] else {
+                return Err(trace.at(n, format!("expected client,time,value, got \"{line}\"")));
+            };
+            let Ok(client) = client.parse::<usize>() else {
+                if n == 1 && client.starts_with("client") {
+                    continue;
+                }
+                return Err(trace.at(n, format!("client \"{client}\" is not an index")));
+            };
+            if client >= count {
+                return Err(trace.at(
+                    n,
+                    format!("client {client} is not in the class (count {count})"),
+                ));
+            }
+            if let Some(point) = trace.point::<U>(n, time, value, false)? {
+                points[client].push(point);
+            }
+        }
+        points
+            .into_iter()
+            .enumerate()
+            .map(|(client, p)| {
+                Steps::new(p).map_err(|e| trace.whole(format!("client {client}: {e}")))
+            })
+            .collect()
+    }
+}
+
+impl TraceFile<'_> {
+    /// The `(time, value)` of line `n`; `None` for a header (a first line that is not a
+    /// time, when `header` allows one).
+    fn point<U: Unit>(
+        &self,
+        n: usize,
+        time: &str,
+        value: &str,
+        header: bool,
+    ) -> Result<Option<(SimTime, f64)>, ScenarioError> {
+        let time = match (time.parse::<f64>(), Duration::parse(time)) {
+            (Ok(t), _) if t.is_finite() && t >= 0.0 => t,
+            (_, Ok(d)) => d.value(),
+            _ if header && n == 1 => return Ok(None),
+            (_, Err(e)) => return Err(self.at(n, e)),
+        };
+        let value = match (value.parse::<f64>(), Quantity::<U>::parse(value)) {
+            (Ok(v), _) if v.is_finite() && v >= 0.0 => v,
+            (_, Ok(q)) => q.value(),
+            (_, Err(e)) => return Err(self.at(n, e)),
+        };
+        Ok(Some((SimTime::from_secs_ceil(time), value)))
     }
 }
 
@@ -172,17 +228,6 @@ impl Loaded {
             || matches!(c.uplink.bandwidth, DistSpec::Traces)
             || matches!(c.downlink.bandwidth, DistSpec::Traces);
         let wants_behavior = matches!(c.availability, AvailabilitySection::Traces);
-        for (name, latency) in [
-            ("uplink", &c.uplink.latency),
-            ("downlink", &c.downlink.latency),
-        ] {
-            if matches!(latency, DistSpec::Traces) {
-                return Err(self.invalid(
-                    field(&format!("{name}.latency")),
-                    "FedScale's traces give no latency: give a distribution",
-                ));
-            }
-        }
         let section = c.traces.as_ref();
         let read = |want: bool, file: Option<&String>, what: &str| match (want, file.cloned()) {
             (false, _) => Ok(None),

@@ -54,6 +54,13 @@ pub enum DistSpec<U> {
     /// A CSV file of `time,value` rows read as `Steps` (links only); cells may carry units,
     /// bare numbers are seconds and base units (bit/s, s).
     Trace(String),
+    /// A CSV file of `client,time,value` rows (links only): each client of the class (by
+    /// its index in the class) follows its own steps.
+    ClientTrace(String),
+    /// A value drawn once per client from the distribution, times the factors of a
+    /// shared `time,factor` CSV profile (links only): per-client levels that follow one
+    /// daily shape.
+    Scaled(Box<DistSpec<U>>, String),
     /// The value of the client's own device in its class's `traces` (a speed or a link's
     /// bandwidth, from FedScale's capacity trace).
     Traces,
@@ -70,7 +77,8 @@ impl DistSpec<Throughput> {
             DistSpec::Exponential { mean } => vec![mean],
             DistSpec::Pareto { scale, .. } => vec![scale],
             DistSpec::Steps(points) => points.iter().map(|(_, v)| v).collect(),
-            DistSpec::Trace(_) | DistSpec::Traces => vec![],
+            DistSpec::Scaled(inner, _) => return inner.unit(),
+            DistSpec::Trace(_) | DistSpec::ClientTrace(_) | DistSpec::Traces => vec![],
         };
         let flops = values.iter().filter(|v| v.counts_flops()).count();
         match flops {
