@@ -18,8 +18,11 @@ use flotilla_actors::{Dist, SpeedUnit};
 const CAPACITY: [(u32, f64, f64); 3] =
     [(7, 25.0, 8000.5), (42, 100.0, 2000.0), (1003, 400.0, 500.0)];
 
-/// The behaviour fixture: id -> (online intervals, period), in seconds.
-fn behaviors() -> Vec<(u32, Vec<(f64, f64)>, f64)> {
+/// One listed behaviour: its id, online intervals and period, in seconds.
+type Behavior = (u32, Vec<(f64, f64)>, f64);
+
+/// The behaviour fixture.
+fn behaviors() -> Vec<Behavior> {
     vec![
         (5, vec![(0.0, 20.0)], 50.0),
         (11, vec![(10.0, 40.0), (60.0, 90.0)], 100.0),
@@ -91,7 +94,7 @@ fn device_of(bits_per_second: f64) -> (u32, f64, f64) {
 }
 
 /// Which behaviour a client follows, from its plan.
-fn behavior_of(plan: &Availability) -> (u32, Vec<(f64, f64)>, f64) {
+fn behavior_of(plan: &Availability) -> Behavior {
     let Availability::Periodic { on, period } = plan else {
         panic!("expected a periodic plan, got {plan:?}");
     };

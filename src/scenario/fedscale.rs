@@ -100,8 +100,11 @@ pub fn read_behavior(path: &Path) -> Result<Vec<Behavior>, TraceError> {
         .collect()
 }
 
+/// A device's fields, by name.
+type Fields = BTreeMap<String, Value>;
+
 /// The file's devices: their ids as text and their fields.
-fn devices(path: &Path) -> Result<Vec<(String, BTreeMap<String, Value>)>, TraceError> {
+fn devices(path: &Path) -> Result<Vec<(String, Fields)>, TraceError> {
     let file = std::fs::File::open(path).map_err(|e| TraceError::Pickle(e.to_string()))?;
     let value = serde_pickle::value_from_reader(std::io::BufReader::new(file), DeOptions::new())
         .map_err(|e| TraceError::Pickle(e.to_string()))?;
@@ -139,7 +142,7 @@ fn devices(path: &Path) -> Result<Vec<(String, BTreeMap<String, Value>)>, TraceE
 }
 
 /// The field `name` as a number.
-fn number(id: &str, fields: &BTreeMap<String, Value>, name: &str) -> Result<f64, TraceError> {
+fn number(id: &str, fields: &Fields, name: &str) -> Result<f64, TraceError> {
     let bad = |problem: String| TraceError::Device {
         client: id.to_string(),
         problem,
@@ -156,7 +159,7 @@ fn number(id: &str, fields: &BTreeMap<String, Value>, name: &str) -> Result<f64,
 }
 
 /// The field `name` as a number above zero.
-fn positive(id: &str, fields: &BTreeMap<String, Value>, name: &str) -> Result<f64, TraceError> {
+fn positive(id: &str, fields: &Fields, name: &str) -> Result<f64, TraceError> {
     let v = number(id, fields, name)?;
     if v.is_finite() && v > 0.0 {
         Ok(v)
@@ -169,7 +172,7 @@ fn positive(id: &str, fields: &BTreeMap<String, Value>, name: &str) -> Result<f6
 }
 
 /// The field `name` as a list of numbers.
-fn list(id: &str, fields: &BTreeMap<String, Value>, name: &str) -> Result<Vec<f64>, TraceError> {
+fn list(id: &str, fields: &Fields, name: &str) -> Result<Vec<f64>, TraceError> {
     let bad = |problem: String| TraceError::Device {
         client: id.to_string(),
         problem,

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::{SweepData, SweepRow};
+use crate::report::Summary;
 use crate::report::plots::{self, LineChart, Series};
 
 impl SweepData {
@@ -60,6 +61,61 @@ impl SweepData {
             s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         series
+    }
+}
+
+impl SweepData {
+    /// Each point's participation by device class, read from its `summary.json`: who
+    /// could train (memory), was selected, trained and was aggregated. Empty when every
+    /// point has one class and no ineligible client.
+    fn participation(&self) -> String {
+        let mut rows = Vec::new();
+        for r in &self.rows {
+            let file = self.dir.join(&r.dir).join("summary.json");
+            let Some(summary) = std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
+            else {
+                continue;
+            };
+            rows.push((r, summary.classes));
+        }
+        let shown = rows
+            .iter()
+            .any(|(_, c)| c.len() > 1 || c.iter().any(|k| k.ineligible > 0));
+        if !shown {
+            return String::new();
+        }
+        let mut md = String::from("\n## Participation by device class\n\n");
+        let _ = writeln!(
+            md,
+            "| {} | repeat | class | clients | ineligible | selected | trained | applied | \
+             compute s |",
+            self.axes.join(" | ")
+        );
+        let _ = writeln!(
+            md,
+            "|{}",
+            " --- |".repeat(self.axes.len() + 2) + &" ---: |".repeat(6)
+        );
+        for (r, classes) in rows {
+            for k in classes {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                    r.labels.join(" | "),
+                    r.repeat,
+                    k.class,
+                    k.clients,
+                    k.ineligible,
+                    k.selected,
+                    k.trained,
+                    k.updates_applied,
+                    k.compute_seconds
+                );
+            }
+        }
+        md
     }
 }
 
@@ -134,6 +190,7 @@ pub fn write_sweep_report(data: &SweepData) -> std::io::Result<Vec<PathBuf>> {
             let _ = write!(md, "\n![{what} vs {}]({stem}.png)\n", data.axes[x]);
         }
     }
+    md += &data.participation();
     md += "\n## Points\n\n";
     for r in &data.rows {
         let _ = writeln!(md, "- [{}]({}/report.md)", r.labels.join(", "), r.dir);
