@@ -25,6 +25,8 @@ pub const MESSAGES_LOST: &str = "flotilla_messages_lost_total";
 pub const DROPOUTS: &str = "flotilla_client_dropouts_total";
 /// Clients in each `state`: idle, downloading, training, uploading, offline (gauge).
 pub const CLIENTS: &str = "flotilla_clients";
+/// Gauge, by class: clients whose device has too little memory for a training job.
+pub const CLIENTS_INELIGIBLE: &str = "flotilla_clients_ineligible";
 /// Staleness of arriving updates: versions applied since the client's base (histogram).
 pub const STALENESS: &str = "flotilla_staleness";
 /// Simulated seconds from a message's first attempt to its delivery, by `direction` (histogram).
@@ -81,6 +83,11 @@ pub fn describe() {
         "Training jobs lost to device dropout"
     );
     describe_gauge!(CLIENTS, Unit::Count, "Clients in each state");
+    describe_gauge!(
+        CLIENTS_INELIGIBLE,
+        Unit::Count,
+        "Clients without the memory for a training job, never selected"
+    );
     describe_histogram!(
         STALENESS,
         Unit::Count,

@@ -119,6 +119,7 @@ impl Profile {
 /// The metric handles of one device class, registered once.
 pub(crate) struct ClassMetrics {
     compute_seconds: metrics::Histogram,
+    ineligible: metrics::Gauge,
     dropouts: metrics::Counter,
     up: LinkMetrics,
     down: LinkMetrics,
@@ -128,6 +129,7 @@ impl ClassMetrics {
     fn new(class: &str) -> Self {
         Self {
             compute_seconds: metrics::histogram!(crate::metrics::COMPUTE_SECONDS, "class" => class.to_string()),
+            ineligible: metrics::gauge!(crate::metrics::CLIENTS_INELIGIBLE, "class" => class.to_string()),
             dropouts: metrics::counter!(crate::metrics::DROPOUTS, "class" => class.to_string()),
             up: LinkMetrics::new(class, Direction::Up),
             down: LinkMetrics::new(class, Direction::Down),
@@ -216,6 +218,9 @@ impl ClientActor {
         let work = cx.shared.learner.train_work(id);
         let (duration, first) = work.durations(speed, device.unit);
         let eligible = device.memory.is_none_or(|m| work.memory <= m);
+        if !eligible {
+            cx.metrics.ineligible.increment(1.0);
+        }
         let state = if availability.online() {
             ClientState::Idle
         } else {
