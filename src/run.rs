@@ -284,6 +284,7 @@ pub fn prepare(
         train: s.training.clone(),
         data: tasks.clone(),
         personalize: loaded.personalization(),
+        personalize_on_device: s.eval.personalize_on_device,
         procedure: loaded.personal_step(),
         devices,
         batch_clients: pool.batch_clients,

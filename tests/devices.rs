@@ -7,20 +7,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use flotilla::model::SampleCost;
+use flotilla::model::{Adaptation, AdapterSpec, SampleCost};
 use flotilla::run::{Prepared, RunOptions, prepare, run};
 use flotilla::scenario::{self, Loaded};
 
-/// A FedAvg run of the tiny LoRA model on the bundled MNIST: a class of devices with
-/// `small` bytes of memory and one with `big`, both training at 20 MFLOP/s.
+/// LoRA on the tiny ViT.
+const LORA: &str = "adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V])";
+
+/// A FedAvg run of the tiny model (`adapter` and `eval` as given) on the bundled MNIST: a
+/// class of devices with `small` bytes of memory and one with `big`, both training at
+/// 20 MFLOP/s.
 fn scenario(dir: &Path, small: u64, big: u64) -> Loaded {
+    scenario_with(dir, small, big, LORA, "()")
+}
+
+fn scenario_with(dir: &Path, small: u64, big: u64, adapter: &str, eval: &str) -> Loaded {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/mnist-10k");
     let text = format!(
         r#"Scenario(
     name: "devices", seed: 3,
     data: (source: Idx(dir: "{data}"), partition: Dirichlet(alpha: 0.5), clients: 12, min_samples: 20),
-    model: (backbone: Vit(patch: 7, dim: 16, depth: 2, heads: 2, mlp: 32),
-            adapter: Lora(rank: 2, alpha: 4.0, targets: [Q, V])),
+    model: (backbone: Vit(patch: 7, dim: 16, depth: 2, heads: 2, mlp: 32), {adapter}),
     training: (epochs: 2, batch_size: 8, optimizer: Sgd(lr: 0.1)),
     algorithm: FedAvg(clients_per_round: 4),
     population: [
@@ -32,6 +39,7 @@ fn scenario(dir: &Path, small: u64, big: u64) -> Loaded {
          downlink: (latency: Const("10ms"), bandwidth: Const("20Mbit/s"))),
     ],
     stop: (rounds: 4),
+    eval: {eval},
     pool: (workers: 1),
 )
 "#,
@@ -117,6 +125,39 @@ fn compute_time_is_the_counted_flops_over_the_speed_and_small_devices_sit_out() 
         ("big", 0)
     );
     assert_eq!(classes[1].trained, trained);
+}
+
+#[test]
+fn personalizing_on_the_device_adds_its_steps_to_every_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fedbabu = "adapter: Full, head: Frozen";
+    let eval = "(personalize: FineTuneHead(steps: 3), personalize_on_device: true)";
+    let loaded = scenario_with(tmp.path(), u64::MAX / 2, u64::MAX / 2, fedbabu, eval);
+    let config = loaded.vit_before_loading().unwrap();
+    let body = SampleCost::count(&config, &loaded.adaptation());
+    let head = SampleCost::count(&config, &Adaptation::linear(AdapterSpec::HeadOnly));
+    let Prepared { tasks, .. } = prepare(&loaded, None, None).unwrap();
+    let opts = RunOptions::quiet(
+        Some(tmp.path().join("out")),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let result = run(&loaded, opts).unwrap();
+    let mut checked = 0;
+    for row in clients(&result.dir) {
+        let held: u64 = tasks.slots[row.client]
+            .iter()
+            .map(|s| s.train.len() as u64)
+            .sum();
+        // Two epochs of the whole body (nothing is a kept prefix), then three head steps
+        // of 8 samples over the served body's features of those 24 samples.
+        let flops = 2 * held * body.cached() + 3 * 8 * head.cached() + 24.min(held) * head.prefix;
+        assert_eq!(body.prefix, 0);
+        let job = (flops as f64 / 20e6 * 1e6).ceil() as u64;
+        let got = (row.compute_seconds * 1e6).round() as u64;
+        assert_eq!(got, row.trained * job, "client {}", row.client);
+        checked += row.trained;
+    }
+    assert!(checked >= 8);
 }
 
 #[test]

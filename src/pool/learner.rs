@@ -16,8 +16,8 @@ use super::store::{JobStore, Key};
 use super::{JobKind, Pool};
 use crate::data::{Slot, TaskData};
 use crate::model::{
-    Adaptation, Objective, PersonalStep, Personalization, SampleCost, TrainConfig, Trainable, Vit,
-    train_group, train_slot,
+    Adaptation, AdapterSpec, HeadSpec, Objective, PersonalStep, Personalization, SampleCost,
+    TrainConfig, Trainable, Vit, train_group, train_slot,
 };
 
 /// Everything a [`PoolLearner`] needs.
@@ -34,6 +34,8 @@ pub struct LearnerSetup {
     pub data: Arc<TaskData>,
     /// `None` evaluates the served model as is.
     pub personalize: Option<Personalization>,
+    /// Whether the personalization's steps cost device time (after every job).
+    pub personalize_on_device: bool,
     /// The clients' personalized-FL procedure (PersA-FL), or plain local training.
     pub procedure: Option<PersonalStep>,
     /// Where the workers run.
@@ -80,6 +82,9 @@ pub struct PoolLearner {
     stored: Option<Keyed>,
     /// What one training sample costs a device.
     cost: SampleCost,
+    /// The personalization's steps and what one of their samples costs, when they run on
+    /// the device.
+    on_device: Option<(Personalization, SampleCost)>,
 }
 
 impl PoolLearner {
@@ -88,6 +93,25 @@ impl PoolLearner {
         let trainable = setup.adaptation.trainable();
         let initial = trainable.extract(&setup.model);
         let cost = SampleCost::of(&setup.model, &setup.adaptation);
+        let on_device = setup
+            .personalize
+            .clone()
+            .filter(|_| setup.personalize_on_device)
+            .map(|p| {
+                let tuned = if p.head_only {
+                    SampleCost::of(
+                        &setup.model,
+                        &Adaptation {
+                            adapter: AdapterSpec::HeadOnly,
+                            head: HeadSpec::Linear,
+                            clients: setup.adaptation.clients,
+                        },
+                    )
+                } else {
+                    cost
+                };
+                (p, tuned)
+            });
         let cache = setup
             .adaptation
             .frozen_prefix()
@@ -134,6 +158,7 @@ impl PoolLearner {
             held: Mutex::new(Vec::new()),
             stored,
             cost,
+            on_device,
         }
     }
 
@@ -240,9 +265,23 @@ impl Learner for PoolLearner {
             Some(PersonalStep::Moreau { inner_steps, .. }) => *inner_steps as u64,
             _ => 1,
         };
+        // Personalizing after the job: its steps from the kept prefix; fine-tuning the head
+        // alone first computes the served body's features of the samples it reads.
+        let personalize = match &self.on_device {
+            Some((p, tuned)) if held > 0 => {
+                let read = (p.steps * self.train.batch_size) as u64;
+                let features = if p.head_only {
+                    read.min(held) * tuned.prefix
+                } else {
+                    0
+                };
+                read * tuned.cached() + features
+            }
+            _ => 0,
+        };
         Work {
             samples,
-            flops: samples * passes * self.cost.cached(),
+            flops: samples * passes * self.cost.cached() + personalize,
             first_flops: held * self.cost.prefix,
             memory: self
                 .cost

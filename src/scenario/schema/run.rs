@@ -77,6 +77,11 @@ pub struct EvalSection {
     /// global model itself.
     #[serde(default)]
     pub personalize: Option<Personalize>,
+    /// The personalization runs on the client's device: after each training job the
+    /// client fine-tunes the copy it will be tested with, and its steps' FLOPs add to the
+    /// job's compute time. False: personalization costs no device time.
+    #[serde(default)]
+    pub personalize_on_device: bool,
 }
 
 /// Personalization at evaluation time.

@@ -40,6 +40,12 @@ impl Loaded {
         if let Some(every) = s.eval.every_rounds {
             self.require("eval.every_rounds", every, Rule::AtLeastOne)?;
         }
+        if s.eval.personalize_on_device && s.eval.personalize.is_none() {
+            return Err(self.invalid(
+                "eval.personalize_on_device",
+                "there is no personalization to run: give eval.personalize",
+            ));
+        }
         if let Some(every) = &s.eval.every {
             self.require("eval.every", every.value(), Rule::Positive)?;
         }
