@@ -60,14 +60,19 @@ const PER_CLIENT: &str = "client,time,value
 2,500ms,2000
 ";
 
+/// The scenario with its downlink bandwidth read from [`PER_CLIENT`].
+fn per_client(dir: &Path) -> Loaded {
+    scenario(
+        dir,
+        r#"ClientTrace("down.csv")"#,
+        &[("down.csv", PER_CLIENT)],
+    )
+}
+
 #[test]
 fn each_client_follows_its_own_rows() {
     let tmp = tempfile::tempdir().unwrap();
-    let loaded = scenario(
-        tmp.path(),
-        r#"ClientTrace("down.csv")"#,
-        &[("down.csv", PER_CLIENT)],
-    );
+    let loaded = per_client(tmp.path());
     let config = loaded.sim_config().unwrap();
     let got: Vec<Vec<(f64, f64)>> = config
         .clients
@@ -94,11 +99,7 @@ struct Activity {
 #[test]
 fn downloads_are_retimed_at_each_clients_listed_times() {
     let tmp = tempfile::tempdir().unwrap();
-    let loaded = scenario(
-        tmp.path(),
-        r#"ClientTrace("down.csv")"#,
-        &[("down.csv", PER_CLIENT)],
-    );
+    let loaded = per_client(tmp.path());
     let config = loaded.sim_config().unwrap();
     let opts = RunOptions::quiet(
         Some(tmp.path().join("out")),
