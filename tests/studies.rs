@@ -145,7 +145,7 @@ fn sweep_paths_that_do_not_exist_name_the_valid_fields() {
         &[
             "sweep.axes[0].field",
             "population[0] has no field `uplnk`",
-            "valid fields: availability, class, count, downlink, dropout, speed, uplink",
+            "valid fields: availability, class, count, downlink, dropout, memory, speed, traces, uplink",
         ],
     );
     check(
