@@ -123,9 +123,40 @@ fn a_two_by_two_sweep_writes_four_runs_a_csv_and_plots() {
         "{md}"
     );
     assert!(md.contains("(p003-F16-4/report.md)"));
+    // Participation by device class: a row per point and class, from its summary.
+    let summary: flotilla::report::Summary = serde_json::from_str(
+        &std::fs::read_to_string(out.join("p000-F32-2/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let [phone, laptop] = &summary.classes[..] else {
+        panic!("two classes expected: {:?}", summary.classes);
+    };
+    assert_eq!((phone.class.as_str(), phone.clients), ("phone", 20));
+    assert_eq!((laptop.class.as_str(), laptop.clients), ("laptop", 10));
+    assert_eq!(
+        phone.selected + laptop.selected,
+        summary_selected(&out.join("p000-F32-2"))
+    );
+    let row = format!(
+        "| F32 | 2 | 0 | phone | 20 | 0 | {} | {} | {} |",
+        phone.selected, phone.trained, phone.updates_applied
+    );
+    assert!(md.contains("## Participation by device class"), "{md}");
+    assert!(md.contains(&row), "{row} not in {md}");
     // `flotilla report` reads the sweep back to the same table.
     let again = flotilla::sweep::SweepData::read(&out).unwrap();
     assert_eq!(again.table(), data.table());
+}
+
+/// Selections over every client of a run, from its `clients.csv`.
+fn summary_selected(run: &Path) -> u64 {
+    let mut reader = csv::Reader::from_path(run.join("clients.csv")).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let at = header.iter().position(|h| h == "selected").unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap()[at].parse::<u64>().unwrap())
+        .sum()
 }
 
 #[test]

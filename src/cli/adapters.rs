@@ -59,7 +59,15 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
             (vit, methods, loaded.scenario.training.clone())
         }
     };
-    methods.dedup();
+    // The scenario's own method first, each method once.
+    let mut seen = Vec::new();
+    methods.retain(|m| {
+        let new = !seen.contains(m);
+        if new {
+            seen.push(m.clone());
+        }
+        new
+    });
     let dtypes = [
         Encoding::F32,
         Encoding::F16,
