@@ -42,7 +42,7 @@ impl Loaded {
         classes: usize,
     ) -> Result<BackbonePlan, ScenarioError> {
         let model = &self.scenario.model;
-        let (file, layout, heads, activation, epsilon, normalize) = match &model.backbone {
+        let pretrained = match &model.backbone {
             &Backbone::Vit {
                 patch,
                 dim,
@@ -68,16 +68,10 @@ impl Loaded {
                     field: "model.weights",
                 });
             }
-            Backbone::Pretrained {
-                file,
-                layout,
-                heads,
-                activation,
-                epsilon,
-                normalize,
-            } => (file, *layout, *heads, *activation, *epsilon, normalize),
+            Backbone::Pretrained { .. } => self
+                .pretrained()
+                .expect("the backbone is a pretrained checkpoint"),
         };
-        let pretrained = self.checkpoint(file, layout, heads, activation, epsilon, normalize);
         let field = "model.backbone.file";
         let arch = pretrained
             .inspect()

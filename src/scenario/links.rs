@@ -1,18 +1,13 @@
 //! A class's links, planned once and made for each client: shared values, each client's
 //! own trace, a per-client draw scaling a shared profile, or the client's FedScale device.
 
-use flotilla_actors::net::{LinkSpec, LinkValue, Steps};
+use flotilla_actors::net::{LinkSpec, LinkValue, MAX_LATENCY, MIN_BANDWIDTH, Steps};
 use flotilla_actors::{Dist, SimTime, client_rng};
 
 use super::fedscale::Capacity;
 use super::units::{BitRate, Secs, Unit};
 use super::{DeviceClass, DistSpec, LinkSection, Loaded, ScenarioError, to_dist};
 use crate::scenario::Rule;
-
-/// Largest latency a client's draw is clamped to (one day), as the engine clamps its own.
-const MAX_LATENCY: f64 = 86_400.0;
-/// Smallest bandwidth a client's draw is clamped to (1 bit/s), as the engine's.
-const MIN_BANDWIDTH: f64 = 1.0;
 
 /// How one link quantity of a class is made for each client.
 enum Plan {

@@ -41,9 +41,9 @@ pub struct LinkSpec {
 }
 
 /// Smallest bandwidth a draw is clamped to (1 bit/s), so no transfer takes forever.
-pub(super) const MIN_BANDWIDTH: f64 = 1.0;
+pub const MIN_BANDWIDTH: f64 = 1.0;
 /// Largest latency a draw is clamped to (one day), so no clock overflows.
-pub(super) const MAX_LATENCY: f64 = 86_400.0;
+pub const MAX_LATENCY: f64 = 86_400.0;
 
 /// Events a link handles.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ mod steps;
 pub(crate) use bottleneck::{BottleneckActor, BottleneckEvent};
 pub(crate) use capacity::{SharedCapacity, Transfer};
 pub(crate) use link::{LinkActor, LinkCx, LinkEvent, LinkMetrics};
-pub use link::{LinkSpec, LinkValue};
+pub use link::{LinkSpec, LinkValue, MAX_LATENCY, MIN_BANDWIDTH};
 pub use steps::{Rate, Steps, StepsError};
 
 use serde::{Deserialize, Serialize};
