@@ -13,6 +13,11 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 venv="${TORCH_VENV:-.venv-torch}"
+# An absolute path stays as it is; a relative one is the repository's.
+case "$venv" in
+    /*) ;;
+    *) venv="$PWD/$venv" ;;
+esac
 python="${PYTHON:-python3}"
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -22,7 +27,7 @@ if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split(
     "$venv/bin/pip" install --quiet torch==2.9.0 numpy
 fi
 
-export VIRTUAL_ENV="$PWD/$venv" PATH="$PWD/$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
+export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1
 cargo build --release --features tch
 
 echo "built target/release/flotilla with LibTorch from $venv"

@@ -11,11 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::data::{Layout, TaskData};
 use crate::model::build_model;
 pub use crate::monitor::MonitorError;
+use crate::pool::remote::{Context, Remote, RemoteError, RemoteOptions, hex};
 use crate::pool::{
-    ContextParts, JobStore, LearnerSetup, PoolLearner, STORE_FILE, StoreError, Stored,
-    context_digest, worker_devices,
+    ContextParts, DeviceKind, JobStore, Key, LearnerSetup, PoolLearner, STORE_FILE, StoreError,
+    Stored, context_digest, worker_devices,
 };
 use crate::report::{ModelSize, ReadError, RunData, Streams, Summary, write_report, write_run};
+use crate::scenario::RemoteSection;
 use crate::scenario::{Loaded, ScenarioError};
 
 /// Why a run could not go ahead or finish. Scenario and monitoring problems are the
@@ -48,6 +50,13 @@ pub enum RunError {
     /// A data set cannot be read or written (outside a scenario, which names its field).
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// The remote pool cannot be reached or set up.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The remote pool stopped answering: a worker refused the run's jobs, no worker
+    /// answered in time, or answers disagreed.
+    #[error("the remote pool failed: {0}")]
+    RemotePool(String),
 }
 
 /// Options of one run.
@@ -126,6 +135,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         tasks,
         size,
         layout,
+        ..
     } = prepare(
         loaded,
         Some(Arc::new(store)),
@@ -150,7 +160,11 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         opts.interrupt,
         Box::new(observer),
         Streams::sink(&streams),
-    )?;
+    )
+    .map_err(|e| match pool.remote_failure() {
+        Some(why) => RunError::RemotePool(why),
+        None => e.into(),
+    })?;
     streams
         .lock()
         .expect("streams lock")
@@ -176,7 +190,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
 
 /// What a job store must have been written by to be trusted: this flotilla, backend,
 /// device kind and architecture (results differ in their last bits between them).
-fn store_identity(s: &crate::scenario::Scenario) -> String {
+pub fn store_identity(s: &crate::scenario::Scenario) -> String {
     format!(
         "flotilla {} {:?} {:?} {}",
         env!("CARGO_PKG_VERSION"),
@@ -196,14 +210,43 @@ pub struct Prepared {
     pub size: ModelSize,
     /// The trainable vector's tensor lengths (for per-tensor wire scales).
     pub layout: Arc<[usize]>,
+    /// The digest of what every job shares (see [`context_digest`]).
+    pub context: Key,
 }
 
-/// Loads the data and the model and starts the pool; with a store, finished jobs are
-/// kept in it and taken from it.
+/// Loads the data and the model and starts the pool on the scenario's devices; with a
+/// store, finished jobs are kept in it and taken from it.
 pub fn prepare(
     loaded: &Loaded,
     store: Option<Arc<JobStore>>,
     images: Option<&Path>,
+) -> Result<Prepared, RunError> {
+    let pool = &loaded.scenario.pool;
+    // With a remote pool this process only builds the model, on its CPU: the GPUs are
+    // the workers'.
+    let devices = match pool.remote {
+        Some(_) => worker_devices(pool.backend, DeviceKind::Cpu, 1, 1),
+        None => worker_devices(pool.backend, pool.device, pool.workers, pool.per_gpu),
+    }
+    .map_err(|e| loaded.refused("pool", e))?;
+    prepare_with(loaded, store, images, devices)
+}
+
+/// Loads the data and the model and starts the pool on `devices`, without a store or an
+/// image cache (a remote worker's pool).
+pub fn prepare_on(
+    loaded: &Loaded,
+    store: Option<Arc<JobStore>>,
+    devices: Vec<burn::tensor::Device>,
+) -> Result<Prepared, RunError> {
+    prepare_with(loaded, store, None, devices)
+}
+
+fn prepare_with(
+    loaded: &Loaded,
+    store: Option<Arc<JobStore>>,
+    images: Option<&Path>,
+    devices: Vec<burn::tensor::Device>,
 ) -> Result<Prepared, RunError> {
     let s = &loaded.scenario;
     let data = s
@@ -239,8 +282,6 @@ pub fn prepare(
         .map_err(|e| loaded.refused(e.field(), e))?,
     );
     let pool = &s.pool;
-    let devices = worker_devices(pool.backend, pool.device, pool.workers, pool.per_gpu)
-        .map_err(|e| loaded.refused("pool", e))?;
     let device = devices[0].clone();
     let adaptation = loaded.adaptation();
     let model = build_model(vit, backbone.weights(), &adaptation, s.seed, &device)
@@ -253,28 +294,37 @@ pub fn prepare(
         model_params,
         update_bytes: s.wire.up().encoded_bytes(&layout),
     };
-    let store = match store {
-        Some(store) => {
-            let weights = match &backbone.file {
-                Some(w) => std::fs::read(w).map_err(|e| loaded.refused(backbone.field, e))?,
-                None => Vec::new(),
-            };
-            let personalization = loaded.personalization();
-            let procedure = loaded.personal_step();
-            let context = context_digest(ContextParts {
-                identity: &store_identity(s),
-                // The checkpoint's settings too: its normalisation is folded into the model.
-                vit: &format!("{vit:?} {:?}", backbone.pretrained),
-                weights: &weights,
-                seed: s.seed,
-                settings: &format!(
-                    "{adaptation:?} {:?} {personalization:?} {procedure:?}",
-                    s.training
-                ),
-                data: &tasks,
-            });
-            Some(Stored { store, context })
-        }
+    let weights = match &backbone.file {
+        Some(w) => std::fs::read(w).map_err(|e| loaded.refused(backbone.field, e))?,
+        None => Vec::new(),
+    };
+    let personalization = loaded.personalization();
+    let procedure = loaded.personal_step();
+    let context = context_digest(ContextParts {
+        identity: &store_identity(s),
+        // The checkpoint's settings too: its normalisation is folded into the model.
+        vit: &format!("{vit:?} {:?}", backbone.pretrained),
+        weights: &weights,
+        seed: s.seed,
+        settings: &format!(
+            "{adaptation:?} {:?} {personalization:?} {procedure:?}",
+            s.training
+        ),
+        data: &tasks,
+    });
+    let remote = match &pool.remote {
+        Some(RemoteSection::Nats {
+            url,
+            ack_wait,
+            deadline,
+        }) => Some(Remote::connect(
+            RemoteOptions {
+                url: url.clone(),
+                ack_wait: std::time::Duration::from_secs_f64(ack_wait.value()),
+                deadline: std::time::Duration::from_secs_f64(deadline.value()),
+            },
+            remote_context(loaded, s, &context)?,
+        )?),
         None => None,
     };
     let learner = PoolLearner::new(LearnerSetup {
@@ -289,13 +339,36 @@ pub fn prepare(
         devices,
         batch_clients: pool.batch_clients,
         cache_budget: pool.cache.value() as u64,
-        store,
+        store: store.map(|store| Stored { store, context }),
+        remote,
     });
     Ok(Prepared {
         learner,
         tasks,
         size,
         layout,
+        context,
+    })
+}
+
+/// What a worker needs to build the run's model and data: the scenario as resolved, where
+/// its paths start, and what it must come to.
+fn remote_context(
+    loaded: &Loaded,
+    s: &crate::scenario::Scenario,
+    context: &Key,
+) -> Result<Context, RunError> {
+    let base = match loaded.base.as_os_str().is_empty() {
+        true => Path::new("."),
+        false => loaded.base.as_path(),
+    };
+    let base = std::path::absolute(base).map_err(|e| loaded.refused("pool.remote", e))?;
+    Ok(Context {
+        identity: store_identity(s),
+        digest: hex(context),
+        scenario: crate::scenario::to_json(s),
+        file: loaded.file.display().to_string(),
+        base: base.display().to_string(),
     })
 }
 

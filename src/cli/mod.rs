@@ -49,6 +49,22 @@ enum Command {
     /// Measure the engine (events/s, memory per client), the pool (images/s with and
     /// without client batching, per backend) and whole runs of W1; print a table.
     Bench(bench::BenchArgs),
+    /// Answer the jobs of runs whose pool is remote (`pool: (remote: Nats(url: ...))`),
+    /// on this machine's CPU or one of its GPUs, until stopped.
+    Worker {
+        /// The NATS server (with JetStream) the runs send their jobs to.
+        #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Where to compute: `cpu`, or `cuda:N` (LibTorch, the `tch` feature).
+        #[arg(long, default_value = "cpu")]
+        device: flotilla::worker::WorkerDevice,
+        /// Jobs computed at once (on the CPU, threads; 0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// This worker's name in the runs' messages (default: host and process id).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Exit code for input the user must fix.
@@ -63,5 +79,41 @@ pub(crate) fn main() -> ExitCode {
         Command::Adapters { file } => adapters::adapters_command(file.as_deref()),
         Command::Report { dirs } => report::report_command(&dirs),
         Command::Bench(args) => bench::bench_command(args),
+        Command::Worker {
+            nats,
+            device,
+            threads,
+            name,
+        } => worker_command(nats, device, threads, name),
+    }
+}
+
+fn worker_command(
+    url: String,
+    device: flotilla::worker::WorkerDevice,
+    threads: usize,
+    name: Option<String>,
+) -> ExitCode {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let name = name.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let opts = flotilla::worker::WorkerOptions {
+        url,
+        device,
+        threads,
+        name,
+    };
+    match flotilla::worker::serve(opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
     }
 }

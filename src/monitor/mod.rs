@@ -11,6 +11,10 @@ pub(crate) const POOL_QUEUE_DEPTH: &str = "flotilla_pool_queue_depth";
 pub(crate) const POOL_BUSY_WORKERS: &str = "flotilla_pool_busy_workers";
 /// Wall-clock seconds per pool job, by `kind` (train, eval) (histogram).
 pub(crate) const POOL_JOB_SECONDS: &str = "flotilla_pool_job_seconds";
+/// Remote pool jobs delivered to a worker more than once (counter).
+pub(crate) const POOL_REDELIVERIES: &str = "flotilla_pool_redeliveries_total";
+/// Remote pool answers that came again for a job already answered (counter).
+pub(crate) const POOL_DUPLICATES: &str = "flotilla_pool_duplicate_answers_total";
 /// Wall-clock seconds since the run started (gauge).
 pub(crate) const WALL_SECONDS: &str = "flotilla_wall_seconds";
 /// Simulated seconds per wall-clock second (gauge).
@@ -89,7 +93,7 @@ pub(crate) fn install(
 }
 
 fn describe() {
-    use metrics::{Unit, describe_gauge, describe_histogram};
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     flotilla_actors::metrics::describe();
     describe_gauge!(
         POOL_QUEUE_DEPTH,
@@ -101,6 +105,16 @@ fn describe() {
         POOL_JOB_SECONDS,
         Unit::Seconds,
         "Wall-clock seconds per pool job"
+    );
+    describe_counter!(
+        POOL_REDELIVERIES,
+        Unit::Count,
+        "Remote pool jobs delivered to a worker more than once"
+    );
+    describe_counter!(
+        POOL_DUPLICATES,
+        Unit::Count,
+        "Remote pool answers received again for a job already answered"
     );
     describe_gauge!(
         WALL_SECONDS,

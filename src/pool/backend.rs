@@ -74,6 +74,26 @@ pub fn worker_devices(
     }
 }
 
+/// `per_gpu` LibTorch workers on CUDA GPU `index` alone (a remote worker's `cuda:N`).
+pub fn gpu_devices(index: usize, per_gpu: usize) -> Result<Vec<Device>, BackendError> {
+    gpu(index, per_gpu.max(1))
+}
+
+#[cfg(feature = "tch")]
+#[allow(deprecated)] // burn-tch is deprecated upstream but still Burn's LibTorch backend
+fn gpu(index: usize, per_gpu: usize) -> Result<Vec<Device>, BackendError> {
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    if index >= gpus {
+        return Err(BackendError::NoCuda);
+    }
+    Ok(vec![Device::libtorch_cuda(index).autodiff(); per_gpu])
+}
+
+#[cfg(not(feature = "tch"))]
+fn gpu(_: usize, _: usize) -> Result<Vec<Device>, BackendError> {
+    Err(BackendError::NotBuilt)
+}
+
 #[cfg(feature = "tch")]
 #[allow(deprecated)] // burn-tch is deprecated upstream but still Burn's LibTorch backend
 fn libtorch(

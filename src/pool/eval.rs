@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 use flotilla_actors::learner::{Completer, TaskId};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Pending};
 
+use super::codec::{Answer, Job};
 use super::learner::Keyed;
 use super::reader::{Reader, slot_seed};
+use super::remote::Remote;
 use super::store::{JobStore, Key};
 use super::{JobKind, Pool, Worker};
 use crate::model::{
@@ -96,15 +98,45 @@ pub(super) struct Evaluator {
 }
 
 impl Evaluator {
-    /// Starts evaluating `job` on `pool`, chunk by chunk.
-    pub(super) fn submit(&self, pool: &Pool, job: EvalJob) -> Pending<EvalOutcome> {
+    /// The store and the job's key in it, when results are stored; the stored outcome
+    /// when it is there.
+    fn stored(&self, job: &EvalJob) -> (Option<(Arc<JobStore>, Key)>, Option<EvalOutcome>) {
         let store = self
             .stored
             .as_ref()
-            .map(|s| (s.store.clone(), s.keys.eval(&job)));
-        if let Some((store, key)) = &store
-            && let Some(outcome) = store.eval(key)
-        {
+            .map(|s| (s.store.clone(), s.keys.eval(job)));
+        let found = store.as_ref().and_then(|(store, key)| store.eval(key));
+        (store, found)
+    }
+
+    /// Sends `job` whole to a remote worker, which spreads it over its own workers.
+    pub(super) fn submit_remote(&self, remote: &Remote, job: EvalJob) -> Pending<EvalOutcome> {
+        let (store, found) = self.stored(&job);
+        if let Some(outcome) = found {
+            return Pending::ready(outcome);
+        }
+        let (done, pending) = Pending::channel();
+        remote.submit(
+            JobKind::Eval,
+            Job::Eval(job),
+            Box::new(move |answer| {
+                let Answer::Eval(outcome) = answer else {
+                    return false;
+                };
+                if let Some((store, key)) = &store {
+                    store.put_eval(key, &outcome);
+                }
+                done.complete(outcome);
+                true
+            }),
+        );
+        pending
+    }
+
+    /// Starts evaluating `job` on `pool`, chunk by chunk.
+    pub(super) fn submit(&self, pool: &Pool, job: EvalJob) -> Pending<EvalOutcome> {
+        let (store, found) = self.stored(&job);
+        if let Some(outcome) = found {
             return Pending::ready(outcome);
         }
         let (done, pending) = Pending::channel();

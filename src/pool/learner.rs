@@ -9,9 +9,11 @@ use flotilla_actors::{
     ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome, Work,
 };
 
+use super::codec::{Answer, Job};
 use super::eval::Evaluator;
 use super::key::JobKeys;
 use super::reader::{PrefixCache, Reader};
+use super::remote::Remote;
 use super::store::{JobStore, Key};
 use super::{JobKind, Pool};
 use crate::data::{Slot, TaskData};
@@ -46,6 +48,9 @@ pub struct LearnerSetup {
     pub cache_budget: u64,
     /// Where finished jobs are kept, and taken from instead of recomputed.
     pub store: Option<Stored>,
+    /// Send jobs to remote workers instead of training here (the workers above are then
+    /// not started).
+    pub remote: Option<Remote>,
 }
 
 /// A job store and the digest of what every job of this run shares.
@@ -85,6 +90,8 @@ pub struct PoolLearner {
     /// The personalization's steps and what one of their samples costs, when they run on
     /// the device.
     on_device: Option<(Personalization, SampleCost)>,
+    /// Where jobs go when they are not trained here.
+    remote: Option<Arc<Remote>>,
 }
 
 impl PoolLearner {
@@ -112,9 +119,11 @@ impl PoolLearner {
                 };
                 (p, tuned)
             });
-        let cache = setup
-            .adaptation
-            .frozen_prefix()
+        let remote = setup.remote.map(Arc::new);
+        // The workers keep the prefix when jobs train elsewhere.
+        let cache = (remote.is_none())
+            .then(|| setup.adaptation.frozen_prefix())
+            .flatten()
             .and_then(|depth| {
                 PrefixCache::fill(
                     &setup.model,
@@ -145,8 +154,13 @@ impl PoolLearner {
             reader: reader.clone(),
             stored: stored.clone(),
         };
+        let devices = if remote.is_some() {
+            &[][..]
+        } else {
+            &setup.devices[..]
+        };
         Self {
-            pool: Pool::new(&setup.devices, &setup.model),
+            pool: Pool::new(devices, &setup.model),
             initial,
             adaptation: Arc::new(setup.adaptation),
             trainable,
@@ -159,6 +173,36 @@ impl PoolLearner {
             stored,
             cost,
             on_device,
+            remote,
+        }
+    }
+
+    /// Why the remote pool stopped answering, if jobs go to one and it did.
+    pub fn remote_failure(&self) -> Option<String> {
+        self.remote.as_ref().and_then(|r| r.failure())
+    }
+
+    /// Computes a remote job on this learner's own workers, as a `flotilla worker` does;
+    /// `None` if a worker failed.
+    pub(crate) fn answer(&self, job: Job) -> Option<Answer> {
+        match job {
+            Job::Train(job) => self.train(job).wait().ok().map(Answer::Train),
+            Job::Group(jobs) => {
+                let (held, pending): (Vec<Held>, Vec<_>) = jobs
+                    .into_iter()
+                    .map(|job| {
+                        let (done, pending) = Pending::channel();
+                        ((job, done, None), pending)
+                    })
+                    .unzip();
+                self.submit_group(held);
+                pending
+                    .into_iter()
+                    .map(|p| p.wait().ok())
+                    .collect::<Option<_>>()
+                    .map(Answer::Group)
+            }
+            Job::Eval(job) => self.evaluate(job).wait().ok().map(Answer::Eval),
         }
     }
 
@@ -184,6 +228,30 @@ impl PoolLearner {
                 }
                 return;
             }
+        }
+        if let Some(remote) = &self.remote {
+            let (jobs, rest): (Vec<TrainJob>, Vec<_>) =
+                group.into_iter().map(|(job, done, _)| (job, done)).unzip();
+            remote.submit(
+                JobKind::Train,
+                Job::Group(jobs),
+                Box::new(move |answer| {
+                    let Answer::Group(outcomes) = answer else {
+                        return false;
+                    };
+                    if outcomes.len() != rest.len() {
+                        return false;
+                    }
+                    for (i, (done, outcome)) in rest.into_iter().zip(outcomes).enumerate() {
+                        if let Some((store, keys)) = &stored {
+                            store.put_train(&keys[i], &outcome);
+                        }
+                        done.complete(outcome);
+                    }
+                    true
+                }),
+            );
+            return;
         }
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
@@ -313,6 +381,23 @@ impl Learner for PoolLearner {
             return Pending::ready(outcome);
         }
         let (done, pending) = Pending::channel();
+        if let Some(remote) = &self.remote {
+            remote.submit(
+                JobKind::Train,
+                Job::Train(job),
+                Box::new(move |answer| {
+                    let Answer::Train(outcome) = answer else {
+                        return false;
+                    };
+                    if let Some((store, key)) = &stored {
+                        store.put_train(key, &outcome);
+                    }
+                    done.complete(outcome);
+                    true
+                }),
+            );
+            return pending;
+        }
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
         let config = self.train.clone();
@@ -358,6 +443,9 @@ impl Learner for PoolLearner {
     }
 
     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
-        self.evaluator.submit(&self.pool, job)
+        match &self.remote {
+            Some(remote) => self.evaluator.submit_remote(remote, job),
+            None => self.evaluator.submit(&self.pool, job),
+        }
     }
 }

@@ -7,13 +7,15 @@
 //! training leaves idle, such as the tail of a synchronous round.
 
 mod backend;
+pub(crate) mod codec;
 mod eval;
 mod key;
 mod learner;
 mod reader;
+pub mod remote;
 mod store;
 
-pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, worker_devices};
+pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, gpu_devices, worker_devices};
 pub use key::{ContextParts, Digest, context_digest};
 pub use learner::{LearnerSetup, PoolLearner, Stored};
 pub use store::{JobStore, Key, STORE_FILE, StoreError};

@@ -21,12 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-mod codec;
-
 use flotilla_actors::{EvalOutcome, TrainOutcome};
 use sha2::{Digest, Sha256};
 
-use codec::{decode_eval, decode_train, encode_eval, encode_train};
+use super::codec::{decode_eval, decode_train, encode_eval, encode_train};
 
 /// A job's digest: the key its result is stored under.
 pub type Key = [u8; 32];

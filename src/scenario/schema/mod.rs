@@ -15,7 +15,7 @@ pub use model::{Backbone, ModelSection};
 pub use population::{
     AvailabilitySection, DeviceClass, DistSpec, LinkSection, Schedule, ServerSection, TracesSection,
 };
-pub use run::{EvalSection, Personalize, PoolSection, StopSection, WireSection};
+pub use run::{EvalSection, Personalize, PoolSection, RemoteSection, StopSection, WireSection};
 
 use serde::{Deserialize, Serialize};
 

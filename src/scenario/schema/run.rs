@@ -131,6 +131,34 @@ pub struct PoolSection {
     /// Memory for cached activations of the frozen prefix (e.g. "256MB"; "0B": none).
     #[serde(default = "default_cache")]
     pub cache: Size,
+    /// Send the jobs to `flotilla worker` processes instead of training in this one.
+    #[serde(default)]
+    pub remote: Option<RemoteSection>,
+}
+
+/// Where a remote pool's workers take their jobs from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RemoteSection {
+    /// A NATS server with JetStream: jobs go to its work queue, answers come back.
+    Nats {
+        /// The server, e.g. `"nats://127.0.0.1:4222"`.
+        url: String,
+        /// How long a worker may go without acknowledging a job before it is delivered
+        /// to another (workers acknowledge progress three times in that span).
+        #[serde(default = "default_ack_wait")]
+        ack_wait: Duration,
+        /// How long the run waits without word from any worker before it fails.
+        #[serde(default = "default_deadline")]
+        deadline: Duration,
+    },
+}
+
+fn default_ack_wait() -> Duration {
+    Duration::parse("30s").expect("valid default")
+}
+
+fn default_deadline() -> Duration {
+    Duration::parse("10min").expect("valid default")
 }
 
 fn one_usize() -> usize {
@@ -150,6 +178,7 @@ impl Default for PoolSection {
             per_gpu: 1,
             batch_clients: 1,
             cache: default_cache(),
+            remote: None,
         }
     }
 }

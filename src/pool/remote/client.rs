@@ -1,0 +1,423 @@
+//! The run's side of the remote pool: publishes jobs, takes answers back, watches for
+//! silence. It runs on a thread of its own with its own async runtime, so the clock's
+//! calls into the learner never wait on the network.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use super::{
+    ANSWER_SUBJECTS, ANSWERS, CONTEXT, CONTEXT_SUBJECTS, CONTEXTS, Context, DELIVERED, ERROR,
+    JOB_ID, JOB_SUBJECTS, JOBS, PROGRESS, REPLY, SECONDS, WORKER, WORKERS, header,
+};
+use crate::pool::JobKind;
+use crate::pool::codec::{Answer, Job, decode_answer, encode_job};
+
+/// Delivers a job's answer; `false` when the answer is not of the job's kind.
+pub(crate) type OnAnswer = Box<dyn FnOnce(Answer) -> bool + Send>;
+
+/// How long answers of a run that is gone are kept.
+const ANSWERS_KEPT: Duration = Duration::from_secs(3600);
+/// Silence after which the run says it is waiting for workers.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// Why the remote pool cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The server cannot be reached.
+    #[error("cannot connect to NATS at {url}: {message} (is nats-server running, with -js?)")]
+    Connect {
+        /// The server's address.
+        url: String,
+        /// What the client said.
+        message: String,
+    },
+    /// The server does not give JetStream what the pool needs.
+    #[error("NATS at {url}: cannot {what}: {message} (is JetStream enabled: nats-server -js?)")]
+    JetStream {
+        /// The server's address.
+        url: String,
+        /// What was being set up.
+        what: &'static str,
+        /// What the server said.
+        message: String,
+    },
+}
+
+/// Where the jobs go and how long to wait.
+#[derive(Clone, Debug)]
+pub struct RemoteOptions {
+    /// The NATS server, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// How long a delivered job may go without a worker's acknowledgement before it is
+    /// delivered again (the job queue's, set by the run that creates it).
+    pub ack_wait: Duration,
+    /// How long the run waits without any word from a worker before it fails.
+    pub deadline: Duration,
+}
+
+/// A job handed to the runtime thread.
+struct Submit {
+    kind: JobKind,
+    job: Job,
+    on_answer: OnAnswer,
+}
+
+/// The run's connection to the remote pool.
+pub struct Remote {
+    tx: Option<mpsc::UnboundedSender<Submit>>,
+    failure: Arc<Mutex<Option<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Remote {
+    /// Connects, makes sure the streams exist, and publishes the run's context.
+    pub fn connect(opts: RemoteOptions, context: Context) -> Result<Self, RemoteError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let failure = Arc::new(Mutex::new(None));
+        let failed = failure.clone();
+        let url = opts.url.clone();
+        let thread = std::thread::Builder::new()
+            .name("flotilla-remote".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(RemoteError::Connect {
+                            url: opts.url.clone(),
+                            message: e.to_string(),
+                        }));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match Link::open(&opts, &context).await {
+                        Ok(link) => {
+                            let _ = ready_tx.send(Ok(()));
+                            link.serve(rx, failed).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| RemoteError::Connect {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let ready = ready_rx.recv().unwrap_or_else(|_| {
+            Err(RemoteError::Connect {
+                url,
+                message: "the connection thread stopped".into(),
+            })
+        });
+        let remote = Self {
+            tx: Some(tx),
+            failure,
+            thread: Some(thread),
+        };
+        ready.map(|()| remote)
+    }
+
+    /// Queues a job; `on_answer` gets its answer. After a failure the job is dropped
+    /// unanswered, which stops the simulation.
+    pub(crate) fn submit(&self, kind: JobKind, job: Job, on_answer: OnAnswer) {
+        if self.failure().is_some() {
+            return;
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Submit {
+                kind,
+                job,
+                on_answer,
+            });
+        }
+    }
+
+    /// Why the remote pool stopped answering, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("remote failure").clone()
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The connection, on the runtime thread.
+struct Link {
+    url: String,
+    js: jetstream::Context,
+    run: String,
+    context: String,
+    deadline: Duration,
+    answers: consumer::pull::Stream,
+    progress: async_nats::Subscriber,
+    workers: consumer::PullConsumer,
+    jobs: stream::Stream,
+}
+
+/// A job waiting for its answer.
+struct Waiting {
+    kind: JobKind,
+    on_answer: OnAnswer,
+}
+
+impl Link {
+    async fn open(opts: &RemoteOptions, context: &Context) -> Result<Self, RemoteError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("flotilla run")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(&opts.url)
+            .await
+            .map_err(|e| RemoteError::Connect {
+                url: opts.url.clone(),
+                message: e.to_string(),
+            })?;
+        let js = jetstream::new(client.clone());
+        let failed = |what: &'static str| {
+            let url = opts.url.clone();
+            move |e: &dyn std::fmt::Display| RemoteError::JetStream {
+                url: url.clone(),
+                what,
+                message: e.to_string(),
+            }
+        };
+        let jobs = js
+            .get_or_create_stream(stream::Config {
+                name: JOBS.into(),
+                subjects: vec![JOB_SUBJECTS.into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("create the job stream")(&e))?;
+        let workers = jobs
+            .get_or_create_consumer(
+                WORKERS,
+                consumer::pull::Config {
+                    durable_name: Some(WORKERS.into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: opts.ack_wait,
+                    max_ack_pending: -1,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| failed("create the workers' consumer")(&e))?;
+        let answers = js
+            .get_or_create_stream(stream::Config {
+                name: ANSWERS.into(),
+                subjects: vec![ANSWER_SUBJECTS.into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                max_age: ANSWERS_KEPT,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("create the answer stream")(&e))?;
+        let run = run_id();
+        let answers = answers
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(format!("run-{run}")),
+                filter_subject: format!("flotilla.answers.{run}"),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed("create the run's answer consumer")(&e))?
+            .messages()
+            .await
+            .map_err(|e| failed("read answers")(&e))?;
+        let progress = client
+            .subscribe(format!("flotilla.progress.{run}"))
+            .await
+            .map_err(|e| failed("subscribe to progress")(&e))?;
+        js.get_or_create_stream(stream::Config {
+            name: CONTEXTS.into(),
+            subjects: vec![CONTEXT_SUBJECTS.into()],
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed("create the context stream")(&e))?;
+        let body = serde_json::to_vec(context).map_err(|e| failed("encode the context")(&e))?;
+        js.publish(format!("flotilla.contexts.{}", context.digest), body.into())
+            .await
+            .map_err(|e| failed("publish the run's context")(&e))?
+            .await
+            .map_err(|e| failed("publish the run's context")(&e))?;
+        Ok(Self {
+            url: opts.url.clone(),
+            js,
+            run,
+            context: context.digest.clone(),
+            deadline: opts.deadline,
+            answers,
+            progress,
+            workers,
+            jobs,
+        })
+    }
+
+    /// Publishes jobs and delivers answers until the run drops its [`Remote`].
+    async fn serve(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Submit>,
+        failure: Arc<Mutex<Option<String>>>,
+    ) {
+        let mut waiting: HashMap<u64, Waiting> = HashMap::new();
+        let mut answered: HashMap<u64, [u8; 32]> = HashMap::new();
+        let mut next = 0u64;
+        let mut heard = Instant::now();
+        let mut said_quiet = false;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
+        let busy = metrics::gauge!(crate::monitor::POOL_BUSY_WORKERS);
+        let fail = |waiting: &mut HashMap<u64, Waiting>, why: String| {
+            let mut f = failure.lock().expect("remote failure");
+            f.get_or_insert(why);
+            // Dropping the answers' receivers stops the simulation.
+            waiting.clear();
+        };
+        loop {
+            tokio::select! {
+                submit = rx.recv() => {
+                    let Some(Submit { kind, job, on_answer }) = submit else { break };
+                    if waiting.is_empty() {
+                        heard = Instant::now();
+                    }
+                    let id = next;
+                    next += 1;
+                    if let Err(e) = self.publish(id, &job).await {
+                        fail(&mut waiting, format!("cannot queue a job on {}: {e}", self.url));
+                        continue;
+                    }
+                    waiting.insert(id, Waiting { kind, on_answer });
+                }
+                Some(msg) = self.answers.next() => {
+                    let Ok(msg) = msg else { continue };
+                    heard = Instant::now();
+                    said_quiet = false;
+                    let headers = msg.headers.as_ref();
+                    let worker = header(headers, WORKER).unwrap_or("a worker").to_string();
+                    let id = header(headers, JOB_ID).and_then(|v| v.parse::<u64>().ok());
+                    if let Some(why) = header(headers, ERROR) {
+                        fail(&mut waiting, format!("{worker} refused a job: {why}"));
+                    } else if let Some(id) = id {
+                        let digest: [u8; 32] = Sha256::digest(&msg.payload).into();
+                        if let Some(w) = waiting.remove(&id) {
+                            if header(headers, DELIVERED).and_then(|d| d.parse::<u64>().ok()).is_some_and(|d| d > 1) {
+                                metrics::counter!(crate::monitor::POOL_REDELIVERIES).increment(1);
+                            }
+                            if let Some(secs) = header(headers, SECONDS).and_then(|s| s.parse::<f64>().ok()) {
+                                metrics::histogram!(crate::monitor::POOL_JOB_SECONDS, "kind" => w.kind.as_str()).record(secs);
+                            }
+                            if decode_answer(&msg.payload).is_some_and(|a| (w.on_answer)(a)) {
+                                answered.insert(id, digest);
+                            } else {
+                                fail(&mut waiting, format!("{worker} sent an answer to job {id} that is not one"));
+                            }
+                        } else if let Some(first) = answered.get(&id) {
+                            metrics::counter!(crate::monitor::POOL_DUPLICATES).increment(1);
+                            if *first != digest {
+                                fail(&mut waiting, format!(
+                                    "two answers to job {id} differ ({worker} sent the second): the workers do not compute alike"
+                                ));
+                            }
+                        }
+                    }
+                    let _ = msg.ack().await;
+                }
+                Some(_) = self.progress.next() => {
+                    heard = Instant::now();
+                    said_quiet = false;
+                }
+                _ = tick.tick() => {
+                    queue.set(waiting.len() as f64);
+                    if let Ok(info) = self.workers.info().await {
+                        busy.set(info.num_ack_pending as f64);
+                    }
+                    let quiet = heard.elapsed();
+                    if waiting.is_empty() {
+                        continue;
+                    }
+                    if quiet >= self.deadline {
+                        let n = waiting.len();
+                        fail(&mut waiting, format!(
+                            "no worker answered for {} s; {n} jobs wait on {} (start one: flotilla worker --nats {})",
+                            quiet.as_secs(), self.url, self.url
+                        ));
+                    } else if quiet >= QUIET && !said_quiet {
+                        said_quiet = true;
+                        eprintln!(
+                            "flotilla: no word from any worker for {} s; {} jobs wait on {} (flotilla worker --nats {})",
+                            quiet.as_secs(), waiting.len(), self.url, self.url
+                        );
+                    }
+                }
+            }
+        }
+        queue.set(0.0);
+        self.close().await;
+    }
+
+    /// Puts a job on the queue, with what a worker needs to answer it.
+    async fn publish(&self, id: u64, job: &Job) -> Result<(), String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(JOB_ID, id.to_string().as_str());
+        headers.insert(CONTEXT, self.context.as_str());
+        headers.insert(REPLY, format!("flotilla.answers.{}", self.run).as_str());
+        headers.insert(PROGRESS, format!("flotilla.progress.{}", self.run).as_str());
+        let subject = format!("flotilla.jobs.{}", self.run);
+        self.js
+            .publish_with_headers(subject, headers, encode_job(job).into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Removes what is left of the run: jobs no worker took, and its answer consumer.
+    async fn close(self) {
+        let _ = self
+            .jobs
+            .purge()
+            .filter(format!("flotilla.jobs.{}", self.run))
+            .await;
+        if let Ok(answers) = self.js.get_stream(ANSWERS).await {
+            let _ = answers.delete_consumer(&format!("run-{}", self.run)).await;
+            let _ = answers
+                .purge()
+                .filter(format!("flotilla.answers.{}", self.run))
+                .await;
+        }
+    }
+}
+
+/// A name for this run's subjects, unique among the runs sharing a server.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}{:x}{n:x}", std::process::id(), nanos)
+}

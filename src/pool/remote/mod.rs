@@ -1,0 +1,80 @@
+//! The pool across processes and machines: jobs go to a NATS JetStream work queue, any
+//! number of `flotilla worker` processes answer them, and the run takes the answers back
+//! in simulation order. A job is a pure function of its inputs, so where it ran changes
+//! nothing.
+//!
+//! One stream, [`JOBS`], holds every run's jobs as a work queue (a job is removed once a
+//! worker acknowledges it); every worker pulls from one durable consumer, [`WORKERS`], one
+//! job at a time, and sends progress acknowledgements while it computes, so only a worker
+//! that is gone has its job redelivered. Answers go to [`ANSWERS`], on a subject of the
+//! run's own. What every job of a run shares (the scenario, resolved, and the digest of
+//! the model and data it builds) sits once in the [`CONTEXTS`] stream under that
+//! digest: a worker builds the run's model and data from it once, from the same
+//! files on its own disk, and refuses the run's jobs if its digest, flotilla version or
+//! backend differ.
+
+mod client;
+
+pub use client::{Remote, RemoteError, RemoteOptions};
+
+use async_nats::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+/// The work queue of every run's jobs.
+pub const JOBS: &str = "FLOTILLA_JOBS";
+/// Subjects of jobs: `flotilla.jobs.<run>`.
+pub const JOB_SUBJECTS: &str = "flotilla.jobs.>";
+/// The workers' shared consumer of [`JOBS`].
+pub const WORKERS: &str = "flotilla-workers";
+/// The stream of answers: `flotilla.answers.<run>`.
+pub const ANSWERS: &str = "FLOTILLA_ANSWERS";
+/// Subjects of answers.
+pub const ANSWER_SUBJECTS: &str = "flotilla.answers.>";
+/// The stream of run contexts: the last message on `flotilla.contexts.<digest>`.
+pub const CONTEXTS: &str = "FLOTILLA_CONTEXTS";
+/// Subjects of contexts.
+pub const CONTEXT_SUBJECTS: &str = "flotilla.contexts.>";
+
+/// Header: the job's number within its run.
+pub const JOB_ID: &str = "Flotilla-Job";
+/// Header: the context digest (hex) the job belongs to.
+pub const CONTEXT: &str = "Flotilla-Context";
+/// Header: the subject the answer goes to.
+pub const REPLY: &str = "Flotilla-Reply";
+/// Header: the subject a worker says it is still at the job on (plain NATS), so that a
+/// long job does not look like silence to the run.
+pub const PROGRESS: &str = "Flotilla-Progress";
+/// Header of an answer: the worker refused or failed the job; the value says why.
+pub const ERROR: &str = "Flotilla-Error";
+/// Header of an answer: how many times the job was delivered (more than once: redelivered).
+pub const DELIVERED: &str = "Flotilla-Delivered";
+/// Header of an answer: the job's wall seconds on the worker.
+pub const SECONDS: &str = "Flotilla-Seconds";
+/// Header of an answer: the worker's name.
+pub const WORKER: &str = "Flotilla-Worker";
+
+/// What every job of a run shares, as the run publishes it for its workers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Context {
+    /// flotilla's version, the backend, device kind and architecture that must compute
+    /// the jobs (see the job store's identity).
+    pub identity: String,
+    /// The digest of the model before training, the data as laid out and the settings.
+    pub digest: String,
+    /// The scenario, resolved (overrides and sweep values applied), as JSON.
+    pub scenario: serde_json::Value,
+    /// The scenario's file, for messages.
+    pub file: String,
+    /// The directory its relative paths start from, absolute: workers read the same paths.
+    pub base: String,
+}
+
+/// A header's text, if the message has it.
+pub fn header<'a>(headers: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
+    headers?.get(name).map(|v| v.as_str())
+}
+
+/// A digest as lowercase hex.
+pub fn hex(key: &[u8]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}

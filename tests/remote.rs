@@ -1,0 +1,380 @@
+//! The remote pool on a real NATS server (Debian's `nats-server`, started here on a free
+//! loopback port with JetStream in a temporary directory): runs whose jobs are answered by
+//! `flotilla worker` processes give the in-process pool's results bit for bit, with one,
+//! two or three workers, after a worker is killed mid-job, and with batched jobs; a worker
+//! that would compute differently is refused with its reason, and a run without workers
+//! stops at its deadline.
+#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::small_scenario;
+
+/// The files that must not depend on where the jobs ran.
+const SAME: [&str; 3] = ["timeline.csv", "clients.csv", "updates.csv"];
+
+const FEDBUFF: &str = "FedBuff(concurrency: 6, buffer: 3)";
+
+fn flotilla() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flotilla"))
+}
+
+/// A NATS server with JetStream, stopped when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (Debian: apt-get install nats-server)");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `flotilla worker` process, killed when dropped.
+struct Worker(Child);
+
+impl Worker {
+    fn start(nats: &Nats, name: &str, extra: &[&str]) -> Self {
+        Self(
+            flotilla()
+                .args([
+                    "worker",
+                    "--nats",
+                    &nats.url,
+                    "--threads",
+                    "1",
+                    "--name",
+                    name,
+                ])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Its log, line by line, as it comes.
+    fn log(&mut self) -> BufReader<ChildStderr> {
+        BufReader::new(self.0.stderr.take().unwrap())
+    }
+
+    /// Its log to the end, once killed.
+    fn kill_and_log(mut self) -> String {
+        let _ = self.0.kill();
+        let mut text = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        }
+        text
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The small scenario with `algorithm`, its pool in-process, or remote on `nats`.
+/// Every run has the same name (it is in the summary); `name` is its directory.
+fn scenario(dir: &Path, name: &str, algorithm: &str, batch: usize, nats: Option<&Nats>) -> PathBuf {
+    let dir = dir.join(format!("{name}-scenario"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = small_scenario(&dir, "remote", algorithm, 3, 2, "F32");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let remote = nats.map_or(String::new(), |n| {
+        format!(
+            r#", remote: Nats(url: "{}", ack_wait: "2s", deadline: "60s")"#,
+            n.url
+        )
+    });
+    let text = text.replace(
+        "pool: (workers: 2)",
+        &format!("pool: (workers: 2, batch_clients: {batch}{remote})"),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn run(file: &Path, out: &Path) -> Output {
+    flotilla()
+        .args(["run", file.to_str().unwrap(), "--quiet", "--out"])
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+fn run_ok(file: &Path, out: &Path) {
+    let o = run(file, out);
+    assert!(
+        o.status.success(),
+        "{} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `summary.json` without its wall-clock figures.
+fn summary(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("wall");
+    v
+}
+
+fn assert_same(reference: &Path, dir: &Path, what: &str) {
+    assert_eq!(summary(reference), summary(dir), "{what}: summary.json");
+    for file in SAME {
+        let a = std::fs::read(reference.join(file)).unwrap();
+        let b = std::fs::read(dir.join(file)).unwrap();
+        assert!(a == b, "{what}: {file} differs");
+    }
+}
+
+#[test]
+fn remote_workers_give_the_in_process_results() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    run_ok(&here, &dir.path().join("here"));
+    for workers in [1, 3] {
+        let pool: Vec<Worker> = (0..workers)
+            .map(|i| Worker::start(&nats, &format!("w{i}"), &[]))
+            .collect();
+        let out = dir.path().join(format!("there-{workers}"));
+        run_ok(&there, &out);
+        assert_same(
+            &dir.path().join("here"),
+            &out,
+            &format!("{workers} workers"),
+        );
+        let logs: Vec<String> = pool.into_iter().map(Worker::kill_and_log).collect();
+        let answered = logs.iter().filter(|l| l.contains(" done in ")).count();
+        assert_eq!(answered, workers, "every worker answered jobs: {logs:?}");
+    }
+}
+
+#[test]
+fn batched_jobs_go_remote_as_one() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let here = scenario(dir.path(), "here", FEDBUFF, 3, None);
+    let there = scenario(dir.path(), "there", FEDBUFF, 3, Some(&nats));
+    run_ok(&here, &dir.path().join("here"));
+    let _pool = [
+        Worker::start(&nats, "a", &[]),
+        Worker::start(&nats, "b", &[]),
+    ];
+    run_ok(&there, &dir.path().join("there"));
+    assert_same(
+        &dir.path().join("here"),
+        &dir.path().join("there"),
+        "batched",
+    );
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let here = scenario(dir.path(), "here", FEDBUFF, 1, None);
+    let there = scenario(dir.path(), "there", FEDBUFF, 1, Some(&nats));
+    run_ok(&here, &dir.path().join("here"));
+    let out = dir.path().join("there");
+    let mut victim = Worker::start(&nats, "victim", &[]);
+    let mut log = victim.log();
+    let run = flotilla()
+        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first job starts by building the run's model and data: kill the worker then,
+    // with the job delivered to it and not answered.
+    let mut line = String::new();
+    while !line.contains("job 0 started") {
+        line.clear();
+        assert!(log.read_line(&mut line).unwrap() > 0, "the worker ended");
+    }
+    drop(victim);
+    let heir = Worker::start(&nats, "heir", &[]);
+    let done = run.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_same(&dir.path().join("here"), &out, "after a kill");
+    let log = heir.kill_and_log();
+    assert!(
+        log.contains("job 0 started (delivery 2)"),
+        "the killed worker's job was delivered again: {log}"
+    );
+}
+
+#[test]
+fn a_worker_that_would_compute_differently_is_refused() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    // Another device kind: this build's flex CPU run cannot be answered from a GPU.
+    let _gpu = Worker::start(&nats, "gpu", &["--device", "cuda:0"]);
+    let o = run(&there, &dir.path().join("gpu"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("gpu refused a job")
+            && err.contains("the run computes as \"flotilla")
+            && err.contains("Flex Cpu"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_worker_whose_data_differ_is_refused() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A copy of the data the run reads, changed after the run has read it.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/data/mnist-10k");
+    for entry in std::fs::read_dir(&bundled).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    let text = std::fs::read_to_string(&there)
+        .unwrap()
+        .replace(&bundled.display().to_string(), &data.display().to_string());
+    std::fs::write(&there, text).unwrap();
+    let run = flotilla()
+        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
+        .arg(dir.path().join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run has read its data once its job is queued: wait for the queue, then change
+    // one training label on this "machine" and start the worker.
+    let labels = data.join("train-labels-idx1-ubyte.gz");
+    wait_for_jobs(&nats);
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&labels).unwrap()),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes[8] = (bytes[8] + 1) % 10;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &bytes).unwrap();
+    std::fs::write(&labels, gz.finish().unwrap()).unwrap();
+    let _w = Worker::start(&nats, "elsewhere", &[]);
+    let o = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("elsewhere refused a job")
+            && err.contains("model and data differ from the run's"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_without_workers_stops_at_its_deadline() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    let text = std::fs::read_to_string(&there)
+        .unwrap()
+        .replace(r#"deadline: "60s""#, r#"deadline: "3s""#);
+    std::fs::write(&there, text).unwrap();
+    let out = dir.path().join("out");
+    let o = run(&there, &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no worker answered for 3 s") && err.contains(&nats.url),
+        "{err}"
+    );
+    // What was computed before is written: the run's streamed records are there.
+    for file in ["updates.csv", "availability.csv"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+}
+
+/// Waits until the job stream holds a job (its file store has grown).
+fn wait_for_jobs(nats: &Nats) {
+    let dir = nats._dir.path().to_path_buf();
+    let started = Instant::now();
+    loop {
+        let found = walk(&dir).iter().any(|p| {
+            p.to_string_lossy().contains("FLOTILLA_JOBS")
+                && p.extension().is_some_and(|e| e == "blk")
+                && std::fs::metadata(p).is_ok_and(|m| m.len() > 0)
+        });
+        if found {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no job queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
