@@ -1,4 +1,7 @@
 //! `flotilla run`: scenario file to simulation to run directory.
+//!
+//! One file: `run` and the `prepare` it shares with remote workers and benchmarks build
+//! the same pieces; the progress bar and observer are its only other parts.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;

@@ -1,5 +1,8 @@
 //! The engine's [`Learner`], backed by the pool and the Burn model: which jobs run where,
 //! alone or batched; the training itself is the model's (see `crate::model::procedure`).
+//!
+//! One file because local and remote dispatch of the same three job kinds (alone, batched,
+//! evaluated) share their store lookups; splitting them would split each job's path.
 
 use std::sync::{Arc, Mutex};
 

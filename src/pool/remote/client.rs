@@ -1,6 +1,9 @@
 //! The run's side of the remote pool: publishes jobs, takes answers back, watches for
 //! silence. It runs on a thread of its own with its own async runtime, so the clock's
 //! calls into the learner never wait on the network.
+//!
+//! One file: the connection's setup and its serve loop share the `Link` state; the loop is
+//! most of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
