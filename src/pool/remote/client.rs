@@ -364,8 +364,8 @@ impl Link {
                     if quiet >= self.deadline {
                         let n = waiting.len();
                         fail(&mut waiting, format!(
-                            "no worker answered for {} s; {n} jobs wait on {} (start one: flotilla worker --nats {})",
-                            quiet.as_secs(), self.url, self.url
+                            "no worker answered for {} s (the pool's deadline); {n} jobs wait on {} (start one: flotilla worker --nats {})",
+                            self.deadline.as_secs_f64(), self.url, self.url
                         ));
                     } else if quiet >= QUIET && !said_quiet {
                         said_quiet = true;
