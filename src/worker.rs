@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use crate::pool::codec::{decode_job, encode_answer};
 use crate::pool::remote::{
-    CONTEXT, CONTEXTS, Context, DELIVERED, ERROR, JOB_ID, JOBS, PROGRESS, REPLY, SECONDS, WORKER,
-    WORKERS, header, hex,
+    CONTEXT, CONTEXTS, Context, DELIVERED, ERROR, EVAL_QUEUE, JOB_ID, JOBS, PROGRESS, REPLY,
+    SECONDS, TRAIN_QUEUE, WORKER, connect, header, hex,
 };
 use crate::pool::{Backend, DeviceKind, PoolLearner, gpu_devices, worker_devices};
 use crate::run::{prepare_on, store_identity};
@@ -91,22 +91,22 @@ pub fn serve(opts: WorkerOptions) -> Result<(), WorkerError> {
 }
 
 async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("flotilla worker {}", opts.name))
-        .connection_timeout(Duration::from_secs(5))
-        .connect(&opts.url)
+    let client = connect(&opts.url, format!("flotilla worker {}", opts.name))
         .await
-        .map_err(|e| WorkerError::Connect {
+        .map_err(|message| WorkerError::Connect {
             url: opts.url.clone(),
-            message: e.to_string(),
+            message,
         })?;
     let js = jetstream::new(client.clone());
     eprintln!(
         "flotilla worker {}: connected to {}; {} at once on {:?}",
         opts.name, opts.url, opts.threads, opts.device
     );
-    let consumer = queue(&js).await;
-    let ack_wait = consumer.cached_info().config.ack_wait;
+    let (train, eval) = (
+        queue(&js, TRAIN_QUEUE.0).await,
+        queue(&js, EVAL_QUEUE.0).await,
+    );
+    let ack_wait = train.cached_info().config.ack_wait;
     let built: Arc<Mutex<HashMap<String, Built>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(opts.threads.max(1)));
     let opts = Arc::new(opts);
@@ -114,22 +114,14 @@ async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return Ok(());
         };
-        let next = consumer
-            .batch()
-            .max_messages(1)
-            .expires(Duration::from_secs(5))
-            .messages()
-            .await;
-        let mut batch = match next {
-            Ok(b) => b,
+        let msg = match next_job(&train, &eval).await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => continue,
             Err(e) => {
                 eprintln!("flotilla worker {}: cannot fetch a job: {e}", opts.name);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-        };
-        let Some(Ok(msg)) = batch.next().await else {
-            continue;
         };
         let job = Job {
             msg: Arc::new(msg),
@@ -139,19 +131,54 @@ async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
             built: built.clone(),
             ack_wait,
         };
-        tokio::spawn(async move {
-            job.answer().await;
-            drop(permit);
-        });
+        tokio::spawn(job.answer(permit));
     }
 }
 
-/// The workers' consumer, once a run has created it.
-async fn queue(js: &jetstream::Context) -> consumer::PullConsumer {
+/// How long an idle worker waits for a training job before it looks for an evaluation
+/// job again, or for the job queue before it looks again: the first run on a new server
+/// creates it.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// The next job: a training job if one waits (the simulation waits on those), else an
+/// evaluation job, else the first training job within [`IDLE_WAIT`].
+async fn next_job(
+    train: &consumer::PullConsumer,
+    eval: &consumer::PullConsumer,
+) -> Result<Option<jetstream::Message>, String> {
+    for queue in [train, eval] {
+        let waiting = queue.fetch().max_messages(1).messages().await;
+        if let Some(msg) = first(waiting).await? {
+            return Ok(Some(msg));
+        }
+    }
+    let next = train
+        .batch()
+        .max_messages(1)
+        .expires(IDLE_WAIT)
+        .messages()
+        .await;
+    first(next).await
+}
+
+/// The one message of a pull request, if it brought one.
+async fn first<E: std::fmt::Display>(
+    batch: Result<consumer::pull::Batch, E>,
+) -> Result<Option<jetstream::Message>, String> {
+    let mut batch = batch.map_err(|e| e.to_string())?;
+    match batch.next().await {
+        Some(Ok(msg)) => Ok(Some(msg)),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Ok(None),
+    }
+}
+
+/// A workers' consumer, once a run has created it.
+async fn queue(js: &jetstream::Context, name: &str) -> consumer::PullConsumer {
     let mut said = false;
     loop {
         if let Ok(stream) = js.get_stream(JOBS).await
-            && let Ok(c) = stream.get_consumer(WORKERS).await
+            && let Ok(c) = stream.get_consumer(name).await
         {
             return c;
         }
@@ -159,7 +186,7 @@ async fn queue(js: &jetstream::Context) -> consumer::PullConsumer {
             eprintln!("flotilla worker: waiting for a run to create the job queue");
             said = true;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(IDLE_WAIT).await;
     }
 }
 
@@ -174,7 +201,10 @@ struct Job {
 }
 
 impl Job {
-    async fn answer(self) {
+    /// Computes the job while holding `permit`, then answers it: the permit goes back as
+    /// soon as the computing is done, so the next job is fetched while this one's answer
+    /// travels.
+    async fn answer(self, permit: OwnedSemaphorePermit) {
         let headers = self.msg.headers.as_ref();
         let (Some(id), Some(context), Some(reply)) = (
             header(headers, JOB_ID).map(str::to_string),
@@ -227,6 +257,7 @@ impl Job {
         .await
         .unwrap_or_else(|e| Err(format!("the job panicked: {e}")));
         beat.abort();
+        drop(permit);
         let secs = started.elapsed().as_secs_f64();
         let failed = answer.is_err();
         self.reply(&reply, &id, delivered, secs, answer).await;

@@ -7,17 +7,17 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
 mod common;
+#[path = "common/same.rs"]
+mod same;
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::small_scenario;
-
-/// The files that must not depend on where the jobs ran.
-const SAME: [&str; 3] = ["timeline.csv", "clients.csv", "updates.csv"];
+use flotilla::bench::LocalNats;
+use same::assert_same;
 
 const FEDBUFF: &str = "FedBuff(concurrency: 6, buffer: 3)";
 
@@ -25,62 +25,17 @@ fn flotilla() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flotilla"))
 }
 
-/// A NATS server with JetStream, stopped when dropped.
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server must be installed (Debian: apt-get install nats-server)");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A `flotilla worker` process, killed when dropped.
 struct Worker(Child);
 
 impl Worker {
-    fn start(nats: &Nats, name: &str, extra: &[&str]) -> Self {
+    fn start(nats: &LocalNats, name: &str, extra: &[&str]) -> Self {
         Self(
             flotilla()
                 .args([
                     "worker",
                     "--nats",
-                    &nats.url,
+                    nats.url(),
                     "--threads",
                     "1",
                     "--name",
@@ -119,7 +74,13 @@ impl Drop for Worker {
 
 /// The small scenario with `algorithm`, its pool in-process, or remote on `nats`.
 /// Every run has the same name (it is in the summary); `name` is its directory.
-fn scenario(dir: &Path, name: &str, algorithm: &str, batch: usize, nats: Option<&Nats>) -> PathBuf {
+fn scenario(
+    dir: &Path,
+    name: &str,
+    algorithm: &str,
+    batch: usize,
+    nats: Option<&LocalNats>,
+) -> PathBuf {
     let dir = dir.join(format!("{name}-scenario"));
     std::fs::create_dir_all(&dir).unwrap();
     let file = small_scenario(&dir, "remote", algorithm, 3, 2, "F32");
@@ -127,7 +88,7 @@ fn scenario(dir: &Path, name: &str, algorithm: &str, batch: usize, nats: Option<
     let remote = nats.map_or(String::new(), |n| {
         format!(
             r#", remote: Nats(url: "{}", ack_wait: "2s", deadline: "60s")"#,
-            n.url
+            n.url()
         )
     });
     let text = text.replace(
@@ -156,26 +117,9 @@ fn run_ok(file: &Path, out: &Path) {
     );
 }
 
-/// `summary.json` without its wall-clock figures.
-fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v.as_object_mut().unwrap().remove("wall");
-    v
-}
-
-fn assert_same(reference: &Path, dir: &Path, what: &str) {
-    assert_eq!(summary(reference), summary(dir), "{what}: summary.json");
-    for file in SAME {
-        let a = std::fs::read(reference.join(file)).unwrap();
-        let b = std::fs::read(dir.join(file)).unwrap();
-        assert!(a == b, "{what}: {file} differs");
-    }
-}
-
 #[test]
 fn remote_workers_give_the_in_process_results() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
     let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
@@ -199,7 +143,7 @@ fn remote_workers_give_the_in_process_results() {
 
 #[test]
 fn batched_jobs_go_remote_as_one() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let here = scenario(dir.path(), "here", FEDBUFF, 3, None);
     let there = scenario(dir.path(), "there", FEDBUFF, 3, Some(&nats));
@@ -218,7 +162,7 @@ fn batched_jobs_go_remote_as_one() {
 
 #[test]
 fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let here = scenario(dir.path(), "here", FEDBUFF, 1, None);
     let there = scenario(dir.path(), "there", FEDBUFF, 1, Some(&nats));
@@ -258,7 +202,7 @@ fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
 
 #[test]
 fn a_worker_that_would_compute_differently_is_refused() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
     // Another device kind: this build's flex CPU run cannot be answered from a GPU.
@@ -276,7 +220,7 @@ fn a_worker_that_would_compute_differently_is_refused() {
 
 #[test]
 fn a_worker_whose_data_differ_is_refused() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // A copy of the data the run reads, changed after the run has read it.
     let data = dir.path().join("data");
@@ -325,7 +269,7 @@ fn a_worker_whose_data_differ_is_refused() {
 
 #[test]
 fn a_run_without_workers_stops_at_its_deadline() {
-    let nats = Nats::start();
+    let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
     let text = std::fs::read_to_string(&there)
@@ -337,7 +281,7 @@ fn a_run_without_workers_stops_at_its_deadline() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        err.contains("no worker answered for 3 s") && err.contains(&nats.url),
+        err.contains("no worker answered for 3 s") && err.contains(nats.url()),
         "{err}"
     );
     // What was computed before is written: the run's streamed records are there.
@@ -347,8 +291,8 @@ fn a_run_without_workers_stops_at_its_deadline() {
 }
 
 /// Waits until the job stream holds a job (its file store has grown).
-fn wait_for_jobs(nats: &Nats) {
-    let dir = nats._dir.path().to_path_buf();
+fn wait_for_jobs(nats: &LocalNats) {
+    let dir = nats.store().to_path_buf();
     let started = Instant::now();
     loop {
         let found = walk(&dir).iter().any(|p| {

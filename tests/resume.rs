@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
 mod common;
+#[path = "common/same.rs"]
+mod same;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario;
-
-/// The files a resumed run must reproduce exactly.
-const SAME: [&str; 3] = ["timeline.csv", "clients.csv", "updates.csv"];
+use same::assert_same;
 
 const FEDBUFF: &str = "FedBuff(concurrency: 6, buffer: 3)";
 
@@ -48,23 +48,6 @@ fn records(store: &Path) -> Vec<u8> {
         at = end;
     }
     kinds
-}
-
-/// `summary.json` without its wall-clock figures.
-fn summary(dir: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.join("summary.json")).unwrap();
-    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    v.as_object_mut().unwrap().remove("wall");
-    v
-}
-
-fn assert_same(reference: &Path, dir: &Path, what: &str) {
-    assert_eq!(summary(reference), summary(dir), "{what}: summary.json");
-    for file in SAME {
-        let a = std::fs::read(reference.join(file)).unwrap();
-        let b = std::fs::read(dir.join(file)).unwrap();
-        assert!(a == b, "{what}: {file} differs");
-    }
 }
 
 /// Runs `file` into `out` until the store holds `kill_at` complete records (or it

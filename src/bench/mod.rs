@@ -4,6 +4,7 @@
 //! the peak memory it reports is its own and one measurement cannot warm another's caches.
 
 mod cifar;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -19,6 +20,7 @@ use flotilla_actors::{
 use serde::{Deserialize, Serialize};
 
 pub use cifar::write_cifar_fixture;
+pub use remote::LocalNats;
 
 use crate::report::peak_rss_bytes;
 use crate::run::{Prepared, RunError, prepare};
@@ -107,6 +109,58 @@ pub enum Item {
         /// Overrides of the scenario.
         set: Vec<String>,
     },
+    /// A whole run of the scenario with the given overrides on a remote pool: `workers`
+    /// local `flotilla worker` processes of one thread each, over a NATS server (from the
+    /// `PATH`) started for the measurement.
+    Remote {
+        /// Worker processes.
+        workers: usize,
+        /// Overrides of the scenario.
+        set: Vec<String>,
+    },
+}
+
+/// Why a measurement gave no figures.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The measured run failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// What the measurement needs around the run could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<ScenarioError> for BenchError {
+    fn from(e: ScenarioError) -> Self {
+        Self::Run(e.into())
+    }
+}
+
+impl From<crate::data::DataError> for BenchError {
+    fn from(e: crate::data::DataError) -> Self {
+        Self::Run(e.into())
+    }
+}
+
+/// Messages and bytes through a NATS server, both ways.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Messages in and out.
+    pub messages: u64,
+    /// Bytes in and out, payloads and headers.
+    pub bytes: u64,
+}
+
+/// What a remote-pool measurement found besides the run's figures.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteFigures {
+    /// Jobs the run put on the queue.
+    pub jobs: u64,
+    /// What crossed the server during the run.
+    pub traffic: Traffic,
+    /// The workers' peak resident memory, summed.
+    pub workers_peak_rss_bytes: u64,
 }
 
 /// What a measurement found.
@@ -127,6 +181,9 @@ pub struct Figures {
     /// it is what the work took.
     #[serde(default)]
     pub start_rss_bytes: Option<u64>,
+    /// Jobs, traffic and workers' memory (remote pool only).
+    #[serde(default)]
+    pub remote: Option<RemoteFigures>,
 }
 
 impl Figures {
@@ -167,7 +224,7 @@ fn engine_scenario(clients: usize, updates: u64, at_work: usize) -> String {
 }
 
 /// Runs one measurement in this process.
-pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
+pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, BenchError> {
     match item {
         Item::Engine {
             clients,
@@ -185,6 +242,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 accuracy: None,
                 busy_seconds: Some(run.loop_seconds),
                 start_rss_bytes: None,
+                remote: None,
             })
         }
         Item::Pool { rounds, set } => {
@@ -201,6 +259,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 accuracy: None,
                 busy_seconds: None,
                 start_rss_bytes: None,
+                remote: None,
             })
         }
         Item::Load { dir } => {
@@ -218,6 +277,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 accuracy: None,
                 busy_seconds: None,
                 start_rss_bytes,
+                remote: None,
             })
         }
         Item::Run { set } => {
@@ -237,8 +297,10 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, RunError> {
                 accuracy: result.summary.global_accuracy,
                 busy_seconds: None,
                 start_rss_bytes: None,
+                remote: None,
             })
         }
+        Item::Remote { workers, set } => remote::measure(*workers, set, scenario_file),
     }
 }
 

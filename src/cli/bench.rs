@@ -24,10 +24,29 @@ pub(crate) struct BenchArgs {
     /// Skip the whole runs.
     #[arg(long)]
     no_runs: bool,
+    /// Measure only these parts (engine, load, pool, runs, remote); default: all but
+    /// remote, which needs `nats-server` on the PATH.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Part>,
     /// Run one measurement here and print its figures as JSON (used by the table's
     /// child processes).
     #[arg(long, hide = true)]
     item: Option<String>,
+}
+
+/// A part of the benchmark.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// The engine with a no-op learner, from a thousand to a million clients.
+    Engine,
+    /// Loading a CIFAR-10-sized data set.
+    Load,
+    /// Local training through the pool, one client and a batch of clients per job.
+    Pool,
+    /// Whole runs of the scenario.
+    Runs,
+    /// Whole runs on two worker processes over NATS against the in-process pool.
+    Remote,
 }
 
 /// Updates in each population measurement.
@@ -91,111 +110,127 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
     };
     println!("| measurement | figure | wall s | peak RSS MB |");
     println!("| --- | ---: | ---: | ---: |");
-    let engine = |clients: usize, updates: u64, params: usize| Item::Engine {
-        clients,
-        updates,
-        params,
-        at_work: None,
-    };
-    let events = |f: &Figures| {
-        let in_loop = f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
-        format!("{:.0} events/s ({in_loop:.0} in the event loop)", f.rate())
-    };
-    // 20 updates per client: the event loop's steady state, at either size.
-    for clients in [1_000, 10_000] {
-        let updates = 20 * clients as u64;
-        let what =
-            format!("engine, no-op learner, {clients} clients, 10-value model, {updates} updates");
-        row(what, engine(clients, updates, 10), &events);
-    }
-    // W1's adapter and head (4,746 values) from a thousand to a million clients, a tenth
-    // at work: the same 200k updates at every size, so that what grows is the population.
-    let mut w1 = |clients: usize| {
-        let what = format!(
-            "engine, no-op learner, {clients} clients, W1-sized model, {POPULATION_UPDATES} updates"
-        );
-        row(what, engine(clients, POPULATION_UPDATES, 4_746), &events)
-    };
-    let sizes = [1_000, 10_000, 100_000, 1_000_000];
-    let figures: Vec<Option<Figures>> = sizes.iter().map(|&c| w1(c)).collect();
-    if let (Some(small), Some(large)) = (&figures[0], &figures[3]) {
-        let in_loop = |f: &Figures| f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
-        println!(
-            "| event loop, 1M clients / 1k clients | {:.2}x | | |",
-            in_loop(large) / in_loop(small)
-        );
-        let per_client = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64
-            / (sizes[3] - sizes[0]) as f64;
-        println!("| memory per client, W1-sized: (1M - 1k) / 999k | {per_client:.0} B | | |");
-    }
-    // What an idle client costs: the same thousand at work among 10k and among 1M.
-    let mut idle = |clients: usize| {
-        let what = format!(
-            "engine, no-op learner, {clients} clients, 1,000 at work, W1-sized model, {IDLE_UPDATES} updates"
-        );
-        let item = Item::Engine {
-            clients,
-            updates: IDLE_UPDATES,
-            params: 4_746,
-            at_work: Some(1_000),
-        };
-        row(what, item, &events)
-    };
-    if let (Some(small), Some(large)) = (idle(10_000), idle(1_000_000)) {
-        let per_idle = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64 / 990e3;
-        println!("| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |");
-    }
-    // A CIFAR-10-sized data set (60,000 32x32 RGB images, 184 MB of pixels) from disk.
-    let loading = |f: &Figures| {
-        let raw = f.work * 3072.0;
-        let taken = f
-            .peak_rss_bytes
-            .saturating_sub(f.start_rss_bytes.unwrap_or(0));
-        format!(
-            "{:.0} images/s; memory {:.2}x the raw pixels (peak RSS {:.2}x)",
-            f.rate(),
-            taken as f64 / raw,
-            f.peak_rss_bytes as f64 / raw
-        )
-    };
     let mut fixture_failed = false;
-    let fixture = std::env::temp_dir().join(format!("flotilla-cifar-{}", std::process::id()));
-    match flotilla::bench::write_cifar_fixture(&fixture, 60_000) {
-        Ok(()) => {
-            let item = Item::Load {
-                dir: fixture.clone(),
-            };
-            row(
-                "loading a CIFAR-10-format data set of 60,000 images".into(),
-                item,
-                &loading,
+    let wants = |part: Part| {
+        if args.only.is_empty() {
+            part != Part::Remote
+        } else {
+            args.only.contains(&part)
+        }
+    };
+    if wants(Part::Engine) {
+        let engine = |clients: usize, updates: u64, params: usize| Item::Engine {
+            clients,
+            updates,
+            params,
+            at_work: None,
+        };
+        let events = |f: &Figures| {
+            let in_loop = f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
+            format!("{:.0} events/s ({in_loop:.0} in the event loop)", f.rate())
+        };
+        // 20 updates per client: the event loop's steady state, at either size.
+        for clients in [1_000, 10_000] {
+            let updates = 20 * clients as u64;
+            let what = format!(
+                "engine, no-op learner, {clients} clients, 10-value model, {updates} updates"
             );
+            row(what, engine(clients, updates, 10), &events);
         }
-        Err(e) => {
-            eprintln!("writing the CIFAR-10-format fixture: {e}");
-            fixture_failed = true;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&fixture);
-    let images = |f: &Figures| format!("{:.0} images/s", f.rate());
-    for backend in &backends {
-        let mut rates = Vec::new();
-        for batch in [1, args.batch_clients] {
-            let set = vec![
-                format!("pool.backend={backend:?}"),
-                format!("pool.batch_clients={batch}"),
-            ];
-            let what = format!("pool training, {backend:?}, {batch} client(s) per batch");
-            rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
-        }
-        if let [Some(one), Some(many)] = rates[..] {
+        // W1's adapter and head (4,746 values) from a thousand to a million clients, a tenth
+        // at work: the same 200k updates at every size, so that what grows is the population.
+        let mut w1 = |clients: usize| {
+            let what = format!(
+                "engine, no-op learner, {clients} clients, W1-sized model, {POPULATION_UPDATES} updates"
+            );
+            row(what, engine(clients, POPULATION_UPDATES, 4_746), &events)
+        };
+        let sizes = [1_000, 10_000, 100_000, 1_000_000];
+        let figures: Vec<Option<Figures>> = sizes.iter().map(|&c| w1(c)).collect();
+        if let (Some(small), Some(large)) = (&figures[0], &figures[3]) {
+            let in_loop = |f: &Figures| f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
             println!(
-                "| pool batching speed-up, {backend:?} | {:.2}x | | |",
-                many / one
+                "| event loop, 1M clients / 1k clients | {:.2}x | | |",
+                in_loop(large) / in_loop(small)
+            );
+            let per_client = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64
+                / (sizes[3] - sizes[0]) as f64;
+            println!("| memory per client, W1-sized: (1M - 1k) / 999k | {per_client:.0} B | | |");
+        }
+        // What an idle client costs: the same thousand at work among 10k and among 1M.
+        let mut idle = |clients: usize| {
+            let what = format!(
+                "engine, no-op learner, {clients} clients, 1,000 at work, W1-sized model, {IDLE_UPDATES} updates"
+            );
+            let item = Item::Engine {
+                clients,
+                updates: IDLE_UPDATES,
+                params: 4_746,
+                at_work: Some(1_000),
+            };
+            row(what, item, &events)
+        };
+        if let (Some(small), Some(large)) = (idle(10_000), idle(1_000_000)) {
+            let per_idle = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64 / 990e3;
+            println!(
+                "| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |"
             );
         }
     }
-    if !args.no_runs {
+    if wants(Part::Load) {
+        // A CIFAR-10-sized data set (60,000 32x32 RGB images, 184 MB of pixels) from disk.
+        let loading = |f: &Figures| {
+            let raw = f.work * 3072.0;
+            let taken = f
+                .peak_rss_bytes
+                .saturating_sub(f.start_rss_bytes.unwrap_or(0));
+            format!(
+                "{:.0} images/s; memory {:.2}x the raw pixels (peak RSS {:.2}x)",
+                f.rate(),
+                taken as f64 / raw,
+                f.peak_rss_bytes as f64 / raw
+            )
+        };
+        let fixture = std::env::temp_dir().join(format!("flotilla-cifar-{}", std::process::id()));
+        match flotilla::bench::write_cifar_fixture(&fixture, 60_000) {
+            Ok(()) => {
+                let item = Item::Load {
+                    dir: fixture.clone(),
+                };
+                row(
+                    "loading a CIFAR-10-format data set of 60,000 images".into(),
+                    item,
+                    &loading,
+                );
+            }
+            Err(e) => {
+                eprintln!("writing the CIFAR-10-format fixture: {e}");
+                fixture_failed = true;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&fixture);
+    }
+    if wants(Part::Pool) {
+        let images = |f: &Figures| format!("{:.0} images/s", f.rate());
+        for backend in &backends {
+            let mut rates = Vec::new();
+            for batch in [1, args.batch_clients] {
+                let set = vec![
+                    format!("pool.backend={backend:?}"),
+                    format!("pool.batch_clients={batch}"),
+                ];
+                let what = format!("pool training, {backend:?}, {batch} client(s) per batch");
+                rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
+            }
+            if let [Some(one), Some(many)] = rates[..] {
+                println!(
+                    "| pool batching speed-up, {backend:?} | {:.2}x | | |",
+                    many / one
+                );
+            }
+        }
+    }
+    if !args.no_runs && wants(Part::Runs) {
         let run = |f: &Figures| format!("{:.2}% accuracy", f.accuracy.unwrap_or(0.0) * 100.0);
         for backend in &backends {
             for batch in [1, args.batch_clients] {
@@ -208,10 +243,65 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             }
         }
     }
+    if wants(Part::Remote) {
+        remote_rows(&mut row);
+    }
     if failed || fixture_failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Measures one item in a child process and prints its row: what, the item, and how
+/// its figure reads.
+type Row<'a> = dyn FnMut(String, Item, &dyn Fn(&Figures) -> String) -> Option<Figures> + 'a;
+
+/// The scenario on two worker processes over NATS against the in-process pool with two
+/// workers, in turn twice, and the overhead of the sums; messages and bytes per job.
+fn remote_rows(row: &mut Row) {
+    let accuracy = |f: &Figures| format!("{:.2}% accuracy", f.accuracy.unwrap_or(0.0) * 100.0);
+    let remote = |f: &Figures| {
+        let Some(r) = &f.remote else {
+            return accuracy(f);
+        };
+        let jobs = r.jobs.max(1) as f64;
+        format!(
+            "{}; {} jobs, {:.1} messages and {:.1} kB per job; workers' peak RSS {:.0} MB",
+            accuracy(f),
+            r.jobs,
+            r.traffic.messages as f64 / jobs,
+            r.traffic.bytes as f64 / jobs / 1e3,
+            r.workers_peak_rss_bytes as f64 / 1e6
+        )
+    };
+    let (mut here, mut there) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let item = Item::Run {
+            set: vec!["pool.workers=2".into()],
+        };
+        here.push(row(
+            "whole run, in-process pool, 2 workers".into(),
+            item,
+            &accuracy,
+        ));
+        let item = Item::Remote {
+            workers: 2,
+            set: Vec::new(),
+        };
+        let what = "whole run, remote pool, 2 worker processes over NATS".into();
+        there.push(row(what, item, &remote));
+    }
+    let wall = |runs: &[Option<Figures>]| -> Option<f64> {
+        runs.iter()
+            .map(|f| f.as_ref().map(|f| f.wall_seconds))
+            .sum()
+    };
+    if let (Some(here), Some(there)) = (wall(&here), wall(&there)) {
+        println!(
+            "| remote pool overhead, 2 workers: wall remote / in-process - 1 | {:+.1}% | | |",
+            (there / here - 1.0) * 100.0
+        );
     }
 }
 

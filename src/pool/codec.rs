@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flotilla_actors::learner::SlotOutcome;
-use flotilla_actors::{EvalJob, EvalOutcome, Params, TrainJob, TrainOutcome};
+use flotilla_actors::{EvalOutcome, Params, TrainJob, TrainOutcome};
+
+use super::eval::{ChunkCounts, EvalChunk, Source};
+use crate::model::EvalCounts;
 
 /// Little-endian writer of a payload.
 #[derive(Default)]
@@ -63,6 +66,9 @@ impl In<'_> {
                 .map(|b| f32::from_bits(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
                 .collect(),
         )
+    }
+    fn index(&mut self) -> Option<usize> {
+        usize::try_from(self.u64()?).ok()
     }
     fn flag(&mut self) -> Option<bool> {
         Some(self.take(1)?[0] == 1)
@@ -144,8 +150,8 @@ pub(crate) enum Job {
     Train(TrainJob),
     /// Clients' jobs trained in one batch.
     Group(Vec<TrainJob>),
-    /// An evaluation of the served models.
-    Eval(EvalJob),
+    /// Chunks of an evaluation of the served models.
+    Eval(Vec<EvalChunk>),
 }
 
 /// A remote worker's answer to a [`Job`], of the same kind.
@@ -155,13 +161,16 @@ pub(crate) enum Answer {
     Train(TrainOutcome),
     /// Each job's outcome, in the batch's order.
     Group(Vec<TrainOutcome>),
-    /// The evaluation's outcome.
-    Eval(EvalOutcome),
+    /// Each chunk's counts, in the job's order.
+    Eval(Vec<ChunkCounts>),
 }
 
 const TRAIN: u8 = 1;
 const GROUP: u8 = 2;
 const EVAL: u8 = 3;
+/// An evaluation chunk's source: a task's central test images, or a slot's split.
+const CENTRAL: u8 = 0;
+const SLOT: u8 = 1;
 
 /// Writes the vectors of a job once each, however many places share them, and the
 /// places as indices into that table.
@@ -219,33 +228,30 @@ pub(crate) fn encode_job(job: &Job) -> Vec<u8> {
             out.u64(jobs.len() as u64);
             jobs.iter().for_each(|j| write_train(&mut out, j));
         }
-        Job::Eval(job) => {
+        Job::Eval(chunks) => {
             out.0.push(EVAL);
             let mut table = Table::default();
-            let tasks: Vec<u64> = job.tasks.iter().map(|p| table.of(p)).collect();
-            let slots: Vec<Vec<u64>> = job
-                .slots
+            let places: Vec<(u64, Option<u64>)> = chunks
                 .iter()
-                .map(|s| s.iter().map(|p| table.of(p)).collect())
-                .collect();
-            let personal: Vec<Option<u64>> = job
-                .personal
-                .iter()
-                .map(|p| p.as_ref().map(|p| table.of(p)))
+                .map(|c| (table.of(&c.params), c.own.as_ref().map(|p| table.of(p))))
                 .collect();
             out.u64(table.vectors.len() as u64);
             table.vectors.iter().for_each(|v| out.floats(v));
-            out.u64(tasks.len() as u64);
-            tasks.iter().for_each(|&i| out.u64(i));
-            out.u64(slots.len() as u64);
-            for s in &slots {
-                out.u64(s.len() as u64);
-                s.iter().for_each(|&i| out.u64(i));
-            }
-            out.u64(personal.len() as u64);
-            for p in &personal {
-                out.0.push(u8::from(p.is_some()));
-                out.u64(p.unwrap_or(0));
+            out.u64(chunks.len() as u64);
+            for (chunk, (params, own)) in chunks.iter().zip(places) {
+                match chunk.source {
+                    Source::Central(t, s, e) => {
+                        out.0.push(CENTRAL);
+                        [t, s, e].iter().for_each(|&v| out.u64(v as u64));
+                    }
+                    Source::Slot(c, s) => {
+                        out.0.push(SLOT);
+                        [c, s].iter().for_each(|&v| out.u64(v as u64));
+                    }
+                }
+                out.u64(params);
+                out.0.push(u8::from(own.is_some()));
+                out.u64(own.unwrap_or(0));
             }
         }
     }
@@ -270,24 +276,24 @@ pub(crate) fn decode_job(bytes: &[u8]) -> Option<Job> {
                 let i = usize::try_from(r.u64()?).ok()?;
                 vectors.get(i).cloned()
             };
-            let tasks = (0..r.len()?)
-                .map(|_| vector(&mut r))
-                .collect::<Option<_>>()?;
-            let slots = (0..r.len()?)
-                .map(|_| (0..r.len()?).map(|_| vector(&mut r)).collect())
-                .collect::<Option<_>>()?;
-            let personal = (0..r.len()?)
+            let chunks = (0..r.len()?)
                 .map(|_| {
-                    let some = r.flag()?;
-                    let v = vector(&mut r);
-                    if some { v.map(Some) } else { Some(None) }
+                    let source = match r.take(1)?[0] {
+                        CENTRAL => Source::Central(r.index()?, r.index()?, r.index()?),
+                        SLOT => Source::Slot(r.index()?, r.index()?),
+                        _ => return None,
+                    };
+                    let params = vector(&mut r)?;
+                    let has_own = r.flag()?;
+                    let own = vector(&mut r);
+                    Some(EvalChunk {
+                        source,
+                        params,
+                        own: if has_own { Some(own?) } else { None },
+                    })
                 })
                 .collect::<Option<_>>()?;
-            Job::Eval(EvalJob {
-                tasks,
-                slots,
-                personal,
-            })
+            Job::Eval(chunks)
         }
         _ => return None,
     };
@@ -314,7 +320,19 @@ pub(crate) fn encode_answer(answer: &Answer) -> Vec<u8> {
             }
             whole(GROUP, body.0)
         }
-        Answer::Eval(o) => whole(EVAL, encode_eval(o)),
+        Answer::Eval(counts) => {
+            let mut body = Out::default();
+            body.u64(counts.len() as u64);
+            for c in counts
+                .iter()
+                .flat_map(|(served, personal)| [served, personal])
+            {
+                body.u64(c.correct);
+                body.u64(c.total);
+                body.f64(c.loss_sum);
+            }
+            whole(EVAL, body.0)
+        }
     }
     out.0
 }
@@ -340,7 +358,82 @@ pub(crate) fn decode_answer(bytes: &[u8]) -> Option<Answer> {
                 .collect::<Option<_>>()?;
             b.0.is_empty().then_some(Answer::Group(outcomes))
         }
-        EVAL => decode_eval(body).map(Answer::Eval),
+        EVAL => {
+            let mut b = In(body);
+            let n = b.index()?;
+            let mut counts = || {
+                Some(EvalCounts {
+                    correct: b.u64()?,
+                    total: b.u64()?,
+                    loss_sum: b.f64()?,
+                })
+            };
+            let mut all = Vec::new();
+            for _ in 0..n {
+                all.push((counts()?, counts()?));
+            }
+            b.0.is_empty().then_some(Answer::Eval(all))
+        }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks() -> Vec<EvalChunk> {
+        let served = Arc::new(vec![0.5, -1.25, f32::MIN_POSITIVE]);
+        let own = Arc::new(vec![3.0]);
+        vec![
+            EvalChunk {
+                source: Source::Central(1, 250, 500),
+                params: served.clone(),
+                own: None,
+            },
+            EvalChunk {
+                source: Source::Slot(7, 2),
+                params: served,
+                own: Some(own),
+            },
+        ]
+    }
+
+    #[test]
+    fn an_evaluation_part_round_trips_with_each_model_written_once() {
+        let bytes = encode_job(&Job::Eval(chunks()));
+        // Tag, table of two vectors (3 and 1 floats), two chunks.
+        let table = 8 + (8 + 3 * 4) + (8 + 4);
+        let chunk = |fields: usize| 1 + fields * 8 + 8 + 1 + 8;
+        assert_eq!(bytes.len(), 1 + table + 8 + chunk(3) + chunk(2));
+        let Some(Job::Eval(back)) = decode_job(&bytes) else {
+            panic!("not an evaluation");
+        };
+        assert_eq!(format!("{back:?}"), format!("{:?}", chunks()));
+        assert!(Arc::ptr_eq(&back[0].params, &back[1].params));
+        assert!(decode_job(&bytes[..bytes.len() - 1]).is_none());
+    }
+
+    #[test]
+    fn chunk_counts_round_trip_bit_for_bit() {
+        let a = EvalCounts {
+            correct: 3,
+            total: 250,
+            loss_sum: 0.1 + 0.2,
+        };
+        let b = EvalCounts {
+            correct: 0,
+            total: 1,
+            loss_sum: f64::MIN_POSITIVE,
+        };
+        let bytes = encode_answer(&Answer::Eval(vec![(a, b), (b, a)]));
+        let Some(Answer::Eval(back)) = decode_answer(&bytes) else {
+            panic!("not an evaluation's counts");
+        };
+        assert_eq!(back, vec![(a, b), (b, a)]);
+        assert_eq!(back[0].0.loss_sum.to_bits(), (0.1f64 + 0.2).to_bits());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_answer(&longer).is_none());
     }
 }

@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 
 use flotilla_actors::learner::{Completer, TaskId};
-use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Pending};
+use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Params, Pending};
 
 use super::codec::{Answer, Job};
 use super::learner::Keyed;
 use super::reader::{Reader, slot_seed};
 use super::remote::Remote;
-use super::store::{JobStore, Key};
+use super::store::{JobStore, Key, deliver};
 use super::{JobKind, Pool, Worker};
 use crate::model::{
     EvalCounts, NaiveBayes, Personalization, TrainConfig, Trainable, Vit, evaluate, fit_head,
@@ -25,19 +25,35 @@ const EVAL_BATCH: usize = 250;
 const PERSONALIZE_SEED: u64 = 0x9e50_4a11_2e00_0001;
 
 /// Where an evaluation chunk's samples come from.
-#[derive(Clone)]
-enum Source {
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Source {
     /// Task `t`'s central test images `start..end` (positions in its list).
     Central(TaskId, usize, usize),
     /// A client's slot's local test split.
     Slot(ClientId, usize),
 }
 
+/// One evaluation task: its samples and the models it evaluates on them. A remote
+/// evaluation sends its chunks, a few per message, so that they spread over the workers
+/// as they do in-process.
+#[derive(Clone, Debug)]
+pub(crate) struct EvalChunk {
+    /// Where the samples come from.
+    pub(crate) source: Source,
+    /// The served model.
+    pub(crate) params: Params,
+    /// The client's own personal model, for a slot whose client keeps one.
+    pub(crate) own: Option<Params>,
+}
+
+/// A chunk's counts: the served model's and the personalized model's (the same for a
+/// central chunk).
+pub(crate) type ChunkCounts = (EvalCounts, EvalCounts);
+
 /// Collects chunk results and completes the evaluation when the last one is in; combining
-/// in chunk order keeps the sums independent of which chunk finished first. A slot's
-/// chunk holds the served model's counts and the personalized model's.
+/// in chunk order keeps the sums independent of which chunk finished first and where.
 struct EvalGather {
-    results: Vec<Option<(EvalCounts, EvalCounts)>>,
+    results: Vec<Option<ChunkCounts>>,
     left: usize,
     sources: Vec<Source>,
     clients: usize,
@@ -47,13 +63,22 @@ struct EvalGather {
     store: Option<(Arc<JobStore>, Key)>,
 }
 
+type Gather = Arc<Mutex<EvalGather>>;
+
 impl EvalGather {
-    fn put(&mut self, i: usize, counts: (EvalCounts, EvalCounts)) {
-        self.results[i] = Some(counts);
-        self.left -= 1;
-        if self.left > 0 {
+    /// Takes chunk `i`'s counts; the first of a chunk's counts is kept.
+    fn put(&mut self, i: usize, counts: ChunkCounts) {
+        if self.results[i].is_some() {
             return;
         }
+        self.results[i] = Some(counts);
+        self.left -= 1;
+        if self.left == 0 {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
         let mut central = EvalCounts::default();
         let mut tasks = vec![EvalCounts::default(); self.tasks];
         let mut served = vec![EvalCounts::default(); self.clients];
@@ -78,11 +103,9 @@ impl EvalGather {
             client_accuracy: served.iter().map(EvalCounts::accuracy_of_any).collect(),
             personalized_accuracy: personal.iter().map(EvalCounts::accuracy_of_any).collect(),
         };
-        if let Some((store, key)) = self.store.take() {
-            store.put_eval(&key, &outcome);
-        }
         if let Some(done) = self.done.take() {
-            done.complete(outcome);
+            let store = self.store.take();
+            deliver(store.as_ref().map(|(s, k)| (&**s, k)), done, outcome);
         }
     }
 }
@@ -97,111 +120,193 @@ pub(super) struct Evaluator {
     pub(super) stored: Option<Keyed>,
 }
 
-impl Evaluator {
-    /// The store and the job's key in it, when results are stored; the stored outcome
-    /// when it is there.
-    fn stored(&self, job: &EvalJob) -> (Option<(Arc<JobStore>, Key)>, Option<EvalOutcome>) {
-        let store = self
-            .stored
-            .as_ref()
-            .map(|s| (s.store.clone(), s.keys.eval(job)));
-        let found = store.as_ref().and_then(|(store, key)| store.eval(key));
-        (store, found)
-    }
+/// An evaluation begun: its outcome found in the store, or its chunks to count and what
+/// gathers their counts.
+enum Begun {
+    Stored(EvalOutcome),
+    Chunks(Vec<EvalChunk>, Gather, Pending<EvalOutcome>),
+}
 
-    /// Sends `job` whole to a remote worker, which spreads it over its own workers.
-    pub(super) fn submit_remote(&self, remote: &Remote, job: EvalJob) -> Pending<EvalOutcome> {
-        let (store, found) = self.stored(&job);
-        if let Some(outcome) = found {
-            return Pending::ready(outcome);
+impl Evaluator {
+    /// Starts evaluating `job` on `pool`, chunk by chunk.
+    pub(super) fn submit(&self, pool: &Pool, job: EvalJob) -> Pending<EvalOutcome> {
+        let (chunks, gather, pending) = match self.begin(&job) {
+            Begun::Stored(outcome) => return Pending::ready(outcome),
+            Begun::Chunks(chunks, gather, pending) => (chunks, gather, pending),
+        };
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let gather = gather.clone();
+            self.count(pool, chunk, move |counts| {
+                gather.lock().expect("eval gather").put(i, counts);
+            });
         }
-        let (done, pending) = Pending::channel();
-        remote.submit(
-            JobKind::Eval,
-            Job::Eval(job),
-            Box::new(move |answer| {
-                let Answer::Eval(outcome) = answer else {
-                    return false;
-                };
-                if let Some((store, key)) = &store {
-                    store.put_eval(key, &outcome);
-                }
-                done.complete(outcome);
-                true
-            }),
-        );
         pending
     }
 
-    /// Starts evaluating `job` on `pool`, chunk by chunk.
-    pub(super) fn submit(&self, pool: &Pool, job: EvalJob) -> Pending<EvalOutcome> {
-        let (store, found) = self.stored(&job);
-        if let Some(outcome) = found {
-            return Pending::ready(outcome);
-        }
-        let (done, pending) = Pending::channel();
-        let data = &self.reader.data;
-        let naive_bayes = self.naive_bayes;
-        // A naive Bayes head is fitted once per task, so its task is one chunk.
-        let chunk = if naive_bayes.is_some() {
-            usize::MAX
-        } else {
-            EVAL_CHUNK
+    /// Sends `job`'s chunks to the remote workers, grouped into parts of at least
+    /// [`EVAL_CHUNK`] samples: one message each, answered with each chunk's counts.
+    pub(super) fn submit_remote(&self, remote: &Remote, job: EvalJob) -> Pending<EvalOutcome> {
+        let (chunks, gather, pending) = match self.begin(&job) {
+            Begun::Stored(outcome) => return Pending::ready(outcome),
+            Begun::Chunks(chunks, gather, pending) => (chunks, gather, pending),
         };
-        let mut sources: Vec<Source> = Vec::new();
-        for (t, test) in data.task_test.iter().enumerate() {
-            let n = test.len();
-            sources.extend(
-                (0..n)
-                    .step_by(chunk)
-                    .map(|s| Source::Central(t, s, s.saturating_add(chunk).min(n))),
-            );
-        }
-        // A slot without a local test split has nothing to evaluate (its accuracy is 0).
-        for (c, slots) in data.slots.iter().enumerate() {
-            sources.extend(
-                (0..slots.len())
-                    .filter(|&s| !slots[s].test.is_empty())
-                    .map(|s| Source::Slot(c, s)),
-            );
-        }
-        let gather = Arc::new(Mutex::new(EvalGather {
-            results: vec![None; sources.len()],
-            left: sources.len(),
-            sources: sources.clone(),
-            clients: data.slots.len(),
-            tasks: data.task_test.len(),
-            done: Some(done),
-            store,
-        }));
-        for (i, src) in sources.into_iter().enumerate() {
+        let mut first = 0;
+        for part in self.parts(chunks) {
+            let (at, n) = (first, part.len());
+            first += n;
             let gather = gather.clone();
-            let (params, own) = match src {
-                Source::Central(t, ..) => (job.tasks[t].clone(), None),
-                Source::Slot(c, s) => (
-                    job.slots[c][s].clone(),
-                    job.personal.get(c).cloned().flatten(),
-                ),
-            };
-            let eval = self.clone();
-            pool.submit(
+            remote.submit(
                 JobKind::Eval,
-                Box::new(move |w| {
-                    let model = eval.trainable.load(w.model.clone(), &params);
-                    let counts = match src {
-                        Source::Central(t, s, e) => {
-                            let c = eval.central(&model, t, s, e);
-                            (c, c)
-                        }
-                        Source::Slot(c, s) => {
-                            eval.slot(w, model, own.as_ref().map(|p| p.as_slice()), c, s)
-                        }
+                Job::Eval(part),
+                Box::new(move |answer| {
+                    let Answer::Eval(counts) = answer else {
+                        return false;
                     };
-                    gather.lock().expect("eval gather").put(i, counts);
+                    if counts.len() != n {
+                        return false;
+                    }
+                    let mut gather = gather.lock().expect("eval gather");
+                    for (k, c) in counts.into_iter().enumerate() {
+                        gather.put(at + k, c);
+                    }
+                    true
                 }),
             );
         }
         pending
+    }
+
+    /// Counts `chunks` on `pool`, as a remote worker answers them; `None` when a chunk is
+    /// not of this worker's data or a pool worker failed.
+    pub(super) fn answer(&self, pool: &Pool, chunks: Vec<EvalChunk>) -> Option<Vec<ChunkCounts>> {
+        if !chunks.iter().all(|c| self.holds(c.source)) {
+            return None;
+        }
+        let pending: Vec<Pending<ChunkCounts>> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let (done, pending) = Pending::channel();
+                self.count(pool, chunk, move |counts| done.complete(counts));
+                pending
+            })
+            .collect();
+        pending.into_iter().map(|p| p.wait().ok()).collect()
+    }
+
+    /// The stored outcome of `job` when the store has it; otherwise its chunks and the
+    /// gather that completes it (at once for a job of no chunk).
+    fn begin(&self, job: &EvalJob) -> Begun {
+        let store = self
+            .stored
+            .as_ref()
+            .map(|s| (s.store.clone(), s.keys.eval(job)));
+        if let Some(outcome) = store.as_ref().and_then(|(store, key)| store.eval(key)) {
+            return Begun::Stored(outcome);
+        }
+        let chunks = self.chunks(job);
+        let data = &self.reader.data;
+        let (done, pending) = Pending::channel();
+        let mut gather = EvalGather {
+            results: vec![None; chunks.len()],
+            left: chunks.len(),
+            sources: chunks.iter().map(|c| c.source).collect(),
+            clients: data.slots.len(),
+            tasks: data.task_test.len(),
+            done: Some(done),
+            store,
+        };
+        if chunks.is_empty() {
+            gather.finish();
+        }
+        Begun::Chunks(chunks, Arc::new(Mutex::new(gather)), pending)
+    }
+
+    /// `job` cut into chunks: every task's central test images, [`EVAL_CHUNK`] at a time
+    /// (a naive Bayes head is fitted once per task, so its task is one chunk), then every
+    /// slot with a local test split (a slot without one has nothing to evaluate).
+    fn chunks(&self, job: &EvalJob) -> Vec<EvalChunk> {
+        let data = &self.reader.data;
+        let step = if self.naive_bayes.is_some() {
+            usize::MAX
+        } else {
+            EVAL_CHUNK
+        };
+        let mut chunks = Vec::new();
+        for (t, test) in data.task_test.iter().enumerate() {
+            let n = test.len();
+            chunks.extend((0..n).step_by(step).map(|s| EvalChunk {
+                source: Source::Central(t, s, s.saturating_add(step).min(n)),
+                params: job.tasks[t].clone(),
+                own: None,
+            }));
+        }
+        for (c, slots) in data.slots.iter().enumerate() {
+            let own = job.personal.get(c).cloned().flatten();
+            chunks.extend(
+                (0..slots.len())
+                    .filter(|&s| !slots[s].test.is_empty())
+                    .map(|s| EvalChunk {
+                        source: Source::Slot(c, s),
+                        params: job.slots[c][s].clone(),
+                        own: own.clone(),
+                    }),
+            );
+        }
+        chunks
+    }
+
+    /// Consecutive chunks grouped into parts of at least [`EVAL_CHUNK`] samples.
+    fn parts(&self, chunks: Vec<EvalChunk>) -> Vec<Vec<EvalChunk>> {
+        let mut parts = Vec::new();
+        let (mut part, mut samples) = (Vec::new(), 0);
+        for chunk in chunks {
+            samples += match chunk.source {
+                Source::Central(_, s, e) => e - s,
+                Source::Slot(c, s) => self.reader.data.slots[c][s].test.len(),
+            };
+            part.push(chunk);
+            if samples >= EVAL_CHUNK {
+                parts.push(std::mem::take(&mut part));
+                samples = 0;
+            }
+        }
+        if !part.is_empty() {
+            parts.push(part);
+        }
+        parts
+    }
+
+    /// Whether `source` names samples of this evaluator's data.
+    fn holds(&self, source: Source) -> bool {
+        let data = &self.reader.data;
+        match source {
+            Source::Central(t, s, e) => data
+                .task_test
+                .get(t)
+                .is_some_and(|test| s < e && e <= test.len()),
+            Source::Slot(c, s) => data.slots.get(c).is_some_and(|slots| s < slots.len()),
+        }
+    }
+
+    /// Counts one chunk on a worker of `pool` and hands its counts to `put`.
+    fn count(&self, pool: &Pool, chunk: EvalChunk, put: impl FnOnce(ChunkCounts) + Send + 'static) {
+        let eval = self.clone();
+        pool.submit(
+            JobKind::Eval,
+            Box::new(move |w| {
+                let model = eval.trainable.load(w.model.clone(), &chunk.params);
+                let counts = match chunk.source {
+                    Source::Central(t, s, e) => {
+                        let c = eval.central(&model, t, s, e);
+                        (c, c)
+                    }
+                    Source::Slot(c, s) => {
+                        eval.slot(w, model, chunk.own.as_deref().map(Vec::as_slice), c, s)
+                    }
+                };
+                put(counts);
+            }),
+        );
     }
 
     /// The served model on task `t`'s central test images `s..e`. A naive Bayes head is
@@ -230,7 +335,7 @@ impl Evaluator {
         own: Option<&[f32]>,
         c: ClientId,
         s: usize,
-    ) -> (EvalCounts, EvalCounts) {
+    ) -> ChunkCounts {
         let (data, train) = (&self.reader.data, self.reader.train());
         let slot = &data.slots[c][s];
         if let Some(config) = &self.naive_bayes {

@@ -17,7 +17,7 @@ use super::eval::Evaluator;
 use super::key::JobKeys;
 use super::reader::{PrefixCache, Reader};
 use super::remote::Remote;
-use super::store::{JobStore, Key};
+use super::store::{JobStore, Key, deliver};
 use super::{JobKind, Pool};
 use crate::data::{Slot, TaskData};
 use crate::model::{
@@ -205,7 +205,7 @@ impl PoolLearner {
                     .collect::<Option<_>>()
                     .map(Answer::Group)
             }
-            Job::Eval(job) => self.evaluate(job).wait().ok().map(Answer::Eval),
+            Job::Eval(chunks) => self.evaluator.answer(&self.pool, chunks).map(Answer::Eval),
         }
     }
 
@@ -246,10 +246,7 @@ impl PoolLearner {
                         return false;
                     }
                     for (i, (done, outcome)) in rest.into_iter().zip(outcomes).enumerate() {
-                        if let Some((store, keys)) = &stored {
-                            store.put_train(&keys[i], &outcome);
-                        }
-                        done.complete(outcome);
+                        deliver(stored.as_ref().map(|(s, k)| (&**s, &k[i])), done, outcome);
                     }
                     true
                 }),
@@ -289,10 +286,7 @@ impl PoolLearner {
                     let slots = &data.slots[job.client];
                     let mine = trained.by_ref().take(slots.len());
                     let outcome = outcome(slots, mine, None);
-                    if let Some((store, keys)) = &stored {
-                        store.put_train(&keys[i], &outcome);
-                    }
-                    done.complete(outcome);
+                    deliver(stored.as_ref().map(|(s, k)| (&**s, &k[i])), done, outcome);
                 }
             }),
         );
@@ -392,10 +386,7 @@ impl Learner for PoolLearner {
                     let Answer::Train(outcome) = answer else {
                         return false;
                     };
-                    if let Some((store, key)) = &stored {
-                        store.put_train(key, &outcome);
-                    }
-                    done.complete(outcome);
+                    deliver(stored.as_ref().map(|(s, k)| (&**s, k)), done, outcome);
                     true
                 }),
             );
@@ -427,10 +418,7 @@ impl Learner for PoolLearner {
                     trained.push((slot.params, slot.loss));
                 }
                 let outcome = outcome(slots, trained, personal);
-                if let Some((store, key)) = &stored {
-                    store.put_train(key, &outcome);
-                }
-                done.complete(outcome);
+                deliver(stored.as_ref().map(|(s, k)| (&**s, k)), done, outcome);
             }),
         );
         pending

@@ -38,17 +38,22 @@ pub struct Wall {
 /// The process's peak resident set size so far, from `/proc/self/status` (Linux); 0 where
 /// it cannot be read.
 pub fn peak_rss_bytes() -> u64 {
-    status_bytes("VmHWM:")
+    status_bytes("self", "VmHWM:")
+}
+
+/// Process `pid`'s peak resident memory, in bytes (0 where the OS does not tell).
+pub fn peak_rss_bytes_of(pid: u32) -> u64 {
+    status_bytes(&pid.to_string(), "VmHWM:")
 }
 
 /// This process's resident memory now, in bytes (0 where the OS does not tell).
 pub fn rss_bytes() -> u64 {
-    status_bytes("VmRSS:")
+    status_bytes("self", "VmRSS:")
 }
 
-/// A `kB` line of `/proc/self/status`, in bytes.
-fn status_bytes(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// A `kB` line of `/proc/<process>/status`, in bytes.
+fn status_bytes(process: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|status| {
             let line = status.lines().find(|l| l.starts_with(key))?;

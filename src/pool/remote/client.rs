@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{
     ANSWER_SUBJECTS, ANSWERS, CONTEXT, CONTEXT_SUBJECTS, CONTEXTS, Context, DELIVERED, ERROR,
-    JOB_ID, JOB_SUBJECTS, JOBS, PROGRESS, REPLY, SECONDS, WORKER, WORKERS, header,
+    EVAL_QUEUE, JOB_ID, JOB_SUBJECTS, JOBS, PROGRESS, REPLY, SECONDS, TRAIN_QUEUE, WORKER, header,
 };
 use crate::pool::JobKind;
 use crate::pool::codec::{Answer, Job, decode_answer, encode_job};
@@ -173,7 +173,8 @@ struct Link {
     deadline: Duration,
     answers: consumer::pull::Stream,
     progress: async_nats::Subscriber,
-    workers: consumer::PullConsumer,
+    /// The workers' consumers: training, evaluation.
+    queues: Vec<consumer::PullConsumer>,
     jobs: stream::Stream,
 }
 
@@ -185,14 +186,11 @@ struct Waiting {
 
 impl Link {
     async fn open(opts: &RemoteOptions, context: &Context) -> Result<Self, RemoteError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("flotilla run")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(&opts.url)
+        let client = super::connect(&opts.url, "flotilla run".into())
             .await
-            .map_err(|e| RemoteError::Connect {
+            .map_err(|message| RemoteError::Connect {
                 url: opts.url.clone(),
-                message: e.to_string(),
+                message,
             })?;
         let js = jetstream::new(client.clone());
         let failed = |what: &'static str| {
@@ -212,19 +210,24 @@ impl Link {
             })
             .await
             .map_err(|e| failed("create the job stream")(&e))?;
-        let workers = jobs
-            .get_or_create_consumer(
-                WORKERS,
-                consumer::pull::Config {
-                    durable_name: Some(WORKERS.into()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: opts.ack_wait,
-                    max_ack_pending: -1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| failed("create the workers' consumer")(&e))?;
+        let mut queues = Vec::new();
+        for (name, subjects) in [TRAIN_QUEUE, EVAL_QUEUE] {
+            let queue = jobs
+                .get_or_create_consumer(
+                    name,
+                    consumer::pull::Config {
+                        durable_name: Some(name.into()),
+                        filter_subject: subjects.into(),
+                        ack_policy: consumer::AckPolicy::Explicit,
+                        ack_wait: opts.ack_wait,
+                        max_ack_pending: -1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| failed("create the workers' consumers")(&e))?;
+            queues.push(queue);
+        }
         let answers = js
             .get_or_create_stream(stream::Config {
                 name: ANSWERS.into(),
@@ -274,7 +277,7 @@ impl Link {
             deadline: opts.deadline,
             answers,
             progress,
-            workers,
+            queues,
             jobs,
         })
     }
@@ -308,7 +311,7 @@ impl Link {
                     }
                     let id = next;
                     next += 1;
-                    if let Err(e) = self.publish(id, &job).await {
+                    if let Err(e) = self.publish(id, kind, &job).await {
                         fail(&mut waiting, format!("cannot queue a job on {}: {e}", self.url));
                         continue;
                     }
@@ -354,9 +357,13 @@ impl Link {
                 }
                 _ = tick.tick() => {
                     queue.set(waiting.len() as f64);
-                    if let Ok(info) = self.workers.info().await {
-                        busy.set(info.num_ack_pending as f64);
+                    let mut running = 0;
+                    for queue in &mut self.queues {
+                        if let Ok(info) = queue.info().await {
+                            running += info.num_ack_pending;
+                        }
                     }
+                    busy.set(running as f64);
                     let quiet = heard.elapsed();
                     if waiting.is_empty() {
                         continue;
@@ -382,13 +389,13 @@ impl Link {
     }
 
     /// Puts a job on the queue, with what a worker needs to answer it.
-    async fn publish(&self, id: u64, job: &Job) -> Result<(), String> {
+    async fn publish(&self, id: u64, kind: JobKind, job: &Job) -> Result<(), String> {
         let mut headers = HeaderMap::new();
         headers.insert(JOB_ID, id.to_string().as_str());
         headers.insert(CONTEXT, self.context.as_str());
         headers.insert(REPLY, format!("flotilla.answers.{}", self.run).as_str());
         headers.insert(PROGRESS, format!("flotilla.progress.{}", self.run).as_str());
-        let subject = format!("flotilla.jobs.{}", self.run);
+        let subject = format!("flotilla.jobs.{}.{}", self.run, kind.as_str());
         self.js
             .publish_with_headers(subject, headers, encode_job(job).into())
             .await
@@ -403,7 +410,7 @@ impl Link {
         let _ = self
             .jobs
             .purge()
-            .filter(format!("flotilla.jobs.{}", self.run))
+            .filter(format!("flotilla.jobs.{}.>", self.run))
             .await;
         if let Ok(answers) = self.js.get_stream(ANSWERS).await {
             let _ = answers.delete_consumer(&format!("run-{}", self.run)).await;

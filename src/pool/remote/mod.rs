@@ -4,8 +4,10 @@
 //! nothing.
 //!
 //! One stream, [`JOBS`], holds every run's jobs as a work queue (a job is removed once a
-//! worker acknowledges it); every worker pulls from one durable consumer, [`WORKERS`], one
-//! job at a time, and sends progress acknowledgements while it computes, so only a worker
+//! worker acknowledges it), training and evaluation jobs on subjects of their own; every
+//! worker pulls from two durable consumers, [`TRAIN_QUEUE`] first (the simulation waits on
+//! training) and [`EVAL_QUEUE`] when no training job waits, one job at a time, as the
+//! in-process pool does. It sends progress acknowledgements while it computes, so only a worker
 //! that is gone has its job redelivered. Answers go to [`ANSWERS`], on a subject of the
 //! run's own. What every job of a run shares (the scenario, resolved, and the digest of
 //! the model and data it builds) sits once in the [`CONTEXTS`] stream under that
@@ -22,10 +24,12 @@ use serde::{Deserialize, Serialize};
 
 /// The work queue of every run's jobs.
 pub const JOBS: &str = "FLOTILLA_JOBS";
-/// Subjects of jobs: `flotilla.jobs.<run>`.
+/// Subjects of jobs: `flotilla.jobs.<run>.train` and `flotilla.jobs.<run>.eval`.
 pub const JOB_SUBJECTS: &str = "flotilla.jobs.>";
-/// The workers' shared consumer of [`JOBS`].
-pub const WORKERS: &str = "flotilla-workers";
+/// The workers' shared consumer of training jobs, and the subjects it takes.
+pub const TRAIN_QUEUE: (&str, &str) = ("flotilla-train", "flotilla.jobs.*.train");
+/// The workers' shared consumer of evaluation jobs, and the subjects it takes.
+pub const EVAL_QUEUE: (&str, &str) = ("flotilla-eval", "flotilla.jobs.*.eval");
 /// The stream of answers: `flotilla.answers.<run>`.
 pub const ANSWERS: &str = "FLOTILLA_ANSWERS";
 /// Subjects of answers.
@@ -67,6 +71,20 @@ pub struct Context {
     pub file: String,
     /// The directory its relative paths start from, absolute: workers read the same paths.
     pub base: String,
+}
+
+/// How long connecting to the server may take before it counts as unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connects to the NATS server at `url` as `name` (shown in the server's connection list);
+/// the error is the client's own message.
+pub async fn connect(url: &str, name: String) -> Result<async_nats::Client, String> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .connect(url)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A header's text, if the message has it.

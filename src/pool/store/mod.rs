@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use flotilla_actors::learner::Completer;
 use flotilla_actors::{EvalOutcome, TrainOutcome};
 use sha2::{Digest, Sha256};
 
@@ -28,6 +29,37 @@ use super::codec::{decode_eval, decode_train, encode_eval, encode_train};
 
 /// A job's digest: the key its result is stored under.
 pub type Key = [u8; 32];
+
+/// A job's result the store keeps: training or evaluation.
+pub(crate) trait Outcome {
+    /// Stores it under `key`.
+    fn put_into(&self, store: &JobStore, key: &Key);
+}
+
+impl Outcome for TrainOutcome {
+    fn put_into(&self, store: &JobStore, key: &Key) {
+        store.put_train(key, self);
+    }
+}
+
+impl Outcome for EvalOutcome {
+    fn put_into(&self, store: &JobStore, key: &Key) {
+        store.put_eval(key, self);
+    }
+}
+
+/// Hands a computed `outcome` to the job's waiter, stored under its key first when the
+/// run keeps its results.
+pub(crate) fn deliver<T: Outcome>(
+    stored: Option<(&JobStore, &Key)>,
+    done: Completer<T>,
+    outcome: T,
+) {
+    if let Some((store, key)) = stored {
+        outcome.put_into(store, key);
+    }
+    done.complete(outcome);
+}
 
 /// The file a run directory (or a shared cache directory) keeps its jobs in.
 pub const STORE_FILE: &str = "jobs.store";

@@ -1,0 +1,222 @@
+//! The remote pool's measurement: a whole run whose jobs go through a NATS server of the
+//! measurement's own to local `flotilla worker` processes, with what crossed the server.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{BenchError, Figures, Traffic};
+use crate::report::{peak_rss_bytes, peak_rss_bytes_of};
+
+/// How long a server or a worker may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A NATS server with JetStream on free loopback ports, its store in a directory of its
+/// own; stopped, and its store removed, when dropped.
+pub struct LocalNats {
+    child: Child,
+    url: String,
+    monitor: u16,
+    store: PathBuf,
+}
+
+impl LocalNats {
+    /// Starts `nats-server` from the `PATH` and waits until it takes connections.
+    pub fn start() -> Result<Self, String> {
+        let (port, monitor) = (free_port()?, free_port()?);
+        let store =
+            std::env::temp_dir().join(format!("flotilla-nats-{}-{port}", std::process::id()));
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", &monitor.to_string(), "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!("cannot start nats-server ({e}); install it (Debian: apt-get install nats-server)")
+            })?;
+        let nats = Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            monitor,
+            store,
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "nats-server did not listen on {} in time",
+                    nats.url
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(nats)
+    }
+
+    /// The URL clients connect to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The directory JetStream keeps its streams in.
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    /// Messages and bytes through the server so far, both ways, from its monitoring
+    /// endpoint.
+    pub fn traffic(&self) -> Result<Traffic, String> {
+        let varz = self.monitoring("varz")?;
+        let count = |field: &str| {
+            varz[field]
+                .as_u64()
+                .ok_or_else(|| format!("nats-server's /varz has no {field}"))
+        };
+        Ok(Traffic {
+            messages: count("in_msgs")? + count("out_msgs")?,
+            bytes: count("in_bytes")? + count("out_bytes")?,
+        })
+    }
+
+    /// Messages ever published to the JetStream stream `name`.
+    pub fn published(&self, name: &str) -> Result<u64, String> {
+        let jsz = self.monitoring("jsz?accounts=true&streams=true")?;
+        jsz["account_details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["state"]["last_seq"].as_u64())
+            .ok_or_else(|| format!("nats-server has no stream {name}"))
+    }
+
+    /// Connections the server holds now.
+    fn connections(&self) -> Result<u64, String> {
+        self.monitoring("varz")?["connections"]
+            .as_u64()
+            .ok_or_else(|| "nats-server's /varz has no connections".into())
+    }
+
+    fn monitoring(&self, page: &str) -> Result<Value, String> {
+        let url = format!("http://127.0.0.1:{}/{page}", self.monitor);
+        let text = ureq::get(&url)
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .map_err(|e| format!("{url}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+    }
+}
+
+impl Drop for LocalNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A free loopback port, as the OS hands one out.
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// `flotilla worker` processes of this executable, killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Workers {
+    /// `count` workers of one thread each on `nats`, connected once this returns.
+    fn start(nats: &LocalNats, count: usize) -> Result<Self, BenchError> {
+        let exe = std::env::current_exe().map_err(|e| BenchError::Setup(e.to_string()))?;
+        let before = nats.connections().map_err(BenchError::Setup)?;
+        let mut workers = Self(Vec::with_capacity(count));
+        for i in 0..count {
+            let child = Command::new(&exe)
+                .args(["worker", "--nats", nats.url(), "--threads", "1"])
+                .args(["--name", &format!("bench-{i}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| BenchError::Setup(format!("cannot start a worker: {e}")))?;
+            workers.0.push(child);
+        }
+        let started = Instant::now();
+        while nats.connections().map_err(BenchError::Setup)? < before + count as u64 {
+            if started.elapsed() > START_TIMEOUT {
+                return Err(BenchError::Setup(
+                    "the workers did not connect in time".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(workers)
+    }
+
+    /// Their peak resident memory, summed.
+    fn peak_rss_bytes(&self) -> u64 {
+        self.0.iter().map(|c| peak_rss_bytes_of(c.id())).sum()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A whole run of `scenario_file` with the overrides `set`, its jobs answered by `workers`
+/// local worker processes of one thread each over a NATS server started for it. The wall
+/// time is the run's, from its start (the workers already connected and idle) to its end,
+/// so it holds what the workers spend building the run's model and data.
+pub(super) fn measure(
+    workers: usize,
+    set: &[String],
+    scenario_file: &Path,
+) -> Result<Figures, BenchError> {
+    let nats = LocalNats::start().map_err(BenchError::Setup)?;
+    let mut set = set.to_vec();
+    set.push(format!(r#"pool.remote=Nats(url: "{}")"#, nats.url()));
+    let loaded = super::overridden(scenario_file, &set)?;
+    let pool = Workers::start(&nats, workers)?;
+    let before = nats.traffic().map_err(BenchError::Setup)?;
+    let out = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
+    let started = Instant::now();
+    let result = crate::run::run(
+        &loaded,
+        crate::run::RunOptions::quiet(Some(out.clone()), Arc::new(AtomicBool::new(false))),
+    )?;
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    let after = nats.traffic().map_err(BenchError::Setup)?;
+    let jobs = nats
+        .published(crate::pool::remote::JOBS)
+        .map_err(BenchError::Setup)?;
+    Ok(Figures {
+        wall_seconds,
+        work: result.summary.rounds as f64,
+        peak_rss_bytes: peak_rss_bytes(),
+        accuracy: result.summary.global_accuracy,
+        remote: Some(super::RemoteFigures {
+            jobs,
+            traffic: Traffic {
+                messages: after.messages - before.messages,
+                bytes: after.bytes - before.bytes,
+            },
+            workers_peak_rss_bytes: pool.peak_rss_bytes(),
+        }),
+        ..Figures::default()
+    })
+}
