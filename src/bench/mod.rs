@@ -281,15 +281,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, BenchError>
             })
         }
         Item::Run { set } => {
-            let loaded = overridden(scenario_file, set)?;
-            let out = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
-            let started = Instant::now();
-            let result = crate::run::run(
-                &loaded,
-                crate::run::RunOptions::quiet(Some(out.clone()), Arc::new(AtomicBool::new(false))),
-            )?;
-            let wall_seconds = started.elapsed().as_secs_f64();
-            let _ = std::fs::remove_dir_all(&out);
+            let (result, wall_seconds) = timed_run(&overridden(scenario_file, set)?)?;
             Ok(Figures {
                 wall_seconds,
                 work: result.summary.rounds as f64,
@@ -418,6 +410,19 @@ impl Observer for LoopTimer {
         let first = span.map_or(now, |(first, _)| first);
         *span = Some((first, now));
     }
+}
+
+/// A whole, quiet run of `loaded` into a temporary directory, and its wall seconds.
+fn timed_run(loaded: &Loaded) -> Result<(crate::run::RunResult, f64), RunError> {
+    let out = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
+    let started = Instant::now();
+    let result = crate::run::run(
+        loaded,
+        crate::run::RunOptions::quiet(Some(out.clone()), Arc::new(AtomicBool::new(false))),
+    );
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    Ok((result?, wall_seconds))
 }
 
 fn overridden(file: &Path, set: &[String]) -> Result<Loaded, RunError> {

@@ -4,8 +4,6 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -192,14 +190,7 @@ pub(super) fn measure(
     let loaded = super::overridden(scenario_file, &set)?;
     let pool = Workers::start(&nats, workers)?;
     let before = nats.traffic().map_err(BenchError::Setup)?;
-    let out = std::env::temp_dir().join(format!("flotilla-bench-{}", std::process::id()));
-    let started = Instant::now();
-    let result = crate::run::run(
-        &loaded,
-        crate::run::RunOptions::quiet(Some(out.clone()), Arc::new(AtomicBool::new(false))),
-    )?;
-    let wall_seconds = started.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&out);
+    let (result, wall_seconds) = super::timed_run(&loaded)?;
     let after = nats.traffic().map_err(BenchError::Setup)?;
     let jobs = nats
         .published(crate::pool::remote::JOBS)
