@@ -2,6 +2,9 @@
 //!
 //! `flotilla bench` runs every measurement in a child process of its own (`--item`), so
 //! the peak memory it reports is its own and one measurement cannot warm another's caches.
+//!
+//! One file for the items and their figures: each item's measurement is a few lines that
+//! share the setup helpers here; the remote pool's server and workers live in `remote`.
 
 mod cifar;
 mod remote;
