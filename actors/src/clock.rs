@@ -29,6 +29,9 @@ pub enum StopReason {
     Diverged,
     /// The user interrupted the run.
     Interrupted,
+    /// The learner dropped a job (a pool worker failed, or the remote pool gave up); what
+    /// was recorded until then is kept.
+    PoolFailed,
 }
 
 /// Every actor, by role: the server behind its actix mailbox; the clients, their links
@@ -170,7 +173,12 @@ impl ClockState {
             if self.interrupt.load(Ordering::Relaxed) {
                 break StopReason::Interrupted;
             }
-            events += self.deliver_deferred(now, &mut deferred, false).await?;
+            if !self
+                .deliver_deferred(now, &mut deferred, false, &mut events)
+                .await?
+            {
+                break StopReason::PoolFailed;
+            }
             // Evaluation ticks alone would only evaluate the same model forever.
             let next = (self.queue.len() > self.ticks)
                 .then(|| self.queue.pop())
@@ -191,15 +199,21 @@ impl ClockState {
                 continue;
             }
             let evaluation = matches!(event, Event::Server(ServerEvent::EvalDone { .. }));
-            if evaluation {
-                // Evaluations are delivered in the order they started.
-                events += self.deliver_deferred(now, &mut deferred, true).await?;
+            // Evaluations are delivered in the order they started.
+            if evaluation
+                && !self
+                    .deliver_deferred(now, &mut deferred, true, &mut events)
+                    .await?
+            {
+                break StopReason::PoolFailed;
             }
             let observe = events.is_multiple_of(OBSERVE_EVERY) || evaluation;
             if event.awaits_result() {
                 self.learner.flush();
             }
-            event.resolve().await?;
+            if event.resolve().await.is_err() {
+                break StopReason::PoolFailed;
+            }
             let Effects(mut effects) = self.dispatch(now, event).await?;
             for (t, e) in effects.drain(..) {
                 schedule(&mut self.queue, &mut self.ticks, t, e);
@@ -213,7 +227,14 @@ impl ClockState {
                 self.observer.progress(now, &records);
             }
         };
-        events += self.deliver_deferred(now, &mut deferred, true).await?;
+        // What was set aside is delivered, up to the first evaluation the pool failed.
+        let reason = match self
+            .deliver_deferred(now, &mut deferred, true, &mut events)
+            .await?
+        {
+            true => reason,
+            false => StopReason::PoolFailed,
+        };
         let records = self.records.lock().expect("records lock");
         self.observer.progress(now, &records);
         Ok(ClockOutcome {
@@ -237,20 +258,25 @@ impl ClockState {
     }
 
     /// Delivers deferred evaluations in order, each at its own time, while their results
-    /// are in (or, with `wait`, all of them, waiting for each); returns how many.
+    /// are in (or, with `wait`, all of them, waiting for each), counting them in `events`;
+    /// `false` when the pool dropped one (it and those after it stay undelivered).
     async fn deliver_deferred(
         &mut self,
         now: SimTime,
         deferred: &mut VecDeque<(SimTime, Event)>,
         wait: bool,
-    ) -> Result<u64, SimError> {
-        let mut delivered = 0;
+        events: &mut u64,
+    ) -> Result<bool, SimError> {
         while let Some((_, event)) = deferred.front_mut() {
-            if !wait && !event.poll_ready()? {
-                break;
+            match event.poll_ready() {
+                Ok(false) if !wait => break,
+                Ok(_) => {}
+                Err(_) => return Ok(false),
             }
             let (at, mut event) = deferred.pop_front().expect("a front entry");
-            event.resolve().await?;
+            if event.resolve().await.is_err() {
+                return Ok(false);
+            }
             let Effects(effects) = self.dispatch(at, event).await?;
             debug_assert!(
                 effects.is_empty(),
@@ -259,9 +285,9 @@ impl ClockState {
             metrics::counter!(crate::metrics::EVENTS).increment(1);
             let records = self.records.lock().expect("records lock");
             self.observer.progress(now, &records);
-            delivered += 1;
+            *events += 1;
         }
-        Ok(delivered)
+        Ok(true)
     }
 
     async fn dispatch(&mut self, now: SimTime, event: Event) -> Result<Effects, SimError> {

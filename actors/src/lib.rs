@@ -37,7 +37,7 @@ pub use config::{AlgorithmSpec, ClientSpec, SimConfig};
 pub use device::{SpeedUnit, Work};
 pub use dist::Dist;
 pub use learner::{
-    ClientId, EvalJob, EvalOutcome, Learner, Params, Pending, TrainJob, TrainOutcome,
+    ClientId, EvalJob, EvalOutcome, Learner, LearnerFailed, Params, Pending, TrainJob, TrainOutcome,
 };
 pub use record::{RecordSink, Records};
 pub use rng::{SimRng, client_rng};

@@ -8,7 +8,7 @@ use actix::Actor;
 use crate::client::{Crowd, PersonalModels};
 use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
 use crate::config::SimConfig;
-use crate::learner::{Learner, LearnerFailed};
+use crate::learner::Learner;
 use crate::net::{BottleneckActor, Direction};
 use crate::record::{RecordSink, Records, Sink};
 use crate::rng::{ActorKey, stream};
@@ -19,9 +19,6 @@ use crate::strategy::{self, Clusterer};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SimError {
-    /// The learner dropped a job (a pool worker failed).
-    #[error(transparent)]
-    Learner(#[from] LearnerFailed),
     /// An actor stopped: one of its handlers panicked.
     #[error("the {0} actor stopped (one of its handlers panicked)")]
     Actor(&'static str),
@@ -37,8 +34,9 @@ pub struct SimOutcome {
 }
 
 /// Runs `config` with `learner` on an actix system of its own, until the stop rule holds,
-/// nothing is left to happen, or `interrupt` is set. Records made before an interruption
-/// are returned all the same.
+/// nothing is left to happen, `interrupt` is set, or the learner drops a job
+/// ([`StopReason::PoolFailed`](crate::StopReason::PoolFailed)). Records made before an
+/// interruption or a failure are returned all the same.
 pub fn simulate(
     config: &SimConfig,
     learner: Arc<dyn Learner>,

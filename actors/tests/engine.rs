@@ -17,7 +17,7 @@ use flotilla_actors::strategy::{
 };
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
-    SimOutcome, SimTime, StopRule, TrainJob, TrainOutcome, Wire, simulate,
+    SimOutcome, SimTime, StopReason, StopRule, TrainJob, TrainOutcome, Wire, simulate,
 };
 use flotilla_actors::{Encoding, Rounding};
 use flotilla_actors::{SpeedUnit, Work};
@@ -364,6 +364,86 @@ fn when_an_evaluation_finishes_changes_nothing_in_the_run() {
         format!("{:?}", prompt.records)
     );
     assert_eq!(late.clock, prompt.clock);
+}
+
+/// [`Mock`], dropping every job after the first `trains` trainings and `evals`
+/// evaluations without an answer, as a pool whose workers died does.
+struct Dropping {
+    mock: Mock,
+    trains: std::sync::atomic::AtomicUsize,
+    evals: std::sync::atomic::AtomicUsize,
+}
+
+impl Dropping {
+    fn new(clients: usize, trains: usize, evals: usize) -> Self {
+        Self {
+            mock: Mock { clients },
+            trains: trains.into(),
+            evals: evals.into(),
+        }
+    }
+
+    /// `pending`, or a job dropped unanswered once `left` is spent.
+    fn answer<T>(left: &std::sync::atomic::AtomicUsize, pending: Pending<T>) -> Pending<T> {
+        use std::sync::atomic::Ordering;
+        match left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)) {
+            Ok(_) => pending,
+            Err(_) => Pending::channel().1,
+        }
+    }
+}
+
+impl Learner for Dropping {
+    fn initial_params(&self) -> Vec<f32> {
+        self.mock.initial_params()
+    }
+    fn train_work(&self, client: ClientId) -> Work {
+        self.mock.train_work(client)
+    }
+    fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+        Self::answer(&self.trains, self.mock.train(job))
+    }
+    fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+        Self::answer(&self.evals, self.mock.evaluate(job))
+    }
+}
+
+/// `records`' `rows` as text, to compare runs row by row.
+fn rows<T: std::fmt::Debug>(rows: &[T]) -> Vec<String> {
+    rows.iter().map(|r| format!("{r:?}")).collect()
+}
+
+#[test]
+fn a_dropped_job_stops_the_run_and_keeps_what_came_before() {
+    let c = noisy_population(3);
+    let full = run(&c);
+    let n = c.clients.len();
+    let dropped = |trains, evals| {
+        let learner = Arc::new(Dropping::new(n, trains, evals));
+        simulate(&c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
+    };
+    // A training dropped mid-run: the updates and evaluations before it are the full
+    // run's, and the run says why it stopped.
+    let trained = dropped(20, usize::MAX);
+    assert_eq!(trained.clock.reason, StopReason::PoolFailed);
+    let updates = rows(&trained.records.updates);
+    assert!(!updates.is_empty() && updates.len() < full.records.updates.len());
+    assert_eq!(updates, rows(&full.records.updates[..updates.len()]));
+    let timeline = rows(&trained.records.timeline);
+    assert!(
+        timeline.len() >= 2,
+        "the initial model and a round were evaluated"
+    );
+    assert_eq!(timeline, rows(&full.records.timeline[..timeline.len()]));
+    assert!(trained.clock.end < full.clock.end);
+    // The fourth evaluation dropped (it is set aside while the next round trains): the
+    // three before it are kept, nothing after it is delivered.
+    let evaluated = dropped(usize::MAX, 3);
+    assert_eq!(evaluated.clock.reason, StopReason::PoolFailed);
+    assert_eq!(
+        rows(&evaluated.records.timeline),
+        rows(&full.records.timeline[..3])
+    );
 }
 
 #[test]
