@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use flotilla_actors::{Learner, Observer, Records, SimTime, simulate_streaming};
+use flotilla_actors::{Learner, Observer, Records, SimTime, StopReason, simulate_streaming};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{Layout, TaskData};
@@ -33,9 +33,12 @@ pub enum RunError {
     /// The metrics endpoint cannot be served.
     #[error(transparent)]
     Monitor(#[from] MonitorError),
-    /// The simulation stopped: a pool job failed, or an actor stopped.
+    /// The simulation stopped: an actor stopped.
     #[error("the simulation failed: {0}")]
     Simulation(#[from] flotilla_actors::SimError),
+    /// A pool job was dropped outside a run (a worker failed).
+    #[error(transparent)]
+    Learner(#[from] flotilla_actors::LearnerFailed),
     /// The run directory cannot be written.
     #[error("{dir}: cannot write results: {source}")]
     Write {
@@ -56,10 +59,18 @@ pub enum RunError {
     /// The remote pool cannot be reached or set up.
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    /// The remote pool stopped answering: a worker refused the run's jobs, no worker
-    /// answered in time, or answers disagreed.
-    #[error("the remote pool failed: {0}")]
-    RemotePool(String),
+    /// The pool failed mid-run: a worker died, or the remote pool stopped answering (a
+    /// worker refused the run's jobs, no worker answered in time, or answers disagreed).
+    /// Everything recorded until then is written, as after an interruption.
+    #[error("the {pool} pool failed: {why}; the results up to then are in {}", dir.display())]
+    PoolFailed {
+        /// `remote` or `in-process`.
+        pool: &'static str,
+        /// What went wrong.
+        why: String,
+        /// The run directory, written.
+        dir: PathBuf,
+    },
 }
 
 /// Options of one run.
@@ -149,11 +160,19 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     let learner: Arc<dyn Learner> = learner;
     let mut config = loaded.sim_config()?;
     config.wire.layout = layout;
+    let progress = opts.progress.then(|| Progress::new(&config.stop));
+    if let Some(bar) = progress.as_ref().map(|p| p.bar.clone()) {
+        // A drawn bar says that the run waits for workers; a hidden one leaves it to a
+        // line on standard error.
+        if !bar.is_hidden() {
+            pool.set_remote_notice(Box::new(move |line| bar.set_message(line.to_string())));
+        }
+    }
     let observer = RunObserver {
         started,
         sim_speed: metrics::gauge!(crate::monitor::SIM_SPEED),
         wall_seconds: metrics::gauge!(crate::monitor::WALL_SECONDS),
-        progress: opts.progress.then(|| Progress::new(&config.stop)),
+        progress,
     };
     std::fs::create_dir_all(&dir).map_err(written)?;
     let streams = Arc::new(Mutex::new(Streams::create(&dir).map_err(written)?));
@@ -163,26 +182,33 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         opts.interrupt,
         Box::new(observer),
         Streams::sink(&streams),
-    )
-    .map_err(|e| match pool.remote_failure() {
-        Some(why) => RunError::RemotePool(why),
-        None => e.into(),
-    })?;
+    )?;
     streams
         .lock()
         .expect("streams lock")
         .finish()
         .map_err(written)?;
-    let summary = Summary::new(
+    let failure =
+        (outcome.clock.reason == StopReason::PoolFailed).then(|| match pool.remote_failure() {
+            Some(why) => ("remote", why),
+            None => ("in-process", "a worker dropped a job (it panicked)".into()),
+        });
+    let mut summary = Summary::new(
         s,
         &outcome,
         &size,
         &tasks.names,
         started.elapsed().as_secs_f64(),
     );
+    if let Some((_, why)) = &failure {
+        summary.stop_detail = Some(why.clone());
+    }
     write_run(&dir, s, &summary, &outcome.records, &tasks.names).map_err(written)?;
     let data = RunData::read(&dir)?;
     write_report(&data).map_err(written)?;
+    if let Some((pool, why)) = failure {
+        return Err(RunError::PoolFailed { pool, why, dir });
+    }
     let reused = pool.taken_and_computed().unwrap_or_default();
     Ok(RunResult {
         dir,
@@ -459,6 +485,7 @@ impl Observer for Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        self.bar.finish();
+        // Where the run stopped, which is short of the end after Ctrl-C or a failure.
+        self.bar.abandon();
     }
 }

@@ -3,7 +3,7 @@
 //! `flotilla worker` processes give the in-process pool's results bit for bit, with one,
 //! two or three workers, after a worker is killed mid-job, and with batched jobs; a worker
 //! that would compute differently is refused with its reason, and a run without workers
-//! stops at its deadline.
+//! stops at its deadline, everything up to then written, and resumes from there.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
 mod common;
@@ -280,14 +280,98 @@ fn a_run_without_workers_stops_at_its_deadline() {
     let o = run(&there, &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
+    // It said it was waiting before it gave up, and where the results are.
+    let waiting = err.find("no word from any worker for").expect(&err);
+    let failed = err.find("no worker answered for 3 s").expect(&err);
+    assert!(waiting < failed && err.contains(nats.url()), "{err}");
     assert!(
-        err.contains("no worker answered for 3 s") && err.contains(nats.url()),
+        err.contains(&format!("the results up to then are in {}", out.display())),
         "{err}"
     );
-    // What was computed before is written: the run's streamed records are there.
-    for file in ["updates.csv", "availability.csv"] {
+    // What was computed before is written, as after an interruption.
+    for file in [
+        "summary.json",
+        "timeline.csv",
+        "clients.csv",
+        "updates.csv",
+        "availability.csv",
+        "report.md",
+    ] {
         assert!(out.join(file).exists(), "{file}");
     }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["stop_reason"], "pool_failed");
+    assert!(
+        summary["stop_detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no worker answered for 3 s"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_run_stopped_by_its_deadline_resumes_to_the_same_results() {
+    let nats = LocalNats::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    let text = std::fs::read_to_string(&there)
+        .unwrap()
+        .replace(r#"deadline: "60s""#, r#"deadline: "3s""#);
+    std::fs::write(&there, text).unwrap();
+    run_ok(&here, &dir.path().join("here"));
+    let out = dir.path().join("there");
+    let first = Worker::start(&nats, "first", &[]);
+    let run = flotilla()
+        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The worker goes once the run has stored an answer; none other comes in time.
+    let store = out.join("jobs.store");
+    let started = Instant::now();
+    let mut empty = None;
+    loop {
+        let len = std::fs::metadata(&store).map_or(0, |m| m.len());
+        if len > 0 && empty.is_some_and(|e| len > e) {
+            break;
+        }
+        if len > 0 && empty.is_none() {
+            empty = Some(len);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no answer stored"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(first);
+    let failed = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{err}");
+    assert!(err.contains("no worker answered for 3 s"), "{err}");
+    assert_eq!(same::summary(&out)["stop_reason"], "pool_failed");
+    // With a worker back, the run resumes from its store to the in-process results.
+    let _second = Worker::start(&nats, "second", &[]);
+    let resumed = flotilla()
+        .args(["run", there.to_str().unwrap(), "--quiet", "--resume"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{err}");
+    let taken: u64 = err
+        .split("resumed: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect(&err);
+    assert!(taken > 0, "{err}");
+    assert_same(&dir.path().join("here"), &out, "resumed after the deadline");
 }
 
 /// Waits until the job stream holds a job (its file store has grown).

@@ -336,7 +336,7 @@ impl PoolBench {
             .collect();
         self.learner.flush();
         for p in pending {
-            p.wait().map_err(flotilla_actors::SimError::from)?;
+            p.wait()?;
         }
         Ok(images)
     }

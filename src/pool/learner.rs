@@ -185,6 +185,14 @@ impl PoolLearner {
         self.remote.as_ref().and_then(|r| r.failure())
     }
 
+    /// Has the remote pool, if jobs go to one, say through `notice` that it waits for
+    /// workers (see [`Remote::set_notice`]).
+    pub fn set_remote_notice(&self, notice: super::remote::Notice) {
+        if let Some(r) = &self.remote {
+            r.set_notice(notice);
+        }
+    }
+
     /// Computes a remote job on this learner's own workers, as a `flotilla worker` does;
     /// `None` if a worker failed.
     pub(crate) fn answer(&self, job: Job) -> Option<Answer> {

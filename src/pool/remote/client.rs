@@ -28,8 +28,13 @@ pub(crate) type OnAnswer = Box<dyn FnOnce(Answer) -> bool + Send>;
 
 /// How long answers of a run that is gone are kept.
 const ANSWERS_KEPT: Duration = Duration::from_secs(3600);
-/// Silence after which the run says it is waiting for workers.
+/// Silence after which the run says it is waiting for workers (or half the deadline,
+/// if that comes first).
 const QUIET: Duration = Duration::from_secs(10);
+
+/// Shows a line saying the run waits for workers (e.g. in its progress bar); called every
+/// second while it does.
+pub type Notice = Box<dyn Fn(&str) + Send>;
 
 /// Why the remote pool cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +82,7 @@ struct Submit {
 pub struct Remote {
     tx: Option<mpsc::UnboundedSender<Submit>>,
     failure: Arc<Mutex<Option<String>>>,
+    notice: Arc<Mutex<Option<Notice>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -87,6 +93,8 @@ impl Remote {
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(Mutex::new(None));
         let failed = failure.clone();
+        let notice = Arc::new(Mutex::new(None));
+        let notify = notice.clone();
         let url = opts.url.clone();
         let thread = std::thread::Builder::new()
             .name("flotilla-remote".into())
@@ -108,7 +116,7 @@ impl Remote {
                     match Link::open(&opts, &context).await {
                         Ok(link) => {
                             let _ = ready_tx.send(Ok(()));
-                            link.serve(rx, failed).await;
+                            link.serve(rx, failed, notify).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -129,6 +137,7 @@ impl Remote {
         let remote = Self {
             tx: Some(tx),
             failure,
+            notice,
             thread: Some(thread),
         };
         ready.map(|()| remote)
@@ -152,6 +161,12 @@ impl Remote {
     /// Why the remote pool stopped answering, if it did.
     pub fn failure(&self) -> Option<String> {
         self.failure.lock().expect("remote failure").clone()
+    }
+
+    /// Says through `notice` that the run waits for workers, instead of printing it once
+    /// to standard error.
+    pub fn set_notice(&self, notice: Notice) {
+        *self.notice.lock().expect("remote notice") = Some(notice);
     }
 }
 
@@ -287,12 +302,14 @@ impl Link {
         mut self,
         mut rx: mpsc::UnboundedReceiver<Submit>,
         failure: Arc<Mutex<Option<String>>>,
+        notice: Arc<Mutex<Option<Notice>>>,
     ) {
         let mut waiting: HashMap<u64, Waiting> = HashMap::new();
         let mut answered: HashMap<u64, [u8; 32]> = HashMap::new();
         let mut next = 0u64;
         let mut heard = Instant::now();
         let mut said_quiet = false;
+        let quiet_after = QUIET.min(self.deadline / 2);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
         let busy = metrics::gauge!(crate::monitor::POOL_BUSY_WORKERS);
@@ -374,12 +391,17 @@ impl Link {
                             "no worker answered for {} s (the pool's deadline); {n} jobs wait on {} (start one: flotilla worker --nats {})",
                             self.deadline.as_secs_f64(), self.url, self.url
                         ));
-                    } else if quiet >= QUIET && !said_quiet {
-                        said_quiet = true;
-                        eprintln!(
-                            "flotilla: no word from any worker for {} s; {} jobs wait on {} (flotilla worker --nats {})",
+                    } else if quiet >= quiet_after {
+                        let line = format!(
+                            "no word from any worker for {} s; {} jobs wait on {} (flotilla worker --nats {})",
                             quiet.as_secs(), waiting.len(), self.url, self.url
                         );
+                        match &*notice.lock().expect("remote notice") {
+                            Some(notice) => notice(&line),
+                            None if !said_quiet => eprintln!("flotilla: {line}"),
+                            None => {}
+                        }
+                        said_quiet = true;
                     }
                 }
             }

@@ -17,7 +17,7 @@
 
 mod client;
 
-pub use client::{Remote, RemoteError, RemoteOptions};
+pub use client::{Notice, Remote, RemoteError, RemoteOptions};
 
 use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};
