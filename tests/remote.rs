@@ -107,6 +107,25 @@ fn run(file: &Path, out: &Path) -> Output {
         .unwrap()
 }
 
+/// A run in the background, its standard error kept.
+fn spawn_run(file: &Path, out: &Path) -> Child {
+    flotilla()
+        .args(["run", file.to_str().unwrap(), "--quiet", "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Gives the remote scenario `file` the pool deadline `deadline`.
+fn with_deadline(file: &Path, deadline: &str) {
+    let text = std::fs::read_to_string(file)
+        .unwrap()
+        .replace(r#"deadline: "60s""#, &format!(r#"deadline: "{deadline}""#));
+    std::fs::write(file, text).unwrap();
+}
+
 fn run_ok(file: &Path, out: &Path) {
     let o = run(file, out);
     assert!(
@@ -170,13 +189,7 @@ fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
     let out = dir.path().join("there");
     let mut victim = Worker::start(&nats, "victim", &[]);
     let mut log = victim.log();
-    let run = flotilla()
-        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_run(&there, &out);
     // The first job starts by building the run's model and data: kill the worker then,
     // with the job delivered to it and not answered.
     let mut line = String::new();
@@ -235,13 +248,7 @@ fn a_worker_whose_data_differ_is_refused() {
         .unwrap()
         .replace(&bundled.display().to_string(), &data.display().to_string());
     std::fs::write(&there, text).unwrap();
-    let run = flotilla()
-        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
-        .arg(dir.path().join("out"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_run(&there, &dir.path().join("out"));
     // The run has read its data once its job is queued: wait for the queue, then change
     // one training label on this "machine" and start the worker.
     let labels = data.join("train-labels-idx1-ubyte.gz");
@@ -272,10 +279,7 @@ fn a_run_without_workers_stops_at_its_deadline() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
-    let text = std::fs::read_to_string(&there)
-        .unwrap()
-        .replace(r#"deadline: "60s""#, r#"deadline: "3s""#);
-    std::fs::write(&there, text).unwrap();
+    with_deadline(&there, "3s");
     let out = dir.path().join("out");
     let o = run(&there, &out);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -317,20 +321,11 @@ fn a_run_stopped_by_its_deadline_resumes_to_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
     let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
-    let text = std::fs::read_to_string(&there)
-        .unwrap()
-        .replace(r#"deadline: "60s""#, r#"deadline: "3s""#);
-    std::fs::write(&there, text).unwrap();
+    with_deadline(&there, "3s");
     run_ok(&here, &dir.path().join("here"));
     let out = dir.path().join("there");
     let first = Worker::start(&nats, "first", &[]);
-    let run = flotilla()
-        .args(["run", there.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_run(&there, &out);
     // The worker goes once the run has stored an answer; none other comes in time.
     let store = out.join("jobs.store");
     let started = Instant::now();
