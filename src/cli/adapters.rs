@@ -74,24 +74,30 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
         Encoding::Int8(Rounding::Nearest),
         Encoding::TopK(0.1),
     ];
-    println!(
+    out!(
         "ViT patch {} dim {} depth {} heads {} mlp {}, {} classes",
-        vit.patch, vit.dim, vit.depth, vit.heads, vit.mlp, vit.classes
+        vit.patch,
+        vit.dim,
+        vit.depth,
+        vit.heads,
+        vit.mlp,
+        vit.classes
     );
     let names: Vec<String> = dtypes
         .iter()
         .map(|d| format!("bytes/update {d:?}"))
         .collect();
-    println!(
+    out!(
         "FLOPs of one training sample (forward + backward; cached: once the device keeps \
          its frozen prefix); memory of a training job at batch {} with {:?}",
-        training.batch_size, training.optimizer
+        training.batch_size,
+        training.optimizer
     );
-    println!(
+    out!(
         "| adapter | head | trainable | of backbone | {} | MFLOP/sample | cached | job memory |",
         names.join(" | ")
     );
-    println!(
+    out!(
         "| --- | --- | ---: | ---: |{} ---: | ---: | ---: |",
         " ---: |".repeat(dtypes.len())
     );
@@ -103,7 +109,7 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
             .map(|d| d.encoded_bytes(&cost.layout).to_string())
             .collect();
         let memory = work.training_memory(training.batch_size, &training.optimizer);
-        println!(
+        out!(
             "| {} | {} | {} | {:.2}% | {} | {:.3} | {:.3} | {:.1} MB |",
             cost.adapter,
             cost.head,

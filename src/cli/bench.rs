@@ -66,7 +66,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         };
         return match measure(&item, &args.scenario) {
             Ok(figures) => {
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string(&figures).expect("figures serialize")
                 );
@@ -94,7 +94,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         &args.scenario,
     ) {
         Ok(f) => {
-            println!(
+            out!(
                 "| {what} | {} | {:.1} | {:.0} |",
                 show(&f),
                 f.wall_seconds,
@@ -108,8 +108,8 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             None
         }
     };
-    println!("| measurement | figure | wall s | peak RSS MB |");
-    println!("| --- | ---: | ---: | ---: |");
+    out!("| measurement | figure | wall s | peak RSS MB |");
+    out!("| --- | ---: | ---: | ---: |");
     let mut fixture_failed = false;
     let wants = |part: Part| {
         if args.only.is_empty() {
@@ -149,13 +149,13 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         let figures: Vec<Option<Figures>> = sizes.iter().map(|&c| w1(c)).collect();
         if let (Some(small), Some(large)) = (&figures[0], &figures[3]) {
             let in_loop = |f: &Figures| f.work / f.busy_seconds.unwrap_or(f.wall_seconds).max(1e-9);
-            println!(
+            out!(
                 "| event loop, 1M clients / 1k clients | {:.2}x | | |",
                 in_loop(large) / in_loop(small)
             );
             let per_client = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64
                 / (sizes[3] - sizes[0]) as f64;
-            println!("| memory per client, W1-sized: (1M - 1k) / 999k | {per_client:.0} B | | |");
+            out!("| memory per client, W1-sized: (1M - 1k) / 999k | {per_client:.0} B | | |");
         }
         // What an idle client costs: the same thousand at work among 10k and among 1M.
         let mut idle = |clients: usize| {
@@ -172,9 +172,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         };
         if let (Some(small), Some(large)) = (idle(10_000), idle(1_000_000)) {
             let per_idle = large.peak_rss_bytes.saturating_sub(small.peak_rss_bytes) as f64 / 990e3;
-            println!(
-                "| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |"
-            );
+            out!("| memory per idle client, W1-sized: (1M - 10k) / 990k | {per_idle:.0} B | | |");
         }
     }
     if wants(Part::Load) {
@@ -223,7 +221,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
                 rates.push(row(what, Item::Pool { rounds: 5, set }, &images).map(|f| f.rate()));
             }
             if let [Some(one), Some(many)] = rates[..] {
-                println!(
+                out!(
                     "| pool batching speed-up, {backend:?} | {:.2}x | | |",
                     many / one
                 );
@@ -298,7 +296,7 @@ fn remote_rows(row: &mut Row) {
             .sum()
     };
     if let (Some(here), Some(there)) = (wall(&here), wall(&there)) {
-        println!(
+        out!(
             "| remote pool overhead, 2 workers: wall remote / in-process - 1 | {:+.1}% | | |",
             (there / here - 1.0) * 100.0
         );

@@ -1,5 +1,14 @@
 //! The `flotilla` command line: one module per command; the library does the work.
 
+/// `out!` for a command's results: when the reader goes away (`flotilla adapters |
+/// head`), the process ends quietly with success, as other command-line tools do, instead
+/// of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
 mod adapters;
 mod bench;
 mod pretrain;
@@ -114,6 +123,24 @@ fn worker_command(
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+/// Writes one line of results to standard output (see `out!`).
+fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
         }
     }
 }

@@ -66,7 +66,7 @@ pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
     match pretrain(&a.data, &a.out, &opts) {
         Ok(acc) => {
             let last = acc.last().copied().unwrap_or(0.0);
-            println!(
+            out!(
                 "{}: written; test accuracy on the pretraining classes {:.2}%",
                 a.out.display(),
                 last * 100.0

@@ -16,7 +16,7 @@ pub(crate) fn report_command(dirs: &[PathBuf]) -> ExitCode {
                 .map_err(|e| e.to_string())
                 .and_then(|sweep| {
                     let w = write_sweep_report(&sweep).map_err(|e| e.to_string());
-                    println!("{}", sweep.table());
+                    out!("{}", sweep.table());
                     w
                 })
         } else {
@@ -37,7 +37,7 @@ pub(crate) fn report_command(dirs: &[PathBuf]) -> ExitCode {
         }
     }
     if !runs.is_empty() {
-        println!("{}", comparison_table(&runs));
+        out!("{}", comparison_table(&runs));
     }
     ExitCode::SUCCESS
 }

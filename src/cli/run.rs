@@ -72,7 +72,7 @@ pub(crate) fn validate(file: &Path, set: &[String]) -> ExitCode {
             let memory = l.footprint().map_or(String::new(), |f| {
                 format!(", about {} of memory", scenario::human_bytes(f.total()))
             });
-            println!(
+            out!(
                 "{}: ok ({} clients{sweep}{memory})",
                 file.display(),
                 l.scenario.data.clients
@@ -140,7 +140,7 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
     };
     let s = &result.summary;
     let pct = |v: Option<f64>| v.map_or("-".into(), |a| format!("{:.2}%", a * 100.0));
-    println!(
+    out!(
         "{}: global accuracy {}, personalized {}, {:.1} simulated s, {} rounds, {:.1} s wall{}",
         result.dir.display(),
         pct(s.global_accuracy),
@@ -197,8 +197,8 @@ fn sweep_command(
     };
     match run_sweep(loaded, points, opts) {
         Ok((dir, data)) => {
-            println!("{}", data.table());
-            println!("{}: sweep.csv and report.md written", dir.display());
+            out!("{}", data.table());
+            out!("{}: sweep.csv and report.md written", dir.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
