@@ -13,6 +13,9 @@
 //! `check` is the start of a SHA-256 over everything before it, so a record torn by a
 //! crash in the middle of its write is noticed; the torn tail is cut off when the store is
 //! opened. A store written by another version or backend is refused, never trusted.
+//!
+//! One file on purpose: the record format above is written and read back here, and its
+//! writer and reader must change together.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
