@@ -47,6 +47,14 @@ impl UpdateMsg {
     pub(crate) fn single(&self) -> &AdapterUpdate {
         &self.adapters[0]
     }
+
+    /// The adapter of a single-slot update, taken out of it.
+    pub(crate) fn into_single(self) -> AdapterUpdate {
+        self.adapters
+            .into_iter()
+            .next()
+            .expect("an update has an adapter")
+    }
 }
 
 /// A message on a link.

@@ -17,13 +17,17 @@ pub(crate) fn weighted_mean(items: &[(&[f32], f64)]) -> Vec<f32> {
     acc.into_iter().map(|a| (a / total) as f32).collect()
 }
 
-/// `(1 - a) w + a u`, accumulated in f64.
-pub(crate) fn mix(global: &[f32], update: &[f32], a: f64) -> Vec<f32> {
-    global
-        .iter()
-        .zip(update)
-        .map(|(&w, &u)| ((1.0 - a) * w as f64 + a * u as f64) as f32)
-        .collect()
+/// `(1 - a) w + a u`, accumulated in f64, written over `u`: the update's buffer becomes
+/// the new model, so mixing allocates nothing and touches only memory already in cache.
+pub(crate) fn mix_into(global: &[f32], update: &mut [f32], a: f64) {
+    debug_assert_eq!(
+        global.len(),
+        update.len(),
+        "a model and its update differ in length"
+    );
+    for (u, &w) in update.iter_mut().zip(global) {
+        *u = ((1.0 - a) * w as f64 + a * *u as f64) as f32;
+    }
 }
 
 /// `w + lr · (1/K) Σ s_i Δ_i` for `K` deltas with staleness weights `s_i`, in f64.
@@ -50,7 +54,9 @@ mod tests {
 
     #[test]
     fn mix_moves_a_fraction_towards_the_update() {
-        assert_eq!(mix(&[1.0, 2.0], &[3.0, 6.0], 0.25), vec![1.5, 3.0]);
+        let mut update = [3.0, 6.0];
+        mix_into(&[1.0, 2.0], &mut update, 0.25);
+        assert_eq!(update, [1.5, 3.0]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregator, Staleness, mix};
+use super::{Aggregator, Staleness, mix_into};
 use crate::message::UpdateMsg;
 use crate::server::ServerCtx;
 
@@ -33,8 +33,10 @@ impl Aggregator for FedAsync {
     fn aggregate(&mut self, ctx: &mut ServerCtx<'_>, update: UpdateMsg) -> bool {
         let tau = ctx.version().saturating_sub(update.base_version);
         let a = self.config.alpha * self.config.staleness.weight(tau);
-        let mixed = mix(ctx.global(), &update.single().params, a);
-        ctx.apply(mixed, &[update.client]);
+        let client = update.client;
+        let mut mixed = std::sync::Arc::unwrap_or_clone(update.into_single().params);
+        mix_into(ctx.global(), &mut mixed, a);
+        ctx.apply(mixed, &[client]);
         let version = ctx.version();
         let goes_on = ctx.end_round(version as u32);
         if goes_on {

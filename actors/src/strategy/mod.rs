@@ -17,7 +17,7 @@ pub use fedbuff::FedBuffConfig;
 pub use fltac::{Clustering, MAX_CLUSTERS};
 pub use staleness::Staleness;
 
-pub(crate) use aggregate::{apply_buffer, mix, weighted_mean};
+pub(crate) use aggregate::{apply_buffer, mix_into, weighted_mean};
 pub(crate) use fltac::{Clusterer, Member};
 
 use crate::config::AlgorithmSpec;
