@@ -18,7 +18,7 @@ pub(crate) fn weighted_mean(items: &[(&[f32], f64)]) -> Vec<f32> {
 }
 
 /// `(1 - a) w + a u`, accumulated in f64, written over `u`: the update's buffer becomes
-/// the new model, so mixing allocates nothing and touches only memory already in cache.
+/// the new model, so mixing allocates nothing and writes only where it has just read.
 pub(crate) fn mix_into(global: &[f32], update: &mut [f32], a: f64) {
     debug_assert_eq!(
         global.len(),

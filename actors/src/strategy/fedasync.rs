@@ -34,6 +34,7 @@ impl Aggregator for FedAsync {
         let tau = ctx.version().saturating_sub(update.base_version);
         let a = self.config.alpha * self.config.staleness.weight(tau);
         let client = update.client;
+        // The update's own buffer becomes the new model (copied only if still shared).
         let mut mixed = std::sync::Arc::unwrap_or_clone(update.into_single().params);
         mix_into(ctx.global(), &mut mixed, a);
         ctx.apply(mixed, &[client]);
