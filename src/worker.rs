@@ -219,17 +219,9 @@ impl Job {
         let delivered = self.msg.info().map_or(1, |i| i.delivered);
         let name = &self.opts.name;
         eprintln!("flotilla worker {name}: job {id} started (delivery {delivered})");
-        let learner = match self.build(&context).await {
-            Ok(l) => l,
-            Err(why) => {
-                eprintln!("flotilla worker {name}: refusing job {id}: {why}");
-                self.reply(&reply, &id, delivered, 0.0, Err(why)).await;
-                let _ = self.msg.ack_with(AckKind::Term).await;
-                return;
-            }
-        };
         // Progress keeps the job from being delivered to another worker, and tells the run
-        // that work goes on.
+        // that work goes on, from the start: building a run's model and data the first
+        // time can take longer than the job itself.
         let beat = {
             let (msg, client) = (self.msg.clone(), self.client.clone());
             let every = self.ack_wait / 3;
@@ -242,6 +234,16 @@ impl Job {
                     }
                 }
             })
+        };
+        let learner = match self.build(&context).await {
+            Ok(l) => l,
+            Err(why) => {
+                beat.abort();
+                eprintln!("flotilla worker {name}: refusing job {id}: {why}");
+                self.reply(&reply, &id, delivered, 0.0, Err(why)).await;
+                let _ = self.msg.ack_with(AckKind::Term).await;
+                return;
+            }
         };
         let started = Instant::now();
         let payload = self.msg.payload.clone();
