@@ -2,7 +2,8 @@
 //! loopback port with JetStream in a temporary directory): runs whose jobs are answered by
 //! `flotilla worker` processes give the in-process pool's results bit for bit, with one,
 //! two or three workers, after a worker is killed mid-job, and with batched jobs; a worker
-//! that would compute differently is refused with its reason, and a run without workers
+//! that would compute differently is refused with its reason, a second answer to a job
+//! is ignored when equal and stops the run when not, and a run without workers
 //! stops at its deadline, everything up to then written, and resumes from there.
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
@@ -367,6 +368,56 @@ fn a_run_stopped_by_its_deadline_resumes_to_the_same_results() {
         .expect(&err);
     assert!(taken > 0, "{err}");
     assert_same(&dir.path().join("here"), &out, "resumed after the deadline");
+}
+
+#[test]
+fn a_second_answer_is_ignored_if_equal_and_stops_the_run_if_not() {
+    let nats = LocalNats::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
+    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    run_ok(&here, &dir.path().join("here"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async_nats::connect(nats.url())).unwrap();
+    for differs in [false, true] {
+        let _worker = Worker::start(&nats, "w", &[]);
+        let mut answers = rt.block_on(client.subscribe("flotilla.answers.>")).unwrap();
+        let out = dir.path().join(format!("there-{differs}"));
+        let run = spawn_run(&there, &out);
+        // The first answer comes again, as from a worker whose job was delivered twice:
+        // the same bytes, or one byte changed.
+        let first = rt
+            .block_on(async {
+                let next = futures::StreamExt::next(&mut answers);
+                tokio::time::timeout(Duration::from_secs(60), next).await
+            })
+            .unwrap()
+            .unwrap();
+        let mut payload = first.payload.to_vec();
+        if differs {
+            let last = payload.len() - 1;
+            payload[last] ^= 1;
+        }
+        rt.block_on(async {
+            client
+                .publish_with_headers(first.subject, first.headers.unwrap(), payload.into())
+                .await
+                .unwrap();
+            client.flush().await.unwrap();
+        });
+        let o = run.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if differs {
+            assert!(!o.status.success(), "{err}");
+            assert!(err.contains("differ (w sent the second)"), "{err}");
+        } else {
+            assert!(o.status.success(), "{err}");
+            assert_same(&dir.path().join("here"), &out, "an answer twice");
+        }
+    }
 }
 
 /// Waits until the job stream holds a job (its file store has grown).
