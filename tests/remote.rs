@@ -100,6 +100,18 @@ fn scenario(
     file
 }
 
+/// The small scenario with `algorithm` run on the in-process pool into `dir/here`, and
+/// the same scenario on the remote pool of `nats`, to compare with it: returns both.
+fn compared(nats: &LocalNats, dir: &Path, algorithm: &str, batch: usize) -> (PathBuf, PathBuf) {
+    let here = scenario(dir, "here", algorithm, batch, None);
+    let reference = dir.join("here");
+    run_ok(&here, &reference);
+    (
+        reference,
+        scenario(dir, "there", algorithm, batch, Some(nats)),
+    )
+}
+
 fn run(file: &Path, out: &Path) -> Output {
     flotilla()
         .args(["run", file.to_str().unwrap(), "--quiet", "--out"])
@@ -141,20 +153,14 @@ fn run_ok(file: &Path, out: &Path) {
 fn remote_workers_give_the_in_process_results() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
-    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
-    run_ok(&here, &dir.path().join("here"));
+    let (here, there) = compared(&nats, dir.path(), common::FEDAVG, 1);
     for workers in [1, 3] {
         let pool: Vec<Worker> = (0..workers)
             .map(|i| Worker::start(&nats, &format!("w{i}"), &[]))
             .collect();
         let out = dir.path().join(format!("there-{workers}"));
         run_ok(&there, &out);
-        assert_same(
-            &dir.path().join("here"),
-            &out,
-            &format!("{workers} workers"),
-        );
+        assert_same(&here, &out, &format!("{workers} workers"));
         let logs: Vec<String> = pool.into_iter().map(Worker::kill_and_log).collect();
         let answered = logs.iter().filter(|l| l.contains(" done in ")).count();
         assert_eq!(answered, workers, "every worker answered jobs: {logs:?}");
@@ -165,28 +171,20 @@ fn remote_workers_give_the_in_process_results() {
 fn batched_jobs_go_remote_as_one() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let here = scenario(dir.path(), "here", FEDBUFF, 3, None);
-    let there = scenario(dir.path(), "there", FEDBUFF, 3, Some(&nats));
-    run_ok(&here, &dir.path().join("here"));
+    let (here, there) = compared(&nats, dir.path(), FEDBUFF, 3);
     let _pool = [
         Worker::start(&nats, "a", &[]),
         Worker::start(&nats, "b", &[]),
     ];
     run_ok(&there, &dir.path().join("there"));
-    assert_same(
-        &dir.path().join("here"),
-        &dir.path().join("there"),
-        "batched",
-    );
+    assert_same(&here, &dir.path().join("there"), "batched");
 }
 
 #[test]
 fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let here = scenario(dir.path(), "here", FEDBUFF, 1, None);
-    let there = scenario(dir.path(), "there", FEDBUFF, 1, Some(&nats));
-    run_ok(&here, &dir.path().join("here"));
+    let (here, there) = compared(&nats, dir.path(), FEDBUFF, 1);
     let out = dir.path().join("there");
     let mut victim = Worker::start(&nats, "victim", &[]);
     let mut log = victim.log();
@@ -206,7 +204,7 @@ fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    assert_same(&dir.path().join("here"), &out, "after a kill");
+    assert_same(&here, &out, "after a kill");
     let log = heir.kill_and_log();
     assert!(
         log.contains("job 0 started (delivery 2)"),
@@ -320,10 +318,8 @@ fn a_run_without_workers_stops_at_its_deadline() {
 fn a_run_stopped_by_its_deadline_resumes_to_the_same_results() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
-    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
+    let (here, there) = compared(&nats, dir.path(), common::FEDAVG, 1);
     with_deadline(&there, "3s");
-    run_ok(&here, &dir.path().join("here"));
     let out = dir.path().join("there");
     let first = Worker::start(&nats, "first", &[]);
     let run = spawn_run(&there, &out);
@@ -367,16 +363,14 @@ fn a_run_stopped_by_its_deadline_resumes_to_the_same_results() {
         .and_then(|n| n.parse().ok())
         .expect(&err);
     assert!(taken > 0, "{err}");
-    assert_same(&dir.path().join("here"), &out, "resumed after the deadline");
+    assert_same(&here, &out, "resumed after the deadline");
 }
 
 #[test]
 fn a_second_answer_is_ignored_if_equal_and_stops_the_run_if_not() {
     let nats = LocalNats::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let here = scenario(dir.path(), "here", common::FEDAVG, 1, None);
-    let there = scenario(dir.path(), "there", common::FEDAVG, 1, Some(&nats));
-    run_ok(&here, &dir.path().join("here"));
+    let (here, there) = compared(&nats, dir.path(), common::FEDAVG, 1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -415,7 +409,7 @@ fn a_second_answer_is_ignored_if_equal_and_stops_the_run_if_not() {
             assert!(err.contains("differ (w sent the second)"), "{err}");
         } else {
             assert!(o.status.success(), "{err}");
-            assert_same(&dir.path().join("here"), &out, "an answer twice");
+            assert_same(&here, &out, "an answer twice");
         }
     }
 }
