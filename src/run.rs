@@ -177,7 +177,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     std::fs::create_dir_all(&dir).map_err(written)?;
     let streams = Arc::new(Mutex::new(Streams::create(&dir).map_err(written)?));
     let outcome = simulate_streaming(
-        &config,
+        config,
         learner,
         opts.interrupt,
         Box::new(observer),

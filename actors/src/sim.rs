@@ -14,6 +14,7 @@ use crate::record::{RecordSink, Records, Sink};
 use crate::rng::{ActorKey, stream};
 use crate::server::{Routes, ServerActor, ServerSetup};
 use crate::strategy::{self, Clusterer};
+use crate::wire::Encoder;
 
 /// Why a simulation could not run to its end.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +38,12 @@ pub struct SimOutcome {
 /// nothing is left to happen, `interrupt` is set, or the learner drops a job
 /// ([`StopReason::PoolFailed`](crate::StopReason::PoolFailed)). Records made before an
 /// interruption or a failure are returned all the same.
+///
+/// The config is taken: each client's spec is freed as soon as its actor is built, so
+/// that the run does not hold the population's specs (about 300 bytes a client) while
+/// it runs, and reuses their memory instead of asking the OS for more.
 pub fn simulate(
-    config: &SimConfig,
+    config: SimConfig,
     learner: Arc<dyn Learner>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
@@ -49,7 +54,7 @@ pub fn simulate(
 /// As [`simulate`], but the rows that grow with the run (updates, availability changes)
 /// go to `sink` as they happen instead of into the returned records.
 pub fn simulate_streaming(
-    config: &SimConfig,
+    config: SimConfig,
     learner: Arc<dyn Learner>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
@@ -59,7 +64,7 @@ pub fn simulate_streaming(
 }
 
 fn run(
-    config: &SimConfig,
+    config: SimConfig,
     learner: Arc<dyn Learner>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
@@ -92,7 +97,7 @@ fn run(
 /// Builds every actor; returns them and the events due before the server starts (the
 /// first availability changes).
 fn spawn_actors(
-    config: &SimConfig,
+    mut config: SimConfig,
     learner: Arc<dyn Learner>,
     records: &Arc<Mutex<Records>>,
 ) -> (Actors, Vec<(crate::time::SimTime, crate::event::Event)>) {
@@ -102,20 +107,30 @@ fn spawn_actors(
         .map(|c| Clusterer::new(c, stream(config.seed, ActorKey::Server, "cluster")));
     let strategy = strategy::build(&config.algorithm, clusterer);
     let personal: PersonalModels = Arc::default();
-    let (crowd, initial) = Crowd::new(config, learner.clone(), records.clone(), personal.clone());
+    let models = config.clustering.as_ref().map_or(1, |c| c.k);
+    let routes = Routes::new(
+        config.clients.iter().map(|c| c.slots.as_slice()),
+        models,
+        config.clustering.is_some(),
+    );
+    let (crowd, initial) = Crowd::new(
+        std::mem::take(&mut config.clients),
+        config.seed,
+        config.tracked_clients,
+        Encoder::new(config.wire.up, config.wire.layout.clone()),
+        learner.clone(),
+        records.clone(),
+        personal.clone(),
+    );
     let setup = ServerSetup {
         seed: config.seed,
-        models: config.clustering.as_ref().map_or(1, |c| c.k),
+        models,
         tasks: config.tasks,
-        routes: Routes::new(
-            config.clients.iter().map(|c| c.slots.as_slice()),
-            config.clustering.as_ref().map_or(1, |c| c.k),
-            config.clustering.is_some(),
-        ),
+        routes,
         online: crowd.selectable(),
         personal,
-        wire: config.wire.clone(),
-        stop: config.stop.clone(),
+        wire: config.wire,
+        stop: config.stop,
         eval_every_rounds: config.eval_every_rounds,
         eval_every: config.eval_every,
     };
@@ -123,8 +138,8 @@ fn spawn_actors(
     let actors = Actors {
         server,
         crowd,
-        ingress: BottleneckActor::new(Direction::Up, config.ingress.clone()),
-        egress: BottleneckActor::new(Direction::Down, config.egress.clone()),
+        ingress: BottleneckActor::new(Direction::Up, config.ingress),
+        egress: BottleneckActor::new(Direction::Down, config.egress),
     };
     (actors, initial)
 }

@@ -208,7 +208,13 @@ fn violations(out: &SimOutcome) -> Vec<String> {
 
 fn run(c: &SimConfig) -> SimOutcome {
     let learner = Arc::new(Mock { clients: CLIENTS });
-    simulate(c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
+    simulate(
+        c.clone(),
+        learner,
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap()
 }
 
 #[test]

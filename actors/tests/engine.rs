@@ -58,7 +58,13 @@ fn run(c: &SimConfig) -> SimOutcome {
     let learner = Arc::new(Mock {
         clients: c.clients.len(),
     });
-    simulate(c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
+    simulate(
+        c.clone(),
+        learner,
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap()
 }
 
 /// The global accuracy of every timeline row of `records` after the first, in order; the
@@ -352,7 +358,13 @@ fn when_an_evaluation_finishes_changes_nothing_in_the_run() {
     let slow = Arc::new(SlowEvaluations(Mock {
         clients: c.clients.len(),
     }));
-    let late = simulate(&c, slow, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap();
+    let late = simulate(
+        c.clone(),
+        slow,
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap();
     let prompt = run(&c);
     assert_eq!(
         late.records.timeline.len(),
@@ -420,7 +432,13 @@ fn a_dropped_job_stops_the_run_and_keeps_what_came_before() {
     let n = c.clients.len();
     let dropped = |trains, evals| {
         let learner = Arc::new(Dropping::new(n, trains, evals));
-        simulate(&c, learner, Arc::new(AtomicBool::new(false)), Box::new(())).unwrap()
+        simulate(
+            c.clone(),
+            learner,
+            Arc::new(AtomicBool::new(false)),
+            Box::new(()),
+        )
+        .unwrap()
     };
     // A training dropped mid-run: the updates and evaluations before it are the full
     // run's, and the run says why it stopped.
@@ -692,7 +710,7 @@ fn personal_state_persists_across_a_clients_jobs_and_reaches_evaluation() {
     let a = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
     let c = config(vec![a; 5], fedavg(2), 6);
     let out = simulate(
-        &c,
+        c,
         Arc::new(Counting),
         Arc::new(AtomicBool::new(false)),
         Box::new(()),
@@ -838,7 +856,7 @@ fn multi_task(algorithm: AlgorithmSpec, stop: u32) -> (SimConfig, Vec<Vec<usize>
 fn fltac_clusters_by_task_and_averages_inside_each_cluster() {
     let (c, slots) = multi_task(AlgorithmSpec::FedAvg(fedavg(9)), 2);
     let out = simulate(
-        &c,
+        c,
         Arc::new(MultiTask {
             slots: slots.clone(),
         }),
@@ -892,7 +910,7 @@ fn fltac_clusters_on_each_fedbuff_flush() {
     c.stop.virtual_time = Some(SimTime(10_000_000));
     let run = || {
         simulate(
-            &c,
+            c.clone(),
             Arc::new(MultiTask {
                 slots: slots.clone(),
             }),

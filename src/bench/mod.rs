@@ -374,7 +374,7 @@ pub fn engine_at(
     });
     let timer = LoopTimer::default();
     let outcome = simulate(
-        &config,
+        config,
         learner,
         Arc::new(AtomicBool::new(false)),
         Box::new(timer.clone()),

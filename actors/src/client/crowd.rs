@@ -36,10 +36,14 @@ pub(crate) struct Crowd {
 }
 
 impl Crowd {
-    /// The clients of `config`; returns them and the events due before the server starts
-    /// (their first availability changes).
+    /// The clients of `clients` (taken, so that each spec is freed once its client is
+    /// built); returns them and the events due before the server starts (their first
+    /// availability changes). `tracked` clients record every change of state.
     pub(crate) fn new(
-        config: &SimConfig,
+        clients: Vec<ClientSpec>,
+        seed: u64,
+        tracked: usize,
+        uplink: Encoder,
         learner: Arc<dyn Learner>,
         records: Arc<Mutex<Records>>,
         personal: PersonalModels,
@@ -48,30 +52,29 @@ impl Crowd {
             learner,
             records,
             personal,
-            uplink: Encoder::new(config.wire.up, config.wire.layout.clone()),
+            uplink,
             states: ClientState::ALL
                 .map(|s| metrics::gauge!(crate::metrics::CLIENTS, "state" => s.as_str())),
         };
+        let n = clients.len();
         let mut crowd = Self {
-            members: Vec::with_capacity(config.clients.len()),
+            members: Vec::with_capacity(n),
             profiles: Vec::new(),
             classes: Vec::new(),
             shared,
         };
-        let mut class_names: Vec<&str> = Vec::new();
+        let mut class_names: Vec<String> = Vec::new();
         let mut initial = Vec::new();
-        let n = config.clients.len();
-        for (id, spec) in config.clients.iter().enumerate() {
+        for (id, spec) in clients.into_iter().enumerate() {
             let (profile, trace) = crowd.profile_of(spec, &mut class_names);
-            let tracked = SimConfig::tracks(id, n, config.tracked_clients);
+            let tracked = SimConfig::tracks(id, n, tracked);
             let cx = crowd.cx(id, profile);
-            let (client, first) =
-                ClientActor::new(id, config.seed, profile as u32, &cx, trace, tracked);
+            let (client, first) = ClientActor::new(id, seed, profile as u32, &cx, trace, tracked);
             if let Some(at) = first {
                 initial.push((at, Event::Client(id, ClientEvent::Availability)));
             }
             let links = [Direction::Up, Direction::Down]
-                .map(|dir| LinkActor::new(LinkId { client: id, dir }, config.seed));
+                .map(|dir| LinkActor::new(LinkId { client: id, dir }, seed));
             crowd.members.push(Member { client, links });
         }
         (crowd, initial)
@@ -79,23 +82,22 @@ impl Crowd {
 
     /// The profile `spec` follows (an earlier one when it matches the last, else a new
     /// one), and the client's own trace if its availability is one.
-    fn profile_of<'a>(
+    fn profile_of(
         &mut self,
-        spec: &'a ClientSpec,
-        class_names: &mut Vec<&'a str>,
+        spec: ClientSpec,
+        class_names: &mut Vec<String>,
     ) -> (usize, Option<Box<Availability>>) {
-        let (shared, trace) = match &spec.availability {
-            Availability::Trace(_) | Availability::Periodic { .. } => (
-                Availability::Trace(Vec::new()),
-                Some(Box::new(spec.availability.clone())),
-            ),
-            other => (other.clone(), None),
+        let (shared, trace) = match spec.availability {
+            trace @ (Availability::Trace(_) | Availability::Periodic { .. }) => {
+                (Availability::Trace(Vec::new()), Some(Box::new(trace)))
+            }
+            other => (other, None),
         };
-        let class = match class_names.iter().position(|&c| c == spec.class) {
+        let class = match class_names.iter().position(|c| *c == spec.class) {
             Some(c) => c,
             None => {
-                class_names.push(&spec.class);
                 self.classes.push(ClassMetrics::new(&spec.class));
+                class_names.push(spec.class);
                 class_names.len() - 1
             }
         };
@@ -109,9 +111,9 @@ impl Crowd {
         if !same {
             self.profiles.push(Profile {
                 class,
-                device: spec.device.clone(),
-                uplink: spec.uplink.clone(),
-                downlink: spec.downlink.clone(),
+                device: spec.device,
+                uplink: spec.uplink,
+                downlink: spec.downlink,
                 availability: shared,
             });
         }
