@@ -21,7 +21,9 @@ use crate::time::SimTime;
 use crate::wire::Encoder;
 
 /// A client and its uplink and downlink, side by side in memory: an event for any of
-/// the three touches the same few cache lines.
+/// the three touches the same few cache lines. Aligned to a cache line, so that no
+/// member shares a line with the next (see the test of its size).
+#[repr(align(64))]
 struct Member {
     client: ClientActor,
     links: [LinkActor; 2],
@@ -167,5 +169,19 @@ impl Crowd {
             Direction::Down => 1,
         };
         member.links[slot].handle(id, &cx, out, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Member;
+
+    /// With a million clients every event finds its member cold: one that starts on a
+    /// cache line and fills four exactly costs the fewest misses. A field that grows
+    /// it past 256 bytes costs a fifth line for every member.
+    #[test]
+    fn a_member_fills_four_cache_lines() {
+        assert_eq!(std::mem::align_of::<Member>(), 64);
+        assert_eq!(std::mem::size_of::<Member>(), 256);
     }
 }

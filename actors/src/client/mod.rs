@@ -189,7 +189,7 @@ pub(crate) struct ClientActor {
     wire: Sender,
     /// The models of the current job, as received, when its update is encoded against
     /// them (delta encodings); empty otherwise.
-    received: Vec<Params>,
+    received: Box<[Params]>,
 }
 
 impl ClientActor {
@@ -260,7 +260,7 @@ impl ClientActor {
             dropout_rng: Stream::new(seed, ActorKey::Client(id), "dropout"),
             job_seeds: Stream::new(seed, ActorKey::Client(id), "job-seed"),
             wire: Sender::new(Stream::new(seed, ActorKey::Client(id), "wire")),
-            received: Vec::new(),
+            received: Box::default(),
         };
         (client, first_change)
     }
@@ -491,7 +491,7 @@ impl ClientActor {
             .cloned();
         if cx.shared.uplink.encodes_delta() {
             // The update will be encoded against what was received.
-            self.received = model.params.clone();
+            self.received = model.params.as_slice().into();
         }
         let outcome = cx.shared.learner.train(TrainJob {
             client: id,
