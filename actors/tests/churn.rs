@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use flotilla_actors::client::ClientState;
 use flotilla_actors::device::Availability;
@@ -15,14 +14,14 @@ use flotilla_actors::strategy::{
 };
 use flotilla_actors::{
     AlgorithmSpec, ClientSpec, Dist, Records, SimConfig, SimOutcome, SimTime, StopReason, StopRule,
-    Wire, simulate,
+    Wire,
 };
 use flotilla_actors::{Encoding, net::LinkValue};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::{Mock, client, link};
+use common::{Mock, client, link, run_to_end};
 
 const CLIENTS: usize = 12;
 
@@ -208,13 +207,7 @@ fn violations(out: &SimOutcome) -> Vec<String> {
 
 fn run(c: &SimConfig) -> SimOutcome {
     let learner = Arc::new(Mock { clients: CLIENTS });
-    simulate(
-        c.clone(),
-        learner,
-        Arc::new(AtomicBool::new(false)),
-        Box::new(()),
-    )
-    .unwrap()
+    run_to_end(c.clone(), learner)
 }
 
 #[test]

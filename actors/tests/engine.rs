@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::learner::SlotOutcome;
@@ -17,13 +16,13 @@ use flotilla_actors::strategy::{
 };
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
-    SimOutcome, SimTime, StopReason, StopRule, TrainJob, TrainOutcome, Wire, simulate,
+    SimOutcome, SimTime, StopReason, StopRule, TrainJob, TrainOutcome, Wire,
 };
 use flotilla_actors::{Encoding, Rounding};
 use flotilla_actors::{SpeedUnit, Work};
 
 mod common;
-use common::{Mock, P, WORK, client, link};
+use common::{Mock, P, WORK, client, link, run_to_end};
 
 fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimConfig {
     SimConfig {
@@ -58,13 +57,7 @@ fn run(c: &SimConfig) -> SimOutcome {
     let learner = Arc::new(Mock {
         clients: c.clients.len(),
     });
-    simulate(
-        c.clone(),
-        learner,
-        Arc::new(AtomicBool::new(false)),
-        Box::new(()),
-    )
-    .unwrap()
+    run_to_end(c.clone(), learner)
 }
 
 /// The global accuracy of every timeline row of `records` after the first, in order; the
@@ -358,13 +351,7 @@ fn when_an_evaluation_finishes_changes_nothing_in_the_run() {
     let slow = Arc::new(SlowEvaluations(Mock {
         clients: c.clients.len(),
     }));
-    let late = simulate(
-        c.clone(),
-        slow,
-        Arc::new(AtomicBool::new(false)),
-        Box::new(()),
-    )
-    .unwrap();
+    let late = run_to_end(c.clone(), slow);
     let prompt = run(&c);
     assert_eq!(
         late.records.timeline.len(),
@@ -432,13 +419,7 @@ fn a_dropped_job_stops_the_run_and_keeps_what_came_before() {
     let n = c.clients.len();
     let dropped = |trains, evals| {
         let learner = Arc::new(Dropping::new(n, trains, evals));
-        simulate(
-            c.clone(),
-            learner,
-            Arc::new(AtomicBool::new(false)),
-            Box::new(()),
-        )
-        .unwrap()
+        run_to_end(c.clone(), learner)
     };
     // A training dropped mid-run: the updates and evaluations before it are the full
     // run's, and the run says why it stopped.
@@ -709,13 +690,7 @@ impl Learner for Counting {
 fn personal_state_persists_across_a_clients_jobs_and_reaches_evaluation() {
     let a = client(300.0, link(0.0, 1e9), link(0.0, 1e9));
     let c = config(vec![a; 5], fedavg(2), 6);
-    let out = simulate(
-        c,
-        Arc::new(Counting),
-        Arc::new(AtomicBool::new(false)),
-        Box::new(()),
-    )
-    .unwrap();
+    let out = run_to_end(c, Arc::new(Counting));
     for stats in &out.records.clients {
         // Every job the client ran started from the count its previous job left.
         assert_eq!(
@@ -855,15 +830,12 @@ fn multi_task(algorithm: AlgorithmSpec, stop: u32) -> (SimConfig, Vec<Vec<usize>
 #[test]
 fn fltac_clusters_by_task_and_averages_inside_each_cluster() {
     let (c, slots) = multi_task(AlgorithmSpec::FedAvg(fedavg(9)), 2);
-    let out = simulate(
+    let out = run_to_end(
         c,
         Arc::new(MultiTask {
             slots: slots.clone(),
         }),
-        Arc::new(AtomicBool::new(false)),
-        Box::new(()),
-    )
-    .unwrap();
+    );
     let r = &out.records;
     assert_eq!(r.clusterings.len(), 2);
     for clustering in &r.clusterings {
@@ -909,15 +881,12 @@ fn fltac_clusters_on_each_fedbuff_flush() {
     c.stop.rounds = None;
     c.stop.virtual_time = Some(SimTime(10_000_000));
     let run = || {
-        simulate(
+        run_to_end(
             c.clone(),
             Arc::new(MultiTask {
                 slots: slots.clone(),
             }),
-            Arc::new(AtomicBool::new(false)),
-            Box::new(()),
         )
-        .unwrap()
     };
     let out = run();
     let r = &out.records;

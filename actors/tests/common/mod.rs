@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::learner::SlotOutcome;
 use flotilla_actors::net::{LinkSpec, LinkValue};
@@ -10,7 +13,7 @@ use flotilla_actors::{
     ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimTime, TrainJob,
     TrainOutcome,
 };
-use flotilla_actors::{SpeedUnit, Work};
+use flotilla_actors::{SimConfig, SimOutcome, SpeedUnit, Work, simulate};
 
 /// Parameters per model, so an update is 4000 bytes in f32 and 2000 in f16.
 pub(crate) const P: usize = 1000;
@@ -79,4 +82,15 @@ pub(crate) fn client(speed: f64, up: LinkSpec, down: LinkSpec) -> ClientSpec {
         downlink: down,
         slots: vec![Some(0)],
     }
+}
+
+/// Runs `config` with `learner` to its end, never interrupted.
+pub(crate) fn run_to_end(config: SimConfig, learner: Arc<dyn Learner>) -> SimOutcome {
+    simulate(
+        config,
+        learner,
+        Arc::new(AtomicBool::new(false)),
+        Box::new(()),
+    )
+    .unwrap()
 }
