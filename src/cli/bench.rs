@@ -53,6 +53,9 @@ enum Part {
 /// Updates in each population measurement.
 const POPULATION_UPDATES: u64 = 200_000;
 
+/// Values of W1's adapter and head: the vector every population measurement moves.
+const W1_VALUES: usize = 4_746;
+
 /// Pairs of 1k- and 1M-client measurements behind the event loop's median ratio.
 const RATIO_PAIRS: usize = 3;
 
@@ -147,7 +150,11 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             let what = format!(
                 "engine, no-op learner, {clients} clients, W1-sized model, {POPULATION_UPDATES} updates"
             );
-            row(what, engine(clients, POPULATION_UPDATES, 4_746), &events)
+            row(
+                what,
+                engine(clients, POPULATION_UPDATES, W1_VALUES),
+                &events,
+            )
         };
         let sizes = [1_000, 10_000, 100_000, 1_000_000];
         let figures: Vec<Option<Figures>> = sizes.iter().map(|&c| w1(c)).collect();
@@ -166,7 +173,10 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         let mut ratios = Vec::new();
         for _ in 0..RATIO_PAIRS {
             let pair = [sizes[0], sizes[3]].map(|clients| {
-                in_child(&engine(clients, POPULATION_UPDATES, 4_746), &args.scenario)
+                in_child(
+                    &engine(clients, POPULATION_UPDATES, W1_VALUES),
+                    &args.scenario,
+                )
             });
             match pair {
                 [Ok(small), Ok(large)] => ratios.push(in_loop(&large) / in_loop(&small)),
@@ -194,7 +204,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             let item = Item::Engine {
                 clients,
                 updates: IDLE_UPDATES,
-                params: 4_746,
+                params: W1_VALUES,
                 at_work: Some(1_000),
             };
             row(what, item, &events)
