@@ -1,38 +1,23 @@
 //! The clock actor: owns the event queue and dispatches events in simulated-time order.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use actix::{Actor, Addr, Context, Handler, Message as ActixMessage, ResponseFuture};
 
-use crate::client::{ClientEvent, Crowd};
-use crate::event::{Deliver, Effects, Event, Out};
+use crate::client::Crowd;
+use crate::event::{ClientEvent, Deliver, Effects, Event, Out, ServerEvent};
 use crate::learner::Learner;
-use crate::net::{BottleneckActor, Direction};
+use crate::link::BottleneckActor;
+use crate::net::Direction;
+use crate::outcome::{ClockOutcome, SimError, StopReason};
 use crate::queue::EventQueue;
 use crate::record::Records;
-use crate::server::{ServerActor, ServerEvent};
-use crate::sim::SimError;
+use crate::server::ServerActor;
 use crate::time::SimTime;
-
-/// Why a run ended.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum StopReason {
-    /// The stop rule was met.
-    Finished,
-    /// Nothing was left to happen before the stop rule was met.
-    Stalled,
-    /// An aggregation made the model non-finite (NaN or infinite values).
-    Diverged,
-    /// The user interrupted the run.
-    Interrupted,
-    /// The learner dropped a job (a pool worker failed, or the remote pool gave up); what
-    /// was recorded until then is kept.
-    PoolFailed,
-}
 
 /// Every actor, by role: the server behind its actix mailbox; the clients, their links
 /// and the server's capacities hosted by the clock itself (see [`Crowd`]).
@@ -53,17 +38,6 @@ impl Observer for () {
     fn progress(&mut self, _: SimTime, _: &Records) {}
 }
 
-/// How a run ended, as the clock saw it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ClockOutcome {
-    /// The simulated time of the last event.
-    pub end: SimTime,
-    /// Why the run ended.
-    pub reason: StopReason,
-    /// Events dispatched.
-    pub events: u64,
-}
-
 /// The clock. It dispatches every event in `(time, sequence)` order and waits for each
 /// handler before the next; a pool result carried by an event is awaited only when that
 /// event is due, so jobs submitted earlier keep running in parallel meanwhile.
@@ -79,7 +53,7 @@ pub(crate) struct ClockActor {
 struct ClockState {
     actors: Actors,
     queue: EventQueue<Event>,
-    records: Arc<Mutex<Records>>,
+    records: Rc<RefCell<Records>>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer>,
     learner: Arc<dyn Learner>,
@@ -94,7 +68,7 @@ impl ClockActor {
     pub(crate) fn new(
         actors: Actors,
         initial: Vec<(SimTime, Event)>,
-        records: Arc<Mutex<Records>>,
+        records: Rc<RefCell<Records>>,
         interrupt: Arc<AtomicBool>,
         observer: Box<dyn Observer>,
         learner: Arc<dyn Learner>,
@@ -223,8 +197,7 @@ impl ClockState {
             events_total.increment(1);
             sim_seconds.set(now.as_secs_f64());
             if observe {
-                let records = self.records.lock().expect("records lock");
-                self.observer.progress(now, &records);
+                self.observer.progress(now, &self.records.borrow());
             }
         };
         // What was set aside is delivered, up to the first evaluation the pool failed.
@@ -235,8 +208,7 @@ impl ClockState {
             true => reason,
             false => StopReason::PoolFailed,
         };
-        let records = self.records.lock().expect("records lock");
-        self.observer.progress(now, &records);
+        self.observer.progress(now, &self.records.borrow());
         Ok(ClockOutcome {
             end: now,
             reason,
@@ -283,8 +255,7 @@ impl ClockState {
                 "a deferred evaluation schedules nothing"
             );
             metrics::counter!(crate::metrics::EVENTS).increment(1);
-            let records = self.records.lock().expect("records lock");
-            self.observer.progress(now, &records);
+            self.observer.progress(now, &self.records.borrow());
             *events += 1;
         }
         Ok(true)

@@ -2,10 +2,11 @@
 
 use actix::Message as ActixMessage;
 
-use crate::client::ClientEvent;
-use crate::learner::{ClientId, LearnerFailed};
-use crate::net::{BottleneckEvent, Direction, LinkEvent, LinkId};
-use crate::server::ServerEvent;
+use crate::learner::{ClientId, EvalOutcome, LearnerFailed, Pending, TrainOutcome};
+use crate::message::{Message, ModelMsg, UpdateMsg};
+use crate::net::{Direction, LinkId, Transfer};
+use crate::outcome::StopReason;
+use crate::record::Progress;
 use crate::time::SimTime;
 
 /// Every event of a simulation, addressed to one actor.
@@ -16,10 +17,31 @@ pub(crate) enum Event {
     Link(LinkId, LinkEvent),
     Bottleneck(Direction, BottleneckEvent),
     /// Ends the run after every earlier event, for this reason.
-    Stop(crate::clock::StopReason),
+    Stop(StopReason),
 }
 
 impl Event {
+    /// The event that hands `msg`, carried by `link`, to its receiver.
+    pub(crate) fn delivery(msg: Message, link: LinkId) -> Self {
+        match msg {
+            Message::Model(m) => Event::Client(link.client, ClientEvent::ModelArrived(m)),
+            Message::Update(u) => Event::Server(ServerEvent::UpdateArrived(u)),
+        }
+    }
+
+    /// The event that tells `link`'s client its transfer of a message of `round` ended,
+    /// delivered or given up.
+    pub(crate) fn transfer_ended(link: LinkId, round: u32, delivered: bool) -> Self {
+        Event::Client(
+            link.client,
+            ClientEvent::TransferEnded {
+                dir: link.dir,
+                round,
+                delivered,
+            },
+        )
+    }
+
     /// Whether the event carries a pool result.
     pub(crate) fn awaits_result(&self) -> bool {
         matches!(
@@ -58,6 +80,92 @@ impl Event {
             _ => Ok(()),
         }
     }
+}
+
+/// Events a client handles.
+#[derive(Debug)]
+pub(crate) enum ClientEvent {
+    /// The server chose this client for `round` and started sending it the model.
+    Selected { round: u32 },
+    /// The global model arrived over the downlink.
+    ModelArrived(ModelMsg),
+    /// Local training finished at this simulated time.
+    TrainDone {
+        task: u64,
+        round: u32,
+        base_version: u64,
+        outcome: Pending<TrainOutcome>,
+    },
+    /// A transfer to or from this client, of a message of `round`, ended: delivered, or
+    /// given up after its retries.
+    TransferEnded {
+        dir: Direction,
+        round: u32,
+        delivered: bool,
+    },
+    /// The device goes offline or comes back online.
+    Availability,
+}
+
+/// Events the server handles.
+#[derive(Debug)]
+pub(crate) enum ServerEvent {
+    /// The run begins.
+    Start,
+    /// A client's update arrived.
+    UpdateArrived(UpdateMsg),
+    /// A timer the strategy set (a round deadline).
+    Timer(u64),
+    /// A client's job for `round` failed (it dropped out, went offline, declined, or a
+    /// transfer was given up); the server notices the lost connection.
+    ClientFailed { client: ClientId, round: u32 },
+    /// A client came online or went offline.
+    CheckIn { client: ClientId, online: bool },
+    /// An evaluation of `version` finished.
+    EvalDone {
+        round: u32,
+        version: u64,
+        /// Boxed, as is `progress`: every event is as large as the largest, and this one
+        /// comes once a round.
+        outcome: Box<Pending<EvalOutcome>>,
+        /// Whether the run waits for it: its result can stop the run (a target accuracy,
+        /// the final evaluation). The clock may deliver any other evaluation later, as
+        /// its result comes in, for it only writes records.
+        blocking: bool,
+        /// The records' counters as the evaluation started, for its timeline row.
+        progress: Box<Progress>,
+    },
+    /// The virtual-time limit.
+    Horizon,
+    /// Time for a periodic evaluation.
+    EvalTick,
+    /// Nothing but periodic evaluations is left to happen: the run ends, and the server
+    /// records what it waited for.
+    Stalled,
+}
+
+/// Events a link handles.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// Transmit a new message.
+    Send(Message),
+    /// An attempt's last bit arrived (or would have, had it not been lost).
+    Arrived { attempt: u64 },
+    /// The sender's timeout for a lost attempt expired: try again.
+    Retry { attempt: u64 },
+    /// The client went offline: every message in flight on this link is lost.
+    Cancel,
+}
+
+/// Events the shared capacity handles.
+#[derive(Debug)]
+pub(crate) enum BottleneckEvent {
+    /// A transfer begins.
+    Start(Transfer),
+    /// The earliest active transfer may have finished; stale wake-ups carry an old generation.
+    Wake { generation: u64 },
+    /// The link's client went offline: its transfers stop.
+    Cancel(LinkId),
 }
 
 /// An event delivered to an actor at simulated time `now`.

@@ -7,12 +7,12 @@
 //!
 //! The public API is what a learner or a front end needs: [`simulate`] and its
 //! [`SimConfig`] (with the device, link, wire and strategy settings in [`device`],
-//! [`net`], [`strategy`]), the [`Learner`] trait and its jobs, [`SimTime`], and the
+//! [`net`], [`wire`] and [`config`]), the [`Learner`] trait and its jobs, [`SimTime`], and the
 //! [`Records`] a run leaves. The actors, events and algorithms behind them stay private.
 
 #![warn(missing_docs)]
 
-pub mod client;
+mod client;
 mod clock;
 pub mod config;
 pub mod device;
@@ -20,28 +20,30 @@ pub mod dist;
 mod event;
 mod finite;
 pub mod learner;
+mod link;
 mod message;
 pub mod metrics;
 pub mod net;
+mod outcome;
 mod queue;
 pub mod record;
 mod rng;
 mod server;
 mod sim;
-pub mod strategy;
+mod strategy;
 pub mod time;
 pub mod wire;
 
-pub use clock::{ClockOutcome, Observer, StopReason};
-pub use config::{AlgorithmSpec, ClientSpec, SimConfig};
+pub use clock::Observer;
+pub use config::{AlgorithmSpec, ClientSpec, SimConfig, StopRule};
 pub use device::{SpeedUnit, Work};
 pub use dist::Dist;
 pub use learner::{
     ClientId, EvalJob, EvalOutcome, Learner, LearnerFailed, Params, Pending, TrainJob, TrainOutcome,
 };
+pub use outcome::{ClockOutcome, SimError, SimOutcome, StopReason};
 pub use record::{RecordSink, Records};
 pub use rng::{SimRng, client_rng};
-pub use server::StopRule;
-pub use sim::{SimError, SimOutcome, simulate, simulate_streaming};
+pub use sim::{simulate, simulate_streaming};
 pub use time::SimTime;
 pub use wire::{Encoding, Rounding, Wire};

@@ -1,11 +1,6 @@
 //! Messages that cross links: models down, updates up.
 
-use crate::client::ClientEvent;
-use crate::event::Event;
-use crate::learner::ClientId;
-use crate::learner::Params;
-use crate::net::LinkId;
-use crate::server::ServerEvent;
+use crate::learner::{ClientId, Params};
 
 /// The server's models for one client, as the client receives them.
 #[derive(Clone, Debug)]
@@ -73,32 +68,11 @@ impl Message {
         }
     }
 
-    /// The event that hands the message to its receiver.
-    pub(crate) fn delivery(self, link: LinkId) -> Event {
-        match self {
-            Message::Model(m) => Event::Client(link.client, ClientEvent::ModelArrived(m)),
-            Message::Update(u) => Event::Server(ServerEvent::UpdateArrived(u)),
-        }
-    }
-
     /// The round of the job the message belongs to.
     pub(crate) fn round(&self) -> u32 {
         match self {
             Message::Model(m) => m.round,
             Message::Update(u) => u.round,
         }
-    }
-
-    /// The event that tells the client its transfer of a message of `round` ended,
-    /// delivered or given up.
-    pub(crate) fn transfer_ended(link: LinkId, round: u32, delivered: bool) -> Event {
-        Event::Client(
-            link.client,
-            ClientEvent::TransferEnded {
-                dir: link.dir,
-                round,
-                delivered,
-            },
-        )
     }
 }

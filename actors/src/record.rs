@@ -131,7 +131,44 @@ pub struct ActivityRecord {
     /// Which client.
     pub client: ClientId,
     /// What it does from then on.
-    pub state: crate::client::ClientState,
+    pub state: ClientState,
+}
+
+/// What a client is doing, for the clients-by-state gauge and the activity records.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientState {
+    /// Online, working for nobody.
+    Idle,
+    /// Receiving the server's model.
+    Downloading,
+    /// Training locally.
+    Training,
+    /// Sending its update.
+    Uploading,
+    /// Not connected: it can do nothing until it comes back.
+    Offline,
+}
+
+impl ClientState {
+    pub(crate) const ALL: [ClientState; 5] = [
+        ClientState::Idle,
+        ClientState::Downloading,
+        ClientState::Training,
+        ClientState::Uploading,
+        ClientState::Offline,
+    ];
+
+    /// The state as a metric label.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ClientState::Idle => "idle",
+            ClientState::Downloading => "downloading",
+            ClientState::Training => "training",
+            ClientState::Uploading => "uploading",
+            ClientState::Offline => "offline",
+        }
+    }
 }
 
 /// One evaluation, one row of `timeline.csv`.
@@ -183,6 +220,16 @@ pub struct ClusteringRecord {
     pub purity: f64,
     /// Adapters per cluster (by model index).
     pub sizes: Vec<u64>,
+}
+
+/// The counters an evaluation's timeline row reports, as they stood when it started.
+#[derive(Clone, Debug)]
+pub(crate) struct Progress {
+    pub(crate) cluster_purity: Option<f64>,
+    pub(crate) updates_applied: u64,
+    pub(crate) updates_discarded: u64,
+    pub(crate) bytes_up: u64,
+    pub(crate) bytes_down: u64,
 }
 
 /// Everything the actors record during a run.
@@ -283,6 +330,17 @@ impl Records {
                 })
                 .collect(),
             ..Self::default()
+        }
+    }
+
+    /// The counters a timeline row reports, as they stand now.
+    pub(crate) fn progress(&self) -> Progress {
+        Progress {
+            cluster_purity: self.clusterings.last().map(|c| c.purity),
+            updates_applied: self.updates_applied,
+            updates_discarded: self.updates_discarded_total(),
+            bytes_up: self.bytes_up,
+            bytes_down: self.bytes_down,
         }
     }
 

@@ -1,38 +1,24 @@
 //! Building the actors of a simulation and running it to the end.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 use actix::Actor;
 
 use crate::client::{Crowd, PersonalModels};
-use crate::clock::{Actors, ClockActor, ClockOutcome, Observer, Run};
+use crate::clock::{Actors, ClockActor, Observer, Run};
 use crate::config::SimConfig;
 use crate::learner::Learner;
-use crate::net::{BottleneckActor, Direction};
+use crate::link::BottleneckActor;
+use crate::net::Direction;
+use crate::outcome::{SimError, SimOutcome};
 use crate::record::{RecordSink, Records, Sink};
 use crate::rng::{ActorKey, stream};
 use crate::server::{Routes, ServerActor, ServerSetup};
 use crate::strategy::{self, Clusterer};
 use crate::wire::Encoder;
-
-/// Why a simulation could not run to its end.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SimError {
-    /// An actor stopped: one of its handlers panicked.
-    #[error("the {0} actor stopped (one of its handlers panicked)")]
-    Actor(&'static str),
-}
-
-/// The result of a run: how it ended and everything recorded on the way.
-#[derive(Clone, Debug)]
-pub struct SimOutcome {
-    /// How and when the run ended.
-    pub clock: ClockOutcome,
-    /// What the actors recorded.
-    pub records: Records,
-}
 
 /// Runs `config` with `learner` on an actix system of its own, until the stop rule holds,
 /// nothing is left to happen, `interrupt` is set, or the learner drops a job
@@ -72,7 +58,7 @@ fn run(
 ) -> Result<SimOutcome, SimError> {
     let mut records = Records::new(config.clients.iter().map(|c| c.class.clone()));
     records.sink = sink;
-    let records = Arc::new(Mutex::new(records));
+    let records = Rc::new(RefCell::new(records));
     let system = actix::System::new();
     let clock = system.block_on(async {
         let (actors, initial) = spawn_actors(config, learner.clone(), &records);
@@ -90,7 +76,7 @@ fn run(
             .await
             .map_err(|_| SimError::Actor("clock"))?
     })?;
-    let records = std::mem::take(&mut *records.lock().expect("records lock"));
+    let records = records.take();
     Ok(SimOutcome { clock, records })
 }
 
@@ -99,14 +85,14 @@ fn run(
 fn spawn_actors(
     mut config: SimConfig,
     learner: Arc<dyn Learner>,
-    records: &Arc<Mutex<Records>>,
+    records: &Rc<RefCell<Records>>,
 ) -> (Actors, Vec<(crate::time::SimTime, crate::event::Event)>) {
     let clusterer = config
         .clustering
         .clone()
         .map(|c| Clusterer::new(c, stream(config.seed, ActorKey::Server, "cluster")));
     let strategy = strategy::build(&config.algorithm, clusterer);
-    let personal: PersonalModels = Arc::default();
+    let personal: PersonalModels = Rc::default();
     let models = config.clustering.as_ref().map_or(1, |c| c.k);
     let routes = Routes::new(
         config.clients.iter().map(|c| c.slots.as_slice()),

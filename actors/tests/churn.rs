@@ -7,11 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use flotilla_actors::client::ClientState;
+use flotilla_actors::config::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::device::Availability;
-use flotilla_actors::strategy::{
-    Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness,
-};
+use flotilla_actors::record::ClientState;
 use flotilla_actors::{
     AlgorithmSpec, ClientSpec, Dist, Records, SimConfig, SimOutcome, SimTime, StopReason, StopRule,
     Wire,

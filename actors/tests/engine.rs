@@ -7,13 +7,11 @@
 
 use std::sync::Arc;
 
+use flotilla_actors::config::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::learner::SlotOutcome;
 use flotilla_actors::net::{LinkSpec, LinkValue, Rate, Steps};
 use flotilla_actors::record::DiscardReason;
-use flotilla_actors::strategy::{
-    Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness,
-};
 use flotilla_actors::{
     AlgorithmSpec, ClientId, ClientSpec, Dist, EvalJob, EvalOutcome, Learner, Pending, SimConfig,
     SimOutcome, SimTime, StopReason, StopRule, TrainJob, TrainOutcome, Wire,
@@ -96,7 +94,7 @@ fn one_client_round_is_download_plus_compute_plus_upload() {
     let values = global_accuracies(&out.records);
     assert_eq!(values, vec![1.0, 2.0, 3.0]);
     // The tracked client's activity: each state entered at its exact time.
-    use flotilla_actors::client::ClientState::*;
+    use flotilla_actors::record::ClientState::*;
     let first: Vec<(f64, _)> = out.records.activity[..5]
         .iter()
         .map(|a| (a.sim_seconds, a.state))

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flotilla_actors::client::ClientState;
+use flotilla_actors::record::ClientState;
 use serde::Deserialize;
 
 use super::Summary;

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use flotilla_actors::client::ClientState;
+use flotilla_actors::record::ClientState;
 use plotters::style::RGBColor;
 
 use super::RunData;

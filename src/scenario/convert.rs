@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use flotilla_actors::config::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use flotilla_actors::device::{Availability, DeviceSpec};
 use flotilla_actors::net::{Rate as RateOverTime, Steps};
-use flotilla_actors::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule, Wire};
 use flotilla_actors::{SpeedUnit, client_rng};
 use rand::Rng;

@@ -6,17 +6,18 @@
 //! mailbox of their own: with a million clients the mailboxes would cost more memory
 //! than the clients, and a mailbox round trip per event was the event loop's largest cost.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 
-use super::{
-    ClassMetrics, ClientActor, ClientCx, ClientEvent, ClientState, PersonalModels, Profile, Shared,
-};
+use super::{ClassMetrics, ClientActor, ClientCx, PersonalModels, Profile, Shared};
 use crate::config::{ClientSpec, SimConfig};
 use crate::device::Availability;
-use crate::event::{Event, Out};
+use crate::event::{ClientEvent, Event, LinkEvent, Out};
 use crate::learner::{ClientId, Learner};
-use crate::net::{Direction, LinkActor, LinkCx, LinkEvent, LinkId};
-use crate::record::Records;
+use crate::link::{LinkActor, LinkCx};
+use crate::net::{Direction, LinkId};
+use crate::record::{ClientState, Records};
 use crate::time::SimTime;
 use crate::wire::Encoder;
 
@@ -47,7 +48,7 @@ impl Crowd {
         tracked: usize,
         uplink: Encoder,
         learner: Arc<dyn Learner>,
-        records: Arc<Mutex<Records>>,
+        records: Rc<RefCell<Records>>,
         personal: PersonalModels,
     ) -> (Self, Vec<(SimTime, Event)>) {
         let shared = Shared {

@@ -13,87 +13,27 @@ mod crowd;
 
 pub(crate) use crowd::Crowd;
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use rand::Rng;
 use rustc_hash::FxHashMap;
 
 use crate::device::{Availability, AvailabilityProcess, DeviceSpec};
-use crate::event::{Event, Out};
-use crate::learner::{ClientId, Learner, Params, Pending, TrainJob, TrainOutcome};
+use crate::event::{ClientEvent, Event, LinkEvent, Out, ServerEvent};
+use crate::learner::{ClientId, Learner, Params, TrainJob};
+use crate::link::LinkMetrics;
 use crate::message::{AdapterUpdate, Message, ModelMsg, UpdateMsg};
-use crate::net::{Direction, LinkEvent, LinkId, LinkMetrics, LinkSpec};
-use crate::record::{ActivityRecord, AvailabilityRecord, Records};
+use crate::net::{Direction, LinkId, LinkSpec};
+use crate::record::{ActivityRecord, AvailabilityRecord, ClientState, Records};
 use crate::rng::{ActorKey, Stream};
-use crate::server::ServerEvent;
 use crate::time::SimTime;
 use crate::wire::{Encoder, Sender};
 
 /// The clients' personal models, for those that have one (most algorithms keep none, so
 /// a map costs nothing per client).
-pub(crate) type PersonalModels = Arc<Mutex<FxHashMap<ClientId, Params>>>;
-
-/// Events a client handles.
-#[derive(Debug)]
-pub(crate) enum ClientEvent {
-    /// The server chose this client for `round` and started sending it the model.
-    Selected { round: u32 },
-    /// The global model arrived over the downlink.
-    ModelArrived(ModelMsg),
-    /// Local training finished at this simulated time.
-    TrainDone {
-        task: u64,
-        round: u32,
-        base_version: u64,
-        outcome: Pending<TrainOutcome>,
-    },
-    /// A transfer to or from this client, of a message of `round`, ended: delivered, or
-    /// given up after its retries.
-    TransferEnded {
-        dir: Direction,
-        round: u32,
-        delivered: bool,
-    },
-    /// The device goes offline or comes back online.
-    Availability,
-}
-
-/// What a client is doing, for the clients-by-state gauge and the activity records.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientState {
-    /// Online, working for nobody.
-    Idle,
-    /// Receiving the server's model.
-    Downloading,
-    /// Training locally.
-    Training,
-    /// Sending its update.
-    Uploading,
-    /// Not connected: it can do nothing until it comes back.
-    Offline,
-}
-
-impl ClientState {
-    const ALL: [ClientState; 5] = [
-        ClientState::Idle,
-        ClientState::Downloading,
-        ClientState::Training,
-        ClientState::Uploading,
-        ClientState::Offline,
-    ];
-
-    /// The state as a metric label.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ClientState::Idle => "idle",
-            ClientState::Downloading => "downloading",
-            ClientState::Training => "training",
-            ClientState::Uploading => "uploading",
-            ClientState::Offline => "offline",
-        }
-    }
-}
+pub(crate) type PersonalModels = Rc<RefCell<FxHashMap<ClientId, Params>>>;
 
 /// What the clients of one description share: their class, device, links and
 /// availability (a trace's intervals are each client's own).
@@ -149,7 +89,7 @@ impl ClassMetrics {
 /// the uplink's encoding and the clients-by-state gauges.
 pub(crate) struct Shared {
     learner: Arc<dyn Learner>,
-    records: Arc<Mutex<Records>>,
+    records: Rc<RefCell<Records>>,
     personal: PersonalModels,
     uplink: Encoder,
     states: [metrics::Gauge; 5],
@@ -227,7 +167,7 @@ impl ClientActor {
             ClientState::Offline
         };
         cx.shared.states[state as usize].increment(1.0);
-        let mut records = cx.shared.records.lock().expect("records lock");
+        let mut records = cx.shared.records.borrow_mut();
         records.clients[id].speed = speed;
         records.clients[id].eligible = eligible;
         if tracked {
@@ -286,7 +226,7 @@ impl ClientActor {
             out.at(at, Event::Client(id, ClientEvent::Availability));
         }
         let online = self.availability.online();
-        let mut records = cx.shared.records.lock().expect("records lock");
+        let mut records = cx.shared.records.borrow_mut();
         records.on_availability(AvailabilityRecord {
             sim_seconds: out.time().as_secs_f64(),
             client: id,
@@ -334,8 +274,7 @@ impl ClientActor {
         if self.tracked && state != self.state {
             cx.shared
                 .records
-                .lock()
-                .expect("records lock")
+                .borrow_mut()
                 .activity
                 .push(ActivityRecord {
                     sim_seconds: now.as_secs_f64(),
@@ -361,7 +300,7 @@ impl ClientActor {
                 }
                 if self.state == ClientState::Training {
                     // The server moved on: the job in progress will never be used.
-                    cx.shared.records.lock().expect("records lock").clients[id].abandoned += 1;
+                    cx.shared.records.borrow_mut().clients[id].abandoned += 1;
                     self.task += 1;
                 }
                 self.set_state(cx, out.time(), ClientState::Downloading);
@@ -390,11 +329,10 @@ impl ClientActor {
                 if let Some(personal) = outcome.personal {
                     cx.shared
                         .personal
-                        .lock()
-                        .expect("personal models")
+                        .borrow_mut()
                         .insert(id, Arc::new(personal));
                 }
-                cx.shared.records.lock().expect("records lock").clients[id].updates_sent += 1;
+                cx.shared.records.borrow_mut().clients[id].updates_sent += 1;
                 let mut bytes = 0;
                 // The job is over: the models it started from are needed no more.
                 let received = std::mem::take(&mut self.received);
@@ -464,7 +402,7 @@ impl ClientActor {
             .draw(|rng| rng.random::<f64>() < cx.profile.device.dropout);
         let seed = self.job_seeds.draw(|rng| rng.random::<u64>());
         let duration = self.duration + std::mem::replace(&mut self.first_extra, SimTime::ZERO);
-        let mut records = cx.shared.records.lock().expect("records lock");
+        let mut records = cx.shared.records.borrow_mut();
         if drops {
             records.clients[id].dropouts += 1;
             records.dropouts += 1;
@@ -482,13 +420,7 @@ impl ClientActor {
         drop(records);
         cx.metrics.compute_seconds.record(duration.as_secs_f64());
         self.set_state(cx, out.time(), ClientState::Training);
-        let personal = cx
-            .shared
-            .personal
-            .lock()
-            .expect("personal models")
-            .get(&id)
-            .cloned();
+        let personal = cx.shared.personal.borrow_mut().get(&id).cloned();
         if cx.shared.uplink.encodes_delta() {
             // The update will be encoded against what was received.
             self.received = model.params.as_slice().into();

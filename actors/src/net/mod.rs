@@ -10,18 +10,18 @@
 //! A link's latency and bandwidth, and the server's capacities, may follow [`Steps`] in
 //! simulated time instead (a phone moving from Wi-Fi to 3G): transfers in flight are
 //! re-timed at exactly the listed times.
+//!
+//! This module is the model alone (what a link is, how a capacity is shared); the actors
+//! that run it are in `link/`.
 
-mod bottleneck;
 mod capacity;
 mod exact;
 mod heap;
-mod link;
+mod spec;
 mod steps;
 
-pub(crate) use bottleneck::{BottleneckActor, BottleneckEvent};
 pub(crate) use capacity::{SharedCapacity, Transfer};
-pub(crate) use link::{LinkActor, LinkCx, LinkEvent, LinkMetrics};
-pub use link::{LinkSpec, LinkValue, MAX_LATENCY, MIN_BANDWIDTH};
+pub use spec::{LinkSpec, LinkValue, MAX_LATENCY, MIN_BANDWIDTH};
 pub use steps::{Rate, Steps, StepsError};
 
 use serde::{Deserialize, Serialize};

@@ -2,14 +2,12 @@
 
 use std::sync::Arc;
 
-use super::{ServerActor, ServerEvent};
-use crate::client::ClientEvent;
-use crate::clock::StopReason;
-use crate::event::{Event, Out};
-use crate::learner::ClientId;
-use crate::learner::Params;
+use super::ServerActor;
+use crate::event::{ClientEvent, Event, LinkEvent, Out, ServerEvent};
+use crate::learner::{ClientId, Params};
 use crate::message::{Message, ModelMsg};
-use crate::net::{Direction, LinkEvent, LinkId};
+use crate::net::{Direction, LinkId};
+use crate::outcome::StopReason;
 use crate::record::{ClusteringRecord, DiscardReason};
 use crate::rng::SimRng;
 use crate::time::SimTime;
@@ -101,7 +99,7 @@ impl ServerCtx<'_> {
         if server.remembers_sent {
             server.sent[client] = Some((version, params.clone()));
         }
-        server.records.lock().expect("records lock").clients[client].selected += 1;
+        server.records.borrow_mut().clients[client].selected += 1;
         let msg = ModelMsg {
             round,
             version,
@@ -146,11 +144,7 @@ impl ServerCtx<'_> {
                  model is kept",
                 self.server.version + 1
             );
-            self.server
-                .records
-                .lock()
-                .expect("records lock")
-                .stop_detail = Some(detail);
+            self.server.records.borrow_mut().stop_detail = Some(detail);
             self.server.stopping = true;
             self.out.now(Event::Stop(StopReason::Diverged));
             return;
@@ -161,7 +155,7 @@ impl ServerCtx<'_> {
         self.server.version += 1;
         metrics::gauge!(crate::metrics::MODEL_VERSION).set(self.server.version as f64);
         metrics::counter!(crate::metrics::UPDATES_APPLIED).increment(contributors.len() as u64);
-        let mut records = self.server.records.lock().expect("records lock");
+        let mut records = self.server.records.borrow_mut();
         records.model_version = self.server.version;
         for &c in contributors {
             records.on_applied(c);
@@ -176,8 +170,7 @@ impl ServerCtx<'_> {
         metrics::gauge!(crate::metrics::CLUSTER_PURITY).set(placed.purity);
         server
             .records
-            .lock()
-            .expect("records lock")
+            .borrow_mut()
             .clusterings
             .push(ClusteringRecord {
                 sim_seconds: self.out.time().as_secs_f64(),
@@ -202,8 +195,7 @@ impl ServerCtx<'_> {
         }
         server
             .records
-            .lock()
-            .expect("records lock")
+            .borrow_mut()
             .on_round_end(server.round_started, self.out.time());
         let last = server.stop.rounds.is_some_and(|r| round >= r);
         if last {

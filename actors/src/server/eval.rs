@@ -1,21 +1,11 @@
 //! Evaluation bookkeeping: when the served models are evaluated, and the timeline rows
 //! their results become.
 
-use super::{ServerActor, ServerEvent};
-use crate::event::{Event, Out};
+use super::ServerActor;
+use crate::event::{Event, Out, ServerEvent};
 use crate::learner::{EvalJob, EvalOutcome};
-use crate::record::{TimelineRow, nearest_rank};
+use crate::record::{Progress, TimelineRow, nearest_rank};
 use crate::time::SimTime;
-
-/// The counters an evaluation's timeline row reports, as they stood when it started.
-#[derive(Clone, Debug)]
-pub(crate) struct Progress {
-    cluster_purity: Option<f64>,
-    updates_applied: u64,
-    updates_discarded: u64,
-    bytes_up: u64,
-    bytes_down: u64,
-}
 
 impl ServerActor {
     pub(super) fn record_eval(
@@ -26,7 +16,7 @@ impl ServerActor {
         outcome: EvalOutcome,
         progress: Progress,
     ) {
-        let mut records = self.records.lock().expect("records lock");
+        let mut records = self.records.borrow_mut();
         for ((stats, &acc), &personal) in records
             .clients
             .iter_mut()
@@ -71,18 +61,9 @@ impl ServerActor {
         if blocking {
             self.evals_in_flight += 1;
         }
-        let progress = {
-            let records = self.records.lock().expect("records lock");
-            Box::new(Progress {
-                cluster_purity: records.clusterings.last().map(|c| c.purity),
-                updates_applied: records.updates_applied,
-                updates_discarded: records.updates_discarded_total(),
-                bytes_up: records.bytes_up,
-                bytes_down: records.bytes_down,
-            })
-        };
+        let progress = Box::new(self.records.borrow().progress());
         let personal = {
-            let map = self.personal.lock().expect("personal models");
+            let map = self.personal.borrow();
             (0..self.clients).map(|c| map.get(&c).cloned()).collect()
         };
         let slots = (0..self.routes.clients())

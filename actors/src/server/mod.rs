@@ -5,71 +5,22 @@ mod eval;
 mod routing;
 
 pub(crate) use ctx::ServerCtx;
-pub(crate) use eval::Progress;
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::client::PersonalModels;
-use crate::clock::StopReason;
-use crate::event::{Event, Out, deliver_to};
-use crate::learner::Params;
-use crate::learner::{ClientId, EvalOutcome, Learner, Pending};
-use crate::message::UpdateMsg;
+use crate::config::StopRule;
+use crate::event::{Event, Out, ServerEvent, deliver_to};
+use crate::learner::{ClientId, Learner, Params};
+use crate::outcome::StopReason;
 use crate::record::{DiscardReason, Records, UpdateRecord};
 use crate::rng::{ActorKey, SimRng, Stream, stream};
 use crate::strategy::Strategy;
 use crate::time::SimTime;
 use crate::wire::{Encoded, Encoder, Sender, Wire};
 pub(crate) use routing::Routes;
-
-/// When a run ends.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StopRule {
-    /// After this many completed rounds (synchronous algorithms); `0` evaluates the
-    /// initial model and stops.
-    pub rounds: Option<u32>,
-    /// At this simulated time.
-    pub virtual_time: Option<SimTime>,
-    /// As soon as an evaluation reaches this global accuracy.
-    pub target_accuracy: Option<f64>,
-}
-
-/// Events the server handles.
-#[derive(Debug)]
-pub(crate) enum ServerEvent {
-    /// The run begins.
-    Start,
-    /// A client's update arrived.
-    UpdateArrived(UpdateMsg),
-    /// A timer the strategy set (a round deadline).
-    Timer(u64),
-    /// A client's job for `round` failed (it dropped out, went offline, declined, or a
-    /// transfer was given up); the server notices the lost connection.
-    ClientFailed { client: ClientId, round: u32 },
-    /// A client came online or went offline.
-    CheckIn { client: ClientId, online: bool },
-    /// An evaluation of `version` finished.
-    EvalDone {
-        round: u32,
-        version: u64,
-        /// Boxed, as is `progress`: every event is as large as the largest, and this one
-        /// comes once a round.
-        outcome: Box<Pending<EvalOutcome>>,
-        /// Whether the run waits for it: its result can stop the run (a target accuracy,
-        /// the final evaluation). The clock may deliver any other evaluation later, as
-        /// its result comes in, for it only writes records.
-        blocking: bool,
-        /// The records' counters as the evaluation started, for its timeline row.
-        progress: Box<Progress>,
-    },
-    /// The virtual-time limit.
-    Horizon,
-    /// Time for a periodic evaluation.
-    EvalTick,
-    /// Nothing but periodic evaluations is left to happen: the run ends, and the server
-    /// records what it waited for.
-    Stalled,
-}
 
 /// The server: its models, version counter, strategy, evaluation schedule.
 pub(crate) struct ServerActor {
@@ -92,7 +43,7 @@ pub(crate) struct ServerActor {
     /// The server's side of the downlink: stochastic rounding's stream.
     sender: Sender,
     learner: Arc<dyn Learner>,
-    records: Arc<Mutex<Records>>,
+    records: Rc<RefCell<Records>>,
     stop: StopRule,
     eval_every_rounds: Option<u32>,
     eval_every: Option<SimTime>,
@@ -133,7 +84,7 @@ impl ServerActor {
         setup: ServerSetup,
         strategy: Box<dyn Strategy>,
         learner: Arc<dyn Learner>,
-        records: Arc<Mutex<Records>>,
+        records: Rc<RefCell<Records>>,
     ) -> Self {
         // Register every series at zero, so that dashboards show them before the first event.
         for reason in DiscardReason::ALL {
@@ -215,19 +166,16 @@ impl ServerActor {
                 });
             }
             ServerEvent::UpdateArrived(update) => {
-                self.records.lock().expect("records lock").updates_received += 1;
+                self.records.borrow_mut().updates_received += 1;
                 metrics::counter!(crate::metrics::UPDATES_RECEIVED).increment(1);
                 let staleness = self.version.saturating_sub(update.base_version);
                 metrics::histogram!(crate::metrics::STALENESS).record(staleness as f64);
-                self.records
-                    .lock()
-                    .expect("records lock")
-                    .on_update(UpdateRecord {
-                        sim_seconds: out.time().as_secs_f64(),
-                        client: update.client,
-                        base_version: update.base_version,
-                        staleness,
-                    });
+                self.records.borrow_mut().on_update(UpdateRecord {
+                    sim_seconds: out.time().as_secs_f64(),
+                    client: update.client,
+                    base_version: update.base_version,
+                    staleness,
+                });
                 // What the client started from is needed for this update alone.
                 let base = match self.sent.get_mut(update.client).and_then(Option::take) {
                     Some((v, models)) if v == update.base_version => Some(models),
@@ -326,11 +274,11 @@ impl ServerActor {
                     strategy.awaiting(),
                     self.clients
                 );
-                self.records.lock().expect("records lock").stop_detail = Some(why);
+                self.records.borrow_mut().stop_detail = Some(why);
             }
             ServerEvent::EvalTick => {
                 if !self.stopping {
-                    let round = self.records.lock().expect("records lock").rounds;
+                    let round = self.records.borrow_mut().rounds;
                     self.evaluate(out, round);
                     if let Some(every) = self.eval_every {
                         out.after(every, Event::Server(ServerEvent::EvalTick));
@@ -347,7 +295,7 @@ impl ServerActor {
             return;
         }
         self.stopping = true;
-        let round = self.records.lock().expect("records lock").rounds;
+        let round = self.records.borrow_mut().rounds;
         self.evaluate(out, round);
         if self.evals_in_flight == 0 {
             out.now(Event::Stop(StopReason::Finished));
@@ -362,10 +310,7 @@ impl ServerActor {
     fn discard(&mut self, client: ClientId, reason: DiscardReason) {
         metrics::counter!(crate::metrics::UPDATES_DISCARDED, "reason" => reason.as_str())
             .increment(1);
-        self.records
-            .lock()
-            .expect("records lock")
-            .on_discard(client, reason);
+        self.records.borrow_mut().on_discard(client, reason);
     }
 }
 

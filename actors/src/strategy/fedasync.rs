@@ -1,22 +1,10 @@
 //! FedAsync (Xie et al. 2019): every update is mixed into the global model on arrival,
 //! with a weight that decays with its staleness.
 
-use serde::{Deserialize, Serialize};
-
-use super::{Aggregator, Staleness, mix_into};
+use super::{Aggregator, mix_into};
+use crate::config::FedAsyncConfig;
 use crate::message::UpdateMsg;
 use crate::server::ServerCtx;
-
-/// FedAsync's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FedAsyncConfig {
-    /// Clients training at once; a finished client is replaced at once.
-    pub concurrency: usize,
-    /// Base mixing weight `α` in `(0, 1]`.
-    pub alpha: f64,
-    /// How the mixing weight decays with staleness.
-    pub staleness: Staleness,
-}
 
 /// FedAsync's aggregation: mix each update in on arrival.
 pub(crate) struct FedAsync {

@@ -7,30 +7,17 @@
 //! for the first to come online.
 
 use rand::seq::index::sample;
-use serde::{Deserialize, Serialize};
 
+use crate::config::FedAvgConfig;
 use crate::learner::ClientId;
 use crate::message::UpdateMsg;
 use crate::record::DiscardReason;
 use crate::server::ServerCtx;
 use crate::strategy::{Clusterer, Strategy, weighted_mean};
-use crate::time::SimTime;
 
 /// The timer token that starts a round that waited for a client to come online (round
 /// deadlines use the round's number).
 const WAKE: u64 = u64::MAX;
-
-/// FedAvg's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FedAvgConfig {
-    /// Updates aggregated per round.
-    pub clients_per_round: usize,
-    /// Extra fraction of clients selected so that stragglers can be left out
-    /// (0.3 selects 30% more; the first `clients_per_round` updates close the round).
-    pub over_selection: f64,
-    /// A round closes at this time after it starts, with whatever updates arrived.
-    pub deadline: Option<SimTime>,
-}
 
 /// Synchronous FedAvg, optionally with FL-TAC's clustered aggregation.
 pub(crate) struct FedAvg {

@@ -1,29 +1,13 @@
 //! FedBuff (Nguyen et al. 2022): the server buffers `K` client deltas, then applies their
 //! (optionally staleness-weighted) mean with a server learning rate.
 
-use serde::{Deserialize, Serialize};
-
-use super::{Aggregator, Clusterer, Member, Staleness, apply_buffer};
+use super::{Aggregator, Clusterer, Member, apply_buffer};
+use crate::config::FedBuffConfig;
 use crate::learner::ClientId;
 use crate::learner::Params;
 use crate::message::UpdateMsg;
 use crate::record::DiscardReason;
 use crate::server::ServerCtx;
-
-/// FedBuff's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FedBuffConfig {
-    /// Clients training at once; a finished client is replaced at once.
-    pub concurrency: usize,
-    /// Deltas per aggregation, `K`.
-    pub buffer: usize,
-    /// Server learning rate `η`.
-    pub server_lr: f64,
-    /// Weighting of each delta by its staleness (`Constant` for the plain mean).
-    pub staleness: Staleness,
-    /// Updates older than this many versions are discarded.
-    pub max_staleness: Option<u64>,
-}
 
 /// One buffered update: its adapters, their deltas against what the client was sent,
 /// and its staleness weight.

@@ -9,13 +9,6 @@ mod fedavg;
 mod fedbuff;
 mod fltac;
 mod idle;
-mod staleness;
-
-pub use fedasync::FedAsyncConfig;
-pub use fedavg::FedAvgConfig;
-pub use fedbuff::FedBuffConfig;
-pub use fltac::{Clustering, MAX_CLUSTERS};
-pub use staleness::Staleness;
 
 pub(crate) use aggregate::{apply_buffer, mix_into, weighted_mean};
 pub(crate) use fltac::{Clusterer, Member};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::PersonalStep;
 use crate::scenario::units::Duration;
-use flotilla_actors::strategy::Staleness;
+use flotilla_actors::config::Staleness;
 
 /// The federated algorithm.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

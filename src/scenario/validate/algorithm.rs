@@ -1,6 +1,6 @@
 //! The algorithm: the server strategy's settings, and what PersA-FL and FL-TAC add.
 
-use flotilla_actors::strategy::{MAX_CLUSTERS, Staleness};
+use flotilla_actors::config::{MAX_CLUSTERS, Staleness};
 
 use super::Rule;
 use crate::model::PersonalStep;

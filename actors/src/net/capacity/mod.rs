@@ -24,8 +24,7 @@ use rustc_hash::FxHashMap;
 
 use super::exact::Exact;
 use super::heap::IndexedHeap;
-use super::link::MIN_BANDWIDTH;
-use super::{LinkId, Rate};
+use super::{LinkId, MIN_BANDWIDTH, Rate};
 use crate::time::SimTime;
 
 /// One attempt's bits crossing the server's shared capacity.

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Transfer;
-use crate::net::link::MIN_BANDWIDTH;
-use crate::net::{LinkId, Rate};
+use crate::net::{LinkId, MIN_BANDWIDTH, Rate};
 use crate::time::SimTime;
 
 struct Active {

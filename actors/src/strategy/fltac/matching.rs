@@ -1,7 +1,7 @@
 //! Matching new clusters to the server's previous models, exactly.
 
-use super::MAX_CLUSTERS;
 use super::kmeans::distance2;
+use crate::config::MAX_CLUSTERS;
 
 /// Matches each of `clusters` (their means) to a distinct one of `models`, minimising the
 /// total squared distance; ties go to the assignment that is first in lexicographic order.

@@ -15,37 +15,14 @@ mod matching;
 pub(crate) use kmeans::{inertia, kmeans};
 pub(crate) use matching::match_clusters;
 
-use serde::{Deserialize, Serialize};
-
 use super::{apply_buffer, weighted_mean};
+use crate::config::Clustering;
 use crate::learner::ClientId;
 use crate::learner::Params;
 use crate::message::UpdateMsg;
 use crate::rng::SimRng;
 use crate::server::ServerCtx;
 use kmeans::lloyd;
-
-/// Most clusters a scenario may ask for: matching clusters to models is exact (it tries
-/// every injective assignment), which stays cheap up to here.
-pub const MAX_CLUSTERS: usize = 8;
-
-/// FL-TAC's clustering settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Clustering {
-    /// Clusters, and models the server keeps: `k`.
-    pub k: usize,
-    /// Most Lloyd iterations per k-means run.
-    pub iterations: usize,
-    /// k-means runs per clustering, each from its own k-means++ seeding; the one with the
-    /// least within-cluster sum of squares wins (k-means alone can settle in a poor local
-    /// optimum that merges two tasks).
-    pub restarts: usize,
-    /// Once the models differ, start Lloyd's iterations from them instead of fresh
-    /// k-means++ seedings: an adapter then joins the model it drifted least from, and a
-    /// clustering that lacks some task (a FedBuff flush, a partial round) leaves that
-    /// task's model alone instead of splitting another task in two.
-    pub warm_start: bool,
-}
 
 /// One adapter to cluster: whose, which slot, its values and its weight in averages.
 #[derive(Clone, Debug)]

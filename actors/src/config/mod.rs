@@ -1,12 +1,17 @@
-//! A simulation's resolved settings: what the scenario file becomes once validated.
+//! A simulation's resolved settings: what the scenario file becomes once validated (the
+//! population, the network, the strategy and its settings, when to stop).
 
 use serde::{Deserialize, Serialize};
+
+mod strategy;
+
+pub use strategy::{
+    Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, MAX_CLUSTERS, Staleness,
+};
 
 use crate::device::{Availability, DeviceSpec};
 use crate::learner::TaskId;
 use crate::net::{LinkSpec, Rate};
-use crate::server::StopRule;
-use crate::strategy::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use crate::time::SimTime;
 use crate::wire::Wire;
 
@@ -38,6 +43,18 @@ pub enum AlgorithmSpec {
     FedAsync(FedAsyncConfig),
     /// Buffered asynchronous aggregation (Nguyen et al. 2022).
     FedBuff(FedBuffConfig),
+}
+
+/// When a run ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StopRule {
+    /// After this many completed rounds (synchronous algorithms); `0` evaluates the
+    /// initial model and stops.
+    pub rounds: Option<u32>,
+    /// At this simulated time.
+    pub virtual_time: Option<SimTime>,
+    /// As soon as an evaluation reaches this global accuracy.
+    pub target_accuracy: Option<f64>,
 }
 
 /// Everything the engine needs to run.

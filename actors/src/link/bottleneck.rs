@@ -1,18 +1,7 @@
 //! The server's ingress or egress as an actor: wakes when the next transfer finishes.
 
-use super::{Direction, LinkEvent, LinkId, Rate, SharedCapacity, Transfer};
-use crate::event::{Event, Out};
-
-/// Events the shared capacity handles.
-#[derive(Debug)]
-pub(crate) enum BottleneckEvent {
-    /// A transfer begins.
-    Start(Transfer),
-    /// The earliest active transfer may have finished; stale wake-ups carry an old generation.
-    Wake { generation: u64 },
-    /// The link's client went offline: its transfers stop.
-    Cancel(LinkId),
-}
+use crate::event::{BottleneckEvent, Event, LinkEvent, Out};
+use crate::net::{Direction, Rate, SharedCapacity};
 
 /// The server's ingress or egress: a [`SharedCapacity`] as an actor.
 pub(crate) struct BottleneckActor {

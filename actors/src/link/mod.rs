@@ -1,62 +1,22 @@
-//! The link actor: one per client and direction; it times attempts, loses and retries them.
+//! The link actor: one per client and direction; it times attempts, loses and retries
+//! them, their bits crossing the server's shared capacity (the bottleneck actor).
 
-use std::sync::Mutex;
+mod bottleneck;
+
+pub(crate) use bottleneck::BottleneckActor;
+
+use std::cell::RefCell;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 
-use super::{BottleneckEvent, Direction, LinkId, Rate, Steps, Transfer};
-use crate::dist::Dist;
-use crate::event::{Event, Out};
+use crate::event::{BottleneckEvent, Event, LinkEvent, Out};
 use crate::message::Message;
+use crate::net::{
+    Direction, LinkId, LinkSpec, LinkValue, MAX_LATENCY, MIN_BANDWIDTH, Rate, Transfer,
+};
 use crate::record::Records;
 use crate::rng::{ActorKey, Stream};
 use crate::time::SimTime;
-
-/// A link quantity: drawn afresh for every attempt, or following steps in simulated time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum LinkValue {
-    /// A fresh draw for every attempt.
-    Draw(Dist),
-    /// The value at the time (latency: when an attempt starts; bandwidth: at every moment).
-    Steps(Steps),
-}
-
-/// How a link behaves; latency in seconds, bandwidth in bits per second.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LinkSpec {
-    /// One-way latency per message: drawn per attempt, or its value when the attempt starts
-    /// (seconds).
-    pub latency: LinkValue,
-    /// The link's own bandwidth: drawn per attempt, or following its steps while the
-    /// attempt's bits flow (bits per second).
-    pub bandwidth: LinkValue,
-    /// Probability that an attempt is lost.
-    pub loss: f64,
-    /// How long after a lost attempt would have arrived the sender notices and retries.
-    pub timeout: SimTime,
-    /// Attempts after the first before the message is given up.
-    pub retries: u32,
-}
-
-/// Smallest bandwidth a draw is clamped to (1 bit/s), so no transfer takes forever.
-pub const MIN_BANDWIDTH: f64 = 1.0;
-/// Largest latency a draw is clamped to (one day), so no clock overflows.
-pub const MAX_LATENCY: f64 = 86_400.0;
-
-/// Events a link handles.
-#[derive(Debug)]
-pub(crate) enum LinkEvent {
-    /// Transmit a new message.
-    Send(Message),
-    /// An attempt's last bit arrived (or would have, had it not been lost).
-    Arrived { attempt: u64 },
-    /// The sender's timeout for a lost attempt expired: try again.
-    Retry { attempt: u64 },
-    /// The client went offline: every message in flight on this link is lost.
-    Cancel,
-}
 
 struct InFlight {
     attempt: u64,
@@ -96,7 +56,7 @@ impl LinkMetrics {
 pub(crate) struct LinkCx<'a> {
     pub(crate) spec: &'a LinkSpec,
     pub(crate) metrics: &'a LinkMetrics,
-    pub(crate) records: &'a Mutex<Records>,
+    pub(crate) records: &'a RefCell<Records>,
 }
 
 /// A link actor: one per client and direction. Idle, it holds its random stream's
@@ -149,10 +109,7 @@ impl LinkActor {
         });
         let bytes = msg.bytes();
         cx.metrics.bytes.increment(bytes);
-        cx.records
-            .lock()
-            .expect("records lock")
-            .on_attempt(id, bytes);
+        cx.records.borrow_mut().on_attempt(id, bytes);
         out.now(Event::Bottleneck(
             id.dir,
             BottleneckEvent::Start(Transfer {
@@ -198,17 +155,17 @@ impl LinkActor {
                     let took = out.time().saturating_sub(flight.first_sent);
                     cx.metrics.transfer_seconds.record(took.as_secs_f64());
                     let round = flight.msg.round();
-                    out.now(flight.msg.delivery(id));
-                    out.now(Message::transfer_ended(id, round, true));
+                    out.now(Event::delivery(flight.msg, id));
+                    out.now(Event::transfer_ended(id, round, true));
                     return;
                 }
                 cx.metrics.lost.increment(1);
-                let mut records = cx.records.lock().expect("records lock");
+                let mut records = cx.records.borrow_mut();
                 records.on_lost(id);
                 if flight.retries_left == 0 {
                     records.on_given_up(id);
                     drop(records);
-                    let ended = Message::transfer_ended(id, flight.msg.round(), false);
+                    let ended = Event::transfer_ended(id, flight.msg.round(), false);
                     out.after(cx.spec.timeout, ended);
                     return;
                 }
