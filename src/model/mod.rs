@@ -19,13 +19,15 @@ mod head;
 mod import;
 mod init;
 mod params;
+mod patches;
 mod prefix;
 mod procedure;
+mod rowwise;
 mod train;
 mod vit;
 
-pub use adapter::{AdapterCost, AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet, catalog};
-pub use cost::{Flops, SampleCost};
+pub use adapter::{AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet};
+pub use cost::{AdapterCost, Flops, SampleCost, catalog};
 pub use group::{Owners, client_axis};
 pub use head::{Covariance, HeadSpec, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use import::{
@@ -175,7 +177,7 @@ pub fn build_model(
         }
         None => {}
     }
-    let vit = adaptation.adapter.attach(vit, adaptation.clients, device);
+    let vit = vit.attach(&adaptation.adapter, adaptation.clients, device);
     // A fresh head and fresh adapter parameters, from a stream of their own.
     let vit = init_params(vit, &adaptation.fresh(), seed ^ 0x5eed_0ada_97e5);
     Ok(adaptation.trainable().apply(vit))

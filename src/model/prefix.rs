@@ -8,7 +8,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::train::batch_tensors;
+use super::patches::batch_tensors;
 use super::vit::{Input, Vit};
 use crate::data::Dataset;
 

@@ -19,6 +19,7 @@ mod error;
 pub mod fedscale;
 mod links;
 mod path;
+mod rule;
 mod schema;
 mod traces;
 mod units;
@@ -29,12 +30,12 @@ pub use convert::{TIMELINE_CLIENTS, to_dist};
 pub use error::{FieldSource, ScenarioError};
 pub(crate) use path::is_variant;
 pub use path::{OverrideError, PathError, set_field, to_json};
+pub(crate) use rule::Rule;
 pub use schema::*;
 pub use units::{
     BitRate, Bytes, Duration, Flop, Quantity, Rate, Secs, Size, Speed, Throughput, Unit, UnitError,
     Work,
 };
-pub(crate) use validate::Rule;
 pub use validate::{Footprint, human_bytes};
 
 use std::path::{Path, PathBuf};

@@ -2,24 +2,11 @@
 //! CIFAR-100: coarse, then fine) and 3,072 pixel bytes, the red, green and blue 32x32
 //! planes one after another.
 
+use std::io::Read;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use std::io::Read;
-
-use super::{ImageShape, Images, Loaded, store_shape};
+use super::{CifarLabels, ImageShape, Images, Loaded, store_shape};
 use crate::data::DataError;
-
-/// Which of CIFAR-100's labels to learn.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CifarLabels {
-    /// The 100 classes.
-    #[default]
-    Fine,
-    /// The 20 superclasses.
-    Coarse,
-}
 
 /// CIFAR-10's training batches.
 pub(super) const TRAIN_10: [&str; 5] = [

@@ -18,10 +18,9 @@ mod spec;
 
 use std::path::Path;
 
-pub use cifar::CifarLabels;
 pub use extent::Extent;
 pub use idx::idx_file;
-pub use spec::{DataSource, ImageShape, NamedSource};
+pub use spec::{CifarLabels, DataSource, ImageShape, NamedSource};
 
 use super::{DataError, DataSplit, Dataset, Pixels};
 

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::CifarLabels;
-
 /// A data set on disk (paths relative to the scenario file).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,4 +153,14 @@ impl DataSource {
                 .collect(),
         }
     }
+}
+
+/// Which of CIFAR-100's labels to learn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CifarLabels {
+    /// The 100 classes.
+    #[default]
+    Fine,
+    /// The 20 superclasses.
+    Coarse,
 }

@@ -5,7 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::model::Owners;
-use crate::model::vit::rowwise;
+use crate::model::rowwise::rowwise;
 
 /// `y = x W + b + (alpha / r) · x A B`, with `A: [d_in, r]` and `B: [r, d_out]`.
 ///

@@ -1,21 +1,14 @@
 //! The adapters: what trains on top of the frozen backbone, and what travels.
 
-use burn::module::Param;
-use burn::nn::LinearConfig;
-use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 mod film;
-mod inventory;
 mod lora;
 mod prompt;
 
 pub use film::Film;
-pub use inventory::{AdapterCost, catalog};
 pub use lora::LoraLinear;
 pub use prompt::PromptNet;
-
-use super::vit::Vit;
 
 /// An attention projection that LoRA can adapt.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,7 +25,7 @@ pub enum LoraTarget {
 }
 
 impl LoraTarget {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             LoraTarget::Q => "q",
             LoraTarget::K => "k",
@@ -140,8 +133,8 @@ impl AdapterSpec {
         }
     }
 
-    /// Path patterns of the parameters [`attach`](Self::attach) creates (to be initialised
-    /// from the model's seed).
+    /// Path patterns of the parameters that attaching the adapter
+    /// ([`Vit::attach`](super::Vit::attach)) creates, to be initialised from the model's seed.
     pub(super) fn added(&self) -> Vec<String> {
         match self {
             AdapterSpec::AdaptivePrompt { .. } => vec![r"prompt|prompt_net\..*".into()],
@@ -151,66 +144,6 @@ impl AdapterSpec {
             | AdapterSpec::Memory { .. } => self.trained(),
             AdapterSpec::HeadOnly | AdapterSpec::Full | AdapterSpec::Blocks { .. } => vec![],
         }
-    }
-
-    /// Attaches the adapter to `vit`; `clients` is the number of FedAPT keys.
-    pub fn attach(&self, mut vit: Vit, clients: usize, device: &Device) -> Vit {
-        let dim = vit.patch_embed.weight.dims()[1];
-        let tokens = |n: usize| {
-            Param::from_tensor(Tensor::random(
-                [1, n, dim],
-                Distribution::Normal(0.0, 0.02),
-                device,
-            ))
-        };
-        match self {
-            AdapterSpec::Lora {
-                rank,
-                alpha,
-                targets,
-            } => {
-                for block in &mut vit.blocks {
-                    let attn = &mut block.attn;
-                    for target in targets {
-                        let slot = match target {
-                            LoraTarget::Q => &mut attn.q,
-                            LoraTarget::K => &mut attn.k,
-                            LoraTarget::V => &mut attn.v,
-                            LoraTarget::O => &mut attn.o,
-                        };
-                        let plain = std::mem::replace(
-                            slot,
-                            LoraLinear::new(LinearConfig::new(1, 1).init(device)),
-                        );
-                        *slot = plain.with_adapter(*rank, *alpha, device);
-                    }
-                }
-            }
-            AdapterSpec::Film => {
-                for block in &mut vit.blocks {
-                    block.film1 = Some(Film::identity(dim, device));
-                    block.film2 = Some(Film::identity(dim, device));
-                }
-            }
-            AdapterSpec::Prompt { tokens: n } => vit.prompt = Some(tokens(*n)),
-            AdapterSpec::AdaptivePrompt { tokens: n, .. } => {
-                vit.prompt = Some(tokens(*n));
-                vit.prompt_net = Some(PromptNet::new(
-                    clients,
-                    *n,
-                    vit.feature_width(),
-                    dim,
-                    device,
-                ));
-            }
-            AdapterSpec::Memory { tokens: n } => {
-                for block in &mut vit.blocks {
-                    block.memory = Some(tokens(*n));
-                }
-            }
-            AdapterSpec::HeadOnly | AdapterSpec::Full | AdapterSpec::Blocks { .. } => {}
-        }
-        vit
     }
 
     /// The weight of FedAPT's key-matching loss, for the adaptive prompt.

@@ -29,6 +29,10 @@ use burn::tensor::Tensor;
 
 use burn::tensor::Device;
 
+mod inventory;
+
+pub use inventory::{AdapterCost, catalog};
+
 use super::adapter::LoraLinear;
 use super::train::Optimizer;
 use super::vit::Block;

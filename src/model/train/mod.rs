@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::head::{NaiveBayes, NaiveBayesHead};
+use super::patches::{batch_tensors, labels};
 use super::prefix::Prefix;
 use super::vit::{Input, Vit};
 use crate::data::Dataset;
@@ -64,31 +65,6 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// The optimiser and its rate.
     pub optimizer: Optimizer,
-}
-
-pub(crate) fn batch_tensors(
-    data: &Dataset,
-    idx: &[u32],
-    patch: usize,
-    device: &Device,
-) -> (Tensor<3>, Tensor<1, Int>) {
-    let (pixels, labels) = data.patches(idx, patch);
-    let tokens = (data.side / patch).pow(2);
-    let patch_dim = patch * patch * data.channels;
-    let x = Tensor::from_data(
-        TensorData::new(pixels, [idx.len(), tokens, patch_dim]),
-        device,
-    );
-    let y = Tensor::from_data(TensorData::new(labels, [idx.len()]), device);
-    (x, y)
-}
-
-fn labels(data: &Dataset, idx: &[u32], device: &Device) -> Tensor<1, Int> {
-    let labels: Vec<i64> = idx
-        .iter()
-        .map(|&i| data.labels[i as usize] as i64)
-        .collect();
-    Tensor::from_data(TensorData::new(labels, [idx.len()]), device)
 }
 
 /// A data set as a model reads it: images cut into patches, or the cached activations of

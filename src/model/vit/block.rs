@@ -11,6 +11,7 @@ use super::Activation;
 use crate::model::adapter::{Film, LoraLinear};
 use crate::model::fused::{gelu, layer_norm, softmax_last};
 use crate::model::group::Owners;
+use crate::model::rowwise::rowwise;
 
 /// One pre-norm transformer block.
 #[derive(Module, Debug)]
@@ -55,16 +56,6 @@ pub(super) enum Rows {
     /// value, but the per-token rest (queries, output projection, MLP) runs on one row:
     /// the last block needs no more, and costs about a quarter of a full one.
     Class,
-}
-
-/// `layer` applied to every row of `x` `[batch, tokens, d_in]` as one `[batch · tokens,
-/// d_in]` matrix product. Burn's `Linear` on a rank-3 input broadcasts the weight into a
-/// batched product of `batch` small ones, several times slower on CPU for these shapes.
-pub(crate) fn rowwise(layer: &Linear, x: Tensor<3>) -> Tensor<3> {
-    let [b, t, d_in] = x.dims();
-    let y = layer.forward(x.reshape([b * t, d_in]));
-    let d_out = y.dims()[1];
-    y.reshape([b, t, d_out])
 }
 
 impl Block {

@@ -1,16 +1,19 @@
 //! The Vision Transformer (pre-norm blocks, class token, learned positions) in the
 //! styles of flotilla's own small model, timm's ViTs and CLIP's vision tower.
 //!
-//! - `config`: the shape and style, their checks, a randomly initialised model;
+//! - `config`: the shape and style, and their checks;
+//! - `init`: a randomly initialised model;
+//! - `attach`: adapters attached to it;
 //! - `block`: a transformer block and its attention;
 //! - here: the model and its encoder, from patches to features.
 
+mod attach;
 mod block;
 mod config;
+mod init;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use block::rowwise;
 pub(crate) use block::{Attention, Block};
 pub use config::{Activation, Pool, ShapeError, VitConfig, VitStyle};
 
@@ -21,12 +24,12 @@ use burn::tensor::Tensor;
 use super::adapter::PromptNet;
 use super::fused::layer_norm;
 use super::group::Owners;
+use super::rowwise::rowwise;
 use block::Rows;
 
 /// The Vision Transformer: patch embedding, `depth` blocks, pooled features, a linear head.
 ///
-/// The optional parts are adapters that [`AdapterSpec::attach`](super::AdapterSpec::attach)
-/// adds; absent, the model is the plain backbone.
+/// The optional parts are adapters that [`Vit::attach`] adds; absent, the model is the plain backbone.
 #[derive(Module, Debug)]
 pub struct Vit {
     /// Patches to tokens.

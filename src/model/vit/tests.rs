@@ -23,7 +23,9 @@ fn the_last_block_computes_the_class_token_as_the_full_block_does() {
         classes: 2,
         style: VitStyle::default(),
     };
-    let vit = AdapterSpec::Memory { tokens: 2 }.attach(config.init(&device), 1, &device);
+    let vit = config
+        .init(&device)
+        .attach(&AdapterSpec::Memory { tokens: 2 }, 1, &device);
     let x = Tensor::<3>::random([3, 1 + config.tokens(), 12], Distribution::Default, &device)
         .require_grad();
     let shortcut = vit.run_blocks(x.clone(), None, None);

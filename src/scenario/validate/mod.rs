@@ -6,11 +6,10 @@ mod data;
 mod model;
 mod population;
 mod resources;
-mod rule;
 mod run;
 
+use crate::scenario::rule::{Number, Rule};
 pub use resources::{Footprint, human_bytes};
-pub(crate) use rule::{Number, Rule};
 
 use super::{Loaded, ScenarioError};
 

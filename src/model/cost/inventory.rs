@@ -1,4 +1,5 @@
-//! What each adapter costs on a given backbone: trainable values and bytes per update.
+//! What each adapter costs on a given backbone: trainable values and bytes per update,
+//! for the methods flotilla implements.
 
 use burn::tensor::Device;
 
