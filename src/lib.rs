@@ -9,12 +9,16 @@
 
 pub mod bench;
 pub mod data;
+mod error;
 pub mod model;
 mod monitor;
+pub mod notice;
 pub mod pool;
 pub mod pretrain;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod sweep;
-pub mod worker;
+
+pub use error::Chain;
+pub use notice::Notice;

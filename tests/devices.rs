@@ -77,7 +77,7 @@ fn compute_time_is_the_counted_flops_over_the_speed_and_small_devices_sit_out() 
     let cost = cost(&probe);
     let job = cost.training_memory(8, &flotilla::model::Optimizer::Sgd { lr: 0.1 });
     let loaded = scenario(tmp.path(), job - 1, job);
-    let Prepared { tasks, .. } = prepare(&loaded, None, None).unwrap();
+    let Prepared { tasks, .. } = prepare(&loaded, None, None, flotilla::notice::ignored()).unwrap();
     let opts = RunOptions::quiet(
         Some(tmp.path().join("out")),
         Arc::new(AtomicBool::new(false)),
@@ -136,7 +136,7 @@ fn personalizing_on_the_device_adds_its_steps_to_every_job() {
     let config = loaded.vit_before_loading().unwrap();
     let body = SampleCost::count(&config, &loaded.adaptation());
     let head = SampleCost::count(&config, &Adaptation::linear(AdapterSpec::HeadOnly));
-    let Prepared { tasks, .. } = prepare(&loaded, None, None).unwrap();
+    let Prepared { tasks, .. } = prepare(&loaded, None, None, flotilla::notice::ignored()).unwrap();
     let opts = RunOptions::quiet(
         Some(tmp.path().join("out")),
         Arc::new(AtomicBool::new(false)),

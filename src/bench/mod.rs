@@ -310,7 +310,8 @@ impl PoolBench {
     /// The pool of `scenario_file` with the overrides `set` (`path=value`).
     pub fn new(scenario_file: &Path, set: &[String]) -> Result<Self, RunError> {
         let loaded = overridden(scenario_file, set)?;
-        let Prepared { learner, tasks, .. } = prepare(&loaded, None, None)?;
+        let Prepared { learner, tasks, .. } =
+            prepare(&loaded, None, None, crate::notice::ignored())?;
         Ok(Self {
             initial: Arc::new(learner.initial_params()),
             clients: tasks.slots.len(),

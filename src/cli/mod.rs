@@ -17,8 +17,11 @@ mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use flotilla::Chain;
+use flotilla::pool::remote::{Build, Refusal};
 
 /// Simulate asynchronous, personalized, parameter-efficient federated learning.
 #[derive(Parser)]
@@ -66,7 +69,7 @@ enum Command {
         nats: String,
         /// Where to compute: `cpu`, or `cuda:N` (LibTorch, the `tch` feature).
         #[arg(long, default_value = "cpu")]
-        device: flotilla::worker::WorkerDevice,
+        device: flotilla::pool::remote::WorkerDevice,
         /// Jobs computed at once (on the CPU, threads; 0: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -99,7 +102,7 @@ pub(crate) fn main() -> ExitCode {
 
 fn worker_command(
     url: String,
-    device: flotilla::worker::WorkerDevice,
+    device: flotilla::pool::remote::WorkerDevice,
     threads: usize,
     name: Option<String>,
 ) -> ExitCode {
@@ -112,16 +115,19 @@ fn worker_command(
         let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
     });
-    let opts = flotilla::worker::WorkerOptions {
+    let opts = flotilla::pool::remote::WorkerOptions {
         url,
         device,
         threads,
         name,
     };
-    match flotilla::worker::serve(opts) {
+    let build: Build = Arc::new(|ctx, opts| {
+        flotilla::run::worker_learner(ctx, opts).map_err(|e| Arc::new(e) as Refusal)
+    });
+    match flotilla::pool::remote::serve(opts, build, flotilla::notice::to_stderr()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             ExitCode::from(BAD_INPUT)
         }
     }

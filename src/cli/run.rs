@@ -121,6 +121,7 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
         metrics_addr: args.metrics_addr,
         resume,
         cache: args.cache,
+        notice: flotilla::notice::to_stderr(),
     };
     let result = match run(&loaded, opts) {
         Ok(r) => r,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use flotilla_actors::learner::SlotOutcome;
 use flotilla_actors::{EvalOutcome, Params, TrainJob, TrainOutcome};
 
-use super::eval::{ChunkCounts, EvalChunk, Source};
+use super::job::{Answer, EvalChunk, Job, Source};
 use crate::model::EvalCounts;
 
 /// Little-endian writer of a payload.
@@ -140,29 +140,6 @@ pub(crate) fn decode_eval(bytes: &[u8]) -> Option<EvalOutcome> {
         client_accuracy,
         personalized_accuracy,
     })
-}
-
-/// What a remote worker is asked to compute: one job, a batch trained together, or an
-/// evaluation.
-#[derive(Debug)]
-pub(crate) enum Job {
-    /// A client's local training, alone.
-    Train(TrainJob),
-    /// Clients' jobs trained in one batch.
-    Group(Vec<TrainJob>),
-    /// Chunks of an evaluation of the served models.
-    Eval(Vec<EvalChunk>),
-}
-
-/// A remote worker's answer to a [`Job`], of the same kind.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    /// The job's outcome.
-    Train(TrainOutcome),
-    /// Each job's outcome, in the batch's order.
-    Group(Vec<TrainOutcome>),
-    /// Each chunk's counts, in the job's order.
-    Eval(Vec<ChunkCounts>),
 }
 
 const TRAIN: u8 = 1;

@@ -4,14 +4,13 @@
 use std::sync::{Arc, Mutex};
 
 use flotilla_actors::learner::{Completer, TaskId};
-use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Params, Pending};
+use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Pending};
 
-use super::codec::{Answer, Job};
-use super::learner::Keyed;
+use super::job::{Answer, ChunkCounts, EvalChunk, Job, JobKind, Key, Source};
 use super::reader::{Reader, slot_seed};
 use super::remote::Remote;
-use super::store::{JobStore, Key, deliver};
-use super::{JobKind, Pool, Worker};
+use super::store::{JobStore, Keyed, deliver};
+use super::{Pool, Worker};
 use crate::model::{
     EvalCounts, NaiveBayes, Personalization, TrainConfig, Trainable, Vit, evaluate, fit_head,
     personalize,
@@ -23,32 +22,6 @@ const EVAL_CHUNK: usize = 250;
 const EVAL_BATCH: usize = 250;
 /// Seeds the shuffling of each client's personalization fine-tuning (with its id).
 const PERSONALIZE_SEED: u64 = 0x9e50_4a11_2e00_0001;
-
-/// Where an evaluation chunk's samples come from.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Source {
-    /// Task `t`'s central test images `start..end` (positions in its list).
-    Central(TaskId, usize, usize),
-    /// A client's slot's local test split.
-    Slot(ClientId, usize),
-}
-
-/// One evaluation task: its samples and the models it evaluates on them. A remote
-/// evaluation sends its chunks, a few per message, so that they spread over the workers
-/// as they do in-process.
-#[derive(Clone, Debug)]
-pub(crate) struct EvalChunk {
-    /// Where the samples come from.
-    pub(crate) source: Source,
-    /// The served model.
-    pub(crate) params: Params,
-    /// The client's own personal model, for a slot whose client keeps one.
-    pub(crate) own: Option<Params>,
-}
-
-/// A chunk's counts: the served model's and the personalized model's (the same for a
-/// central chunk).
-pub(crate) type ChunkCounts = (EvalCounts, EvalCounts);
 
 /// Collects chunk results and completes the evaluation when the last one is in; combining
 /// in chunk order keeps the sums independent of which chunk finished first and where.

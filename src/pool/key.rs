@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use flotilla_actors::{EvalJob, Params, TrainJob};
 use sha2::{Digest as _, Sha256};
 
-use super::store::Key;
+use super::job::Key;
 use crate::data::TaskData;
 
 /// Builds a digest from typed pieces; each piece is written with its length, so no two

@@ -12,13 +12,14 @@ use flotilla_actors::{
     ClientId, EvalJob, EvalOutcome, Learner, Pending, TrainJob, TrainOutcome, Work,
 };
 
-use super::codec::{Answer, Job};
+use super::Pool;
+use super::codec::{decode_job, encode_answer};
 use super::eval::Evaluator;
+use super::job::{Answer, Job, JobKind, Key};
 use super::key::JobKeys;
 use super::reader::{PrefixCache, Reader};
-use super::remote::Remote;
-use super::store::{JobStore, Key, deliver};
-use super::{JobKind, Pool};
+use super::remote::{Compute, ComputeError, Remote};
+use super::store::{JobStore, Keyed, deliver};
 use crate::data::{Slot, TaskData};
 use crate::model::{
     Adaptation, AdapterSpec, HeadSpec, Objective, PersonalStep, Personalization, SampleCost,
@@ -62,13 +63,6 @@ pub struct Stored {
     pub store: Arc<JobStore>,
     /// The run's context: see [`super::Digest`].
     pub context: Key,
-}
-
-/// The store and this run's keys, for the learner's jobs.
-#[derive(Clone)]
-pub(super) struct Keyed {
-    pub(super) store: Arc<JobStore>,
-    pub(super) keys: JobKeys,
 }
 
 /// A training job waiting to run in a batch, with its key when results are stored.
@@ -181,13 +175,13 @@ impl PoolLearner {
     }
 
     /// Why the remote pool stopped answering, if jobs go to one and it did.
-    pub fn remote_failure(&self) -> Option<String> {
+    pub fn remote_failure(&self) -> Option<super::remote::RemoteFailure> {
         self.remote.as_ref().and_then(|r| r.failure())
     }
 
     /// Has the remote pool, if jobs go to one, say through `notice` that it waits for
     /// workers (see [`Remote::set_notice`]).
-    pub fn set_remote_notice(&self, notice: super::remote::Notice) {
+    pub fn set_remote_notice(&self, notice: crate::notice::Notice) {
         if let Some(r) = &self.remote {
             r.set_notice(notice);
         }
@@ -319,6 +313,14 @@ fn outcome(
         loss: loss / out.len().max(1) as f64,
         slots: out,
         personal,
+    }
+}
+
+impl Compute for PoolLearner {
+    fn compute(&self, job: &[u8]) -> Result<Vec<u8>, ComputeError> {
+        let job = decode_job(job).ok_or(ComputeError::Unreadable)?;
+        let answer = self.answer(job).ok_or(ComputeError::WorkerFailed)?;
+        Ok(encode_answer(&answer))
     }
 }
 

@@ -9,6 +9,7 @@
 mod backend;
 pub(crate) mod codec;
 mod eval;
+mod job;
 mod key;
 mod learner;
 mod reader;
@@ -16,9 +17,10 @@ pub mod remote;
 mod store;
 
 pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, gpu_devices, worker_devices};
+pub use job::{JobKind, Key};
 pub use key::{ContextParts, Digest, context_digest};
 pub use learner::{LearnerSetup, PoolLearner, Stored};
-pub use store::{JobStore, Key, STORE_FILE, StoreError};
+pub use store::{JobStore, STORE_FILE, StoreError};
 
 use std::thread::JoinHandle;
 
@@ -38,24 +40,6 @@ pub struct Worker {
 
 /// A unit of work for a worker.
 pub type Task = Box<dyn FnOnce(&Worker) + Send>;
-
-/// What a job is, for the job-time metric.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum JobKind {
-    /// Local training.
-    Train,
-    /// Evaluation.
-    Eval,
-}
-
-impl JobKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Train => "train",
-            JobKind::Eval => "eval",
-        }
-    }
-}
 
 /// A fixed set of worker threads.
 pub struct Pool {

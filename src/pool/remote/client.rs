@@ -20,8 +20,9 @@ use super::{
     ANSWER_SUBJECTS, ANSWERS, CONTEXT, CONTEXT_SUBJECTS, CONTEXTS, Context, DELIVERED, ERROR,
     EVAL_QUEUE, JOB_ID, JOB_SUBJECTS, JOBS, PROGRESS, REPLY, SECONDS, TRAIN_QUEUE, WORKER, header,
 };
-use crate::pool::JobKind;
-use crate::pool::codec::{Answer, Job, decode_answer, encode_job};
+use crate::notice::Notice;
+use crate::pool::codec::{decode_answer, encode_job};
+use crate::pool::job::{Answer, Job, JobKind};
 
 /// Delivers a job's answer; `false` when the answer is not of the job's kind.
 pub(crate) type OnAnswer = Box<dyn FnOnce(Answer) -> bool + Send>;
@@ -32,35 +33,90 @@ const ANSWERS_KEPT: Duration = Duration::from_secs(3600);
 /// if that comes first).
 const QUIET: Duration = Duration::from_secs(10);
 
-/// Shows a line saying the run waits for workers (e.g. in its progress bar); called every
-/// second while it does.
-pub type Notice = Box<dyn Fn(&str) + Send>;
-
 /// Why the remote pool cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
+    /// The thread that talks to the server cannot start.
+    #[error("cannot start the remote pool's thread")]
+    Thread(#[source] std::io::Error),
+    /// That thread stopped before it could say whether it connected.
+    #[error("the remote pool's thread stopped before it connected")]
+    Stopped,
     /// The server cannot be reached.
-    #[error("cannot connect to NATS at {url}: {message} (is nats-server running, with -js?)")]
+    #[error("cannot connect to NATS at {url} (is nats-server running, with -js?)")]
     Connect {
         /// The server's address.
         url: String,
         /// What the client said.
-        message: String,
+        source: async_nats::ConnectError,
     },
     /// The server does not give JetStream what the pool needs.
-    #[error("NATS at {url}: cannot {what}: {message} (is JetStream enabled: nats-server -js?)")]
+    #[error("NATS at {url}: cannot {what} (is JetStream enabled: nats-server -js?)")]
     JetStream {
         /// The server's address.
         url: String,
         /// What was being set up.
         what: &'static str,
         /// What the server said.
-        message: String,
+        source: async_nats::Error,
+    },
+}
+
+/// Why the remote pool stopped answering during a run.
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteFailure {
+    /// A job could not be put on the queue.
+    #[error("cannot queue a job on {url}")]
+    Queue {
+        /// The server's address.
+        url: String,
+        /// What the server said.
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// A worker refused the run's jobs, saying why.
+    #[error("{worker} refused a job: {why}")]
+    Refused {
+        /// The worker's name.
+        worker: String,
+        /// Its reason, as it sent it.
+        why: String,
+    },
+    /// A worker's answer is not an answer to its job.
+    #[error("{worker} sent an answer to job {job} that is not one")]
+    Malformed {
+        /// The worker's name.
+        worker: String,
+        /// The job.
+        job: u64,
+    },
+    /// Two answers to one job differ: the workers do not compute alike.
+    #[error(
+        "two answers to job {job} differ ({worker} sent the second): the workers do not compute alike"
+    )]
+    Disagree {
+        /// The worker that sent the second.
+        worker: String,
+        /// The job.
+        job: u64,
+    },
+    /// No worker said a word for the pool's deadline.
+    #[error(
+        "no worker answered for {} s (the pool's deadline); {jobs} jobs wait on {url} (start one: flotilla worker --nats {url})",
+        deadline.as_secs_f64()
+    )]
+    Silent {
+        /// The deadline.
+        deadline: Duration,
+        /// Jobs that waited.
+        jobs: usize,
+        /// The server's address.
+        url: String,
     },
 }
 
 /// Where the jobs go and how long to wait.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RemoteOptions {
     /// The NATS server, e.g. `nats://127.0.0.1:4222`.
     pub url: String,
@@ -69,6 +125,10 @@ pub struct RemoteOptions {
     pub ack_wait: Duration,
     /// How long the run waits without any word from a worker before it fails.
     pub deadline: Duration,
+    /// Told once when the run has had no word from any worker for a while (and again
+    /// after each silence that follows an answer), unless [`Remote::set_notice`] gives
+    /// another.
+    pub notice: Notice,
 }
 
 /// A job handed to the runtime thread.
@@ -81,7 +141,7 @@ struct Submit {
 /// The run's connection to the remote pool.
 pub struct Remote {
     tx: Option<mpsc::UnboundedSender<Submit>>,
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<RemoteFailure>>>,
     notice: Arc<Mutex<Option<Notice>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -95,7 +155,6 @@ impl Remote {
         let failed = failure.clone();
         let notice = Arc::new(Mutex::new(None));
         let notify = notice.clone();
-        let url = opts.url.clone();
         let thread = std::thread::Builder::new()
             .name("flotilla-remote".into())
             .spawn(move || {
@@ -105,10 +164,7 @@ impl Remote {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(RemoteError::Connect {
-                            url: opts.url.clone(),
-                            message: e.to_string(),
-                        }));
+                        let _ = ready_tx.send(Err(RemoteError::Thread(e)));
                         return;
                     }
                 };
@@ -124,16 +180,8 @@ impl Remote {
                     }
                 });
             })
-            .map_err(|e| RemoteError::Connect {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let ready = ready_rx.recv().unwrap_or_else(|_| {
-            Err(RemoteError::Connect {
-                url,
-                message: "the connection thread stopped".into(),
-            })
-        });
+            .map_err(RemoteError::Thread)?;
+        let ready = ready_rx.recv().unwrap_or(Err(RemoteError::Stopped));
         let remote = Self {
             tx: Some(tx),
             failure,
@@ -159,12 +207,12 @@ impl Remote {
     }
 
     /// Why the remote pool stopped answering, if it did.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<RemoteFailure> {
         self.failure.lock().expect("remote failure").clone()
     }
 
-    /// Says through `notice` that the run waits for workers, instead of printing it once
-    /// to standard error.
+    /// Says through `notice`, every second, that the run waits for workers, instead of
+    /// telling the options' notice once (e.g. in a progress bar).
     pub fn set_notice(&self, notice: Notice) {
         *self.notice.lock().expect("remote notice") = Some(notice);
     }
@@ -186,6 +234,7 @@ struct Link {
     run: String,
     context: String,
     deadline: Duration,
+    notice: Notice,
     answers: consumer::pull::Stream,
     progress: async_nats::Subscriber,
     /// The workers' consumers: training, evaluation.
@@ -203,17 +252,17 @@ impl Link {
     async fn open(opts: &RemoteOptions, context: &Context) -> Result<Self, RemoteError> {
         let client = super::connect(&opts.url, "flotilla run".into())
             .await
-            .map_err(|message| RemoteError::Connect {
+            .map_err(|source| RemoteError::Connect {
                 url: opts.url.clone(),
-                message,
+                source,
             })?;
         let js = jetstream::new(client.clone());
         let failed = |what: &'static str| {
             let url = opts.url.clone();
-            move |e: &dyn std::fmt::Display| RemoteError::JetStream {
+            move |e: async_nats::Error| RemoteError::JetStream {
                 url: url.clone(),
                 what,
-                message: e.to_string(),
+                source: e,
             }
         };
         let jobs = js
@@ -224,7 +273,7 @@ impl Link {
                 ..Default::default()
             })
             .await
-            .map_err(|e| failed("create the job stream")(&e))?;
+            .map_err(|e| failed("create the job stream")(e.into()))?;
         let mut queues = Vec::new();
         for (name, subjects) in [TRAIN_QUEUE, EVAL_QUEUE] {
             let queue = jobs
@@ -240,7 +289,7 @@ impl Link {
                     },
                 )
                 .await
-                .map_err(|e| failed("create the workers' consumers")(&e))?;
+                .map_err(|e| failed("create the workers' consumers")(e.into()))?;
             queues.push(queue);
         }
         let answers = js
@@ -252,7 +301,7 @@ impl Link {
                 ..Default::default()
             })
             .await
-            .map_err(|e| failed("create the answer stream")(&e))?;
+            .map_err(|e| failed("create the answer stream")(e.into()))?;
         let run = run_id();
         let answers = answers
             .create_consumer(consumer::pull::Config {
@@ -262,14 +311,14 @@ impl Link {
                 ..Default::default()
             })
             .await
-            .map_err(|e| failed("create the run's answer consumer")(&e))?
+            .map_err(|e| failed("create the run's answer consumer")(e.into()))?
             .messages()
             .await
-            .map_err(|e| failed("read answers")(&e))?;
+            .map_err(|e| failed("read answers")(e.into()))?;
         let progress = client
             .subscribe(format!("flotilla.progress.{run}"))
             .await
-            .map_err(|e| failed("subscribe to progress")(&e))?;
+            .map_err(|e| failed("subscribe to progress")(e.into()))?;
         js.get_or_create_stream(stream::Config {
             name: CONTEXTS.into(),
             subjects: vec![CONTEXT_SUBJECTS.into()],
@@ -277,19 +326,21 @@ impl Link {
             ..Default::default()
         })
         .await
-        .map_err(|e| failed("create the context stream")(&e))?;
-        let body = serde_json::to_vec(context).map_err(|e| failed("encode the context")(&e))?;
+        .map_err(|e| failed("create the context stream")(e.into()))?;
+        let body =
+            serde_json::to_vec(context).map_err(|e| failed("encode the context")(e.into()))?;
         js.publish(format!("flotilla.contexts.{}", context.digest), body.into())
             .await
-            .map_err(|e| failed("publish the run's context")(&e))?
+            .map_err(|e| failed("publish the run's context")(e.into()))?
             .await
-            .map_err(|e| failed("publish the run's context")(&e))?;
+            .map_err(|e| failed("publish the run's context")(e.into()))?;
         Ok(Self {
             url: opts.url.clone(),
             js,
             run,
             context: context.digest.clone(),
             deadline: opts.deadline,
+            notice: opts.notice.clone(),
             answers,
             progress,
             queues,
@@ -301,7 +352,7 @@ impl Link {
     async fn serve(
         mut self,
         mut rx: mpsc::UnboundedReceiver<Submit>,
-        failure: Arc<Mutex<Option<String>>>,
+        failure: Arc<Mutex<Option<RemoteFailure>>>,
         notice: Arc<Mutex<Option<Notice>>>,
     ) {
         let mut waiting: HashMap<u64, Waiting> = HashMap::new();
@@ -313,7 +364,7 @@ impl Link {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
         let busy = metrics::gauge!(crate::monitor::POOL_BUSY_WORKERS);
-        let fail = |waiting: &mut HashMap<u64, Waiting>, why: String| {
+        let fail = |waiting: &mut HashMap<u64, Waiting>, why: RemoteFailure| {
             let mut f = failure.lock().expect("remote failure");
             f.get_or_insert(why);
             // Dropping the answers' receivers stops the simulation.
@@ -329,7 +380,7 @@ impl Link {
                     let id = next;
                     next += 1;
                     if let Err(e) = self.publish(id, kind, &job).await {
-                        fail(&mut waiting, format!("cannot queue a job on {}: {e}", self.url));
+                        fail(&mut waiting, RemoteFailure::Queue { url: self.url.clone(), source: Arc::from(e) });
                         continue;
                     }
                     waiting.insert(id, Waiting { kind, on_answer });
@@ -342,7 +393,7 @@ impl Link {
                     let worker = header(headers, WORKER).unwrap_or("a worker").to_string();
                     let id = header(headers, JOB_ID).and_then(|v| v.parse::<u64>().ok());
                     if let Some(why) = header(headers, ERROR) {
-                        fail(&mut waiting, format!("{worker} refused a job: {why}"));
+                        fail(&mut waiting, RemoteFailure::Refused { worker, why: why.to_string() });
                     } else if let Some(id) = id {
                         let digest: [u8; 32] = Sha256::digest(&msg.payload).into();
                         if let Some(w) = waiting.remove(&id) {
@@ -355,14 +406,12 @@ impl Link {
                             if decode_answer(&msg.payload).is_some_and(|a| (w.on_answer)(a)) {
                                 answered.insert(id, digest);
                             } else {
-                                fail(&mut waiting, format!("{worker} sent an answer to job {id} that is not one"));
+                                fail(&mut waiting, RemoteFailure::Malformed { worker, job: id });
                             }
                         } else if let Some(first) = answered.get(&id) {
                             metrics::counter!(crate::monitor::POOL_DUPLICATES).increment(1);
                             if *first != digest {
-                                fail(&mut waiting, format!(
-                                    "two answers to job {id} differ ({worker} sent the second): the workers do not compute alike"
-                                ));
+                                fail(&mut waiting, RemoteFailure::Disagree { worker, job: id });
                             }
                         }
                     }
@@ -387,10 +436,11 @@ impl Link {
                     }
                     if quiet >= self.deadline {
                         let n = waiting.len();
-                        fail(&mut waiting, format!(
-                            "no worker answered for {} s (the pool's deadline); {n} jobs wait on {} (start one: flotilla worker --nats {})",
-                            self.deadline.as_secs_f64(), self.url, self.url
-                        ));
+                        fail(&mut waiting, RemoteFailure::Silent {
+                            deadline: self.deadline,
+                            jobs: n,
+                            url: self.url.clone(),
+                        });
                     } else if quiet >= quiet_after {
                         let line = format!(
                             "no word from any worker for {} s; {} jobs wait on {} (flotilla worker --nats {})",
@@ -398,7 +448,7 @@ impl Link {
                         );
                         match &*notice.lock().expect("remote notice") {
                             Some(notice) => notice(&line),
-                            None if !said_quiet => eprintln!("flotilla: {line}"),
+                            None if !said_quiet => (self.notice)(&format!("flotilla: {line}")),
                             None => {}
                         }
                         said_quiet = true;
@@ -411,7 +461,7 @@ impl Link {
     }
 
     /// Puts a job on the queue, with what a worker needs to answer it.
-    async fn publish(&self, id: u64, kind: JobKind, job: &Job) -> Result<(), String> {
+    async fn publish(&self, id: u64, kind: JobKind, job: &Job) -> Result<(), async_nats::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(JOB_ID, id.to_string().as_str());
         headers.insert(CONTEXT, self.context.as_str());
@@ -420,10 +470,8 @@ impl Link {
         let subject = format!("flotilla.jobs.{}.{}", self.run, kind.as_str());
         self.js
             .publish_with_headers(subject, headers, encode_job(job).into())
-            .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?
+            .await?;
         Ok(())
     }
 

@@ -16,8 +16,13 @@
 //! backend differ.
 
 mod client;
+mod worker;
 
-pub use client::{Notice, Remote, RemoteError, RemoteOptions};
+pub use client::{Remote, RemoteError, RemoteFailure, RemoteOptions};
+pub use worker::{
+    Build, Compute, ComputeError, Refusal, UnknownDevice, WorkerDevice, WorkerError, WorkerOptions,
+    serve,
+};
 
 use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -76,15 +81,13 @@ pub struct Context {
 /// How long connecting to the server may take before it counts as unreachable.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Connects to the NATS server at `url` as `name` (shown in the server's connection list);
-/// the error is the client's own message.
-pub async fn connect(url: &str, name: String) -> Result<async_nats::Client, String> {
+/// Connects to the NATS server at `url` as `name` (shown in the server's connection list).
+async fn connect(url: &str, name: String) -> Result<async_nats::Client, async_nats::ConnectError> {
     async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(CONNECT_TIMEOUT)
         .connect(url)
         .await
-        .map_err(|e| e.to_string())
 }
 
 /// A header's text, if the message has it.

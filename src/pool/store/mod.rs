@@ -21,17 +21,23 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use flotilla_actors::learner::Completer;
 use flotilla_actors::{EvalOutcome, TrainOutcome};
 use sha2::{Digest, Sha256};
 
 use super::codec::{decode_eval, decode_train, encode_eval, encode_train};
+use super::job::Key;
+use super::key::JobKeys;
 
-/// A job's digest: the key its result is stored under.
-pub type Key = [u8; 32];
+/// The store and this run's keys, for the learner's jobs.
+#[derive(Clone)]
+pub(super) struct Keyed {
+    pub(super) store: Arc<JobStore>,
+    pub(super) keys: JobKeys,
+}
 
 /// A job's result the store keeps: training or evaluation.
 pub(crate) trait Outcome {

@@ -1,11 +1,10 @@
-//! `flotilla worker`: answers the jobs of runs whose pool is remote (see
-//! [`crate::pool::remote`]). A worker builds each run's model and data once, from the
-//! run's resolved scenario and the same files on its own disk, and refuses the run's jobs
-//! when what it built differs from what the run built, or when its flotilla version,
-//! backend or device kind differ.
+//! The serving side: `flotilla worker` answers the jobs of runs whose pool is remote. A
+//! worker builds each run's learner once, from the run's published context (its resolved
+//! scenario, built from the same files on the worker's own disk) with the [`Build`] it is
+//! given, which refuses the run's jobs when what it built differs from what the run
+//! built, or when its flotilla version, backend or device kind differ.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,12 @@ use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
-use crate::pool::codec::{decode_job, encode_answer};
-use crate::pool::remote::{
+use super::{
     CONTEXT, CONTEXTS, Context, DELIVERED, ERROR, EVAL_QUEUE, JOB_ID, JOBS, PROGRESS, REPLY,
-    SECONDS, TRAIN_QUEUE, WORKER, connect, header, hex,
+    SECONDS, TRAIN_QUEUE, WORKER, connect, header,
 };
-use crate::pool::{Backend, DeviceKind, PoolLearner, gpu_devices, worker_devices};
-use crate::run::{prepare_on, store_identity};
-use crate::scenario::{Loaded, Scenario};
+use crate::error::Chain;
+use crate::notice::Notice;
 
 /// Where a worker computes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -32,8 +29,13 @@ pub enum WorkerDevice {
     Cuda(usize),
 }
 
+/// A worker device that is neither `cpu` nor `cuda:N`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected cpu or cuda:N, got \"{0}\"")]
+pub struct UnknownDevice(String);
+
 impl std::str::FromStr for WorkerDevice {
-    type Err = String;
+    type Err = UnknownDevice;
 
     /// `cpu` or `cuda:N`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
@@ -43,7 +45,7 @@ impl std::str::FromStr for WorkerDevice {
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse().ok())
                 .map(WorkerDevice::Cuda)
-                .ok_or_else(|| format!("expected cpu or cuda:N, got \"{text}\"")),
+                .ok_or_else(|| UnknownDevice(text.to_owned())),
         }
     }
 }
@@ -64,47 +66,73 @@ pub struct WorkerOptions {
 /// Why a worker stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// Its runtime cannot start.
+    #[error("cannot start the worker's runtime")]
+    Runtime(#[source] std::io::Error),
     /// The server cannot be reached.
-    #[error("cannot connect to NATS at {url}: {message}")]
+    #[error("cannot connect to NATS at {url}")]
     Connect {
         /// The server.
         url: String,
         /// What the client said.
-        message: String,
+        source: async_nats::ConnectError,
     },
 }
 
-/// A run's model and data, built once, or why they cannot be.
-type Built = Result<Arc<PoolLearner>, String>;
+/// What computes a run's jobs on a worker: the run's learner, built from its context.
+pub trait Compute: Send + Sync {
+    /// The encoded answer to an encoded job.
+    fn compute(&self, job: &[u8]) -> Result<Vec<u8>, ComputeError>;
+}
 
-/// Connects and answers jobs until the process is stopped.
-pub fn serve(opts: WorkerOptions) -> Result<(), WorkerError> {
+/// Why a job got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// The job's bytes are not a job of this version.
+    #[error("the job cannot be read (is the worker the run's flotilla version?)")]
+    Unreadable,
+    /// A pool worker failed.
+    #[error("a pool worker failed while computing the job")]
+    WorkerFailed,
+}
+
+/// Why a worker cannot compute a run's jobs, as the builder says.
+pub type Refusal = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Builds the learner of a run from the context it published, on this worker's device
+/// and threads, or says why this worker cannot compute that run's jobs.
+pub type Build =
+    Arc<dyn Fn(&Context, &WorkerOptions) -> Result<Arc<dyn Compute>, Refusal> + Send + Sync>;
+
+/// A run's model and data, built once, or why they cannot be.
+type Built = Result<Arc<dyn Compute>, Refusal>;
+
+/// Connects and answers jobs with what `build` makes of each run, until the process is
+/// stopped; says what it does through `notice` (a line per job).
+pub fn serve(opts: WorkerOptions, build: Build, notice: Notice) -> Result<(), WorkerError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| WorkerError::Connect {
-            url: opts.url.clone(),
-            message: e.to_string(),
-        })?;
-    runtime.block_on(answer_jobs(opts))
+        .map_err(WorkerError::Runtime)?;
+    runtime.block_on(answer_jobs(opts, build, notice))
 }
 
-async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
+async fn answer_jobs(opts: WorkerOptions, build: Build, notice: Notice) -> Result<(), WorkerError> {
     let client = connect(&opts.url, format!("flotilla worker {}", opts.name))
         .await
-        .map_err(|message| WorkerError::Connect {
+        .map_err(|source| WorkerError::Connect {
             url: opts.url.clone(),
-            message,
+            source,
         })?;
     let js = jetstream::new(client.clone());
-    eprintln!(
+    notice(&format!(
         "flotilla worker {}: connected to {}; {} at once on {:?}",
         opts.name, opts.url, opts.threads, opts.device
-    );
+    ));
     let (train, eval) = (
-        queue(&js, TRAIN_QUEUE.0).await,
-        queue(&js, EVAL_QUEUE.0).await,
+        queue(&js, TRAIN_QUEUE.0, &notice).await,
+        queue(&js, EVAL_QUEUE.0, &notice).await,
     );
     let ack_wait = train.cached_info().config.ack_wait;
     let built: Arc<Mutex<HashMap<String, Built>>> = Arc::default();
@@ -118,7 +146,11 @@ async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
             Ok(Some(msg)) => msg,
             Ok(None) => continue,
             Err(e) => {
-                eprintln!("flotilla worker {}: cannot fetch a job: {e}", opts.name);
+                notice(&format!(
+                    "flotilla worker {}: cannot fetch a job: {}",
+                    opts.name,
+                    Chain(&*e)
+                ));
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -128,7 +160,9 @@ async fn answer_jobs(opts: WorkerOptions) -> Result<(), WorkerError> {
             js: js.clone(),
             client: client.clone(),
             opts: opts.clone(),
+            build: build.clone(),
             built: built.clone(),
+            notice: notice.clone(),
             ack_wait,
         };
         tokio::spawn(job.answer(permit));
@@ -145,7 +179,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 async fn next_job(
     train: &consumer::PullConsumer,
     eval: &consumer::PullConsumer,
-) -> Result<Option<jetstream::Message>, String> {
+) -> Result<Option<jetstream::Message>, async_nats::Error> {
     for queue in [train, eval] {
         let waiting = queue.fetch().max_messages(1).messages().await;
         if let Some(msg) = first(waiting).await? {
@@ -162,19 +196,18 @@ async fn next_job(
 }
 
 /// The one message of a pull request, if it brought one.
-async fn first<E: std::fmt::Display>(
-    batch: Result<consumer::pull::Batch, E>,
-) -> Result<Option<jetstream::Message>, String> {
-    let mut batch = batch.map_err(|e| e.to_string())?;
-    match batch.next().await {
+async fn first(
+    batch: Result<consumer::pull::Batch, consumer::pull::BatchError>,
+) -> Result<Option<jetstream::Message>, async_nats::Error> {
+    match batch?.next().await {
         Some(Ok(msg)) => Ok(Some(msg)),
-        Some(Err(e)) => Err(e.to_string()),
+        Some(Err(e)) => Err(e),
         None => Ok(None),
     }
 }
 
 /// A workers' consumer, once a run has created it.
-async fn queue(js: &jetstream::Context, name: &str) -> consumer::PullConsumer {
+async fn queue(js: &jetstream::Context, name: &str, notice: &Notice) -> consumer::PullConsumer {
     let mut said = false;
     loop {
         if let Ok(stream) = js.get_stream(JOBS).await
@@ -183,7 +216,7 @@ async fn queue(js: &jetstream::Context, name: &str) -> consumer::PullConsumer {
             return c;
         }
         if !said {
-            eprintln!("flotilla worker: waiting for a run to create the job queue");
+            notice("flotilla worker: waiting for a run to create the job queue");
             said = true;
         }
         tokio::time::sleep(IDLE_WAIT).await;
@@ -196,8 +229,38 @@ struct Job {
     js: jetstream::Context,
     client: async_nats::Client,
     opts: Arc<WorkerOptions>,
+    build: Build,
     built: Arc<Mutex<HashMap<String, Built>>>,
+    notice: Notice,
     ack_wait: Duration,
+}
+
+/// Why a run's context cannot be read from the server, or its learner built.
+#[derive(Debug, thiserror::Error)]
+enum ContextError {
+    /// The contexts stream is not there.
+    #[error("cannot read the run's context")]
+    Stream(#[source] jetstream::context::GetStreamError),
+    /// The run's context is not in it.
+    #[error("no context {0} on the server")]
+    Missing(String, #[source] jetstream::stream::LastRawMessageError),
+    /// The context is not one this version reads.
+    #[error("cannot read the run's context")]
+    Unreadable(#[source] serde_json::Error),
+    /// Building the learner panicked.
+    #[error("building the model panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
+/// Why a job the worker computed has no answer.
+#[derive(Debug, thiserror::Error)]
+enum Unanswered {
+    /// The learner could not compute it.
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    /// Computing it panicked.
+    #[error("the job panicked")]
+    Panicked(#[source] tokio::task::JoinError),
 }
 
 impl Job {
@@ -218,7 +281,9 @@ impl Job {
         let progress = header(headers, PROGRESS).map(str::to_string);
         let delivered = self.msg.info().map_or(1, |i| i.delivered);
         let name = &self.opts.name;
-        eprintln!("flotilla worker {name}: job {id} started (delivery {delivered})");
+        (self.notice)(&format!(
+            "flotilla worker {name}: job {id} started (delivery {delivered})"
+        ));
         // Progress keeps the job from being delivered to another worker, and tells the run
         // that work goes on, from the start: building a run's model and data the first
         // time can take longer than the job itself.
@@ -235,11 +300,12 @@ impl Job {
                 }
             })
         };
-        let learner = match self.build(&context).await {
+        let learner = match self.learner(&context).await {
             Ok(l) => l,
             Err(why) => {
                 beat.abort();
-                eprintln!("flotilla worker {name}: refusing job {id}: {why}");
+                let why = Chain(&*why).to_string();
+                (self.notice)(&format!("flotilla worker {name}: refusing job {id}: {why}"));
                 self.reply(&reply, &id, delivered, 0.0, Err(why)).await;
                 let _ = self.msg.ack_with(AckKind::Term).await;
                 return;
@@ -247,17 +313,11 @@ impl Job {
         };
         let started = Instant::now();
         let payload = self.msg.payload.clone();
-        let answer = tokio::task::spawn_blocking(move || {
-            let job = decode_job(&payload).ok_or_else(|| {
-                "the job cannot be read (is the worker the run's flotilla version?)".to_string()
-            })?;
-            learner
-                .answer(job)
-                .map(|a| encode_answer(&a))
-                .ok_or_else(|| "a pool worker failed while computing the job".to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the job panicked: {e}")));
+        let answer = tokio::task::spawn_blocking(move || learner.compute(&payload))
+            .await
+            .map_err(Unanswered::Panicked)
+            .and_then(|a| a.map_err(Unanswered::from))
+            .map_err(|e| Chain(&e).to_string());
         beat.abort();
         drop(permit);
         let secs = started.elapsed().as_secs_f64();
@@ -267,11 +327,14 @@ impl Job {
             let _ = self.msg.ack_with(AckKind::Term).await;
         } else {
             let _ = self.msg.double_ack().await;
-            eprintln!("flotilla worker {name}: job {id} done in {secs:.3} s");
+            (self.notice)(&format!(
+                "flotilla worker {name}: job {id} done in {secs:.3} s"
+            ));
         }
     }
 
-    /// Publishes the answer, or why there is none, and waits until the server has it.
+    /// Publishes the answer, or why there is none (in words, as a header), and waits
+    /// until the server has it.
     async fn reply(
         &self,
         subject: &str,
@@ -302,7 +365,7 @@ impl Job {
     }
 
     /// The run's learner, built on first use.
-    async fn build(&self, context: &str) -> Built {
+    async fn learner(&self, context: &str) -> Built {
         let mut built = self.built.lock().await;
         if let Some(b) = built.get(context) {
             return b.clone();
@@ -312,71 +375,33 @@ impl Job {
                 .js
                 .get_stream(CONTEXTS)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ContextError::Stream)?
                 .get_last_raw_message_by_subject(&format!("flotilla.contexts.{context}"))
                 .await
-                .map_err(|e| format!("no context {context} on the server: {e}"))?
+                .map_err(|e| ContextError::Missing(context.to_string(), e))?
                 .payload;
-            serde_json::from_slice::<Context>(&entry).map_err(|e| e.to_string())
+            serde_json::from_slice::<Context>(&entry).map_err(ContextError::Unreadable)
         }
         .await;
-        let opts = self.opts.clone();
+        let (opts, build, notice) = (self.opts.clone(), self.build.clone(), self.notice.clone());
         let b = match fetched {
-            Ok(ctx) => tokio::task::spawn_blocking(move || build(&ctx, &opts))
-                .await
-                .unwrap_or_else(|e| Err(format!("building the model panicked: {e}"))),
-            Err(why) => Err(format!("cannot read the run's context: {why}")),
+            Ok(ctx) => tokio::task::spawn_blocking(move || {
+                let built = build(&ctx, &opts);
+                if built.is_ok() {
+                    notice(&format!(
+                        "flotilla worker {}: ready for {} ({})",
+                        opts.name,
+                        ctx.file,
+                        &ctx.digest[..12.min(ctx.digest.len())]
+                    ));
+                }
+                built
+            })
+            .await
+            .unwrap_or_else(|e| Err(Arc::new(ContextError::Panicked(e)))),
+            Err(why) => Err(Arc::new(why) as Refusal),
         };
         built.insert(context.to_string(), b.clone());
         b
     }
-}
-
-/// Builds the run's model and data here and checks them against the run's.
-fn build(ctx: &Context, opts: &WorkerOptions) -> Built {
-    let mut scenario: Scenario = serde_json::from_value(ctx.scenario.clone())
-        .map_err(|e| format!("the run's scenario cannot be read: {e}"))?;
-    let pool = &mut scenario.pool;
-    pool.remote = None;
-    pool.batch_clients = 1;
-    pool.workers = opts.threads;
-    let devices = match opts.device {
-        WorkerDevice::Cpu => {
-            pool.device = DeviceKind::Cpu;
-            worker_devices(pool.backend, DeviceKind::Cpu, opts.threads, 1)
-        }
-        WorkerDevice::Cuda(gpu) => {
-            pool.device = DeviceKind::Cuda;
-            pool.backend = Backend::Tch;
-            gpu_devices(gpu, opts.threads)
-        }
-    };
-    let mine = store_identity(&scenario);
-    if mine != ctx.identity {
-        return Err(format!(
-            "the run computes as \"{}\", this worker as \"{mine}\"",
-            ctx.identity
-        ));
-    }
-    let devices = devices.map_err(|e| e.to_string())?;
-    let loaded = Loaded {
-        scenario,
-        file: PathBuf::from(&ctx.file),
-        base: PathBuf::from(&ctx.base),
-    };
-    let prepared = prepare_on(&loaded, None, devices).map_err(|e| e.to_string())?;
-    let digest = hex(&prepared.context);
-    if digest != ctx.digest {
-        return Err(format!(
-            "this worker's model and data differ from the run's (digest {digest} here, {} there): are the files under {} the same on this machine?",
-            ctx.digest, ctx.base
-        ));
-    }
-    eprintln!(
-        "flotilla worker {}: ready for {} ({})",
-        opts.name,
-        ctx.file,
-        &ctx.digest[..12]
-    );
-    Ok(Arc::new(prepared.learner))
 }
