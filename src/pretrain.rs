@@ -14,6 +14,7 @@ use crate::model::{
     LocalData, Objective, Optimizer, Samples, ShapeError, TrainConfig, Trainable, VitConfig,
     evaluate, init_params, train_local,
 };
+use crate::notice::Notice;
 
 /// Pretraining settings.
 pub struct PretrainOptions {
@@ -49,19 +50,21 @@ pub enum PretrainError {
     #[error("no training image has one of the chosen classes")]
     NoImages,
     /// The checkpoint's directory cannot be made.
-    #[error("cannot write the checkpoint: {0}")]
+    #[error("cannot make the checkpoint's directory")]
     Directory(#[from] std::io::Error),
     /// The checkpoint cannot be written.
-    #[error("cannot write the checkpoint: {0}")]
+    #[error("cannot write the checkpoint")]
     Save(#[from] burn::store::RecordError),
 }
 
-/// Trains on the training images of `classes` and saves the model to `out`.
-/// Returns the test accuracy on those classes after each epoch.
+/// Trains on the training images of `classes` and saves the model to `out`, telling
+/// `notice` each epoch's loss and accuracy. Returns the test accuracy on those classes
+/// after each epoch.
 pub fn pretrain(
     data_dir: &Path,
     out: &Path,
     opts: &PretrainOptions,
+    notice: Notice,
 ) -> Result<Vec<f64>, PretrainError> {
     let data = load_idx_dir(data_dir)?;
     let vit = VitConfig {
@@ -132,11 +135,11 @@ pub fn pretrain(
             250,
         )
         .accuracy();
-        eprintln!(
+        notice(&format!(
             "epoch {}: loss {loss:.4}, test accuracy on the chosen classes {:.2}%",
             epoch + 1,
             acc * 100.0
-        );
+        ));
         accuracies.push(acc);
     }
     if let Some(parent) = out.parent() {

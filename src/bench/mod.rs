@@ -23,7 +23,7 @@ use flotilla_actors::{
 use serde::{Deserialize, Serialize};
 
 pub use cifar::write_cifar_fixture;
-pub use remote::LocalNats;
+pub use remote::{LocalNats, NatsError};
 
 use crate::report::peak_rss_bytes;
 use crate::run::{Prepared, RunError, prepare};
@@ -129,9 +129,18 @@ pub enum BenchError {
     /// The measured run failed.
     #[error(transparent)]
     Run(#[from] RunError),
-    /// What the measurement needs around the run could not be set up.
-    #[error("{0}")]
-    Setup(String),
+    /// The measurement's NATS server cannot be started or read.
+    #[error("the measurement's NATS server")]
+    Nats(#[from] NatsError),
+    /// This executable cannot be found, to start workers of it.
+    #[error("cannot find this executable")]
+    Executable(#[source] std::io::Error),
+    /// A worker cannot be started.
+    #[error("cannot start a worker")]
+    Worker(#[source] std::io::Error),
+    /// The workers did not connect in time.
+    #[error("the workers did not connect in time")]
+    WorkersLate,
 }
 
 impl From<ScenarioError> for BenchError {
@@ -358,10 +367,8 @@ pub fn engine_at(
     at_work: usize,
 ) -> Result<EngineRun, RunError> {
     let text = engine_scenario(clients, updates, at_work.clamp(1, clients.max(1)));
-    let scenario = scenario::parse(&text).map_err(|source| ScenarioError::Syntax {
-        file: "engine.ron".into(),
-        source: Box::new(source),
-    })?;
+    let scenario =
+        scenario::parse(&text).map_err(|e| ScenarioError::syntax(Path::new("engine.ron"), e))?;
     let loaded = Loaded {
         scenario,
         file: "engine.ron".into(),

@@ -14,6 +14,39 @@ use crate::report::{peak_rss_bytes, peak_rss_bytes_of};
 /// How long a server or a worker may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Why the measurement's NATS server cannot be started or read.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The OS hands out no free loopback port.
+    #[error("no free loopback port")]
+    Port(#[source] std::io::Error),
+    /// `nats-server` cannot be started.
+    #[error("cannot start nats-server; install it (Debian: apt-get install nats-server)")]
+    Start(#[source] std::io::Error),
+    /// It did not take connections in time.
+    #[error("nats-server did not listen on {0} in time")]
+    Late(String),
+    /// Its monitoring endpoint did not answer.
+    #[error("{url}")]
+    Monitoring {
+        /// The page asked for.
+        url: String,
+        /// What the HTTP client said.
+        source: ureq::Error,
+    },
+    /// Its monitoring endpoint's answer is not JSON.
+    #[error("{url}: not JSON")]
+    Json {
+        /// The page asked for.
+        url: String,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// A figure is missing from its monitoring pages.
+    #[error("nats-server's monitoring has no {0}")]
+    Missing(String),
+}
+
 /// A NATS server with JetStream on free loopback ports, its store in a directory of its
 /// own; stopped, and its store removed, when dropped.
 pub struct LocalNats {
@@ -25,7 +58,7 @@ pub struct LocalNats {
 
 impl LocalNats {
     /// Starts `nats-server` from the `PATH` and waits until it takes connections.
-    pub fn start() -> Result<Self, String> {
+    pub fn start() -> Result<Self, NatsError> {
         let (port, monitor) = (free_port()?, free_port()?);
         let store =
             std::env::temp_dir().join(format!("flotilla-nats-{}-{port}", std::process::id()));
@@ -36,9 +69,7 @@ impl LocalNats {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| {
-                format!("cannot start nats-server ({e}); install it (Debian: apt-get install nats-server)")
-            })?;
+            .map_err(NatsError::Start)?;
         let nats = Self {
             child,
             url: format!("nats://127.0.0.1:{port}"),
@@ -48,10 +79,7 @@ impl LocalNats {
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if started.elapsed() > START_TIMEOUT {
-                return Err(format!(
-                    "nats-server did not listen on {} in time",
-                    nats.url
-                ));
+                return Err(NatsError::Late(nats.url.clone()));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -70,12 +98,12 @@ impl LocalNats {
 
     /// Messages and bytes through the server so far, both ways, from its monitoring
     /// endpoint.
-    pub fn traffic(&self) -> Result<Traffic, String> {
+    pub fn traffic(&self) -> Result<Traffic, NatsError> {
         let varz = self.monitoring("varz")?;
         let count = |field: &str| {
             varz[field]
                 .as_u64()
-                .ok_or_else(|| format!("nats-server's /varz has no {field}"))
+                .ok_or_else(|| NatsError::Missing(format!("/varz {field}")))
         };
         Ok(Traffic {
             messages: count("in_msgs")? + count("out_msgs")?,
@@ -84,7 +112,7 @@ impl LocalNats {
     }
 
     /// Messages ever published to the JetStream stream `name`.
-    pub fn published(&self, name: &str) -> Result<u64, String> {
+    pub fn published(&self, name: &str) -> Result<u64, NatsError> {
         let jsz = self.monitoring("jsz?accounts=true&streams=true")?;
         jsz["account_details"]
             .as_array()
@@ -93,23 +121,27 @@ impl LocalNats {
             .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
             .find(|s| s["name"] == name)
             .and_then(|s| s["state"]["last_seq"].as_u64())
-            .ok_or_else(|| format!("nats-server has no stream {name}"))
+            .ok_or_else(|| NatsError::Missing(format!("stream {name}")))
     }
 
     /// Connections the server holds now.
-    fn connections(&self) -> Result<u64, String> {
+    fn connections(&self) -> Result<u64, NatsError> {
         self.monitoring("varz")?["connections"]
             .as_u64()
-            .ok_or_else(|| "nats-server's /varz has no connections".into())
+            .ok_or_else(|| NatsError::Missing("/varz connections".into()))
     }
 
-    fn monitoring(&self, page: &str) -> Result<Value, String> {
+    fn monitoring(&self, page: &str) -> Result<Value, NatsError> {
         let url = format!("http://127.0.0.1:{}/{page}", self.monitor);
         let text = ureq::get(&url)
             .call()
-            .and_then(|mut r| r.body_mut().read_to_string())
-            .map_err(|e| format!("{url}: {e}"))?;
-        serde_json::from_str(&text).map_err(|e| format!("{url}: {e}"))
+            .and_then(|mut r| r.body_mut().read_to_string());
+        match text {
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|source| NatsError::Json { url, source })
+            }
+            Err(source) => Err(NatsError::Monitoring { url, source }),
+        }
     }
 }
 
@@ -122,11 +154,11 @@ impl Drop for LocalNats {
 }
 
 /// A free loopback port, as the OS hands one out.
-fn free_port() -> Result<u16, String> {
+fn free_port() -> Result<u16, NatsError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+        .map_err(NatsError::Port)
 }
 
 /// `flotilla worker` processes of this executable, killed when dropped.
@@ -135,8 +167,8 @@ struct Workers(Vec<Child>);
 impl Workers {
     /// `count` workers of one thread each on `nats`, connected once this returns.
     fn start(nats: &LocalNats, count: usize) -> Result<Self, BenchError> {
-        let exe = std::env::current_exe().map_err(|e| BenchError::Setup(e.to_string()))?;
-        let before = nats.connections().map_err(BenchError::Setup)?;
+        let exe = std::env::current_exe().map_err(BenchError::Executable)?;
+        let before = nats.connections()?;
         let mut workers = Self(Vec::with_capacity(count));
         for i in 0..count {
             let child = Command::new(&exe)
@@ -145,15 +177,13 @@ impl Workers {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .map_err(|e| BenchError::Setup(format!("cannot start a worker: {e}")))?;
+                .map_err(BenchError::Worker)?;
             workers.0.push(child);
         }
         let started = Instant::now();
-        while nats.connections().map_err(BenchError::Setup)? < before + count as u64 {
+        while nats.connections()? < before + count as u64 {
             if started.elapsed() > START_TIMEOUT {
-                return Err(BenchError::Setup(
-                    "the workers did not connect in time".into(),
-                ));
+                return Err(BenchError::WorkersLate);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -184,17 +214,15 @@ pub(super) fn measure(
     set: &[String],
     scenario_file: &Path,
 ) -> Result<Figures, BenchError> {
-    let nats = LocalNats::start().map_err(BenchError::Setup)?;
+    let nats = LocalNats::start()?;
     let mut set = set.to_vec();
     set.push(format!(r#"pool.remote=Nats(url: "{}")"#, nats.url()));
     let loaded = super::overridden(scenario_file, &set)?;
     let pool = Workers::start(&nats, workers)?;
-    let before = nats.traffic().map_err(BenchError::Setup)?;
+    let before = nats.traffic()?;
     let (result, wall_seconds) = super::timed_run(&loaded)?;
-    let after = nats.traffic().map_err(BenchError::Setup)?;
-    let jobs = nats
-        .published(crate::pool::remote::JOBS)
-        .map_err(BenchError::Setup)?;
+    let after = nats.traffic()?;
+    let jobs = nats.published(crate::pool::remote::JOBS)?;
     Ok(Figures {
         wall_seconds,
         work: result.summary.rounds as f64,

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use flotilla::Chain;
 use flotilla::model::{
     AdapterCost, Optimizer, SampleCost, TrainConfig, VitConfig, VitStyle, catalog,
 };
@@ -43,14 +44,14 @@ pub(crate) fn adapters_command(file: Option<&Path>) -> ExitCode {
             let loaded = match scenario::load(file) {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Chain(&e));
                     return ExitCode::from(BAD_INPUT);
                 }
             };
             let vit = match loaded.vit_before_loading() {
                 Ok(v) => v,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Chain(&e));
                     return ExitCode::from(BAD_INPUT);
                 }
             };

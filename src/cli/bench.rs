@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use flotilla::Chain;
 use flotilla::bench::{Figures, Item, measure};
 use flotilla::pool::Backend;
 
@@ -67,7 +68,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
         let item: Item = match serde_json::from_str(json) {
             Ok(i) => i,
             Err(e) => {
-                eprintln!("error: --item: {e}");
+                eprintln!("error: --item: {}", Chain(&e));
                 return ExitCode::from(BAD_INPUT);
             }
         };
@@ -80,7 +81,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", Chain(&e));
                 ExitCode::FAILURE
             }
         };
@@ -111,7 +112,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             Some(f)
         }
         Err(e) => {
-            eprintln!("{what}: {e}");
+            eprintln!("{what}: {}", Chain(&e));
             failed.set(true);
             None
         }
@@ -181,7 +182,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             match pair {
                 [Ok(small), Ok(large)] => ratios.push(in_loop(&large) / in_loop(&small)),
                 [Err(e), _] | [_, Err(e)] => {
-                    eprintln!("event loop ratio pair: {e}");
+                    eprintln!("event loop ratio pair: {}", Chain(&e));
                     failed.set(true);
                 }
             }
@@ -241,7 +242,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
                 );
             }
             Err(e) => {
-                eprintln!("writing the CIFAR-10-format fixture: {e}");
+                eprintln!("writing the CIFAR-10-format fixture: {}", Chain(&e));
                 failed.set(true);
             }
         }
@@ -346,13 +347,13 @@ fn remote_rows(row: &mut Row) {
 #[derive(Debug, thiserror::Error)]
 enum ChildError {
     /// The child could not be started.
-    #[error("cannot start the measurement: {0}")]
+    #[error("cannot start the measurement")]
     Spawn(#[from] std::io::Error),
-    /// The child failed; its own error.
+    /// The child failed, saying why on its standard error (the cause is the child's).
     #[error("{0}")]
     Failed(String),
     /// The child printed something other than figures.
-    #[error("the measurement printed no figures: {0}")]
+    #[error("the measurement printed no figures")]
     Output(#[from] serde_json::Error),
 }
 

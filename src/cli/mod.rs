@@ -145,7 +145,7 @@ fn print_line(line: std::fmt::Arguments<'_>) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
-            eprintln!("error: cannot write to standard output: {e}");
+            eprintln!("error: cannot write to standard output: {}", Chain(&e));
             std::process::exit(1);
         }
     }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use flotilla::Chain;
 use flotilla::model::{VitConfig, VitStyle};
 use flotilla::pretrain::{PretrainError, PretrainOptions, pretrain};
 
@@ -63,7 +64,7 @@ pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
         seed: a.seed,
         max_shift: a.max_shift,
     };
-    match pretrain(&a.data, &a.out, &opts) {
+    match pretrain(&a.data, &a.out, &opts, flotilla::notice::to_stderr()) {
         Ok(acc) => {
             let last = acc.last().copied().unwrap_or(0.0);
             out!(
@@ -74,11 +75,11 @@ pub(crate) fn pretrain_command(a: PretrainArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e @ (PretrainError::Directory(_) | PretrainError::Save(_))) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             ExitCode::from(super::BAD_INPUT)
         }
     }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
+use flotilla::Chain;
 use flotilla::run::{RunError, RunOptions, run};
 use flotilla::scenario::{self, UnitError};
 use flotilla::sweep::{Point, SweepOptions, points, run_sweep};
@@ -55,7 +56,7 @@ enum LingerError {
     #[error(transparent)]
     Unit(#[from] UnitError),
     /// Longer than the host's clock can count.
-    #[error("{0}")]
+    #[error("longer than this machine's clock counts")]
     TooLong(#[from] std::time::TryFromFloatSecsError),
 }
 
@@ -80,7 +81,7 @@ pub(crate) fn validate(file: &Path, set: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             ExitCode::from(BAD_INPUT)
         }
     }
@@ -90,7 +91,7 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
     let mut loaded = match scenario::load_with(&args.file, &args.set) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             return ExitCode::from(BAD_INPUT);
         }
     };
@@ -105,7 +106,7 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
         Ok(Some(points)) => return sweep_command(&loaded, points, args, interrupt),
         Ok(None) => {}
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             return ExitCode::from(BAD_INPUT);
         }
     }
@@ -131,11 +132,11 @@ pub(crate) fn run_command(args: RunArgs) -> ExitCode {
             | RunError::Store(_)
             | RunError::Data(_)),
         ) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             return ExitCode::from(BAD_INPUT);
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -195,6 +196,7 @@ fn sweep_command(
         progress: !args.quiet,
         interrupt,
         cache: args.cache,
+        notice: flotilla::notice::to_stderr(),
     };
     match run_sweep(loaded, points, opts) {
         Ok((dir, data)) => {
@@ -203,7 +205,7 @@ fn sweep_command(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Chain(&e));
             ExitCode::FAILURE
         }
     }

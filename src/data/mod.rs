@@ -69,7 +69,7 @@ pub enum DataError {
     #[error("{0}")]
     Mismatch(String),
     /// A file cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -103,15 +103,23 @@ pub enum DataError {
         problem: String,
     },
     /// An image file cannot be decoded.
-    #[error("{path}: not a readable PNG or JPEG image ({source})")]
+    #[error("{path}: not a readable PNG or JPEG image")]
     Image {
         /// The file.
         path: PathBuf,
         /// What the decoder said.
         source: image::ImageError,
     },
+    /// A Parquet file cannot be read.
+    #[error("{path}: not a readable Parquet file")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        source: parquet::errors::ParquetError,
+    },
     /// A JSON file does not parse as the format.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Json {
         /// The file.
         path: PathBuf,

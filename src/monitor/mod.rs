@@ -30,7 +30,7 @@ pub enum MonitorError {
         addr: String,
     },
     /// The address is taken or not this host's.
-    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    #[error("cannot listen on {addr} (is another process using the port?)")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -38,7 +38,7 @@ pub enum MonitorError {
         source: std::io::Error,
     },
     /// The exporter refused to start.
-    #[error("cannot start the Prometheus exporter on {addr}: {source}")]
+    #[error("cannot start the Prometheus exporter on {addr}")]
     Exporter {
         /// Where it was to listen.
         addr: SocketAddr,

@@ -12,7 +12,7 @@ use crate::scenario::{AlgorithmSection, Scenario};
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file is missing or unreadable.
-    #[error("{path}: {source}{hint}")]
+    #[error("{path}{hint}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -22,7 +22,7 @@ pub enum ReadError {
         hint: &'static str,
     },
     /// `summary.json` is not a summary.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Json {
         /// The file.
         path: PathBuf,
@@ -30,7 +30,7 @@ pub enum ReadError {
         source: serde_json::Error,
     },
     /// A CSV row that does not read.
-    #[error("{path}: row {row}: {source}")]
+    #[error("{path}: row {row}")]
     Csv {
         /// The file.
         path: PathBuf,

@@ -340,9 +340,7 @@ fn write_timeline(path: &Path, rows: &[TimelineRow], tasks: &[String]) -> std::i
     for row in rows {
         fixed.serialize(row).map_err(std::io::Error::other)?;
     }
-    let fixed = fixed
-        .into_inner()
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let fixed = fixed.into_inner().map_err(|e| e.into_error())?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(fixed.as_slice());

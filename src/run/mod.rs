@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use flotilla_actors::{Learner, StopReason, simulate_streaming};
 
+use crate::error::Chain;
 pub use crate::monitor::MonitorError;
 use crate::notice::Notice;
 use crate::pool::remote::{RemoteError, RemoteFailure};
@@ -39,13 +40,13 @@ pub enum RunError {
     #[error(transparent)]
     Monitor(#[from] MonitorError),
     /// The simulation stopped: an actor stopped.
-    #[error("the simulation failed: {0}")]
+    #[error("the simulation failed")]
     Simulation(#[from] flotilla_actors::SimError),
     /// A pool job was dropped outside a run (a worker failed).
     #[error(transparent)]
     Learner(#[from] flotilla_actors::LearnerFailed),
     /// The run directory cannot be written.
-    #[error("{dir}: cannot write results: {source}")]
+    #[error("{dir}: cannot write results")]
     Write {
         /// The run directory.
         dir: PathBuf,
@@ -53,7 +54,7 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The results were written but cannot be read back for the report.
-    #[error("cannot read the results back: {0}")]
+    #[error("cannot read the results back")]
     ReadBack(#[from] ReadError),
     /// The job store to resume from or share cannot be used.
     #[error(transparent)]
@@ -67,9 +68,10 @@ pub enum RunError {
     /// The pool failed mid-run: a worker died, or the remote pool stopped answering (a
     /// worker refused the run's jobs, no worker answered in time, or answers disagreed).
     /// Everything recorded until then is written, as after an interruption.
-    #[error("the {failure}; the results up to then are in {}", dir.display())]
+    #[error("the pool failed; the results up to then are in {}", dir.display())]
     PoolFailed {
         /// What went wrong.
+        #[source]
         failure: PoolFailure,
         /// The run directory, written.
         dir: PathBuf,
@@ -81,11 +83,11 @@ pub enum RunError {
 #[non_exhaustive]
 pub enum PoolFailure {
     /// A worker thread of this process dropped a job (it panicked).
-    #[error("in-process pool failed: a worker dropped a job (it panicked)")]
+    #[error("a worker of this process dropped a job (it panicked)")]
     InProcess,
     /// The remote pool stopped answering.
-    #[error("remote pool failed: {0}")]
-    Remote(RemoteFailure),
+    #[error("the remote pool stopped answering")]
+    Remote(#[source] RemoteFailure),
 }
 
 /// Options of one run.
@@ -153,15 +155,16 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         source,
     };
     let identity = store_identity(s);
+    let notice = opts.notice.clone();
     let store = match (&opts.cache, opts.resume) {
         (Some(cache), _) => {
             std::fs::create_dir_all(cache).map_err(written)?;
-            JobStore::open(&cache.join(STORE_FILE), &identity, true)?
+            JobStore::open(&cache.join(STORE_FILE), &identity, true, notice)?
         }
-        (None, true) => JobStore::open(&dir.join(STORE_FILE), &identity, false)?,
+        (None, true) => JobStore::open(&dir.join(STORE_FILE), &identity, false, notice)?,
         (None, false) => {
             std::fs::create_dir_all(&dir).map_err(written)?;
-            JobStore::create(&dir.join(STORE_FILE), &identity)?
+            JobStore::create(&dir.join(STORE_FILE), &identity, notice)?
         }
     };
     let Prepared {
@@ -224,9 +227,10 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         started.elapsed().as_secs_f64(),
     );
     if let Some(failure) = &failure {
+        // What failed, without the "pool failed" the stop reason already says.
         summary.stop_detail = Some(match failure {
-            PoolFailure::Remote(why) => why.to_string(),
-            PoolFailure::InProcess => "a worker dropped a job (it panicked)".into(),
+            PoolFailure::Remote(why) => Chain(why).to_string(),
+            PoolFailure::InProcess => failure.to_string(),
         });
     }
     write_run(&dir, s, &summary, &outcome.records, &tasks.names).map_err(written)?;

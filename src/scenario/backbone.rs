@@ -73,9 +73,7 @@ impl Loaded {
                 .expect("the backbone is a pretrained checkpoint"),
         };
         let field = "model.backbone.file";
-        let arch = pretrained
-            .inspect()
-            .map_err(|e| self.invalid(field, e.to_string()))?;
+        let arch = pretrained.inspect().map_err(|e| self.refused(field, e))?;
         Ok(BackbonePlan {
             config: pretrained.config(&arch, side, channels, classes),
             file: Some(pretrained.file.clone()),
@@ -98,7 +96,7 @@ impl Loaded {
             (None, Some(p)) => {
                 let arch = p
                     .inspect()
-                    .map_err(|e| self.invalid("model.backbone.file", e.to_string()))?;
+                    .map_err(|e| self.refused("model.backbone.file", e))?;
                 (arch.image(), arch.channels)
             }
             (None, None) => {

@@ -6,13 +6,24 @@ use std::path::PathBuf;
 /// gave for a field's value, kept as the source.
 pub type FieldSource = Box<dyn std::error::Error + Send + Sync>;
 
+impl ScenarioError {
+    /// The error for `text` of `file` that is not a scenario, at the parser's position.
+    pub(crate) fn syntax(file: &std::path::Path, error: ron::error::SpannedError) -> Self {
+        ScenarioError::Syntax {
+            file: file.to_path_buf(),
+            at: error.span.start,
+            source: Box::new(error.code),
+        }
+    }
+}
+
 /// A scenario that cannot be used: one line naming the file and either the line and
 /// column (syntax, unknown fields, wrong types, bad units) or the field path (values that
 /// parse but make no sense together).
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     /// The file cannot be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Read {
         /// The scenario file.
         file: PathBuf,
@@ -20,12 +31,14 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// The text is not a scenario: RON syntax, an unknown field, a wrong type, a bad unit.
-    #[error("{file}:{}:{}: {}", source.span.start.line, source.span.start.col, source.code)]
+    #[error("{file}:{}:{}", at.line, at.col)]
     Syntax {
         /// The scenario file.
         file: PathBuf,
-        /// What the RON parser said, with its position.
-        source: Box<ron::error::SpannedError>,
+        /// Where the RON parser stopped.
+        at: ron::error::Position,
+        /// What it said.
+        source: Box<ron::error::Error>,
     },
     /// A field's value breaks a rule of its own or disagrees with another field.
     #[error("{file}: {field}: {message}")]
@@ -38,7 +51,7 @@ pub enum ScenarioError {
         message: String,
     },
     /// A field's value that a lower layer refused.
-    #[error("{file}: {field}: {source}")]
+    #[error("{file}: {field}")]
     Refused {
         /// The scenario file.
         file: PathBuf,
@@ -48,7 +61,7 @@ pub enum ScenarioError {
         source: FieldSource,
     },
     /// A file the scenario names (a trace) cannot be read.
-    #[error("{file}: {field}: cannot read \"{name}\" ({path}): {source}")]
+    #[error("{file}: {field}: cannot read \"{name}\" ({path})")]
     Unreadable {
         /// The scenario file.
         file: PathBuf,
@@ -62,7 +75,7 @@ pub enum ScenarioError {
         source: std::io::Error,
     },
     /// One point of a sweep is invalid.
-    #[error("{file}: sweep: the point {point} is invalid: {source}")]
+    #[error("{file}: sweep: the point {point} is invalid")]
     Point {
         /// The scenario file.
         file: PathBuf,

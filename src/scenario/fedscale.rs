@@ -32,9 +32,12 @@ pub struct Behavior {
 /// A trace file that could not be used, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    /// The file could not be read or unpickled.
-    #[error("cannot read it as a pickle: {0}")]
-    Pickle(String),
+    /// The file cannot be read.
+    #[error("cannot read it")]
+    Read(#[source] std::io::Error),
+    /// The file is not a pickle.
+    #[error("cannot read it as a pickle")]
+    Pickle(#[source] serde_pickle::Error),
     /// The pickle is not a dictionary of devices.
     #[error("expected a dictionary of client id -> device, found {0}")]
     NotDict(&'static str),
@@ -105,9 +108,9 @@ type Fields = BTreeMap<String, Value>;
 
 /// The file's devices: their ids as text and their fields.
 fn devices(path: &Path) -> Result<Vec<(String, Fields)>, TraceError> {
-    let file = std::fs::File::open(path).map_err(|e| TraceError::Pickle(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(TraceError::Read)?;
     let value = serde_pickle::value_from_reader(std::io::BufReader::new(file), DeOptions::new())
-        .map_err(|e| TraceError::Pickle(e.to_string()))?;
+        .map_err(TraceError::Pickle)?;
     let Value::Dict(entries) = value else {
         return Err(TraceError::NotDict(kind(&value)));
     };

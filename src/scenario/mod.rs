@@ -64,10 +64,7 @@ pub fn load_with(file: &Path, assignments: &[String]) -> Result<Loaded, Scenario
         file: file.to_path_buf(),
         source,
     })?;
-    let scenario = parse(&text).map_err(|source| ScenarioError::Syntax {
-        file: file.to_path_buf(),
-        source: Box::new(source),
-    })?;
+    let scenario = parse(&text).map_err(|e| ScenarioError::syntax(file, e))?;
     let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let loaded = Loaded {
         scenario,

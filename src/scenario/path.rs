@@ -86,13 +86,13 @@ pub enum OverrideError {
     #[error("write it as path=value, e.g. pool.backend=Tch")]
     NotAnAssignment,
     /// The value does not parse.
-    #[error("the value is not RON: {0}")]
+    #[error("the value is not RON")]
     NotRon(#[source] ron::error::SpannedError),
     /// The path does not lead to a field.
     #[error(transparent)]
     Path(#[from] PathError),
     /// The value does not fit the field.
-    #[error("{0}")]
+    #[error("the value does not fit the field")]
     Mismatch(#[source] serde_json::Error),
 }
 

@@ -20,6 +20,14 @@ struct TraceFile<'a> {
     text: String,
 }
 
+/// A problem of a file the scenario names, with the file's name as written there.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}")]
+struct InFile<E: std::error::Error + 'static> {
+    name: String,
+    source: E,
+}
+
 impl<'a> TraceFile<'a> {
     /// Reads `name` (relative to the scenario) for `field`.
     fn open(loaded: &'a Loaded, field: &'a str, name: &'a str) -> Result<Self, ScenarioError> {
@@ -165,7 +173,15 @@ impl Loaded {
             .into_iter()
             .enumerate()
             .map(|(client, p)| {
-                Steps::new(p).map_err(|e| trace.whole(format!("client {client}: {e}")))
+                Steps::new(p).map_err(|source| {
+                    trace.loaded.refused(
+                        trace.field,
+                        InFile {
+                            name: format!("{}: client {client}", trace.name),
+                            source,
+                        },
+                    )
+                })
             })
             .collect()
     }
@@ -240,8 +256,9 @@ impl Loaded {
                 Ok(Some((name, path)))
             }
         };
-        let refuse = |what: &str, name: &String, e: TraceError| {
-            self.invalid(field(&format!("traces.{what}")), format!("{name}: {e}"))
+        let refuse = |what: &str, name: &String, source: TraceError| {
+            let name = name.clone();
+            self.refused(field(&format!("traces.{what}")), InFile { name, source })
         };
         let mut out = ClassTraces::default();
         if let Some((name, path)) = read(

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Point, SweepData, SweepRow, axis_names, write_sweep_report};
+use crate::error::Chain;
+use crate::notice::Notice;
 use crate::report::Summary;
 use crate::run::{RunError, RunOptions, run, timestamped_dir};
 use crate::scenario::Loaded;
@@ -13,19 +15,21 @@ use crate::scenario::Loaded;
 pub struct SweepOptions {
     /// The sweep's directory (default: `runs/<name>-<timestamp>`).
     pub out: Option<PathBuf>,
-    /// Print a line as each point ends.
+    /// Tell a line as each point ends.
     pub progress: bool,
     /// Set to stop: no new point starts, and the running ones stop as interrupted.
     pub interrupt: Arc<AtomicBool>,
     /// Share one job store in this directory among the points (and with other runs).
     pub cache: Option<PathBuf>,
+    /// Where the points' lines and the runs' news go.
+    pub notice: Notice,
 }
 
 /// Why a sweep did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     /// The sweep's directory or its files cannot be written.
-    #[error("{dir}: {source}")]
+    #[error("{dir}")]
     Write {
         /// The sweep's directory.
         dir: PathBuf,
@@ -36,7 +40,7 @@ pub enum SweepError {
     #[error(
         "{} of {total} points failed (the others are in {dir}): {}",
         failed.len(),
-        failed.iter().map(|(p, e)| format!("{p}: {e}")).collect::<Vec<_>>().join("; ")
+        failed.iter().map(|(p, e)| format!("{p}: {}", Chain(e))).collect::<Vec<_>>().join("; ")
     )]
     Points {
         /// The sweep's directory.
@@ -89,6 +93,7 @@ pub fn run_sweep(
                         &loaded,
                         RunOptions {
                             cache: opts.cache.clone(),
+                            notice: opts.notice.clone(),
                             ..RunOptions::quiet(
                                 Some(dir.join(p.dir_name())),
                                 opts.interrupt.clone(),
@@ -111,9 +116,13 @@ pub fn run_sweep(
                                     String::new()
                                 }
                             ),
-                            Err(e) => format!("failed: {e}"),
+                            Err(e) => format!("failed: {}", Chain(e)),
                         };
-                        eprintln!("[{n}/{}] {}: {what}", points.len(), p.labels.join(", "));
+                        (opts.notice)(&format!(
+                            "[{n}/{}] {}: {what}",
+                            points.len(),
+                            p.labels.join(", ")
+                        ));
                     }
                     results.lock().expect("results lock")[i] = Some(result.map(|r| r.0));
                 }

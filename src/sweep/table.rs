@@ -106,7 +106,7 @@ pub struct SweepData {
 #[derive(Debug, thiserror::Error)]
 pub enum SweepReadError {
     /// The file is missing or not CSV.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Csv {
         /// The file.
         path: PathBuf,

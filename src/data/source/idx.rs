@@ -12,7 +12,7 @@ use crate::data::DataError;
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     /// The file cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -26,7 +26,7 @@ pub enum IdxError {
         path: PathBuf,
     },
     /// The bytes are not an IDX tensor of unsigned bytes.
-    #[error("{path}: not an IDX file of unsigned bytes ({source})")]
+    #[error("{path}: not an IDX file of unsigned bytes")]
     Format {
         /// The file.
         path: PathBuf,

@@ -116,7 +116,10 @@ fn read_file(
         at,
         problem,
     };
-    let not_parquet = |e: parquet::errors::ParquetError| malformed("file".into(), e.to_string());
+    let not_parquet = |source| DataError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,

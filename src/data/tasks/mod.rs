@@ -103,7 +103,7 @@ pub enum LayoutError {
         known: String,
     },
     /// A task's images cannot be partitioned among its clients.
-    #[error("task \"{name}\": {source}")]
+    #[error("task \"{name}\"")]
     Task {
         /// The task's index.
         task: usize,

@@ -5,23 +5,71 @@ use std::path::PathBuf;
 
 /// Why a checkpoint cannot be imported.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {problem}", path.display())]
+#[error("{}", path.display())]
 pub struct ImportError {
     /// The checkpoint.
     pub path: PathBuf,
     /// What is wrong with it.
+    #[source]
     pub problem: Problem,
 }
 
 /// What is wrong with a checkpoint.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Problem {
-    /// It cannot be read, or is not a safetensors file of the layout.
-    Unreadable(String),
+    /// The file cannot be read.
+    #[error("cannot read it")]
+    Read(#[source] std::io::Error),
+    /// The file ends before its header's length.
+    #[error("too short for a safetensors file")]
+    TooShort,
+    /// The header's length does not fit the file.
+    #[error(
+        "not a safetensors file: its header would be {header} bytes long in a file of {length}"
+    )]
+    HeaderLength {
+        /// The length the file declares.
+        header: u64,
+        /// The file's length.
+        length: u64,
+    },
+    /// The header is not the format's JSON.
+    #[error("not a safetensors file: its header is not valid")]
+    Header(#[source] serde_json::Error),
+    /// The tensors cannot be read.
+    #[error("not a safetensors file")]
+    Format(#[source] safetensors::SafeTensorError),
+    /// A tensor cannot be read.
+    #[error("`{name}` cannot be read")]
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// What the reader said.
+        source: safetensors::SafeTensorError,
+    },
+    /// A tensor holds values of a type flotilla does not read.
+    #[error("`{name}` holds {dtype} values; only F32, F16, BF16 and F64 are read")]
+    Dtype {
+        /// The tensor's name.
+        name: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// The layout's architecture cannot be read from the tensors' names and shapes.
+    #[error("{0}")]
+    Layout(String),
     /// Tensors are missing, unexpected or mis-shaped: every one of them.
+    #[error("{}", list(.0))]
     Tensors(Vec<TensorProblem>),
     /// It does not fit the scenario (heads, channels, classes).
+    #[error("{0}")]
     Mismatch(String),
+}
+
+fn list(problems: &[TensorProblem]) -> String {
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    lines.join("; ")
 }
 
 /// One tensor that does not fit the architecture.
@@ -50,18 +98,6 @@ pub enum TensorProblem {
         /// The shape in the file.
         found: Vec<usize>,
     },
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Unreadable(m) | Problem::Mismatch(m) => f.write_str(m),
-            Problem::Tensors(list) => {
-                let lines: Vec<String> = list.iter().map(ToString::to_string).collect();
-                write!(f, "{}", lines.join("; "))
-            }
-        }
-    }
 }
 
 impl fmt::Display for TensorProblem {

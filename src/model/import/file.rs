@@ -7,28 +7,26 @@ use std::path::Path;
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
+use super::Problem;
 use super::layout::Shapes;
 
 /// The largest header read (the format's own limit is 100 MB).
 const MAX_HEADER: u64 = 100 << 20;
 
 /// The shapes of every tensor in the file at `path`, from its header alone.
-pub(super) fn shapes(path: &Path) -> Result<Shapes, String> {
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
-    let length = file.metadata().map_err(|e| e.to_string())?.len();
+pub(super) fn shapes(path: &Path) -> Result<Shapes, Problem> {
+    let mut file = File::open(path).map_err(Problem::Read)?;
+    let length = file.metadata().map_err(Problem::Read)?.len();
     let mut prefix = [0u8; 8];
     file.read_exact(&mut prefix)
-        .map_err(|_| "too short for a safetensors file".to_string())?;
+        .map_err(|_| Problem::TooShort)?;
     let n = u64::from_le_bytes(prefix);
     if n > MAX_HEADER || n + 8 > length {
-        return Err(format!(
-            "not a safetensors file: its header would be {n} bytes long in a file of {length}"
-        ));
+        return Err(Problem::HeaderLength { header: n, length });
     }
     let mut header = vec![0u8; n as usize];
-    file.read_exact(&mut header).map_err(|e| e.to_string())?;
-    let metadata: Metadata = serde_json::from_slice(&header)
-        .map_err(|e| format!("not a safetensors file: its header is not valid ({e})"))?;
+    file.read_exact(&mut header).map_err(Problem::Read)?;
+    let metadata: Metadata = serde_json::from_slice(&header).map_err(Problem::Header)?;
     Ok(metadata
         .tensors()
         .into_iter()
@@ -43,16 +41,19 @@ pub(super) struct Tensors {
 
 impl Tensors {
     /// Reads the file at `path`.
-    pub(super) fn read(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        SafeTensors::deserialize(&bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+    pub(super) fn read(path: &Path) -> Result<Self, Problem> {
+        let bytes = std::fs::read(path).map_err(Problem::Read)?;
+        SafeTensors::deserialize(&bytes).map_err(Problem::Format)?;
         Ok(Self { bytes })
     }
 
     /// The values of tensor `name`, row-major, as `f32` (from F32, F16, BF16 or F64).
-    pub(super) fn get(&self, name: &str) -> Result<Vec<f32>, String> {
-        let file = SafeTensors::deserialize(&self.bytes).map_err(|e| e.to_string())?;
-        let view = file.tensor(name).map_err(|e| format!("`{name}`: {e}"))?;
+    pub(super) fn get(&self, name: &str) -> Result<Vec<f32>, Problem> {
+        let file = SafeTensors::deserialize(&self.bytes).map_err(Problem::Format)?;
+        let view = file.tensor(name).map_err(|source| Problem::Tensor {
+            name: name.to_owned(),
+            source,
+        })?;
         let data = view.data();
         let values = match view.dtype() {
             Dtype::F32 => data
@@ -74,9 +75,10 @@ impl Tensors {
                 })
                 .collect(),
             other => {
-                return Err(format!(
-                    "`{name}` holds {other:?} values; only F32, F16, BF16 and F64 are read"
-                ));
+                return Err(Problem::Dtype {
+                    name: name.to_owned(),
+                    dtype: format!("{other:?}"),
+                });
             }
         };
         Ok(values)

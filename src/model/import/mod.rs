@@ -96,9 +96,9 @@ impl Pretrained {
             path: self.file.clone(),
             problem,
         };
-        let shapes = file::shapes(&self.file).map_err(|m| fail(Problem::Unreadable(m)))?;
+        let shapes = file::shapes(&self.file).map_err(fail)?;
         let arch =
-            Architecture::infer(self.layout, &shapes).map_err(|m| fail(Problem::Unreadable(m)))?;
+            Architecture::infer(self.layout, &shapes).map_err(|m| fail(Problem::Layout(m)))?;
         let mut problems = Vec::new();
         let expected = arch.expected();
         for (target, shape) in &expected {

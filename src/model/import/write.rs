@@ -22,8 +22,7 @@ impl<'a> Writer<'a> {
         pretrained: &'a Pretrained,
         arch: &'a Architecture,
     ) -> Result<Self, ImportError> {
-        let tensors = Tensors::read(&pretrained.file)
-            .map_err(|m| fail(pretrained, Problem::Unreadable(m)))?;
+        let tensors = Tensors::read(&pretrained.file).map_err(|p| fail(pretrained, p))?;
         Ok(Self {
             pretrained,
             arch,
@@ -167,7 +166,7 @@ impl<'a> Writer<'a> {
     fn get(&self, target: Target) -> Result<Vec<f32>, ImportError> {
         self.tensors
             .get(&self.arch.name(target))
-            .map_err(|m| fail(self.pretrained, Problem::Unreadable(m)))
+            .map_err(|p| fail(self.pretrained, p))
     }
 
     fn mismatch(&self, message: String) -> ImportError {

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use super::codec::{decode_eval, decode_train, encode_eval, encode_train};
 use super::job::Key;
 use super::key::JobKeys;
+use crate::notice::Notice;
 
 /// The store and this run's keys, for the learner's jobs.
 #[derive(Clone)]
@@ -95,7 +96,7 @@ enum Kind {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file cannot be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The store.
         path: PathBuf,
@@ -147,11 +148,14 @@ pub struct JobStore {
     computed: AtomicU64,
     /// Set once a write failed: the run goes on, without storing.
     broken: AtomicBool,
+    /// Told when the store stops storing.
+    notice: Notice,
 }
 
 impl JobStore {
-    /// Starts an empty store at `path`, replacing any file there.
-    pub fn create(path: &Path, identity: &str) -> Result<Self, StoreError> {
+    /// Starts an empty store at `path`, replacing any file there; `notice` is told if a
+    /// write fails (the run then goes on without storing).
+    pub fn create(path: &Path, identity: &str, notice: Notice) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -164,16 +168,23 @@ impl JobStore {
             path,
             append(path).map_err(io)?,
             header.len() as u64,
+            notice,
         ))
     }
 
     /// Opens the store at `path` to take its results and add to it; a torn last record
     /// is cut off. `create` makes an empty one when there is none (a shared cache);
-    /// otherwise a missing store is an error (a resume).
-    pub fn open(path: &Path, identity: &str, create: bool) -> Result<Self, StoreError> {
+    /// otherwise a missing store is an error (a resume). `notice` as for
+    /// [`create`](Self::create).
+    pub fn open(
+        path: &Path,
+        identity: &str,
+        create: bool,
+        notice: Notice,
+    ) -> Result<Self, StoreError> {
         if !path.exists() {
             return if create {
-                Self::create(path, identity)
+                Self::create(path, identity, notice)
             } else {
                 Err(StoreError::Missing {
                     path: path.to_path_buf(),
@@ -194,7 +205,7 @@ impl JobStore {
                 expected: expected.trim().replace('\n', "; "),
             });
         }
-        let store = Self::with(path, file, header.len() as u64);
+        let store = Self::with(path, file, header.len() as u64, notice);
         let torn = store.scan()?;
         if let Some(at) = torn {
             let file = store.file.lock().expect("store file");
@@ -204,7 +215,7 @@ impl JobStore {
         Ok(store)
     }
 
-    fn with(path: &Path, file: File, start: u64) -> Self {
+    fn with(path: &Path, file: File, start: u64, notice: Notice) -> Self {
         Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -215,6 +226,7 @@ impl JobStore {
             hits: AtomicU64::new(0),
             computed: AtomicU64::new(0),
             broken: AtomicBool::new(false),
+            notice,
         }
     }
 
@@ -344,10 +356,10 @@ impl JobStore {
         if let Err(e) = written
             && !self.broken.swap(true, Ordering::Relaxed)
         {
-            eprintln!(
+            (self.notice)(&format!(
                 "warning: {}: {e}; job results are no longer stored",
                 self.path.display()
-            );
+            ));
         }
     }
 

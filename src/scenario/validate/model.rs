@@ -120,9 +120,7 @@ impl Loaded {
                 ),
             ));
         }
-        let arch = pretrained
-            .inspect()
-            .map_err(|e| self.invalid(field, e.to_string()))?;
+        let arch = pretrained.inspect().map_err(|e| self.refused(field, e))?;
         let side = self.known_side();
         if side.is_some_and(|side| !side.is_multiple_of(arch.patch)) {
             return Err(self.invalid(
