@@ -1,17 +1,12 @@
 //! The parameter-efficient methods: what trains, how much, and what each piece computes.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod toy;
-mod trains;
-
+use crate::toy::{tiny, toy_data};
+use crate::trains::train_only_the_trainable;
 use burn::tensor::{Device, Tensor, TensorData};
 use flotilla::model::{
     Adaptation, AdapterSpec, Covariance, HeadSpec, LoraTarget, NaiveBayes, NaiveBayesHead,
     Trainable, Vit, VitConfig, build_model, inverse_logdet,
 };
-use toy::{tiny, toy_data};
-use trains::train_only_the_trainable;
 
 const CLIENTS: usize = 5;
 

@@ -1,15 +1,11 @@
 //! Client batching and the frozen-prefix cache: batched training equals training alone,
 //! the cache returns exactly what the model computes, and batched runs stay reproducible.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-mod toy;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use crate::toy::{tiny, toy_data};
 use burn::module::Module;
 use burn::tensor::Device;
 use flotilla::model::{
@@ -17,7 +13,8 @@ use flotilla::model::{
     Prefix, Samples, TrainConfig, build_model, train_group, train_local,
 };
 use flotilla::run::{RunOptions, run};
-use toy::{tiny, toy_data};
+
+use crate::common;
 
 /// Largest difference allowed between a parameter trained in a group and alone: the
 /// group sums over a larger batch, so float rounding differs in the last bits.

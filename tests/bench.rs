@@ -1,7 +1,5 @@
 //! The benchmark's measurements measure something real and repeatable.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use flotilla::bench::engine;
 
 #[test]

@@ -1,8 +1,6 @@
 //! The command line towards the shell: a reader that goes away mid-output (`| head`)
 //! ends the command quietly, with success.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::process::{Command, Stdio};
 
 #[test]

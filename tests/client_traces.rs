@@ -1,12 +1,11 @@
 //! Per-client link traces: a `client,time,value` CSV gives each client of a class its own
 //! steps, and `Scaled(dist, profile)` a level drawn per client times a shared profile.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use flotilla::Chain;
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario::{self, Loaded};
 use flotilla_actors::SimTime;
@@ -192,8 +191,8 @@ fn a_client_without_rows_is_refused_with_the_file() {
     );
     std::fs::write(&file, text).unwrap();
     let err = match scenario::load(&file) {
-        Err(e) => e.to_string(),
-        Ok(l) => l.sim_config().unwrap_err().to_string(),
+        Err(e) => Chain(&e).to_string(),
+        Ok(l) => Chain(&l.sim_config().unwrap_err()).to_string(),
     };
     assert!(err.contains("population[0].downlink.bandwidth"), "{err}");
     assert!(

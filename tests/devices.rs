@@ -1,12 +1,11 @@
 //! Devices as the model makes them: compute time from the counted FLOPs, devices without
 //! the memory for a job never selected.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use flotilla::Chain;
 use flotilla::model::{Adaptation, AdapterSpec, SampleCost};
 use flotilla::run::{Prepared, RunOptions, prepare, run};
 use flotilla::scenario::{self, Loaded};
@@ -173,7 +172,7 @@ fn speeds_mixing_samples_and_flops_are_refused_by_field() {
     drop(loaded);
     let file = tmp.path().join("mixed.ron");
     std::fs::write(&file, text).unwrap();
-    let err = scenario::load(&file).unwrap_err().to_string();
+    let err = Chain(&scenario::load(&file).unwrap_err()).to_string();
     assert!(err.contains("population[0].speed"), "{err}");
     assert!(err.contains("samples/s or every value in FLOP/s"), "{err}");
 }

@@ -2,12 +2,11 @@
 //! `tests/fixtures/fedscale/` (written by `scripts/fixtures/fedscale.py`) become clients'
 //! speeds, bandwidths and availability, exactly as listed.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use flotilla::Chain;
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario::{self, Loaded};
 use flotilla_actors::device::Availability;
@@ -216,8 +215,8 @@ fn broken_traces_are_refused_by_field_file_and_device() {
         let file = tmp.path().join("broken.ron");
         std::fs::write(&file, text).unwrap();
         match scenario::load(&file) {
-            Err(e) => e.to_string(),
-            Ok(l) => l.sim_config().unwrap_err().to_string(),
+            Err(e) => Chain(&e).to_string(),
+            Ok(l) => Chain(&l.sim_config().unwrap_err()).to_string(),
         }
     };
     let bad = dir.join("bad-capacity.pkl");
@@ -257,9 +256,18 @@ fn broken_traces_are_refused_by_field_file_and_device() {
         dir.join("behavior.pkl").display()
     ));
     assert!(
-        err.contains("missing.pkl: cannot read it as a pickle"),
+        err.contains("missing.pkl: cannot read it: "),
         "{err}"
     );
+    // A file that is there but is not a pickle.
+    let text = tmp.path().join("text.pkl");
+    std::fs::write(&text, "time,value\n0,1\n").unwrap();
+    let err = refused(format!(
+        r#"(capacity: "{}", behavior: "{}")"#,
+        text.display(),
+        dir.join("behavior.pkl").display()
+    ));
+    assert!(err.contains("text.pkl: cannot read it as a pickle: "), "{err}");
 }
 
 /// The trace section `scenario` writes without a reference.

@@ -1,8 +1,6 @@
 //! FL-TAC end to end on the real data and a tiny model: one adapter per task on the
 //! wire, clustering records, per-task columns, determinism across worker counts.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

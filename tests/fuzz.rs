@@ -4,7 +4,6 @@
 //!
 //! The mutations are drawn from a fixed seed, so a failure names a mutant that the next
 //! run draws again.
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};

@@ -59,13 +59,7 @@ fn tokens(src: &str) -> Vec<Token> {
             b'"' => i = skip_string(b, i + 1),
             b'\'' => {
                 // A character literal ('x', '\n', '"', 'τ'), or a lifetime ('a).
-                if b.get(i + 1).is_some_and(|&c| c >= 0x80) {
-                    i += 2;
-                    while i < b.len() && b[i] != b'\'' {
-                        i += 1;
-                    }
-                    i += 1;
-                } else if b.get(i + 1) == Some(&b'\\') {
+                if b.get(i + 1).is_some_and(|&c| c >= 0x80 || c == b'\\') {
                     i += 2;
                     while i < b.len() && b[i] != b'\'' {
                         i += 1;
@@ -329,10 +323,8 @@ fn use_tree(t: &[Token], prefix: Vec<String>) -> Vec<Vec<String>> {
                 current = prefix.clone();
                 i = close;
             }
-            Token::Comma => {
-                if current.len() > prefix.len() {
-                    out.push(std::mem::replace(&mut current, prefix.clone()));
-                }
+            Token::Comma if current.len() > prefix.len() => {
+                out.push(std::mem::replace(&mut current, prefix.clone()));
             }
             _ => {}
         }
@@ -482,7 +474,9 @@ impl Graph {
                 let target = self.resolve(abs, 0);
                 if let Some(to) = child(&target)
                     && to != from
-                    && self.modules.contains_key(&[parent, &[to.clone()]].concat())
+                    && self
+                        .modules
+                        .contains_key(&[parent, std::slice::from_ref(&to)].concat())
                 {
                     edges.entry(from.clone()).or_default().insert(to);
                 }

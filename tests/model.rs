@@ -1,16 +1,12 @@
 //! The model side: adapter parameter counts, frozen backbone, flat-vector round trips.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod toy;
-
+use crate::toy::{tiny, toy_data};
 use burn::tensor::Device;
 use flotilla::data::Dataset;
 use flotilla::model::{
     Adaptation, AdapterSpec, Input, LocalData, LoraTarget, Objective, Optimizer, Samples,
     TrainConfig, Trainable, Vit, build_model, train_local, train_maml, train_moreau,
 };
-use toy::{tiny, toy_data};
 
 /// Plain cross-entropy through the linear head.
 const PLAIN: Objective = Objective {

@@ -2,14 +2,12 @@
 //! goes on, Prometheus scrapes it, and every expression of the Grafana dashboard must
 //! return data; counters must agree with summary.json.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::common;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

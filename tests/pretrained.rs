@@ -3,8 +3,6 @@
 //! scripts/fixtures/pretrained.py), at the checkpoints' resolution and at others, and every
 //! method training on them.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use burn::tensor::{Device, Tensor, TensorData};
 use flotilla::data::{Dataset, MEAN, Pixels, STD};
 use flotilla::model::{
@@ -13,11 +11,8 @@ use flotilla::model::{
 };
 use safetensors::SafeTensors;
 
-mod checkpoints;
-mod trains;
-
-use checkpoints::{fixture, pretrained};
-use trains::train_only_the_trainable;
+use crate::checkpoints::{fixture, pretrained};
+use crate::trains::train_only_the_trainable;
 
 /// The reference file's tensor `name`: its values as `f32` (uint8 images as 0..255).
 fn reference(name: &str) -> (Vec<f32>, Vec<usize>) {

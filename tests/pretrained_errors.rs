@@ -1,13 +1,10 @@
 //! A pretrained checkpoint that does not fit the model it describes: every missing,
 //! unexpected or mis-shaped tensor is named, with both shapes.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod checkpoints;
-
 use std::path::{Path, PathBuf};
 
-use checkpoints::{fixture, pretrained};
+use crate::checkpoints::{fixture, pretrained};
+use flotilla::Chain;
 use flotilla::model::{Layout, Pretrained, Problem, TensorProblem};
 use safetensors::SafeTensors;
 
@@ -75,7 +72,7 @@ fn a_mis_shaped_tensor_is_named_with_both_shapes() {
             }],
             "{error}"
         );
-        let message = error.to_string();
+        let message = Chain(&error).to_string();
         assert!(message.contains(bad) && message.contains(name), "{message}");
     }
 }

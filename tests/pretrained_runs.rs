@@ -2,13 +2,12 @@
 //! UCI digits enlarged to the checkpoints' 32 pixels, every method through the pool with
 //! client batching and the frozen-prefix cache, and `flotilla adapters` on them.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use flotilla::Chain;
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario;
 
@@ -120,7 +119,7 @@ fn keeping_the_checkpoints_head_needs_one_for_the_datas_classes() {
     run(&loaded, opts).unwrap();
     // The CLIP tower has no head to keep.
     let file = scenario(tmp.path(), "clip-keep", &clip(), "HeadOnly", "Pretrained");
-    let error = scenario::load(&file).unwrap_err().to_string();
+    let error = Chain(&scenario::load(&file).unwrap_err()).to_string();
     assert!(
         error.contains("model.head") && error.contains("no head of its own"),
         "{error}"

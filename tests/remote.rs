@@ -5,20 +5,18 @@
 //! that would compute differently is refused with its reason, a second answer to a job
 //! is ignored when equal and stops the run when not, and a run without workers
 //! stops at its deadline, everything up to then written, and resumes from there.
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-#[path = "common/same.rs"]
-mod same;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::small_scenario;
+use crate::common::same::assert_same;
+use crate::common::small_scenario;
 use flotilla::bench::LocalNats;
-use same::assert_same;
+
+use crate::common;
+use crate::common::same;
 
 const FEDBUFF: &str = "FedBuff(concurrency: 6, buffer: 3)";
 

@@ -2,11 +2,6 @@
 //! ends in a torn record, is continued with `--resume` and ends with the same results as
 //! the run that was never interrupted, bit for bit; a shared `--cache` computes identical
 //! jobs once.
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-#[path = "common/same.rs"]
-mod same;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,9 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use crate::common::same::assert_same;
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario;
-use same::assert_same;
+
+use crate::common;
 
 const FEDBUFF: &str = "FedBuff(concurrency: 6, buffer: 3)";
 

@@ -1,16 +1,14 @@
 //! Whole runs of a tiny scenario on the real data and model: outputs, determinism across
 //! seeds and worker counts, byte accounting, interruption.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use flotilla::run::{RunOptions, RunResult, run};
 use flotilla::scenario::{self, Loaded};
+
+use crate::common;
 
 /// The small scenario, 3 rounds.
 fn tiny(dir: &Path, workers: usize, wire: &str) -> Loaded {

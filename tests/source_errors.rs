@@ -1,13 +1,9 @@
 //! Malformed data files: each stops the load with a message naming the file and the
 //! record, line, user, row or image; through the CLI, with exit code 2.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod fixtures;
-
 use std::path::Path;
 
-use fixtures::{FASHION, bundled, cifar_record, error, repo, write_folder, write_parquet};
+use crate::fixtures::{FASHION, bundled, cifar_record, error, repo, write_folder, write_parquet};
 use flotilla::data::{DataSource, ImageShape};
 
 #[test]

@@ -2,13 +2,9 @@
 //! and labels equal the originals (bit for bit in lossless formats), groups and partitions
 //! come out as documented (malformed files: `source_errors.rs`).
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod fixtures;
-
 use std::path::Path;
 
-use fixtures::{FASHION, bundled, cifar_record, error, repo, write_folder, write_parquet};
+use crate::fixtures::{FASHION, bundled, cifar_record, error, repo, write_folder, write_parquet};
 use flotilla::data::{
     DataSource, Groups, ImageShape, Loaded, NamedSource, PartitionSpec, partition,
 };

@@ -1,19 +1,18 @@
 //! Studies: sweeps (grid, sweep.csv, reports), wire encodings in whole runs, link traces
 //! from scenario files, and the plots every run writes.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use flotilla::Chain;
 use flotilla::run::{RunOptions, run};
 use flotilla::scenario::{Loaded, Scenario, load};
 use flotilla::sweep::{SweepOptions, points, run_sweep};
 use flotilla_actors::SimTime;
 use flotilla_actors::net::{LinkValue, Steps};
+
+use crate::common;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -86,6 +85,7 @@ fn a_two_by_two_sweep_writes_four_runs_a_csv_and_plots() {
             progress: false,
             interrupt: Arc::new(AtomicBool::new(false)),
             cache: None,
+            notice: flotilla::notice::ignored(),
         },
     )
     .unwrap();
@@ -165,7 +165,7 @@ fn sweep_paths_that_do_not_exist_name_the_valid_fields() {
     let check = |field: &str, values: &str, expected: &[&str]| {
         let extra = format!("    sweep: (axes: [(field: \"{field}\", values: {values})]),\n");
         let file = small_with(dir.path(), "bad", 1, "F32", &extra);
-        let err = points(&load(&file).unwrap()).unwrap_err().to_string();
+        let err = Chain(&points(&load(&file).unwrap()).unwrap_err()).to_string();
         for e in expected {
             assert!(err.contains(e), "{field}: {err}");
         }
@@ -252,14 +252,14 @@ fn a_bandwidth_trace_becomes_steps_at_its_listed_times() {
     ));
     // A bad row names the file and line.
     std::fs::write(dir.path().join("commute.csv"), "0,20Mbit/s\n60s,fast\n").unwrap();
-    let err = load(&file).unwrap_err().to_string();
+    let err = Chain(&load(&file).unwrap_err()).to_string();
     assert!(
         err.contains("population[1].uplink.bandwidth: commute.csv:2:"),
         "{err}"
     );
     // Steps out of order are refused.
     std::fs::write(dir.path().join("commute.csv"), "60,1Mbit/s\n30,2Mbit/s\n").unwrap();
-    let err = load(&file).unwrap_err().to_string();
+    let err = Chain(&load(&file).unwrap_err()).to_string();
     assert!(err.contains("times must increase"), "{err}");
 }
 
@@ -289,7 +289,7 @@ fn compressed_updates_have_their_closed_form_sizes() {
     assert!(s.global_accuracy.is_some());
     // Top-k cannot send models down: the receiver has nothing to add the update to.
     let bad = small_with(dir.path(), "bad", 1, "TopK(0.1)", "");
-    let err = load(&bad).unwrap_err().to_string();
+    let err = Chain(&load(&bad).unwrap_err()).to_string();
     assert!(
         err.contains("wire.encoding") && err.contains("up: TopK"),
         "{err}"

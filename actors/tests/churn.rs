@@ -2,8 +2,6 @@
 //! trace availability, dropouts and lossy links, no client downloads, trains or uploads
 //! while its device is offline, and no update arrives from an offline device.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,8 +16,7 @@ use flotilla_actors::{Encoding, net::LinkValue};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-mod common;
-use common::{Mock, client, link, run_to_end};
+use crate::common::{Mock, client, link, run_to_end};
 
 const CLIENTS: usize = 12;
 

@@ -3,8 +3,6 @@
 //! One file on purpose: every test builds on the same few fixtures (`config`, `client`,
 //! `link`), and each is one closed form that reads best beside the others.
 
-#![allow(clippy::unwrap_used)] // a test that unwraps fails with the error it met
-
 use std::sync::Arc;
 
 use flotilla_actors::config::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig, Staleness};
@@ -19,8 +17,7 @@ use flotilla_actors::{
 use flotilla_actors::{Encoding, Rounding};
 use flotilla_actors::{SpeedUnit, Work};
 
-mod common;
-use common::{Mock, P, WORK, client, link, run_to_end};
+use crate::common::{Mock, P, WORK, client, link, run_to_end};
 
 fn config(clients: Vec<ClientSpec>, fedavg: FedAvgConfig, rounds: u32) -> SimConfig {
     SimConfig {

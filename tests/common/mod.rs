@@ -1,6 +1,8 @@
 //! A small, noisy scenario on the bundled data for whole-program tests: a tiny ViT from
 //! scratch, 30 phones and laptops with losses, dropouts and a shared ingress.
 
+pub(crate) mod same;
+
 use std::path::{Path, PathBuf};
 
 /// Clients in the small scenario.

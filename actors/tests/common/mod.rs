@@ -1,8 +1,6 @@
 //! What the engine's integration tests share: a learner whose results show what the
 //! server aggregated, and constant clients and links.
 
-#![allow(dead_code)] // each test file uses its own part
-
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
