@@ -28,6 +28,102 @@ use crate::wire::Encoder;
 /// The config is taken: each client's spec is freed as soon as its actor is built, so
 /// that the run does not hold the population's specs (about 300 bytes a client) while
 /// it runs, and reuses their memory instead of asking the OS for more.
+///
+/// Two clients and synchronous FedAvg, with a learner whose "training" adds one to every
+/// value: each round is exactly a download, the slower client's compute and an upload.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::AtomicBool;
+///
+/// use flotilla_actors::config::FedAvgConfig;
+/// use flotilla_actors::device::{Availability, DeviceSpec};
+/// use flotilla_actors::learner::SlotOutcome;
+/// use flotilla_actors::net::{LinkSpec, LinkValue};
+/// use flotilla_actors::{
+///     AlgorithmSpec, ClientId, ClientSpec, Dist, Encoding, EvalJob, EvalOutcome, Learner,
+///     Pending, SimConfig, SimTime, SpeedUnit, StopReason, StopRule, TrainJob, TrainOutcome,
+///     Wire, Work, simulate,
+/// };
+///
+/// /// Adds one to every value; its "accuracy" is the model's first value.
+/// struct AddOne;
+///
+/// impl Learner for AddOne {
+///     fn initial_params(&self) -> Vec<f32> {
+///         vec![0.0; 250] // 1,000 bytes in f32
+///     }
+///     fn train_work(&self, _: ClientId) -> Work {
+///         Work::samples(100)
+///     }
+///     fn train(&self, job: TrainJob) -> Pending<TrainOutcome> {
+///         let params = job.params[0].iter().map(|v| v + 1.0).collect();
+///         let slots = vec![SlotOutcome { params, num_samples: 100 }];
+///         Pending::ready(TrainOutcome { slots, loss: 0.0, personal: None })
+///     }
+///     fn evaluate(&self, job: EvalJob) -> Pending<EvalOutcome> {
+///         let first = f64::from(job.tasks[0][0]);
+///         Pending::ready(EvalOutcome {
+///             global_accuracy: first,
+///             global_loss: 0.0,
+///             task_accuracy: vec![first],
+///             client_accuracy: vec![None; 2],
+///             personalized_accuracy: vec![None; 2],
+///         })
+///     }
+/// }
+///
+/// // 10 ms each way, 8 Mbit/s: 1,000 bytes take 1 ms on the wire.
+/// let link = LinkSpec {
+///     latency: LinkValue::Draw(Dist::Const(0.010)),
+///     bandwidth: LinkValue::Draw(Dist::Const(8e6)),
+///     loss: 0.0,
+///     timeout: SimTime::from_micros(1_000_000),
+///     retries: 0,
+/// };
+/// // 100 samples at 100 and 50 samples/s: the round waits 2 s for the slower one.
+/// let client = |speed: f64| ClientSpec {
+///     class: "phone".into(),
+///     device: DeviceSpec {
+///         speed: Dist::Const(speed),
+///         unit: SpeedUnit::Samples,
+///         dropout: 0.0,
+///         memory: None,
+///     },
+///     availability: Availability::Always,
+///     uplink: link.clone(),
+///     downlink: link.clone(),
+///     slots: vec![Some(0)],
+/// };
+/// let config = SimConfig {
+///     seed: 7,
+///     clients: vec![client(100.0), client(50.0)],
+///     ingress: None,
+///     egress: None,
+///     wire: Wire::uniform(Encoding::F32),
+///     algorithm: AlgorithmSpec::FedAvg(FedAvgConfig {
+///         clients_per_round: 2,
+///         over_selection: 0.0,
+///         deadline: None,
+///     }),
+///     clustering: None,
+///     tasks: 1,
+///     stop: StopRule { rounds: Some(3), virtual_time: None, target_accuracy: None },
+///     eval_every_rounds: Some(1),
+///     eval_every: None,
+///     tracked_clients: 0,
+/// };
+/// let interrupt = Arc::new(AtomicBool::new(false));
+/// let outcome = simulate(config, Arc::new(AddOne), interrupt, Box::new(())).unwrap();
+///
+/// assert_eq!(outcome.clock.reason, StopReason::Finished);
+/// // Down 11 ms, compute 2 s, up 11 ms: three rounds of 2.022 s.
+/// assert_eq!(outcome.records.round_seconds, vec![2.022; 3]);
+/// assert_eq!(outcome.clock.end, SimTime::from_micros(3 * 2_022_000));
+/// // Every round adds one to the mean of the two updates.
+/// let models: Vec<f64> = outcome.records.timeline.iter().map(|r| r.global_accuracy).collect();
+/// assert_eq!(models, vec![0.0, 1.0, 2.0, 3.0]);
+/// ```
 pub fn simulate(
     config: SimConfig,
     learner: Arc<dyn Learner>,
