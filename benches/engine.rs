@@ -1,18 +1,18 @@
 //! The engine alone: simulated events per second with a learner that trains nothing.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flotilla::bench;
+use flotilla::measure;
 
 fn engine_events(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine");
     group.sample_size(10);
     for (clients, params) in [(1_000, 10), (10_000, 10), (10_000, 4_746)] {
-        let events = bench::engine(clients, 20_000, params)
+        let events = measure::engine(clients, 20_000, params)
             .expect("engine scenario")
             .events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(format!("{clients} clients, {params} params"), |b| {
-            b.iter(|| bench::engine(clients, 20_000, params).expect("engine scenario"))
+            b.iter(|| measure::engine(clients, 20_000, params).expect("engine scenario"))
         });
     }
     group.finish();

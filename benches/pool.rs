@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use flotilla::bench::PoolBench;
+use flotilla::measure::PoolBench;
 
 fn pool(c: &mut Criterion) {
     let w1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/w1.ron");

@@ -7,9 +7,9 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
 pub mod data;
 mod error;
+pub mod measure;
 pub mod model;
 mod monitor;
 pub mod notice;

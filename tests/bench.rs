@@ -1,6 +1,6 @@
 //! The benchmark's measurements measure something real and repeatable.
 
-use flotilla::bench::engine;
+use flotilla::measure::engine;
 
 #[test]
 fn the_engine_measurement_is_deterministic_and_does_the_work_asked() {

@@ -255,10 +255,7 @@ fn broken_traces_are_refused_by_field_file_and_device() {
         dir.join("missing.pkl").display(),
         dir.join("behavior.pkl").display()
     ));
-    assert!(
-        err.contains("missing.pkl: cannot read it: "),
-        "{err}"
-    );
+    assert!(err.contains("missing.pkl: cannot read it: "), "{err}");
     // A file that is there but is not a pickle.
     let text = tmp.path().join("text.pkl");
     std::fs::write(&text, "time,value\n0,1\n").unwrap();
@@ -267,7 +264,10 @@ fn broken_traces_are_refused_by_field_file_and_device() {
         text.display(),
         dir.join("behavior.pkl").display()
     ));
-    assert!(err.contains("text.pkl: cannot read it as a pickle: "), "{err}");
+    assert!(
+        err.contains("text.pkl: cannot read it as a pickle: "),
+        "{err}"
+    );
 }
 
 /// The trace section `scenario` writes without a reference.

@@ -15,7 +15,6 @@ mod batching;
 mod bench;
 mod cli;
 mod client_traces;
-mod devices;
 mod fedscale;
 mod fltac;
 mod fuzz;

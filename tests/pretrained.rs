@@ -6,8 +6,8 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use flotilla::data::{Dataset, MEAN, Pixels, STD};
 use flotilla::model::{
-    Adaptation, AdapterSpec, Architecture, HeadSpec, Layout, Pretrained, Vit, Weights, build_model,
-    catalog,
+    Adaptation, AdapterSpec, Architecture, CheckpointLayout, HeadSpec, Pretrained, Vit, Weights,
+    build_model, catalog,
 };
 use safetensors::SafeTensors;
 
@@ -78,7 +78,7 @@ const TOLERANCE: f32 = 1e-4;
 fn timm_vits_compute_what_timm_computes_at_every_resolution() {
     let device = Device::flex();
     for name in ["timm-vit", "timm-vit-avg"] {
-        let p = pretrained(&format!("{name}.safetensors"), Layout::Timm);
+        let p = pretrained(&format!("{name}.safetensors"), CheckpointLayout::Timm);
         for side in [32, 48, 24] {
             let data = images(&format!("images{side}"));
             let keep_head = Adaptation::linear(AdapterSpec::HeadOnly);
@@ -102,7 +102,7 @@ fn timm_vits_compute_what_timm_computes_at_every_resolution() {
 #[test]
 fn a_grey_data_set_on_a_colour_checkpoint_is_its_channel_replicated() {
     let device = Device::flex();
-    let p = pretrained("timm-vit.safetensors", Layout::Timm);
+    let p = pretrained("timm-vit.safetensors", CheckpointLayout::Timm);
     let data = images("grey32");
     assert_eq!(data.channels, 1);
     let adaptation = Adaptation {
@@ -120,7 +120,7 @@ fn a_grey_data_set_on_a_colour_checkpoint_is_its_channel_replicated() {
 #[test]
 fn clip_vision_towers_compute_what_open_clip_computes_at_every_resolution() {
     let device = Device::flex();
-    let p = pretrained("clip-vit.safetensors", Layout::OpenClip);
+    let p = pretrained("clip-vit.safetensors", CheckpointLayout::OpenClip);
     let arch = p.inspect().unwrap();
     assert_eq!(
         (
@@ -149,14 +149,14 @@ fn clip_vision_towers_compute_what_open_clip_computes_at_every_resolution() {
 
 #[test]
 fn the_architecture_is_read_from_the_shapes() {
-    let plain = pretrained("timm-vit.safetensors", Layout::Timm)
+    let plain = pretrained("timm-vit.safetensors", CheckpointLayout::Timm)
         .inspect()
         .unwrap();
-    let avg = pretrained("timm-vit-avg.safetensors", Layout::Timm)
+    let avg = pretrained("timm-vit-avg.safetensors", CheckpointLayout::Timm)
         .inspect()
         .unwrap();
     let want = Architecture {
-        layout: Layout::Timm,
+        layout: CheckpointLayout::Timm,
         prefix: String::new(),
         channels: 3,
         patch: 4,
@@ -168,7 +168,7 @@ fn the_architecture_is_read_from_the_shapes() {
         patch_bias: true,
         pre_norm: false,
         projection: None,
-        pool: flotilla::model::Pool::Class,
+        pool: flotilla::model::Pooling::Class,
         head: Some(10),
     };
     assert_eq!(plain, want);
@@ -176,7 +176,7 @@ fn the_architecture_is_read_from_the_shapes() {
         avg,
         Architecture {
             qkv_bias: false,
-            pool: flotilla::model::Pool::Mean,
+            pool: flotilla::model::Pooling::Mean,
             ..want
         }
     );
@@ -196,8 +196,8 @@ fn every_method_trains_on_both_layouts_and_leaves_the_rest_bit_identical() {
     let mut methods = catalog(4);
     methods.push(Adaptation::linear(AdapterSpec::Blocks { blocks: vec![1] }));
     for (file, layout) in [
-        ("timm-vit.safetensors", Layout::Timm),
-        ("clip-vit.safetensors", Layout::OpenClip),
+        ("timm-vit.safetensors", CheckpointLayout::Timm),
+        ("clip-vit.safetensors", CheckpointLayout::OpenClip),
     ] {
         let p = pretrained(file, layout);
         for adaptation in &methods {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoints::{fixture, pretrained};
 use flotilla::Chain;
-use flotilla::model::{Layout, Pretrained, Problem, TensorProblem};
+use flotilla::model::{CheckpointLayout, Pretrained, Problem, TensorProblem};
 use safetensors::SafeTensors;
 
 /// A copy of fixture `name` with tensor `bad` one row short.
@@ -42,14 +42,14 @@ fn a_mis_shaped_tensor_is_named_with_both_shapes() {
     for (name, layout, bad, expected, found) in [
         (
             "timm-vit.safetensors",
-            Layout::Timm,
+            CheckpointLayout::Timm,
             "blocks.1.mlp.fc1.weight",
             vec![192, 48],
             vec![191, 48],
         ),
         (
             "clip-vit.safetensors",
-            Layout::OpenClip,
+            CheckpointLayout::OpenClip,
             "visual.transformer.resblocks.0.attn.in_proj_weight",
             vec![144, 48],
             vec![143, 48],
@@ -96,7 +96,7 @@ fn missing_and_unexpected_tensors_are_all_named() {
     safetensors::serialize_to_file(views, None, &path).unwrap();
     let p = Pretrained {
         file: path,
-        ..pretrained("timm-vit.safetensors", Layout::Timm)
+        ..pretrained("timm-vit.safetensors", CheckpointLayout::Timm)
     };
     let error = p.inspect().unwrap_err();
     let Problem::Tensors(problems) = &error.problem else {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::same::assert_same;
 use crate::common::small_scenario;
-use flotilla::bench::LocalNats;
+use flotilla::measure::LocalNats;
 
 use crate::common;
 use crate::common::same;

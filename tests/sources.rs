@@ -6,10 +6,10 @@ use std::path::Path;
 
 use crate::fixtures::{FASHION, bundled, cifar_record, error, repo, write_folder, write_parquet};
 use flotilla::data::{
-    DataSource, Groups, ImageShape, Loaded, NamedSource, PartitionSpec, partition,
+    DataSource, Groups, ImageShape, NamedSource, PartitionSpec, SourceImages, partition,
 };
 
-fn load(source: DataSource, base: &Path, shape: Option<ImageShape>) -> Loaded {
+fn load(source: DataSource, base: &Path, shape: Option<ImageShape>) -> SourceImages {
     source.load(base, shape).unwrap()
 }
 

@@ -137,7 +137,7 @@ impl<T> Pending<T> {
     }
 
     /// Whether the result is in, without waiting; keeps it in place when it is.
-    pub fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
+    pub(crate) fn poll_ready(&mut self) -> Result<bool, LearnerFailed> {
         match &mut self.0 {
             PendingState::Ready(_) | PendingState::Computing => {}
             PendingState::Waiting(rx) => match rx.try_recv() {
@@ -171,7 +171,7 @@ impl<T> Pending<T> {
     }
 
     /// The result, if it has been [resolved](Pending::resolve) or was ready from the start.
-    pub fn into_ready(self) -> Option<T> {
+    pub(crate) fn into_ready(self) -> Option<T> {
         match self.0 {
             PendingState::Ready(v) => Some(v),
             PendingState::Waiting(_) | PendingState::Deferred(_) | PendingState::Computing => None,

@@ -4,42 +4,42 @@
 //! Labels stay low-cardinality: device class, direction, state, reason; never a client id.
 
 /// Simulated seconds elapsed (gauge).
-pub const SIM_SECONDS: &str = "flotilla_sim_seconds";
+pub(crate) const SIM_SECONDS: &str = "flotilla_sim_seconds";
 /// Events dispatched by the clock (counter).
-pub const EVENTS: &str = "flotilla_events_total";
+pub(crate) const EVENTS: &str = "flotilla_events_total";
 /// Global model version: aggregations applied (gauge).
-pub const MODEL_VERSION: &str = "flotilla_model_version";
+pub(crate) const MODEL_VERSION: &str = "flotilla_model_version";
 /// Updates that reached the server (counter).
-pub const UPDATES_RECEIVED: &str = "flotilla_updates_received_total";
+pub(crate) const UPDATES_RECEIVED: &str = "flotilla_updates_received_total";
 /// Updates aggregated into the global model (counter).
-pub const UPDATES_APPLIED: &str = "flotilla_updates_applied_total";
+pub(crate) const UPDATES_APPLIED: &str = "flotilla_updates_applied_total";
 /// Updates not aggregated, by `reason` (counter).
-pub const UPDATES_DISCARDED: &str = "flotilla_updates_discarded_total";
+pub(crate) const UPDATES_DISCARDED: &str = "flotilla_updates_discarded_total";
 /// Bytes sent from clients to the server, every attempt, by `class` (counter).
-pub const BYTES_UP: &str = "flotilla_bytes_up_total";
+pub(crate) const BYTES_UP: &str = "flotilla_bytes_up_total";
 /// Bytes sent from the server to clients, every attempt, by `class` (counter).
-pub const BYTES_DOWN: &str = "flotilla_bytes_down_total";
+pub(crate) const BYTES_DOWN: &str = "flotilla_bytes_down_total";
 /// Attempts lost on a link, by `direction` (counter).
-pub const MESSAGES_LOST: &str = "flotilla_messages_lost_total";
+pub(crate) const MESSAGES_LOST: &str = "flotilla_messages_lost_total";
 /// Training jobs that failed because the device dropped out, by `class` (counter).
-pub const DROPOUTS: &str = "flotilla_client_dropouts_total";
+pub(crate) const DROPOUTS: &str = "flotilla_client_dropouts_total";
 /// Clients in each `state`: idle, downloading, training, uploading, offline (gauge).
 pub const CLIENTS: &str = "flotilla_clients";
 /// Gauge, by class: clients whose device has too little memory for a training job.
-pub const CLIENTS_INELIGIBLE: &str = "flotilla_clients_ineligible";
+pub(crate) const CLIENTS_INELIGIBLE: &str = "flotilla_clients_ineligible";
 /// Staleness of arriving updates: versions applied since the client's base (histogram).
 pub const STALENESS: &str = "flotilla_staleness";
 /// Simulated seconds from a message's first attempt to its delivery, by `direction` (histogram).
-pub const TRANSFER_SECONDS: &str = "flotilla_transfer_seconds";
+pub(crate) const TRANSFER_SECONDS: &str = "flotilla_transfer_seconds";
 /// Simulated seconds of local training per job, by `class` (histogram).
-pub const COMPUTE_SECONDS: &str = "flotilla_compute_seconds";
+pub(crate) const COMPUTE_SECONDS: &str = "flotilla_compute_seconds";
 /// Latest global accuracy on the central test set (gauge).
-pub const GLOBAL_ACCURACY: &str = "flotilla_global_accuracy";
+pub(crate) const GLOBAL_ACCURACY: &str = "flotilla_global_accuracy";
 /// Latest mean accuracy over clients of their personalized models on their own test
 /// splits (gauge).
-pub const PERSONALIZED_ACCURACY: &str = "flotilla_personalized_accuracy";
+pub(crate) const PERSONALIZED_ACCURACY: &str = "flotilla_personalized_accuracy";
 /// Purity of the latest clustering of adapters against the true tasks (gauge, FL-TAC).
-pub const CLUSTER_PURITY: &str = "flotilla_cluster_purity";
+pub(crate) const CLUSTER_PURITY: &str = "flotilla_cluster_purity";
 
 /// Describes every engine metric (type, unit, help) to the installed recorder.
 pub fn describe() {

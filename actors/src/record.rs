@@ -25,7 +25,7 @@ pub enum DiscardReason {
 
 impl DiscardReason {
     /// Every reason.
-    pub const ALL: [DiscardReason; 4] = [
+    pub(crate) const ALL: [DiscardReason; 4] = [
         DiscardReason::Late,
         DiscardReason::Stale,
         DiscardReason::NonFinite,

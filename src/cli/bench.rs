@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use flotilla::Chain;
-use flotilla::bench::{Figures, Item, measure};
+use flotilla::measure::{Figures, Item, measure};
 use flotilla::pool::Backend;
 
 use super::BAD_INPUT;
@@ -230,7 +230,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
             )
         };
         let fixture = std::env::temp_dir().join(format!("flotilla-cifar-{}", std::process::id()));
-        match flotilla::bench::write_cifar_fixture(&fixture, 60_000) {
+        match flotilla::measure::write_cifar_fixture(&fixture, 60_000) {
             Ok(()) => {
                 let item = Item::Load {
                     dir: fixture.clone(),

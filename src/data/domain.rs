@@ -110,7 +110,7 @@ impl Domain {
 
 /// Applies `domains` in order to every image of `data`; `seed` fixes the noise (each
 /// image draws from a stream of its own, so the result does not depend on order).
-pub fn shift_domain(data: &Dataset, domains: &[Domain], seed: u64) -> Dataset {
+pub(crate) fn shift_domain(data: &Dataset, domains: &[Domain], seed: u64) -> Dataset {
     let len = data.side * data.side * data.channels;
     let mut pixels = Vec::with_capacity(data.pixels.len());
     for i in 0..data.len() {

@@ -6,15 +6,16 @@ mod pixels;
 mod source;
 mod tasks;
 
-pub use domain::{Domain, shift_domain};
+pub use domain::Domain;
 pub use partition::{Groups, Partition, PartitionError, PartitionSpec, partition};
 pub use pixels::Pixels;
-pub use source::idx::{IdxError, IdxFormatError, parse_idx, read_idx, read_idx_dims};
-pub use source::{
-    CifarLabels, DataSource, Extent, ImageShape, Images, Loaded, NamedSource, idx_file,
-    load_idx_dir,
-};
-pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec, slot_tasks};
+pub use source::idx::{IdxError, IdxFormatError, read_idx};
+pub use source::{CifarLabels, DataSource, ImageShape, Images, NamedSource, SourceImages};
+pub use tasks::{Layout, LayoutError, Slot, TaskData, TaskSpec};
+
+pub(crate) use domain::shift_domain;
+pub(crate) use source::{idx_file, load_idx_dir};
+pub(crate) use tasks::slot_tasks;
 
 use std::path::PathBuf;
 

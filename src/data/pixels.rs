@@ -44,7 +44,7 @@ impl Pixels {
 
     /// Appends the normalised values `range` to `out`, with no copy in between (the
     /// training batches' hot path).
-    pub fn extend_normalised(&self, out: &mut Vec<f32>, range: std::ops::Range<usize>) {
+    pub(crate) fn extend_normalised(&self, out: &mut Vec<f32>, range: std::ops::Range<usize>) {
         match self {
             Pixels::Bytes(b) => out.extend(b[range].iter().map(|&v| normalise(v))),
             Pixels::Floats(f) => out.extend_from_slice(&f[range]),

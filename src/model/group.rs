@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 /// the linear maps (LoRA's down-projection `lora_a` `[in, r]`, the head's weight
 /// `[dim, classes]`), the first axis of everything else (LoRA's `lora_b` `[r, out]`,
 /// FiLM's vectors, prompt and memory tokens `[1, n, dim]`, biases).
-pub fn client_axis(path: &str) -> usize {
+pub(super) fn client_axis(path: &str) -> usize {
     if path.ends_with("lora_a") || path.ends_with("head.weight") {
         1
     } else {
@@ -62,7 +62,11 @@ impl Owners {
     /// Each sample's tokens `[batch, n, dim]`: its own client's slice of a group's
     /// `stacked` `[clients, n, dim]` with `owners`, else the one client's `[1, n, dim]`
     /// repeated.
-    pub fn tokens_per_sample(owners: Option<&Self>, stacked: Tensor<3>, batch: usize) -> Tensor<3> {
+    pub(crate) fn tokens_per_sample(
+        owners: Option<&Self>,
+        stacked: Tensor<3>,
+        batch: usize,
+    ) -> Tensor<3> {
         let [k, n, dim] = stacked.dims();
         match owners {
             Some(o) => o
@@ -85,7 +89,7 @@ impl Owners {
 
     /// Each sample's own `[width]` block of `stacked` `[batch, clients · width]`:
     /// `[batch, width]`.
-    pub fn own_block(&self, stacked: Tensor<2>) -> Tensor<2> {
+    pub(crate) fn own_block(&self, stacked: Tensor<2>) -> Tensor<2> {
         let [b, k] = self.onehot.dims();
         let width = stacked.dims()[1] / k;
         (stacked.reshape([b, k, width]) * self.onehot.clone().reshape([b, k, 1]))

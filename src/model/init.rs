@@ -18,7 +18,7 @@ use super::params::track_path;
 /// prompt and memory tokens `N(0, 0.02)`; LoRA `A ~ N(0, 1/rank)` and `B = 0`; layer norms
 /// and FiLM at the identity; a feature projection `N(0, 1/width)`; FedAPT's keys `N(0, 1)` and its prompt generator at zero (so
 /// the adaptive prompt starts as the meta prompt).
-pub fn init_params<M: Module>(module: M, which: &Trainable, seed: u64) -> M {
+pub(crate) fn init_params<M: Module>(module: M, which: &Trainable, seed: u64) -> M {
     module.map(&mut Init {
         which,
         rng: ChaCha8Rng::seed_from_u64(seed),

@@ -28,23 +28,23 @@ mod vit;
 
 pub use adapter::{AdapterSpec, Film, LoraLinear, LoraTarget, PromptNet};
 pub use cost::{AdapterCost, Flops, SampleCost, catalog};
-pub use group::{Owners, client_axis};
 pub use head::{Covariance, HeadSpec, NaiveBayes, NaiveBayesHead, inverse_logdet};
 pub use import::{
-    Architecture, ImportError, Layout, Normalization, Pretrained, Problem, TensorProblem,
-    resample_grid,
+    Architecture, CheckpointLayout, ImportError, Normalization, Pretrained, Problem, TensorProblem,
 };
-pub use init::init_params;
 pub use params::Trainable;
 pub use prefix::{Depth, Prefix};
-pub use procedure::{
-    PersonalStep, Personalization, Trained, personalize, train_maml, train_moreau, train_slot,
-};
+pub use procedure::{PersonalStep, Personalization, train_maml, train_moreau};
 pub use train::{
-    EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, fine_tune,
-    fit_head, train_group, train_local,
+    EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, train_group,
+    train_local,
 };
-pub use vit::{Activation, Encoded, Input, Pool, ShapeError, Vit, VitConfig, VitStyle};
+pub use vit::{Activation, EncoderOutput, Input, Pooling, ShapeError, Vit, VitConfig, VitStyle};
+
+pub(crate) use group::Owners;
+pub(crate) use init::init_params;
+pub(crate) use procedure::{personalize, train_slot};
+pub(crate) use train::fit_head;
 
 use std::path::Path;
 

@@ -71,7 +71,7 @@ impl Trainable {
 
     /// The `clients` adapters of a group loaded by [`load_group`](Self::load_group), each
     /// as [`extract`](Self::extract) lays it out.
-    pub fn extract_group<M: Module>(&self, module: &M, clients: usize) -> Vec<Vec<f32>> {
+    pub(crate) fn extract_group<M: Module>(&self, module: &M, clients: usize) -> Vec<Vec<f32>> {
         let mut v = GroupCollector {
             sel: self,
             path: Vec::new(),

@@ -59,7 +59,7 @@ pub enum BackendError {
 
 /// One autodiff device per worker: `workers` on the CPU (0: one per core), or `per_gpu`
 /// per CUDA device. LibTorch on the CPU gets the cores split between its workers.
-pub fn worker_devices(
+pub(crate) fn worker_devices(
     backend: Backend,
     kind: DeviceKind,
     workers: usize,
@@ -75,7 +75,7 @@ pub fn worker_devices(
 }
 
 /// `per_gpu` LibTorch workers on CUDA GPU `index` alone (a remote worker's `cuda:N`).
-pub fn gpu_devices(index: usize, per_gpu: usize) -> Result<Vec<Device>, BackendError> {
+pub(crate) fn gpu_devices(index: usize, per_gpu: usize) -> Result<Vec<Device>, BackendError> {
     gpu(index, per_gpu.max(1))
 }
 

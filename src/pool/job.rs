@@ -7,11 +7,11 @@ use flotilla_actors::{ClientId, Params, TrainJob, TrainOutcome};
 use crate::model::EvalCounts;
 
 /// A job's digest: the key its result is stored under.
-pub type Key = [u8; 32];
+pub(crate) type Key = [u8; 32];
 
 /// What a job is, for the job-time metric.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum JobKind {
+pub(crate) enum JobKind {
     /// Local training.
     Train,
     /// Evaluation.

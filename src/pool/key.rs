@@ -16,40 +16,40 @@ use crate::data::TaskData;
 /// Builds a digest from typed pieces; each piece is written with its length, so no two
 /// different sequences of pieces digest alike.
 #[derive(Clone, Default)]
-pub struct Digest(Sha256);
+pub(super) struct Digest(Sha256);
 
 impl Digest {
     /// An empty digest.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::default()
     }
 
     /// Adds bytes.
-    pub fn bytes(mut self, bytes: &[u8]) -> Self {
+    pub(super) fn bytes(mut self, bytes: &[u8]) -> Self {
         self.0.update((bytes.len() as u64).to_le_bytes());
         self.0.update(bytes);
         self
     }
 
     /// Adds text.
-    pub fn text(self, text: &str) -> Self {
+    pub(super) fn text(self, text: &str) -> Self {
         self.bytes(text.as_bytes())
     }
 
     /// Adds a number.
-    pub fn u64(mut self, v: u64) -> Self {
+    pub(super) fn u64(mut self, v: u64) -> Self {
         self.0.update(v.to_le_bytes());
         self
     }
 
     /// Adds the bits of every float.
-    pub fn floats(self, values: &[f32]) -> Self {
+    pub(super) fn floats(self, values: &[f32]) -> Self {
         self.float_iter(values.len(), values.iter().copied())
     }
 
     /// Adds the bits of `len` floats as they come: the same digest as [`Digest::floats`]
     /// of them collected.
-    pub fn float_iter(mut self, len: usize, values: impl Iterator<Item = f32>) -> Self {
+    pub(super) fn float_iter(mut self, len: usize, values: impl Iterator<Item = f32>) -> Self {
         self.0.update((len as u64).to_le_bytes());
         let mut bytes = Vec::with_capacity(4096);
         for v in values {
@@ -64,7 +64,7 @@ impl Digest {
     }
 
     /// Adds indices.
-    pub fn indices(mut self, values: &[u32]) -> Self {
+    pub(super) fn indices(mut self, values: &[u32]) -> Self {
         self.0.update((values.len() as u64).to_le_bytes());
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.0.update(&bytes);
@@ -72,13 +72,13 @@ impl Digest {
     }
 
     /// The digest.
-    pub fn finish(self) -> Key {
+    pub(super) fn finish(self) -> Key {
         self.0.finalize().into()
     }
 }
 
 /// Everything every job of a run shares, for its context digest.
-pub struct ContextParts<'a> {
+pub(crate) struct ContextParts<'a> {
     /// What built the run: version, backend, device kind, architecture.
     pub identity: &'a str,
     /// The backbone's shape, as text.
@@ -96,7 +96,7 @@ pub struct ContextParts<'a> {
 /// The digest of what determines every job's result besides the job itself: the build,
 /// the model before training, the hyperparameters and the data as laid out (the images
 /// after any domain shift, every client's split).
-pub fn context_digest(p: ContextParts<'_>) -> Key {
+pub(crate) fn context_digest(p: ContextParts<'_>) -> Key {
     let mut d = Digest::new()
         .text(p.identity)
         .text(p.vit)

@@ -27,7 +27,7 @@ use crate::model::{
 };
 
 /// Everything a [`PoolLearner`] needs.
-pub struct LearnerSetup {
+pub(crate) struct LearnerSetup {
     /// The model every worker copies: frozen backbone, adapter and head.
     pub model: Vit,
     /// The adapter and head, and the number of clients.
@@ -58,7 +58,7 @@ pub struct LearnerSetup {
 }
 
 /// A job store and the digest of what every job of this run shares.
-pub struct Stored {
+pub(crate) struct Stored {
     /// The store.
     pub store: Arc<JobStore>,
     /// The run's context: see [`super::Digest`].
@@ -93,7 +93,7 @@ pub struct PoolLearner {
 
 impl PoolLearner {
     /// Fills the prefix cache and starts the pool's workers.
-    pub fn new(setup: LearnerSetup) -> Self {
+    pub(crate) fn new(setup: LearnerSetup) -> Self {
         let trainable = setup.adaptation.trainable();
         let initial = trainable.extract(&setup.model);
         let cost = SampleCost::of(&setup.model, &setup.adaptation);
@@ -175,13 +175,13 @@ impl PoolLearner {
     }
 
     /// Why the remote pool stopped answering, if jobs go to one and it did.
-    pub fn remote_failure(&self) -> Option<super::remote::RemoteFailure> {
+    pub(crate) fn remote_failure(&self) -> Option<super::remote::RemoteFailure> {
         self.remote.as_ref().and_then(|r| r.failure())
     }
 
     /// Has the remote pool, if jobs go to one, say through `notice` that it waits for
     /// workers (see [`Remote::set_notice`]).
-    pub fn set_remote_notice(&self, notice: crate::notice::Notice) {
+    pub(crate) fn set_remote_notice(&self, notice: crate::notice::Notice) {
         if let Some(r) = &self.remote {
             r.set_notice(notice);
         }
@@ -212,7 +212,7 @@ impl PoolLearner {
     }
 
     /// Jobs taken from the store and jobs computed, when results are stored.
-    pub fn taken_and_computed(&self) -> Option<(u64, u64)> {
+    pub(crate) fn taken_and_computed(&self) -> Option<(u64, u64)> {
         self.stored.as_ref().map(|s| s.store.taken_and_computed())
     }
 

@@ -16,11 +16,15 @@ mod reader;
 pub mod remote;
 mod store;
 
-pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend, gpu_devices, worker_devices};
-pub use job::{JobKind, Key};
-pub use key::{ContextParts, Digest, context_digest};
-pub use learner::{LearnerSetup, PoolLearner, Stored};
-pub use store::{JobStore, STORE_FILE, StoreError};
+pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend};
+pub use learner::PoolLearner;
+pub use store::StoreError;
+
+pub(crate) use backend::{gpu_devices, worker_devices};
+pub(crate) use job::{JobKind, Key};
+pub(crate) use key::{ContextParts, context_digest};
+pub(crate) use learner::{LearnerSetup, Stored};
+pub(crate) use store::{JobStore, STORE_FILE};
 
 use std::thread::JoinHandle;
 
@@ -79,7 +83,7 @@ impl Pool {
     }
 
     /// Queues a task; it runs on the first free worker.
-    pub fn submit(&self, kind: JobKind, task: Task) {
+    pub(crate) fn submit(&self, kind: JobKind, task: Task) {
         let Some((train, eval)) = &self.tx else {
             return;
         };

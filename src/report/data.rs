@@ -146,7 +146,7 @@ impl RunData {
     }
 
     /// The uplink's encoding.
-    pub fn uplink_encoding(&self) -> String {
+    pub(crate) fn uplink_encoding(&self) -> String {
         self.scenario
             .as_ref()
             .map_or("-".into(), |s| format!("{:?}", s.wire.up()))

@@ -5,13 +5,13 @@
 mod classes;
 mod data;
 mod figures;
-pub mod plots;
+pub(crate) mod plots;
 mod stream;
 
 pub use classes::ClassSummary;
 pub use data::{ReadError, RunData};
 pub use figures::{comparison_table, write_report};
-pub use stream::Streams;
+pub(crate) use stream::Streams;
 
 use std::path::Path;
 
@@ -42,12 +42,12 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 /// Process `pid`'s peak resident memory, in bytes (0 where the OS does not tell).
-pub fn peak_rss_bytes_of(pid: u32) -> u64 {
+pub(crate) fn peak_rss_bytes_of(pid: u32) -> u64 {
     status_bytes(&pid.to_string(), "VmHWM:")
 }
 
 /// This process's resident memory now, in bytes (0 where the OS does not tell).
-pub fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     status_bytes("self", "VmRSS:")
 }
 
@@ -285,7 +285,7 @@ impl Summary {
 
 /// Writes the run directory's files at the end of the run (the rows that grow with it
 /// went to their files on the way, see [`Streams`]).
-pub fn write_run(
+pub(crate) fn write_run(
     dir: &Path,
     scenario: &Scenario,
     summary: &Summary,

@@ -7,7 +7,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
-pub use plotters::prelude::SeriesLabelPosition;
+pub(crate) use plotters::prelude::SeriesLabelPosition;
 use plotters::prelude::*;
 
 /// Pixel size of every chart.
@@ -28,7 +28,7 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 /// The `i`-th colour of the palette.
-pub fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
@@ -45,7 +45,7 @@ fn font() {
 
 /// One named line of points.
 #[derive(Clone, Debug)]
-pub struct Series {
+pub(crate) struct Series {
     /// The legend's entry.
     pub name: String,
     /// `(x, y)` points, in x order.
@@ -53,7 +53,7 @@ pub struct Series {
 }
 
 /// A line chart: titles, axes and the series to draw.
-pub struct LineChart<'a> {
+pub(crate) struct LineChart<'a> {
     /// Above the chart.
     pub title: &'a str,
     /// Under the x axis.
@@ -125,7 +125,7 @@ fn padded(values: impl Iterator<Item = f64>, from_zero: bool) -> Range<f64> {
 }
 
 /// Draws a line chart to `stem.png` and `stem.svg`.
-pub fn line_chart(stem: &Path, chart: &LineChart) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn line_chart(stem: &Path, chart: &LineChart) -> std::io::Result<Vec<PathBuf>> {
     let xs = || {
         chart
             .series
@@ -231,7 +231,7 @@ where
 }
 
 /// Draws a bar chart of `counts` (bar `i` at x = `i`) to `stem.png` and `stem.svg`.
-pub fn bar_chart(
+pub(crate) fn bar_chart(
     stem: &Path,
     title: &str,
     x_label: &str,
@@ -285,7 +285,7 @@ fn draw_bars<DB: DrawingBackend<ErrorType: 'static>>(
 
 /// One row of a timeline: a label and coloured intervals `(start, end, lane)` where
 /// `lane` indexes [`Timeline::lanes`].
-pub struct TimelineRow {
+pub(crate) struct TimelineRow {
     /// The row's name.
     pub label: String,
     /// `(start, end, lane)` intervals.
@@ -293,7 +293,7 @@ pub struct TimelineRow {
 }
 
 /// A Gantt-style chart: one row per client, one colour per activity.
-pub struct Timeline<'a> {
+pub(crate) struct Timeline<'a> {
     /// Above the chart.
     pub title: &'a str,
     /// Each activity's name and colour.
@@ -305,7 +305,7 @@ pub struct Timeline<'a> {
 }
 
 /// Draws a timeline to `stem.png` and `stem.svg`.
-pub fn timeline(stem: &Path, t: &Timeline) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn timeline(stem: &Path, t: &Timeline) -> std::io::Result<Vec<PathBuf>> {
     render!(stem, |root| draw_timeline(root, t))
 }
 

@@ -10,7 +10,7 @@ use flotilla_actors::RecordSink;
 use flotilla_actors::record::{AvailabilityRecord, UpdateRecord};
 
 /// A run directory's streamed CSV files, open for writing.
-pub struct Streams {
+pub(crate) struct Streams {
     updates: csv::Writer<BufWriter<File>>,
     availability: csv::Writer<BufWriter<File>>,
     /// The first write that failed: the rest are skipped and it is reported at the end.
@@ -19,7 +19,7 @@ pub struct Streams {
 
 impl Streams {
     /// Creates the streamed files in `dir`.
-    pub fn create(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn create(dir: &Path) -> std::io::Result<Self> {
         let open = |name: &str| -> std::io::Result<_> {
             Ok(csv::Writer::from_writer(BufWriter::new(File::create(
                 dir.join(name),
@@ -33,12 +33,12 @@ impl Streams {
     }
 
     /// A sink that hands the run's rows to these files.
-    pub fn sink(streams: &Arc<Mutex<Streams>>) -> Box<dyn RecordSink> {
+    pub(crate) fn sink(streams: &Arc<Mutex<Streams>>) -> Box<dyn RecordSink> {
         Box::new(StreamSink(streams.clone()))
     }
 
     /// Flushes the files; the first error of the whole run, if any.
-    pub fn finish(&mut self) -> std::io::Result<()> {
+    pub(crate) fn finish(&mut self) -> std::io::Result<()> {
         if let Some(e) = self.failed.take() {
             return Err(e.into());
         }

@@ -8,9 +8,11 @@
 
 mod prepare;
 mod progress;
+#[cfg(test)]
+mod tests;
 mod worker;
 
-pub use prepare::{Prepared, prepare, prepare_on, store_identity};
+pub(crate) use prepare::{Prepared, prepare, prepare_on, store_identity};
 pub use worker::{Refused, worker_learner};
 
 use std::path::{Path, PathBuf};
@@ -248,7 +250,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
 }
 
 /// Where a run or sweep of `name` goes by default: `runs/<name>-<unix time>`.
-pub fn timestamped_dir(name: &str) -> PathBuf {
+pub(crate) fn timestamped_dir(name: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

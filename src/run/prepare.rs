@@ -20,7 +20,7 @@ use super::RunError;
 
 /// What a job store must have been written by to be trusted: this flotilla, backend,
 /// device kind and architecture (results differ in their last bits between them).
-pub fn store_identity(s: &crate::scenario::Scenario) -> String {
+pub(crate) fn store_identity(s: &crate::scenario::Scenario) -> String {
     format!(
         "flotilla {} {:?} {:?} {}",
         env!("CARGO_PKG_VERSION"),
@@ -31,7 +31,7 @@ pub fn store_identity(s: &crate::scenario::Scenario) -> String {
 }
 
 /// A scenario's learner, ready to train, and what the run reports about its model.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The learner, its pool started.
     pub learner: PoolLearner,
     /// The data, laid out by task and client.
@@ -46,7 +46,7 @@ pub struct Prepared {
 
 /// Loads the data and the model and starts the pool on the scenario's devices; with a
 /// store, finished jobs are kept in it and taken from it.
-pub fn prepare(
+pub(crate) fn prepare(
     loaded: &Loaded,
     store: Option<Arc<JobStore>>,
     images: Option<&Path>,
@@ -65,7 +65,7 @@ pub fn prepare(
 
 /// Loads the data and the model and starts the pool on `devices`, without a store or an
 /// image cache (a remote worker's pool).
-pub fn prepare_on(
+pub(crate) fn prepare_on(
     loaded: &Loaded,
     store: Option<Arc<JobStore>>,
     devices: Vec<burn::tensor::Device>,

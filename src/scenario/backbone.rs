@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use super::{Backbone, Loaded, ScenarioError};
 use crate::data::{MEAN, STD};
 use crate::model::{
-    Activation, Architecture, Layout, Normalization, Pretrained, VitConfig, VitStyle, Weights,
+    Activation, Architecture, CheckpointLayout, Normalization, Pretrained, VitConfig, VitStyle,
+    Weights,
 };
 
 /// What a run builds its backbone from.
-pub struct BackbonePlan {
+pub(crate) struct BackbonePlan {
     /// The model's configuration for the images.
     pub config: VitConfig,
     /// A timm or open_clip checkpoint, checked into its architecture.
@@ -23,7 +24,7 @@ pub struct BackbonePlan {
 
 impl BackbonePlan {
     /// The pretrained values, as [`build_model`](crate::model::build_model) takes them.
-    pub fn weights(&self) -> Option<Weights<'_>> {
+    pub(crate) fn weights(&self) -> Option<Weights<'_>> {
         match (&self.pretrained, &self.file) {
             (Some((p, arch)), _) => Some(Weights::Pretrained(p, arch, (MEAN, STD))),
             (None, Some(file)) => Some(Weights::Burn(file)),
@@ -35,7 +36,7 @@ impl BackbonePlan {
 impl Loaded {
     /// The backbone for images of `side` pixels and `channels` channels, and `classes`
     /// classes; a pretrained backbone's shape is read from its file (which must fit it).
-    pub fn backbone(
+    pub(crate) fn backbone(
         &self,
         side: usize,
         channels: usize,
@@ -128,7 +129,7 @@ impl Loaded {
     fn checkpoint(
         &self,
         file: &str,
-        layout: Layout,
+        layout: CheckpointLayout,
         heads: usize,
         activation: Option<Activation>,
         epsilon: Option<f64>,
@@ -140,8 +141,8 @@ impl Loaded {
             heads,
             activation: activation.unwrap_or(Activation::Gelu),
             epsilon: epsilon.unwrap_or(match layout {
-                Layout::Timm => 1e-6,
-                Layout::OpenClip => 1e-5,
+                CheckpointLayout::Timm => 1e-6,
+                CheckpointLayout::OpenClip => 1e-5,
             }),
             normalization: normalize
                 .clone()

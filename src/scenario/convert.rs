@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use flotilla_actors::config::{Clustering, FedAsyncConfig, FedAvgConfig, FedBuffConfig};
 use flotilla_actors::device::{Availability, DeviceSpec};
-use flotilla_actors::net::{Rate as RateOverTime, Steps};
+use flotilla_actors::net::{Rate, Steps};
 use flotilla_actors::{AlgorithmSpec, ClientSpec, Dist, SimConfig, SimTime, StopRule, Wire};
 use flotilla_actors::{SpeedUnit, client_rng};
 use rand::Rng;
 
 use super::traces::periodic;
-use super::units::{BitRate, Duration, Quantity, Rate, Unit};
+use super::units::{Bandwidth, BitRate, Duration, Quantity, Unit};
 use super::{
     AlgorithmSection, AvailabilitySection, DistSpec, Loaded, Personalize, ScenarioError, Schedule,
 };
@@ -19,7 +19,7 @@ use crate::model::{Adaptation, PersonalStep, Personalization};
 use crate::scenario::Rule;
 
 /// Clients whose every change of state a run records, for the timeline plot.
-pub const TIMELINE_CLIENTS: usize = 20;
+pub(super) const TIMELINE_CLIENTS: usize = 20;
 
 impl Loaded {
     /// The adapter, head and number of clients the model is built for.
@@ -49,7 +49,7 @@ impl Loaded {
     }
 
     /// The clients' personalized-FL procedure, for PersA-FL.
-    pub fn personal_step(&self) -> Option<PersonalStep> {
+    pub(crate) fn personal_step(&self) -> Option<PersonalStep> {
         match &self.scenario.algorithm {
             AlgorithmSection::PersAfl { personal, .. } => Some(personal.clone()),
             _ => None,
@@ -57,12 +57,12 @@ impl Loaded {
     }
 
     /// Whether clients train one adapter per task they hold (FL-TAC).
-    pub fn separate_slots(&self) -> bool {
+    pub(crate) fn separate_slots(&self) -> bool {
         matches!(self.scenario.algorithm, AlgorithmSection::FlTac { .. })
     }
 
     /// The true task behind each client's slots.
-    pub fn slot_tasks(&self) -> Vec<Vec<Option<usize>>> {
+    pub(crate) fn slot_tasks(&self) -> Vec<Vec<Option<usize>>> {
         let d = &self.scenario.data;
         crate::data::slot_tasks(&d.tasks, d.clients, self.separate_slots())
     }
@@ -184,10 +184,10 @@ impl Loaded {
     /// The server capacity `name`: fixed, scheduled, or unlimited.
     fn capacity(
         &self,
-        fixed: &Option<Rate>,
+        fixed: &Option<Bandwidth>,
         schedule: &Option<Schedule<BitRate>>,
         name: &str,
-    ) -> Result<Option<RateOverTime>, ScenarioError> {
+    ) -> Result<Option<Rate>, ScenarioError> {
         let field = format!("server.{name}_schedule");
         let steps = match (fixed, schedule) {
             (Some(_), Some(_)) => {
@@ -199,7 +199,7 @@ impl Loaded {
             (Some(r), None) if !Rule::Positive.holds(r.value()) => {
                 return Err(self.invalid(format!("server.{name}"), "must be > 0"));
             }
-            (Some(r), None) => return Ok(Some(RateOverTime::Fixed(r.value()))),
+            (Some(r), None) => return Ok(Some(Rate::Fixed(r.value()))),
             (None, None) => return Ok(None),
             (None, Some(Schedule::Steps(points))) => self.steps(points, &field)?,
             (None, Some(Schedule::Trace(file))) => self.read_steps::<BitRate>(file, &field)?,
@@ -207,7 +207,7 @@ impl Loaded {
         if steps.points().iter().any(|p| !Rule::Positive.holds(p.1)) {
             return Err(self.invalid(&field, "every capacity must be > 0"));
         }
-        Ok(Some(RateOverTime::Steps(steps)))
+        Ok(Some(Rate::Steps(steps)))
     }
 
     /// Steps through points written inline.
@@ -267,7 +267,7 @@ fn algorithm_spec(algorithm: &AlgorithmSection) -> AlgorithmSpec {
 }
 
 /// A distribution with units, in base units; `None` for schedules.
-pub fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
+pub(crate) fn to_dist<U: Unit>(d: &DistSpec<U>) -> Option<Dist> {
     Some(match d {
         DistSpec::Const(v) => Dist::Const(v.value()),
         DistSpec::Uniform { low, high } => Dist::Uniform {

@@ -55,7 +55,7 @@ pub enum TraceError {
 }
 
 /// The devices of a `client_device_capacity` pickle, by increasing id.
-pub fn read_capacity(path: &Path) -> Result<Vec<Capacity>, TraceError> {
+pub(crate) fn read_capacity(path: &Path) -> Result<Vec<Capacity>, TraceError> {
     devices(path)?
         .into_iter()
         .map(|(id, fields)| {
@@ -69,7 +69,7 @@ pub fn read_capacity(path: &Path) -> Result<Vec<Capacity>, TraceError> {
 }
 
 /// The devices of a `client_behave_trace` pickle, by increasing id.
-pub fn read_behavior(path: &Path) -> Result<Vec<Behavior>, TraceError> {
+pub(crate) fn read_behavior(path: &Path) -> Result<Vec<Behavior>, TraceError> {
     devices(path)?
         .into_iter()
         .map(|(id, fields)| {

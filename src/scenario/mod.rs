@@ -25,16 +25,16 @@ mod traces;
 mod units;
 mod validate;
 
-pub use backbone::BackbonePlan;
-pub use convert::{TIMELINE_CLIENTS, to_dist};
+pub(crate) use convert::to_dist;
 pub use error::{FieldSource, ScenarioError};
 pub(crate) use path::is_variant;
-pub use path::{OverrideError, PathError, set_field, to_json};
+pub use path::{OverrideError, PathError};
+pub(crate) use path::{set_field, to_json};
 pub(crate) use rule::Rule;
 pub use schema::*;
 pub use units::{
-    BitRate, Bytes, Duration, Flop, Quantity, Rate, Secs, Size, Speed, Throughput, Unit, UnitError,
-    Work,
+    Bandwidth, BitRate, Bytes, Duration, Flop, FlopCount, Quantity, Secs, Size, Speed, Throughput,
+    Unit, UnitError,
 };
 pub use validate::{Footprint, human_bytes};
 
@@ -84,7 +84,7 @@ pub fn parse(text: &str) -> Result<Scenario, ron::error::SpannedError> {
 }
 
 /// How scenario text is read: RON with `Some(..)` optional around optional values.
-pub fn ron_options() -> ron::Options {
+pub(crate) fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 

@@ -123,23 +123,13 @@ pub(super) fn assign(loaded: &Loaded, assignment: &str) -> Result<Loaded, Scenar
 }
 
 /// A scenario's JSON form, which field paths walk (enums as `{"Variant": ...}`).
-pub fn to_json(scenario: &Scenario) -> Value {
+pub(crate) fn to_json(scenario: &Scenario) -> Value {
     serde_json::to_value(scenario).expect("a scenario serializes to JSON")
 }
 
 /// Sets the field at `path` (`a.b[2].c`) of `root` to `value`; enum variants are passed
 /// through. Errors name the path and list the valid fields where it went wrong.
-///
-/// ```
-/// # use flotilla::scenario::set_field;
-/// let mut v = serde_json::json!({"pool": {"workers": 2}, "algorithm": {"FedAvg": {"deadline": null}}});
-/// set_field(&mut v, "pool.workers", 4.into()).unwrap();
-/// set_field(&mut v, "algorithm.deadline", "2m".into()).unwrap();
-/// assert_eq!(v["pool"]["workers"], 4);
-/// assert_eq!(v["algorithm"]["FedAvg"]["deadline"], "2m");
-/// assert!(set_field(&mut v, "pool.wrokers", 1.into()).is_err());
-/// ```
-pub fn set_field(root: &mut Value, path: &str, value: Value) -> Result<(), PathError> {
+pub(crate) fn set_field(root: &mut Value, path: &str, value: Value) -> Result<(), PathError> {
     let mut node = root;
     let mut walked = String::new();
     for seg in segments(path)? {
@@ -250,5 +240,20 @@ fn step<'a>(node: &'a mut Value, seg: &Seg, walked: &str) -> Result<&'a mut Valu
                 Seg::Index(i) => format!("entry [{i}]"),
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_set_through_enum_variants_and_a_wrong_name_is_an_error() {
+        let mut v = serde_json::json!({"pool": {"workers": 2}, "algorithm": {"FedAvg": {"deadline": null}}});
+        set_field(&mut v, "pool.workers", 4.into()).unwrap();
+        set_field(&mut v, "algorithm.deadline", "2m".into()).unwrap();
+        assert_eq!(v["pool"]["workers"], 4);
+        assert_eq!(v["algorithm"]["FedAvg"]["deadline"], "2m");
+        assert!(set_field(&mut v, "pool.wrokers", 1.into()).is_err());
     }
 }

@@ -112,12 +112,12 @@ pub struct Quantity<U> {
 
 /// A duration such as `"250ms"` or `"2h"`.
 pub type Duration = Quantity<Secs>;
-/// A rate such as `"20Mbit/s"`.
-pub type Rate = Quantity<BitRate>;
+/// A bandwidth or capacity such as `"20Mbit/s"`.
+pub type Bandwidth = Quantity<BitRate>;
 /// A memory size such as `"512MB"`.
 pub type Size = Quantity<Bytes>;
 /// An amount of floating-point work such as `"0.6 GFLOP"`.
-pub type Work = Quantity<Flop>;
+pub type FlopCount = Quantity<Flop>;
 /// A device speed such as `"150 samples/s"` or `"2.5 GFLOP/s"`.
 pub type Speed = Quantity<Throughput>;
 
@@ -240,8 +240,8 @@ mod tests {
         assert_eq!(Duration::parse("250ms").unwrap().value(), 0.25);
         assert_eq!(Duration::parse("2h").unwrap().value(), 7200.0);
         assert_eq!(Duration::parse("1.5 s").unwrap().value(), 1.5);
-        assert_eq!(Rate::parse("20Mbit/s").unwrap().value(), 20e6);
-        assert_eq!(Rate::parse("1 MB/s").unwrap().value(), 8e6);
+        assert_eq!(Bandwidth::parse("20Mbit/s").unwrap().value(), 20e6);
+        assert_eq!(Bandwidth::parse("1 MB/s").unwrap().value(), 8e6);
         assert_eq!(Speed::parse("150 samples/s").unwrap().value(), 150.0);
         let flops = Speed::parse("2.5 GFLOP/s").unwrap();
         assert_eq!(flops.value(), 2.5e9);
@@ -258,7 +258,7 @@ mod tests {
                 .contains("units: us")
         );
         assert!(
-            Rate::parse("20 Mbps")
+            Bandwidth::parse("20 Mbps")
                 .unwrap_err()
                 .to_string()
                 .contains("Mbit/s")

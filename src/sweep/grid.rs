@@ -22,7 +22,7 @@ pub struct Point {
 
 impl Point {
     /// The point's directory name: its index and labels.
-    pub fn dir_name(&self) -> String {
+    pub(crate) fn dir_name(&self) -> String {
         let mut name = format!("p{:03}", self.index);
         for l in &self.labels {
             name.push('-');
@@ -42,7 +42,7 @@ impl Point {
 }
 
 /// The axes' names (their `name`, else the field).
-pub fn axis_names(sweep: &SweepSection) -> Vec<String> {
+pub(crate) fn axis_names(sweep: &SweepSection) -> Vec<String> {
     sweep
         .axes
         .iter()
@@ -202,7 +202,7 @@ fn apply(
 }
 
 /// A short label for a value: strings as they are, enum variants with their scalars.
-pub fn label(v: &Value) -> String {
+pub(super) fn label(v: &Value) -> String {
     match v {
         Value::Null => "none".into(),
         Value::String(s) => s.clone(),

@@ -13,7 +13,8 @@ mod report;
 mod runner;
 mod table;
 
-pub use grid::{AxisError, Point, axis_names, label, points};
+pub(crate) use grid::axis_names;
+pub use grid::{AxisError, Point, points};
 pub use report::write_sweep_report;
 pub use runner::{SweepError, SweepOptions, run_sweep};
 pub use table::{SweepData, SweepReadError, SweepRow};

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flotilla::model::{Activation, Layout, Normalization, Pretrained};
+use flotilla::model::{Activation, CheckpointLayout, Normalization, Pretrained};
 
 /// The path of fixture `name`.
 pub(crate) fn fixture(name: &str) -> PathBuf {
@@ -12,18 +12,18 @@ pub(crate) fn fixture(name: &str) -> PathBuf {
 }
 
 /// Fixture `file` of `layout`, with the settings its generator used.
-pub(crate) fn pretrained(file: &str, layout: Layout) -> Pretrained {
+pub(crate) fn pretrained(file: &str, layout: CheckpointLayout) -> Pretrained {
     Pretrained {
         file: fixture(file),
         layout,
         heads: 3,
         activation: match layout {
-            Layout::Timm => Activation::Gelu,
-            Layout::OpenClip => Activation::QuickGelu,
+            CheckpointLayout::Timm => Activation::Gelu,
+            CheckpointLayout::OpenClip => Activation::QuickGelu,
         },
         epsilon: match layout {
-            Layout::Timm => 1e-6,
-            Layout::OpenClip => 1e-5,
+            CheckpointLayout::Timm => 1e-6,
+            CheckpointLayout::OpenClip => 1e-5,
         },
         normalization: Normalization::of(layout),
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{DataSource, ImageShape, Images, Loaded};
+use super::{DataSource, ImageShape, Images, SourceImages};
 use crate::data::DataError;
 
 /// The first bytes of a cache file; the number changes with its layout.
@@ -67,7 +67,7 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
 }
 
 /// The images in `file`, if it holds a whole, well-formed cache.
-pub(super) fn read(file: &Path) -> Option<Loaded> {
+pub(super) fn read(file: &Path) -> Option<SourceImages> {
     let mut bytes = Vec::new();
     std::fs::File::open(file)
         .ok()?
@@ -85,7 +85,7 @@ pub(super) fn read(file: &Path) -> Option<Loaded> {
         .collect::<Option<Vec<String>>>()?;
     let train = r.images()?;
     let test = r.images()?;
-    r.bytes.is_empty().then_some(Loaded {
+    r.bytes.is_empty().then_some(SourceImages {
         train,
         test,
         groups,
@@ -93,7 +93,7 @@ pub(super) fn read(file: &Path) -> Option<Loaded> {
 }
 
 /// Writes `loaded` to `file` whole or not at all (a temporary file renamed into place).
-pub(super) fn write(file: &Path, loaded: &Loaded) -> Result<(), DataError> {
+pub(super) fn write(file: &Path, loaded: &SourceImages) -> Result<(), DataError> {
     let io = |source| DataError::Io {
         path: file.to_path_buf(),
         source,

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::{CifarLabels, ImageShape, Images, Loaded, store_shape};
+use super::{CifarLabels, ImageShape, Images, SourceImages, store_shape};
 use crate::data::DataError;
 
 /// CIFAR-10's training batches.
@@ -27,7 +27,7 @@ pub(super) fn load(
     dir: &Path,
     labels: Option<CifarLabels>,
     shape: Option<ImageShape>,
-) -> Result<Loaded, DataError> {
+) -> Result<SourceImages, DataError> {
     let (train_files, test_file): (&[&str], &str) = match labels {
         None => (&TRAIN_10, TEST_10),
         Some(_) => (&["train.bin"], "test.bin"),
@@ -53,7 +53,7 @@ pub(super) fn load(
         None => "cifar10",
         Some(_) => "cifar100",
     };
-    Ok(Loaded {
+    Ok(SourceImages {
         train,
         test,
         groups: vec![name.into()],

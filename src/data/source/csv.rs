@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{ImageShape, Images, Loaded, held_out, name_of, read_maybe_gz, store_shape};
+use super::{ImageShape, Images, SourceImages, held_out, name_of, read_maybe_gz, store_shape};
 use crate::data::DataError;
 
 /// Loads a pixel table; pixel values `0..=max` are scaled to `0..=255`, and a share
@@ -14,7 +14,7 @@ pub(super) fn load(
     max: u16,
     test_fraction: f64,
     shape: Option<ImageShape>,
-) -> Result<Loaded, DataError> {
+) -> Result<SourceImages, DataError> {
     let text = read_maybe_gz(path)?;
     let malformed = |line: usize, problem: String| DataError::Malformed {
         path: path.to_path_buf(),
@@ -83,7 +83,7 @@ pub(super) fn load(
         set.push_resized(&img, (width, height, 1), label, 0);
     }
     let name = name_of(path, "csv");
-    Ok(Loaded {
+    Ok(SourceImages {
         train,
         test,
         groups: vec![name],

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{ImageShape, Loaded, NamedSource};
+use super::{ImageShape, NamedSource, SourceImages};
 use crate::data::DataError;
 
 /// Loads every part and puts them side by side, one group per part.
@@ -11,8 +11,8 @@ pub(super) fn load(
     base: &Path,
     shape: Option<ImageShape>,
     cache: Option<&Path>,
-) -> Result<Loaded, DataError> {
-    let mut out: Option<Loaded> = None;
+) -> Result<SourceImages, DataError> {
+    let mut out: Option<SourceImages> = None;
     for (g, part) in parts.iter().enumerate() {
         let mut loaded = part.source.load_cached(base, shape, cache)?;
         for set in [&mut loaded.train, &mut loaded.test] {

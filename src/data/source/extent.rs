@@ -8,7 +8,7 @@ use super::{DataSource, ImageShape, cifar, folder, held_out, parquet, read_maybe
 
 /// What a source holds, read from headers and file sizes without decoding any image.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Extent {
+pub(crate) struct Extent {
     /// Training images.
     pub train: usize,
     /// Test images.
@@ -23,7 +23,7 @@ impl DataSource {
     /// What the source holds once loaded with `shape`, when headers, file sizes, line or
     /// file counts tell without decoding an image (folders and Parquet need `shape` for
     /// their size); `None` otherwise (LEAF).
-    pub fn extent(&self, base: &Path, shape: Option<ImageShape>) -> Option<Extent> {
+    pub(crate) fn extent(&self, base: &Path, shape: Option<ImageShape>) -> Option<Extent> {
         let shaped = |side: usize, channels: usize, train: usize, test: usize| {
             let (side, channels) = shape.map_or((side, channels), |s| (s.side, s.channels));
             Extent {

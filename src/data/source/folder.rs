@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::decoded::{Decoded, Split, Store, decode};
-use super::{ImageShape, Loaded, held_out, read};
+use super::{ImageShape, SourceImages, held_out, read};
 use crate::data::DataError;
 
 /// One image to read: its file, class index and domain index.
@@ -24,7 +24,7 @@ pub(super) fn load(
     list: Option<&Path>,
     test_fraction: f64,
     shape: Option<ImageShape>,
-) -> Result<Loaded, DataError> {
+) -> Result<SourceImages, DataError> {
     let (train_dir, test_dir) = (root.join("train"), root.join("test"));
     let (train, test, domain_names) = if list.is_none() && train_dir.is_dir() && test_dir.is_dir() {
         let (train, test) = (walk(&train_dir, domains)?, walk(&test_dir, domains)?);
@@ -53,7 +53,7 @@ pub(super) fn load(
         }
     }
     let (train, test) = store.finish()?;
-    Ok(Loaded {
+    Ok(SourceImages {
         train,
         test,
         groups: domain_names,

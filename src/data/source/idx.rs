@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::{ImageShape, Images, Loaded, name_of, store_shape};
+use super::{ImageShape, Images, SourceImages, name_of, store_shape};
 use crate::data::DataError;
 
 /// Why an IDX file could not be read.
@@ -60,7 +60,7 @@ pub enum IdxFormatError {
 }
 
 /// The path of `name` in `dir`, preferring the gzip-compressed file.
-pub fn idx_file(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn idx_file(dir: &Path, name: &str) -> PathBuf {
     let gz = dir.join(format!("{name}.gz"));
     if gz.exists() { gz } else { dir.join(name) }
 }
@@ -68,9 +68,9 @@ pub fn idx_file(dir: &Path, name: &str) -> PathBuf {
 /// Loads an IDX data set directory: `train-images-idx3-ubyte[.gz]`,
 /// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`,
 /// `t10k-labels-idx1-ubyte[.gz]`; one group, named after the directory.
-pub(super) fn load_dir(dir: &Path, shape: Option<ImageShape>) -> Result<Loaded, DataError> {
+pub(super) fn load_dir(dir: &Path, shape: Option<ImageShape>) -> Result<SourceImages, DataError> {
     let name = name_of(dir, "idx");
-    Ok(Loaded {
+    Ok(SourceImages {
         train: load_pair(dir, "train", shape)?,
         test: load_pair(dir, "t10k", shape)?,
         groups: vec![name],
@@ -156,7 +156,7 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, IdxError> {
 
 /// The dimensions an IDX file declares, read from its header alone; a header that
 /// declares more than 4 GiB of values is refused.
-pub fn read_idx_dims(path: &Path) -> Result<Vec<usize>, IdxError> {
+pub(crate) fn read_idx_dims(path: &Path) -> Result<Vec<usize>, IdxError> {
     let mut head = Vec::with_capacity(4 + 4 * 255);
     let mut reader = open(path)?;
     let io = |source| IdxError::Io {
@@ -217,7 +217,7 @@ fn header_dims(bytes: &[u8]) -> Result<Vec<usize>, IdxFormatError> {
 }
 
 /// Parses IDX bytes: magic `0 0 0x08 ndim`, big-endian u32 dims, then the values.
-pub fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxFormatError> {
+pub(crate) fn parse_idx(bytes: &[u8]) -> Result<IdxArray, IdxFormatError> {
     let dims = header_dims(bytes)?;
     let header = 4 + 4 * dims.len();
     let len = dims

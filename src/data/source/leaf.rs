@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{ImageShape, Images, Loaded, read, store_shape};
+use super::{ImageShape, Images, SourceImages, read, store_shape};
 use crate::data::DataError;
 
 #[derive(Deserialize)]
@@ -26,7 +26,7 @@ struct UserData {
 }
 
 /// Loads `dir/train/*.json` and `dir/test/*.json`, files in name order.
-pub(super) fn load(dir: &Path, shape: Option<ImageShape>) -> Result<Loaded, DataError> {
+pub(super) fn load(dir: &Path, shape: Option<ImageShape>) -> Result<SourceImages, DataError> {
     let mut groups = Groups::default();
     let mut store = None;
     let mut splits = Vec::new();
@@ -44,7 +44,7 @@ pub(super) fn load(dir: &Path, shape: Option<ImageShape>) -> Result<Loaded, Data
     }
     let test = splits.pop().unwrap_or_default();
     let train = splits.pop().unwrap_or_default();
-    Ok(Loaded {
+    Ok(SourceImages {
         train,
         test,
         groups: groups.names,

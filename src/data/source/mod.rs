@@ -18,8 +18,7 @@ mod spec;
 
 use std::path::Path;
 
-pub use extent::Extent;
-pub use idx::idx_file;
+pub(crate) use idx::idx_file;
 pub use spec::{CifarLabels, DataSource, ImageShape, NamedSource};
 
 use super::{DataError, DataSplit, Dataset, Pixels};
@@ -41,7 +40,7 @@ pub struct Images {
 
 /// A source's train and test images and the names of its groups.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Loaded {
+pub struct SourceImages {
     /// The training images.
     pub train: Images,
     /// The central test images.
@@ -114,7 +113,7 @@ impl Images {
     }
 }
 
-impl Loaded {
+impl SourceImages {
     /// The images normalised, with one class per training label up to the largest; a test
     /// label beyond them is an error (the model has no output to score it).
     pub fn into_split(self) -> Result<DataSplit, DataError> {
@@ -150,7 +149,7 @@ impl Loaded {
 impl DataSource {
     /// Loads the source (paths relative to `base`), every image brought to `shape` when
     /// one is given.
-    pub fn load(&self, base: &Path, shape: Option<ImageShape>) -> Result<Loaded, DataError> {
+    pub fn load(&self, base: &Path, shape: Option<ImageShape>) -> Result<SourceImages, DataError> {
         let path = |p: &str| base.join(p);
         match self {
             DataSource::Idx { dir } => idx::load_dir(&path(dir), shape),
@@ -195,7 +194,7 @@ impl DataSource {
         base: &Path,
         shape: Option<ImageShape>,
         cache: Option<&Path>,
-    ) -> Result<Loaded, DataError> {
+    ) -> Result<SourceImages, DataError> {
         match (self, cache) {
             (DataSource::ImageFolder { .. } | DataSource::Parquet { .. }, Some(dir)) => {
                 let file = cache::file_for(self, base, shape, dir)?;
@@ -213,7 +212,7 @@ impl DataSource {
 }
 
 /// Loads an IDX directory (see [`DataSource::Idx`]) in its own shape, normalised.
-pub fn load_idx_dir(dir: &Path) -> Result<DataSplit, DataError> {
+pub(crate) fn load_idx_dir(dir: &Path) -> Result<DataSplit, DataError> {
     idx::load_dir(dir, None)?.into_split()
 }
 

@@ -9,7 +9,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 
 use super::decoded::{Decoded, Split, Store, decode};
-use super::{ImageShape, Loaded, held_out, name_of};
+use super::{ImageShape, SourceImages, held_out, name_of};
 use crate::data::DataError;
 
 /// The Parquet files of a split: `listed` (relative to `dir`) when any are, else every
@@ -48,7 +48,7 @@ pub(super) fn load(
     (image, label): (&str, &str),
     test_fraction: f64,
     shape: Option<ImageShape>,
-) -> Result<Loaded, DataError> {
+) -> Result<SourceImages, DataError> {
     let (train_files, test_files) = (
         split_files(dir, listed, "train")?,
         split_files(dir, listed, "test")?,
@@ -80,7 +80,7 @@ pub(super) fn load(
     }
     let (train, test) = store.finish()?;
     let name = name_of(dir, "parquet");
-    Ok(Loaded {
+    Ok(SourceImages {
         train,
         test,
         groups: vec![name],

@@ -131,7 +131,11 @@ impl LayoutError {
 
 /// The true task behind each client's slots, as [`Layout::apply`] lays them out: one slot
 /// per task a client holds when `separate`, else one slot (`None` when it mixes tasks).
-pub fn slot_tasks(tasks: &[TaskSpec], clients: usize, separate: bool) -> Vec<Vec<Option<usize>>> {
+pub(crate) fn slot_tasks(
+    tasks: &[TaskSpec],
+    clients: usize,
+    separate: bool,
+) -> Vec<Vec<Option<usize>>> {
     if tasks.is_empty() {
         return vec![vec![Some(0)]; clients];
     }

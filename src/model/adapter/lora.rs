@@ -37,7 +37,7 @@ impl LoraLinear {
     }
 
     /// Attaches a rank-`rank` adapter: `A ~ N(0, 1/rank)`, `B = 0`.
-    pub fn with_adapter(mut self, rank: usize, alpha: f64, device: &Device) -> Self {
+    pub(crate) fn with_adapter(mut self, rank: usize, alpha: f64, device: &Device) -> Self {
         let [d_in, d_out] = self.base.weight.val().dims();
         let std = 1.0 / rank as f64;
         self.lora_a = Some(Param::from_tensor(Tensor::random(

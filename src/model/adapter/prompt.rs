@@ -57,7 +57,7 @@ impl PromptNet {
     }
 
     /// Each sample's prompt offset `[batch, tokens, dim]` from its key logits.
-    pub fn offsets(&self, key_logits: Tensor<2>) -> Tensor<3> {
+    pub(crate) fn offsets(&self, key_logits: Tensor<2>) -> Tensor<3> {
         let [b, _] = key_logits.dims();
         let key = softmax(key_logits, 1).matmul(self.keys.val());
         let dim = key.dims()[1];

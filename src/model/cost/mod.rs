@@ -36,7 +36,7 @@ pub use inventory::{AdapterCost, catalog};
 use super::adapter::LoraLinear;
 use super::train::Optimizer;
 use super::vit::Block;
-use super::{Adaptation, Depth, Pool, Trainable, Vit, VitConfig, build_model};
+use super::{Adaptation, Depth, Pooling, Trainable, Vit, VitConfig, build_model};
 
 /// Floating-point operations of one training sample, by pass.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -286,7 +286,7 @@ impl Tracer {
         let last = model.blocks.len().saturating_sub(1);
         for (i, block) in model.blocks.iter().enumerate() {
             let rows = match model.pool {
-                Pool::Class if i == last => 1,
+                Pooling::Class if i == last => 1,
                 _ => tokens + prompts,
             };
             x = self.block(block, &format!("blocks.{i}"), x, tokens + prompts, rows);

@@ -58,7 +58,7 @@ pub enum Problem {
     },
     /// The layout's architecture cannot be read from the tensors' names and shapes.
     #[error("{0}")]
-    Layout(String),
+    Unrecognized(String),
     /// Tensors are missing, unexpected or mis-shaped: every one of them.
     #[error("{}", list(.0))]
     Tensors(Vec<TensorProblem>),

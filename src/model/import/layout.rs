@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Pool;
+use crate::model::Pooling;
 
 /// Whose tensor names a checkpoint uses.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Layout {
+pub enum CheckpointLayout {
     /// timm's `VisionTransformer` (`cls_token`, `blocks.N.attn.qkv`, ...), as
     /// `model.safetensors` on the Hugging Face hub or `save_file(model.state_dict())`.
     Timm,
@@ -64,7 +64,7 @@ pub(super) enum Part {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Architecture {
     /// Whose names the file uses.
-    pub layout: Layout,
+    pub layout: CheckpointLayout,
     /// What every name starts with (`visual.` in a whole CLIP checkpoint).
     pub prefix: String,
     /// Input channels of the patch embedding.
@@ -88,7 +88,7 @@ pub struct Architecture {
     /// CLIP's projection width.
     pub projection: Option<usize>,
     /// How the features are pooled (timm's `fc_norm` means the mean of the patch tokens).
-    pub pool: Pool,
+    pub pool: Pooling,
     /// The classes of the checkpoint's own head, if it has one.
     pub head: Option<usize>,
 }
@@ -96,27 +96,27 @@ pub struct Architecture {
 /// Shapes by tensor name, as the file's header lists them.
 pub(super) type Shapes = HashMap<String, Vec<usize>>;
 
-impl Layout {
+impl CheckpointLayout {
     /// The name of `target`'s tensor (without the prefix).
-    pub(super) fn name(self, target: Target, pool: Pool) -> String {
+    pub(super) fn name(self, target: Target, pool: Pooling) -> String {
         let part = |p: Part| match p {
             Part::Weight => "weight",
             Part::Bias => "bias",
         };
         match (self, target) {
-            (Layout::Timm, Target::Cls) => "cls_token".into(),
-            (Layout::Timm, Target::Pos) => "pos_embed".into(),
-            (Layout::Timm, Target::PatchWeight) => "patch_embed.proj.weight".into(),
-            (Layout::Timm, Target::PatchBias) => "patch_embed.proj.bias".into(),
-            (Layout::Timm, Target::PreNorm(p)) => format!("norm_pre.{}", part(p)),
-            (Layout::Timm, Target::Norm(p)) => match pool {
-                Pool::Class => format!("norm.{}", part(p)),
-                Pool::Mean => format!("fc_norm.{}", part(p)),
+            (CheckpointLayout::Timm, Target::Cls) => "cls_token".into(),
+            (CheckpointLayout::Timm, Target::Pos) => "pos_embed".into(),
+            (CheckpointLayout::Timm, Target::PatchWeight) => "patch_embed.proj.weight".into(),
+            (CheckpointLayout::Timm, Target::PatchBias) => "patch_embed.proj.bias".into(),
+            (CheckpointLayout::Timm, Target::PreNorm(p)) => format!("norm_pre.{}", part(p)),
+            (CheckpointLayout::Timm, Target::Norm(p)) => match pool {
+                Pooling::Class => format!("norm.{}", part(p)),
+                Pooling::Mean => format!("fc_norm.{}", part(p)),
             },
             // timm's ViTs have no projection (its CLIP ports fold it into the head).
-            (Layout::Timm, Target::Projection) => "proj".into(),
-            (Layout::Timm, Target::Head(p)) => format!("head.{}", part(p)),
-            (Layout::Timm, Target::Block(i, layer, p)) => {
+            (CheckpointLayout::Timm, Target::Projection) => "proj".into(),
+            (CheckpointLayout::Timm, Target::Head(p)) => format!("head.{}", part(p)),
+            (CheckpointLayout::Timm, Target::Block(i, layer, p)) => {
                 let layer = match layer {
                     Layer::Norm1 => "norm1",
                     Layer::Qkv => "attn.qkv",
@@ -127,15 +127,15 @@ impl Layout {
                 };
                 format!("blocks.{i}.{layer}.{}", part(p))
             }
-            (Layout::OpenClip, Target::Cls) => "class_embedding".into(),
-            (Layout::OpenClip, Target::Pos) => "positional_embedding".into(),
-            (Layout::OpenClip, Target::PatchWeight) => "conv1.weight".into(),
-            (Layout::OpenClip, Target::PatchBias) => "conv1.bias".into(),
-            (Layout::OpenClip, Target::PreNorm(p)) => format!("ln_pre.{}", part(p)),
-            (Layout::OpenClip, Target::Norm(p)) => format!("ln_post.{}", part(p)),
-            (Layout::OpenClip, Target::Projection) => "proj".into(),
-            (Layout::OpenClip, Target::Head(p)) => format!("head.{}", part(p)),
-            (Layout::OpenClip, Target::Block(i, layer, p)) => {
+            (CheckpointLayout::OpenClip, Target::Cls) => "class_embedding".into(),
+            (CheckpointLayout::OpenClip, Target::Pos) => "positional_embedding".into(),
+            (CheckpointLayout::OpenClip, Target::PatchWeight) => "conv1.weight".into(),
+            (CheckpointLayout::OpenClip, Target::PatchBias) => "conv1.bias".into(),
+            (CheckpointLayout::OpenClip, Target::PreNorm(p)) => format!("ln_pre.{}", part(p)),
+            (CheckpointLayout::OpenClip, Target::Norm(p)) => format!("ln_post.{}", part(p)),
+            (CheckpointLayout::OpenClip, Target::Projection) => "proj".into(),
+            (CheckpointLayout::OpenClip, Target::Head(p)) => format!("head.{}", part(p)),
+            (CheckpointLayout::OpenClip, Target::Block(i, layer, p)) => {
                 let layer = match (layer, p) {
                     (Layer::Qkv, Part::Weight) => "attn.in_proj_weight".to_string(),
                     (Layer::Qkv, Part::Bias) => "attn.in_proj_bias".to_string(),
@@ -158,7 +158,9 @@ impl Layout {
     /// The prefix of the vision tower's names in `shapes`.
     fn prefix(self, shapes: &Shapes) -> &'static str {
         match self {
-            Layout::OpenClip if shapes.contains_key("visual.class_embedding") => "visual.",
+            CheckpointLayout::OpenClip if shapes.contains_key("visual.class_embedding") => {
+                "visual."
+            }
             _ => "",
         }
     }
@@ -168,17 +170,17 @@ impl Architecture {
     /// Reads the architecture from the checkpoint's shapes: every size from the tensors
     /// that carry it, the optional parts from their presence. What does not match the
     /// rest is left for [`expected`](Self::expected) to report.
-    pub(super) fn infer(layout: Layout, shapes: &Shapes) -> Result<Self, String> {
+    pub(super) fn infer(layout: CheckpointLayout, shapes: &Shapes) -> Result<Self, String> {
         let prefix = layout.prefix(shapes);
         let get = |target: Target| {
-            let name = format!("{prefix}{}", layout.name(target, Pool::Class));
+            let name = format!("{prefix}{}", layout.name(target, Pooling::Class));
             shapes.get(&name).map(|s| (name, s.clone()))
         };
         let has = |target: Target| get(target).is_some();
         let (name, conv) = get(Target::PatchWeight).ok_or_else(|| {
             format!(
                 "no tensor `{prefix}{}`: is this a {layout:?} checkpoint?",
-                layout.name(Target::PatchWeight, Pool::Class)
+                layout.name(Target::PatchWeight, Pooling::Class)
             )
         })?;
         let [dim, channels, patch, side] = conv[..] else {
@@ -194,7 +196,7 @@ impl Architecture {
         let (name, pos) = get(Target::Pos).ok_or_else(|| {
             format!(
                 "no tensor `{prefix}{}`",
-                layout.name(Target::Pos, Pool::Class)
+                layout.name(Target::Pos, Pooling::Class)
             )
         })?;
         let positions = pos.iter().rev().nth(1).copied().unwrap_or(0);
@@ -211,12 +213,14 @@ impl Architecture {
         let mlp = get(Target::Block(0, Layer::Fc1, Part::Weight))
             .and_then(|(_, s)| s.first().copied())
             .unwrap_or(4 * dim);
-        let mean_pool = layout == Layout::Timm
+        let mean_pool = layout == CheckpointLayout::Timm
             && shapes.contains_key("fc_norm.weight")
             && !shapes.contains_key("norm.weight");
         let head = match layout {
-            Layout::Timm => get(Target::Head(Part::Weight)).and_then(|(_, s)| s.first().copied()),
-            Layout::OpenClip => None,
+            CheckpointLayout::Timm => {
+                get(Target::Head(Part::Weight)).and_then(|(_, s)| s.first().copied())
+            }
+            CheckpointLayout::OpenClip => None,
         };
         Ok(Self {
             layout,
@@ -231,10 +235,16 @@ impl Architecture {
             patch_bias: has(Target::PatchBias),
             pre_norm: has(Target::PreNorm(Part::Weight)),
             projection: match layout {
-                Layout::OpenClip => get(Target::Projection).and_then(|(_, s)| s.get(1).copied()),
-                Layout::Timm => None,
+                CheckpointLayout::OpenClip => {
+                    get(Target::Projection).and_then(|(_, s)| s.get(1).copied())
+                }
+                CheckpointLayout::Timm => None,
             },
-            pool: if mean_pool { Pool::Mean } else { Pool::Class },
+            pool: if mean_pool {
+                Pooling::Mean
+            } else {
+                Pooling::Class
+            },
             head,
         })
     }
@@ -249,11 +259,13 @@ impl Architecture {
         let (d, m) = (self.dim, self.mlp);
         let positions = self.grid * self.grid + 1;
         let mut out = match self.layout {
-            Layout::Timm => vec![
+            CheckpointLayout::Timm => vec![
                 (Target::Cls, vec![1, 1, d]),
                 (Target::Pos, vec![1, positions, d]),
             ],
-            Layout::OpenClip => vec![(Target::Cls, vec![d]), (Target::Pos, vec![positions, d])],
+            CheckpointLayout::OpenClip => {
+                vec![(Target::Cls, vec![d]), (Target::Pos, vec![positions, d])]
+            }
         };
         out.push((
             Target::PatchWeight,

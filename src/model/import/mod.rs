@@ -24,8 +24,8 @@ mod resample;
 mod write;
 
 pub use error::{ImportError, Problem, TensorProblem};
-pub use layout::{Architecture, Layout};
-pub use resample::resample_grid;
+pub use layout::{Architecture, CheckpointLayout};
+pub(super) use resample::resample_grid;
 
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ pub struct Normalization {
 
 impl Normalization {
     /// ImageNet's, which most of timm's checkpoints use.
-    pub fn imagenet() -> Self {
+    pub(crate) fn imagenet() -> Self {
         Self {
             mean: vec![0.485, 0.456, 0.406],
             std: vec![0.229, 0.224, 0.225],
@@ -63,10 +63,10 @@ impl Normalization {
     }
 
     /// The layout's usual one.
-    pub fn of(layout: Layout) -> Self {
+    pub fn of(layout: CheckpointLayout) -> Self {
         match layout {
-            Layout::Timm => Self::imagenet(),
-            Layout::OpenClip => Self::clip(),
+            CheckpointLayout::Timm => Self::imagenet(),
+            CheckpointLayout::OpenClip => Self::clip(),
         }
     }
 }
@@ -77,7 +77,7 @@ pub struct Pretrained {
     /// The safetensors file.
     pub file: PathBuf,
     /// Whose names it uses.
-    pub layout: Layout,
+    pub layout: CheckpointLayout,
     /// Attention heads.
     pub heads: usize,
     /// The MLP's non-linearity.
@@ -97,8 +97,8 @@ impl Pretrained {
             problem,
         };
         let shapes = file::shapes(&self.file).map_err(fail)?;
-        let arch =
-            Architecture::infer(self.layout, &shapes).map_err(|m| fail(Problem::Layout(m)))?;
+        let arch = Architecture::infer(self.layout, &shapes)
+            .map_err(|m| fail(Problem::Unrecognized(m)))?;
         let mut problems = Vec::new();
         let expected = arch.expected();
         for (target, shape) in &expected {

@@ -6,15 +6,7 @@
 /// Separable: rows first, then columns, each output a normalised sum of the inputs within
 /// the filter's reach, as PyTorch's antialiased kernel does (Keys' cubic with `a = -0.5`,
 /// stretched by the scale when shrinking).
-///
-/// ```
-/// # use flotilla::model::resample_grid;
-/// // Enlarging a constant grid keeps it constant.
-/// let out = resample_grid(&[2.0; 4 * 3], 2, 5, 3);
-/// assert!(out.iter().all(|v| (v - 2.0).abs() < 1e-6));
-/// assert_eq!(out.len(), 5 * 5 * 3);
-/// ```
-pub fn resample_grid(values: &[f32], old: usize, new: usize, width: usize) -> Vec<f32> {
+pub(crate) fn resample_grid(values: &[f32], old: usize, new: usize, width: usize) -> Vec<f32> {
     assert_eq!(
         values.len(),
         old * old * width,
@@ -94,6 +86,13 @@ fn cubic(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enlarging_a_constant_grid_keeps_it_constant() {
+        let out = resample_grid(&[2.0; 4 * 3], 2, 5, 3);
+        assert!(out.iter().all(|v| (v - 2.0).abs() < 1e-6));
+        assert_eq!(out.len(), 5 * 5 * 3);
+    }
 
     /// Same size: every output is its own input (the kernel is 1 at 0 and 0 at ±1, ±2).
     #[test]

@@ -9,7 +9,8 @@ mod personalize;
 
 pub use maml::train_maml;
 pub use moreau::train_moreau;
-pub use personalize::{Personalization, personalize};
+pub use personalize::Personalization;
+pub(crate) use personalize::personalize;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +43,7 @@ pub enum PersonalStep {
 }
 
 /// What a client's procedure made of one slot.
-pub struct Trained {
+pub(crate) struct Trained {
     /// The update: the trainable values the client sends.
     pub params: Vec<f32>,
     /// The mean training loss.
@@ -54,7 +55,7 @@ pub struct Trained {
 /// Runs a client's procedure on one slot: plain local training, or PersA-FL's `step`.
 /// `backbone` is the frozen model the job runs on, `start` the values the client
 /// received and `personal` its personal model from its last job (Moreau starts there).
-pub fn train_slot(
+pub(crate) fn train_slot(
     step: Option<&PersonalStep>,
     backbone: &Vit,
     trainable: &Trainable,

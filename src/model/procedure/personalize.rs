@@ -20,7 +20,7 @@ pub struct Personalization {
 /// `model` fine-tuned on `indices` of `samples` as `p` says, with `config`'s batch size
 /// and optimiser (plain SGD when `p` gives a rate). Fine-tuning the head alone computes
 /// the served body's features of the samples once for all steps.
-pub fn personalize(
+pub(crate) fn personalize(
     model: Vit,
     p: &Personalization,
     config: &TrainConfig,

@@ -28,7 +28,7 @@ impl EvalCounts {
     }
 
     /// The share predicted right; `None` for no sample.
-    pub fn accuracy_of_any(&self) -> Option<f64> {
+    pub(crate) fn accuracy_of_any(&self) -> Option<f64> {
         (self.total > 0).then(|| self.accuracy())
     }
 
@@ -43,7 +43,7 @@ impl EvalCounts {
 }
 
 /// Fits FiT's naive Bayes head to the features of `indices` (in validation mode).
-pub fn fit_head(
+pub(crate) fn fit_head(
     model: &Vit,
     config: &NaiveBayes,
     samples: Samples<'_>,

@@ -10,7 +10,7 @@ pub fn train_local(model: Vit, local: &LocalData<'_>, config: &TrainConfig) -> (
 }
 
 /// Takes `steps` optimiser steps on batches of `local`. Returns the model and the mean loss.
-pub fn fine_tune(
+pub(crate) fn fine_tune(
     mut model: Vit,
     local: &LocalData<'_>,
     steps: usize,

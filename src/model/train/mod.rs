@@ -4,9 +4,11 @@ mod eval;
 mod group;
 mod local;
 
-pub use eval::{EvalCounts, evaluate, fit_head};
+pub(crate) use eval::fit_head;
+pub use eval::{EvalCounts, evaluate};
 pub use group::train_group;
-pub use local::{fine_tune, train_local};
+pub(super) use local::fine_tune;
+pub use local::train_local;
 
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};

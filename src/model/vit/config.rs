@@ -42,7 +42,7 @@ pub struct VitStyle {
     /// A linear map without bias of the pooled features to this width (CLIP's `proj`).
     pub projection: Option<usize>,
     /// What the features are made from.
-    pub pool: Pool,
+    pub pool: Pooling,
 }
 
 impl Default for VitStyle {
@@ -54,7 +54,7 @@ impl Default for VitStyle {
             activation: Activation::Gelu,
             pre_norm: false,
             projection: None,
-            pool: Pool::Class,
+            pool: Pooling::Class,
         }
     }
 }
@@ -71,7 +71,7 @@ pub enum Activation {
 
 /// How the tokens become one feature vector.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Pool {
+pub enum Pooling {
     /// The class token, after the final norm.
     #[default]
     Class,

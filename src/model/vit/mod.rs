@@ -15,7 +15,7 @@ mod init;
 mod tests;
 
 pub(crate) use block::{Attention, Block};
-pub use config::{Activation, Pool, ShapeError, VitConfig, VitStyle};
+pub use config::{Activation, Pooling, ShapeError, VitConfig, VitStyle};
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
@@ -54,7 +54,7 @@ pub struct Vit {
     pub head: Linear,
     /// What the features are pooled from.
     #[module(skip)]
-    pub pool: Pool,
+    pub pool: Pooling,
     /// The variance floor of `pre_norm` and `norm`.
     #[module(skip)]
     pub epsilon: f64,
@@ -72,7 +72,7 @@ pub enum Input {
 }
 
 /// What the encoder makes of a batch.
-pub struct Encoded {
+pub struct EncoderOutput {
     /// The pooled, normalised (and projected) token `[batch, features]`, the head's input.
     pub features: Tensor<2>,
     /// FedAPT's key-matching logits `[batch, clients]`, when the model has a prompt network.
@@ -99,7 +99,7 @@ impl Vit {
 
     /// The features (and FedAPT's key logits) for patches
     /// `[batch, tokens, patch_dim]`.
-    pub fn encode(&self, patches: Tensor<3>) -> Encoded {
+    pub fn encode(&self, patches: Tensor<3>) -> EncoderOutput {
         self.encode_input(Input::Patches(patches), None)
     }
 
@@ -113,12 +113,12 @@ impl Vit {
     /// [`encode`](Self::encode) from patches or their cached embedding; with `owners`, the
     /// adapters are a group's, stacked (see [`group`](super::group)), and every sample
     /// goes through its own client's.
-    pub fn encode_input(&self, input: Input, owners: Option<&Owners>) -> Encoded {
+    pub(crate) fn encode_input(&self, input: Input, owners: Option<&Owners>) -> EncoderOutput {
         let x = match input {
             Input::Patches(p) => self.embed(p),
             Input::Embedded(e) => e,
             Input::Features(features) => {
-                return Encoded {
+                return EncoderOutput {
                     features,
                     key_logits: None,
                 };
@@ -145,7 +145,7 @@ impl Vit {
         };
         let features = self.run_blocks(x, prompt, owners);
         debug_assert_eq!(features.dims(), [b, self.feature_width()]);
-        Encoded {
+        EncoderOutput {
             features,
             key_logits,
         }
@@ -157,7 +157,7 @@ impl Vit {
     }
 
     /// The width of the features the head reads.
-    pub fn feature_width(&self) -> usize {
+    pub(crate) fn feature_width(&self) -> usize {
         self.head.weight.dims()[0]
     }
 
@@ -181,15 +181,15 @@ impl Vit {
             // With the class token pooled, only it leaves the last block: its other rows
             // are never read.
             let rows = match self.pool {
-                Pool::Class if i == last => Rows::Class,
+                Pooling::Class if i == last => Rows::Class,
                 _ => Rows::All,
             };
             x = block.forward(x, owners, rows);
         }
         // The norm is per token: only the pooled token's is needed.
         let pooled = match self.pool {
-            Pool::Class => x.narrow(1, 0, 1),
-            Pool::Mean => x.narrow(1, 1 + prompts, t - 1).mean_dim(1),
+            Pooling::Class => x.narrow(1, 0, 1),
+            Pooling::Mean => x.narrow(1, 1 + prompts, t - 1).mean_dim(1),
         };
         let features = layer_norm(&self.norm, pooled, self.epsilon).reshape([b, dim]);
         match &self.projection {

@@ -117,7 +117,7 @@ pub enum RemoteFailure {
 
 /// Where the jobs go and how long to wait.
 #[derive(Clone)]
-pub struct RemoteOptions {
+pub(crate) struct RemoteOptions {
     /// The NATS server, e.g. `nats://127.0.0.1:4222`.
     pub url: String,
     /// How long a delivered job may go without a worker's acknowledgement before it is
@@ -139,7 +139,7 @@ struct Submit {
 }
 
 /// The run's connection to the remote pool.
-pub struct Remote {
+pub(crate) struct Remote {
     tx: Option<mpsc::UnboundedSender<Submit>>,
     failure: Arc<Mutex<Option<RemoteFailure>>>,
     notice: Arc<Mutex<Option<Notice>>>,
@@ -148,7 +148,7 @@ pub struct Remote {
 
 impl Remote {
     /// Connects, makes sure the streams exist, and publishes the run's context.
-    pub fn connect(opts: RemoteOptions, context: Context) -> Result<Self, RemoteError> {
+    pub(crate) fn connect(opts: RemoteOptions, context: Context) -> Result<Self, RemoteError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(Mutex::new(None));
@@ -207,13 +207,13 @@ impl Remote {
     }
 
     /// Why the remote pool stopped answering, if it did.
-    pub fn failure(&self) -> Option<RemoteFailure> {
+    pub(crate) fn failure(&self) -> Option<RemoteFailure> {
         self.failure.lock().expect("remote failure").clone()
     }
 
     /// Says through `notice`, every second, that the run waits for workers, instead of
     /// telling the options' notice once (e.g. in a progress bar).
-    pub fn set_notice(&self, notice: Notice) {
+    pub(crate) fn set_notice(&self, notice: Notice) {
         *self.notice.lock().expect("remote notice") = Some(notice);
     }
 }

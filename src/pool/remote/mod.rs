@@ -18,7 +18,8 @@
 mod client;
 mod worker;
 
-pub use client::{Remote, RemoteError, RemoteFailure, RemoteOptions};
+pub(crate) use client::{Remote, RemoteOptions};
+pub use client::{RemoteError, RemoteFailure};
 pub use worker::{
     Build, Compute, ComputeError, Refusal, UnknownDevice, WorkerDevice, WorkerError, WorkerOptions,
     serve,
@@ -30,7 +31,7 @@ use serde::{Deserialize, Serialize};
 /// The work queue of every run's jobs.
 pub const JOBS: &str = "FLOTILLA_JOBS";
 /// Subjects of jobs: `flotilla.jobs.<run>.train` and `flotilla.jobs.<run>.eval`.
-pub const JOB_SUBJECTS: &str = "flotilla.jobs.>";
+pub(crate) const JOB_SUBJECTS: &str = "flotilla.jobs.>";
 /// The workers' shared consumer of training jobs, and the subjects it takes.
 pub const TRAIN_QUEUE: (&str, &str) = ("flotilla-train", "flotilla.jobs.*.train");
 /// The workers' shared consumer of evaluation jobs, and the subjects it takes.
@@ -38,29 +39,29 @@ pub const EVAL_QUEUE: (&str, &str) = ("flotilla-eval", "flotilla.jobs.*.eval");
 /// The stream of answers: `flotilla.answers.<run>`.
 pub const ANSWERS: &str = "FLOTILLA_ANSWERS";
 /// Subjects of answers.
-pub const ANSWER_SUBJECTS: &str = "flotilla.answers.>";
+pub(crate) const ANSWER_SUBJECTS: &str = "flotilla.answers.>";
 /// The stream of run contexts: the last message on `flotilla.contexts.<digest>`.
 pub const CONTEXTS: &str = "FLOTILLA_CONTEXTS";
 /// Subjects of contexts.
-pub const CONTEXT_SUBJECTS: &str = "flotilla.contexts.>";
+pub(crate) const CONTEXT_SUBJECTS: &str = "flotilla.contexts.>";
 
 /// Header: the job's number within its run.
-pub const JOB_ID: &str = "Flotilla-Job";
+pub(crate) const JOB_ID: &str = "Flotilla-Job";
 /// Header: the context digest (hex) the job belongs to.
-pub const CONTEXT: &str = "Flotilla-Context";
+pub(crate) const CONTEXT: &str = "Flotilla-Context";
 /// Header: the subject the answer goes to.
-pub const REPLY: &str = "Flotilla-Reply";
+pub(crate) const REPLY: &str = "Flotilla-Reply";
 /// Header: the subject a worker says it is still at the job on (plain NATS), so that a
 /// long job does not look like silence to the run.
-pub const PROGRESS: &str = "Flotilla-Progress";
+pub(crate) const PROGRESS: &str = "Flotilla-Progress";
 /// Header of an answer: the worker refused or failed the job; the value says why.
-pub const ERROR: &str = "Flotilla-Error";
+pub(crate) const ERROR: &str = "Flotilla-Error";
 /// Header of an answer: how many times the job was delivered (more than once: redelivered).
-pub const DELIVERED: &str = "Flotilla-Delivered";
+pub(crate) const DELIVERED: &str = "Flotilla-Delivered";
 /// Header of an answer: the job's wall seconds on the worker.
-pub const SECONDS: &str = "Flotilla-Seconds";
+pub(crate) const SECONDS: &str = "Flotilla-Seconds";
 /// Header of an answer: the worker's name.
-pub const WORKER: &str = "Flotilla-Worker";
+pub(crate) const WORKER: &str = "Flotilla-Worker";
 
 /// What every job of a run shares, as the run publishes it for its workers.
 #[derive(Clone, Debug, Serialize, Deserialize)]

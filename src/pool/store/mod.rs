@@ -72,7 +72,7 @@ pub(crate) fn deliver<T: Outcome>(
 }
 
 /// The file a run directory (or a shared cache directory) keeps its jobs in.
-pub const STORE_FILE: &str = "jobs.store";
+pub(crate) const STORE_FILE: &str = "jobs.store";
 
 /// The first line of every store, before the identity of what wrote it.
 const MAGIC: &str = "flotilla job store 1";
@@ -138,7 +138,7 @@ struct Index {
 }
 
 /// A store of job results, shared by the pool's workers.
-pub struct JobStore {
+pub(crate) struct JobStore {
     path: PathBuf,
     file: Mutex<File>,
     index: Mutex<Index>,
@@ -155,7 +155,7 @@ pub struct JobStore {
 impl JobStore {
     /// Starts an empty store at `path`, replacing any file there; `notice` is told if a
     /// write fails (the run then goes on without storing).
-    pub fn create(path: &Path, identity: &str, notice: Notice) -> Result<Self, StoreError> {
+    pub(crate) fn create(path: &Path, identity: &str, notice: Notice) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: path.to_path_buf(),
             source,
@@ -176,7 +176,7 @@ impl JobStore {
     /// is cut off. `create` makes an empty one when there is none (a shared cache);
     /// otherwise a missing store is an error (a resume). `notice` as for
     /// [`create`](Self::create).
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         identity: &str,
         create: bool,
@@ -324,7 +324,7 @@ impl JobStore {
     }
 
     /// Whether a result is stored under `key`, without taking it.
-    pub fn contains(&self, key: &Key) -> bool {
+    pub(crate) fn contains(&self, key: &Key) -> bool {
         let has = |s: &Self| {
             s.index
                 .lock()
@@ -364,27 +364,27 @@ impl JobStore {
     }
 
     /// A stored training result.
-    pub fn train(&self, key: &Key) -> Option<TrainOutcome> {
+    pub(crate) fn train(&self, key: &Key) -> Option<TrainOutcome> {
         decode_train(&self.get(key, Kind::Train)?)
     }
 
     /// Stores a training result.
-    pub fn put_train(&self, key: &Key, outcome: &TrainOutcome) {
+    pub(crate) fn put_train(&self, key: &Key, outcome: &TrainOutcome) {
         self.put(key, Kind::Train, &encode_train(outcome));
     }
 
     /// A stored evaluation result.
-    pub fn eval(&self, key: &Key) -> Option<EvalOutcome> {
+    pub(crate) fn eval(&self, key: &Key) -> Option<EvalOutcome> {
         decode_eval(&self.get(key, Kind::Eval)?)
     }
 
     /// Stores an evaluation result.
-    pub fn put_eval(&self, key: &Key, outcome: &EvalOutcome) {
+    pub(crate) fn put_eval(&self, key: &Key, outcome: &EvalOutcome) {
         self.put(key, Kind::Eval, &encode_eval(outcome));
     }
 
     /// Jobs taken from the store and jobs computed (and stored), so far.
-    pub fn taken_and_computed(&self) -> (u64, u64) {
+    pub(crate) fn taken_and_computed(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
             self.computed.load(Ordering::Relaxed),

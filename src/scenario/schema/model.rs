@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Activation, AdapterSpec, HeadSpec, Layout, Normalization};
+use crate::model::{Activation, AdapterSpec, CheckpointLayout, HeadSpec, Normalization};
 
 /// The backbone, its pretrained weights and the adapter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ pub enum Backbone {
         /// The safetensors file, relative to the scenario.
         file: String,
         /// Whose tensor names it uses.
-        layout: Layout,
+        layout: CheckpointLayout,
         /// Attention heads (the shapes do not tell).
         heads: usize,
         /// The MLP's non-linearity: `Gelu` for timm's ViTs and open_clip's own weights,

@@ -5,7 +5,7 @@ use flotilla_actors::SpeedUnit;
 use serde::{Deserialize, Serialize};
 
 use crate::scenario::units::{
-    BitRate, Duration, Quantity, Rate, Secs, Size, Throughput, Unit, Work,
+    Bandwidth, BitRate, Duration, FlopCount, Quantity, Secs, Size, Throughput, Unit,
 };
 
 /// A distribution of a quantity with units. A link's latency and bandwidth may instead
@@ -147,7 +147,7 @@ pub struct TracesSection {
     /// counted FLOPs. Without it, FedScale's own rule: a training sample of the
     /// scenario's model takes three times the latency.
     #[serde(default)]
-    pub reference: Option<Work>,
+    pub reference: Option<FlopCount>,
 }
 
 /// When a class's devices are online.
@@ -208,10 +208,10 @@ fn default_retries() -> u32 {
 pub struct ServerSection {
     /// Shared by uploads.
     #[serde(default)]
-    pub ingress: Option<Rate>,
+    pub ingress: Option<Bandwidth>,
     /// Shared by downloads.
     #[serde(default)]
-    pub egress: Option<Rate>,
+    pub egress: Option<Bandwidth>,
     /// The ingress capacity over time, instead of a fixed `ingress`.
     #[serde(default)]
     pub ingress_schedule: Option<Schedule<BitRate>>,

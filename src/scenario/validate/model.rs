@@ -1,7 +1,7 @@
 //! The model section: the backbone's shape, its checkpoint, the adapter and the head.
 
 use super::Rule;
-use crate::model::{AdapterSpec, HeadSpec, Layout};
+use crate::model::{AdapterSpec, CheckpointLayout, HeadSpec};
 use crate::scenario::{Backbone, Loaded, ScenarioError};
 
 impl Loaded {
@@ -50,7 +50,7 @@ impl Loaded {
                 if let Some(e) = epsilon {
                     self.require("model.backbone.epsilon", *e, Rule::Positive)?;
                 }
-                if *layout == Layout::OpenClip && activation.is_none() {
+                if *layout == CheckpointLayout::OpenClip && activation.is_none() {
                     return Err(self.invalid(
                         "model.backbone.activation",
                         "say QuickGelu for OpenAI's CLIP weights or Gelu for open_clip's own",
