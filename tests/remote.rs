@@ -8,7 +8,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::common::same::assert_same;
@@ -24,50 +25,92 @@ fn flotilla() -> Command {
     Command::new(env!("CARGO_BIN_EXE_flotilla"))
 }
 
-/// A `flotilla worker` process, killed when dropped.
-struct Worker(Child);
+/// A `flotilla worker` process, killed when dropped; its log is read as it comes.
+struct Worker {
+    child: Child,
+    log: Arc<(Mutex<String>, Condvar)>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
 
 impl Worker {
     fn start(nats: &LocalNats, name: &str, extra: &[&str]) -> Self {
-        Self(
-            flotilla()
-                .args([
-                    "worker",
-                    "--nats",
-                    nats.url(),
-                    "--threads",
-                    "1",
-                    "--name",
-                    name,
-                ])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
+        let mut child = flotilla()
+            .args([
+                "worker",
+                "--nats",
+                nats.url(),
+                "--threads",
+                "1",
+                "--name",
+                name,
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log: Arc<(Mutex<String>, Condvar)> = Arc::default();
+        let (stderr, kept) = (child.stderr.take().unwrap(), log.clone());
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = kept.0.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+                kept.1.notify_all();
+            }
+        });
+        Self {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
-    /// Its log, line by line, as it comes.
-    fn log(&mut self) -> BufReader<ChildStderr> {
-        BufReader::new(self.0.stderr.take().unwrap())
+    /// Its log so far.
+    fn log(&self) -> String {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits until the worker's log holds `text` after its first `from` bytes; returns
+    /// where `text` ends.
+    fn wait_for(&self, text: &str, from: usize) -> usize {
+        let (log, said) = &*self.log;
+        let start = Instant::now();
+        let mut log = log.lock().unwrap();
+        loop {
+            if let Some(at) = log[from..].find(text) {
+                return from + at + text.len();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the worker never said {text:?}: {log}"
+            );
+            log = said.wait_timeout(log, Duration::from_secs(1)).unwrap().0;
+        }
+    }
+
+    /// Sends the worker `signal`.
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill only sends a signal to our own child, whose id this is.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "signal {signal}");
     }
 
     /// Its log to the end, once killed.
     fn kill_and_log(mut self) -> String {
-        let _ = self.0.kill();
-        let mut text = String::new();
-        if let Some(mut e) = self.0.stderr.take() {
-            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
         }
-        text
+        self.log()
     }
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -156,6 +199,13 @@ fn remote_workers_give_the_in_process_results() {
         let pool: Vec<Worker> = (0..workers)
             .map(|i| Worker::start(&nats, &format!("w{i}"), &[]))
             .collect();
+        if workers > 1 {
+            // The first run made the job queue: every worker pulls from it before the
+            // run starts, so that each gets jobs however fast the others are.
+            for w in &pool {
+                w.wait_for("taking jobs", 0);
+            }
+        }
         let out = dir.path().join(format!("there-{workers}"));
         run_ok(&there, &out);
         assert_same(&here, &out, &format!("{workers} workers"));
@@ -184,15 +234,20 @@ fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (here, there) = compared(&nats, dir.path(), FEDBUFF, 1);
     let out = dir.path().join("there");
-    let mut victim = Worker::start(&nats, "victim", &[]);
-    let mut log = victim.log();
+    let victim = Worker::start(&nats, "victim", &[]);
     let run = spawn_run(&there, &out);
-    // The first job starts by building the run's model and data: kill the worker then,
-    // with the job delivered to it and not answered.
-    let mut line = String::new();
-    while !line.contains("job 0 started") {
-        line.clear();
-        assert!(log.read_line(&mut line).unwrap() > 0, "the worker ended");
+    // Stop the worker as a job starts (the first builds the run's model and data first),
+    // until it is stopped holding a job it has not answered; then kill it.
+    let mut seen = 0;
+    loop {
+        seen = victim.wait_for(" started (delivery 1)", seen);
+        victim.signal(libc::SIGSTOP);
+        // What it sent before it stopped reaches the server.
+        std::thread::sleep(Duration::from_millis(300));
+        if nats.unacknowledged("FLOTILLA_JOBS").unwrap() > 0 {
+            break;
+        }
+        victim.signal(libc::SIGCONT);
     }
     drop(victim);
     let heir = Worker::start(&nats, "heir", &[]);
@@ -205,7 +260,7 @@ fn a_worker_killed_mid_job_is_replaced_and_nothing_changes() {
     assert_same(&here, &out, "after a kill");
     let log = heir.kill_and_log();
     assert!(
-        log.contains("job 0 started (delivery 2)"),
+        log.contains(" started (delivery 2)"),
         "the killed worker's job was delivered again: {log}"
     );
 }

@@ -124,6 +124,27 @@ impl LocalNats {
             .ok_or_else(|| NatsError::Missing(format!("stream {name}")))
     }
 
+    /// Deliveries of stream `name`'s messages that no consumer has acknowledged yet:
+    /// jobs a worker holds and has not answered.
+    pub fn unacknowledged(&self, name: &str) -> Result<u64, NatsError> {
+        let jsz = self.monitoring("jsz?accounts=true&streams=true&consumers=true")?;
+        jsz["account_details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .find(|s| s["name"] == name)
+            .map(|s| {
+                s["consumer_detail"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["num_ack_pending"].as_u64())
+                    .sum()
+            })
+            .ok_or_else(|| NatsError::Missing(format!("stream {name}")))
+    }
+
     /// Connections the server holds now.
     fn connections(&self) -> Result<u64, NatsError> {
         self.monitoring("varz")?["connections"]

@@ -135,6 +135,7 @@ async fn answer_jobs(opts: WorkerOptions, build: Build, notice: Notice) -> Resul
         queue(&js, EVAL_QUEUE.0, &notice).await,
     );
     let ack_wait = train.cached_info().config.ack_wait;
+    notice(&format!("flotilla worker {}: taking jobs", opts.name));
     let built: Arc<Mutex<HashMap<String, Built>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(opts.threads.max(1)));
     let opts = Arc::new(opts);
