@@ -77,11 +77,13 @@ macro_rules! render {
         font();
         let png = $stem.with_extension("png");
         let svg = $stem.with_extension("svg");
+        let mut pixels = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
         {
-            let $root = BitMapBackend::new(&png, SIZE).into_drawing_area();
+            let $root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
             $draw
         }
         .map_err(std::io::Error::other)?;
+        write_png(&png, pixels)?;
         {
             let $root = SVGBackend::new(&svg, SIZE).into_drawing_area();
             $draw
@@ -89,6 +91,15 @@ macro_rules! render {
         .map_err(std::io::Error::other)?;
         Ok(vec![png, svg])
     }};
+}
+
+/// Writes an RGB image of [`SIZE`] to `path` as a PNG.
+fn write_png(path: &Path, pixels: Vec<u8>) -> std::io::Result<()> {
+    let image = image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels)
+        .ok_or_else(|| std::io::Error::other("a chart's pixels do not fill its size"))?;
+    image
+        .save_with_format(path, image::ImageFormat::Png)
+        .map_err(std::io::Error::other)
 }
 
 /// A tick label: no trailing zeros, at most two decimals (`100`, `2.5`, `0.25`).
