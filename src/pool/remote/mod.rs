@@ -16,14 +16,14 @@
 //! backend differ.
 
 mod client;
+mod error;
+mod link;
 mod worker;
 
-pub(crate) use client::{Remote, RemoteOptions};
-pub use client::{RemoteError, RemoteFailure};
-pub use worker::{
-    Build, Compute, ComputeError, Refusal, UnknownDevice, WorkerDevice, WorkerError, WorkerOptions,
-    serve,
-};
+pub(crate) use client::Remote;
+pub use error::{ComputeError, RemoteError, RemoteFailure, UnknownDevice, WorkerError};
+pub(crate) use link::RemoteOptions;
+pub use worker::{Build, Compute, Refusal, WorkerDevice, WorkerOptions, serve};
 
 use async_nats::HeaderMap;
 use serde::{Deserialize, Serialize};

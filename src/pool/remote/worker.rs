@@ -14,8 +14,8 @@ use futures::StreamExt;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    CONTEXT, CONTEXTS, Context, DELIVERED, ERROR, EVAL_QUEUE, JOB_ID, JOBS, PROGRESS, REPLY,
-    SECONDS, TRAIN_QUEUE, WORKER, connect, header,
+    CONTEXT, CONTEXTS, ComputeError, Context, DELIVERED, ERROR, EVAL_QUEUE, JOB_ID, JOBS, PROGRESS,
+    REPLY, SECONDS, TRAIN_QUEUE, UnknownDevice, WORKER, WorkerError, connect, header,
 };
 use crate::error::Chain;
 use crate::notice::Notice;
@@ -28,11 +28,6 @@ pub enum WorkerDevice {
     /// One CUDA GPU, by index (LibTorch).
     Cuda(usize),
 }
-
-/// A worker device that is neither `cpu` nor `cuda:N`.
-#[derive(Debug, thiserror::Error)]
-#[error("expected cpu or cuda:N, got \"{0}\"")]
-pub struct UnknownDevice(String);
 
 impl std::str::FromStr for WorkerDevice {
     type Err = UnknownDevice;
@@ -63,37 +58,10 @@ pub struct WorkerOptions {
     pub name: String,
 }
 
-/// Why a worker stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    /// Its runtime cannot start.
-    #[error("cannot start the worker's runtime")]
-    Runtime(#[source] std::io::Error),
-    /// The server cannot be reached.
-    #[error("cannot connect to NATS at {url}")]
-    Connect {
-        /// The server.
-        url: String,
-        /// What the client said.
-        source: async_nats::ConnectError,
-    },
-}
-
 /// What computes a run's jobs on a worker: the run's learner, built from its context.
 pub trait Compute: Send + Sync {
     /// The encoded answer to an encoded job.
     fn compute(&self, job: &[u8]) -> Result<Vec<u8>, ComputeError>;
-}
-
-/// Why a job got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ComputeError {
-    /// The job's bytes are not a job of this version.
-    #[error("the job cannot be read (is the worker the run's flotilla version?)")]
-    Unreadable,
-    /// A pool worker failed.
-    #[error("a pool worker failed while computing the job")]
-    WorkerFailed,
 }
 
 /// Why a worker cannot compute a run's jobs, as the builder says.

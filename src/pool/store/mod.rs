@@ -17,6 +17,12 @@
 //! One file on purpose: the record format above is written and read back here, and its
 //! writer and reader must change together.
 
+mod error;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -31,6 +37,7 @@ use sha2::{Digest, Sha256};
 use super::codec::{decode_eval, decode_train, encode_eval, encode_train};
 use super::job::Key;
 use super::key::JobKeys;
+use crate::error::Chain;
 use crate::notice::Notice;
 
 /// The store and this run's keys, for the learner's jobs.
@@ -90,43 +97,6 @@ const MAX_PAYLOAD: u32 = 1 << 30;
 enum Kind {
     Train = 1,
     Eval = 2,
-}
-
-/// Why a store cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The file cannot be read or written.
-    #[error("{path}")]
-    Io {
-        /// The store.
-        path: PathBuf,
-        /// What the file system said.
-        source: std::io::Error,
-    },
-    /// `--resume` names a directory without a store.
-    #[error("{path}: no job store to resume from (was the run started by this flotilla?)")]
-    Missing {
-        /// The store looked for.
-        path: PathBuf,
-    },
-    /// Written by another flotilla or backend: its results are not this build's.
-    #[error("{path}: written by \"{found}\", not by this \"{expected}\"; it is not used")]
-    Foreign {
-        /// The store.
-        path: PathBuf,
-        /// The identity in its header.
-        found: String,
-        /// This build's.
-        expected: String,
-    },
-    /// A damaged record before the end of the file (a torn last record is only cut off).
-    #[error("{path}: damaged record at byte {offset}; the store cannot be trusted")]
-    Corrupt {
-        /// The store.
-        path: PathBuf,
-        /// Where the damaged record starts.
-        offset: u64,
-    },
 }
 
 /// Where each stored result lies in the file.
@@ -357,8 +327,9 @@ impl JobStore {
             && !self.broken.swap(true, Ordering::Relaxed)
         {
             (self.notice)(&format!(
-                "warning: {}: {e}; job results are no longer stored",
-                self.path.display()
+                "warning: {}: {}; job results are no longer stored",
+                self.path.display(),
+                Chain(&e)
             ));
         }
     }
@@ -417,6 +388,3 @@ fn checksum(head: &[u8], payload: &[u8]) -> [u8; CHECK] {
         .finalize();
     digest[..CHECK].try_into().expect("8 bytes")
 }
-
-#[cfg(test)]
-mod tests;
