@@ -113,35 +113,34 @@ impl LocalNats {
 
     /// Messages ever published to the JetStream stream `name`.
     pub fn published(&self, name: &str) -> Result<u64, NatsError> {
-        let jsz = self.monitoring("jsz?accounts=true&streams=true")?;
-        jsz["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
-            .find(|s| s["name"] == name)
-            .and_then(|s| s["state"]["last_seq"].as_u64())
-            .ok_or_else(|| NatsError::Missing(format!("stream {name}")))
+        let stream = self.stream("jsz?accounts=true&streams=true", name)?;
+        stream["state"]["last_seq"]
+            .as_u64()
+            .ok_or_else(|| NatsError::Missing(format!("stream {name} last_seq")))
     }
 
     /// Deliveries of stream `name`'s messages that no consumer has acknowledged yet:
     /// jobs a worker holds and has not answered.
     pub fn unacknowledged(&self, name: &str) -> Result<u64, NatsError> {
-        let jsz = self.monitoring("jsz?accounts=true&streams=true&consumers=true")?;
-        jsz["account_details"]
+        let stream = self.stream("jsz?accounts=true&streams=true&consumers=true", name)?;
+        Ok(stream["consumer_detail"]
             .as_array()
             .into_iter()
             .flatten()
-            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .filter_map(|c| c["num_ack_pending"].as_u64())
+            .sum())
+    }
+
+    /// Stream `name`'s details from the JetStream monitoring `page`.
+    fn stream(&self, page: &str, name: &str) -> Result<Value, NatsError> {
+        let mut jsz = self.monitoring(page)?;
+        jsz["account_details"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["stream_detail"].as_array_mut().into_iter().flatten())
             .find(|s| s["name"] == name)
-            .map(|s| {
-                s["consumer_detail"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["num_ack_pending"].as_u64())
-                    .sum()
-            })
+            .map(Value::take)
             .ok_or_else(|| NatsError::Missing(format!("stream {name}")))
     }
 
