@@ -153,9 +153,19 @@ fn the_cache_returns_exactly_the_uncached_activations() {
         assert_eq!(adaptation.frozen_prefix(), Some(depth));
         let model = build_model(&c, None, &adaptation, 1, &device).unwrap();
         let row = Prefix::row_bytes(&model, depth, &data, c.patch);
-        let prefix = Prefix::fill(&model, depth, &data, c.patch, 25 * row + row / 2);
-        assert_eq!(prefix.cached(), 25);
-        assert_eq!(prefix.bytes(), 25 * row);
+        let prefix = Prefix::lazy(
+            &model,
+            depth,
+            &data,
+            c.patch,
+            25 * row + row / 2,
+            &[(0..40).collect()],
+            Arc::default(),
+        );
+        assert_eq!(prefix.held(), 25);
+        assert_eq!(prefix.capacity_bytes(), 25 * row);
+        // Filled only once read.
+        assert_eq!(prefix.filled(), 0);
         let plain = Samples::new(&data, c.patch);
         let cached = Samples {
             prefix: Some(&prefix),
@@ -166,6 +176,7 @@ fn the_cache_returns_exactly_the_uncached_activations() {
             panic!("no cache: patches")
         };
         let (input, y2) = cached.input(&valid, &batch, &device);
+        assert_eq!(prefix.filled(), 25);
         assert_eq!(y.into_data(), y2.into_data());
         let (want, got) = match (depth, input) {
             (Depth::Embedding, Input::Embedded(e)) => (valid.embed(x).into_data(), e.into_data()),
@@ -273,7 +284,16 @@ fn a_group_reads_a_partly_cached_data_set() {
     // the last client's (47..56) not at all.
     let depth = Depth::Embedding;
     let row = Prefix::row_bytes(&model, depth, &data, c.patch);
-    let prefix = Prefix::fill(&model, depth, &data, c.patch, 20 * row);
+    let all = [(0..56).collect()];
+    let prefix = Prefix::lazy(
+        &model,
+        depth,
+        &data,
+        c.patch,
+        20 * row,
+        &all,
+        Arc::default(),
+    );
     let shards: Vec<Vec<u32>> = vec![(0..16).collect(), (10..40).collect(), (47..56).collect()];
     let objective = Objective::default();
     let plain = Samples::new(&data, c.patch);

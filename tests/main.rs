@@ -13,6 +13,7 @@ mod trains;
 mod adapters;
 mod batching;
 mod bench;
+mod cache;
 mod cli;
 mod client_traces;
 mod fedscale;

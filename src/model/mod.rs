@@ -33,7 +33,7 @@ pub use import::{
     Architecture, CheckpointLayout, ImportError, Normalization, Pretrained, Problem, TensorProblem,
 };
 pub use params::Trainable;
-pub use prefix::{Depth, Prefix};
+pub use prefix::{Depth, FillCount, Prefix};
 pub use procedure::{PersonalStep, Personalization, train_maml, train_moreau};
 pub use train::{
     EvalCounts, LocalData, Objective, Optimizer, Samples, TrainConfig, evaluate, train_group,

@@ -1,9 +1,18 @@
 //! The frozen-prefix cache: activations of the frozen layers before the first trainable
 //! one are the same in every round, so they are computed once per sample and reused.
 //!
-//! The cache is filled once, before any job runs, for the first samples of each data set
-//! in index order until its share of the memory budget is spent; which samples it holds is
-//! therefore a function of the scenario alone, never of which job ran first.
+//! A cache holds samples of a data set in an order the caller gives (groups of samples
+//! read together), as many as its share of the memory budget allows, so which samples it
+//! holds is a function of the scenario alone. It is filled only as needed, in fixed chunks
+//! of at most [`FILL_BATCH`] held samples of one group: a chunk is computed the first time
+//! a job reads one of its samples, or ahead of that job by a worker given the chunk to
+//! fill ([`Prefix::request`], [`Prefix::fill_chunk`]), whichever worker comes first. A
+//! chunk's samples never change, so its rows are the same whoever computes them and
+//! whenever.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -23,8 +32,50 @@ pub enum Depth {
     Features,
 }
 
-/// Samples per fill batch.
+/// Samples per fill chunk.
 const FILL_BATCH: usize = 250;
+
+/// How far the caches that share it have been filled: samples asked for and samples
+/// computed, for the progress display.
+#[derive(Debug, Default)]
+pub struct FillCount {
+    requested: AtomicU64,
+    done: AtomicU64,
+    /// When the first chunk was asked for.
+    since: OnceLock<Instant>,
+}
+
+impl FillCount {
+    /// Samples whose rows have been asked for.
+    pub fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Relaxed)
+    }
+
+    /// Samples whose rows are computed.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// When the first rows were asked for; `None` before.
+    pub fn since(&self) -> Option<Instant> {
+        self.since.get().copied()
+    }
+
+    fn request(&self, samples: usize) {
+        self.since.get_or_init(Instant::now);
+        self.requested.fetch_add(samples as u64, Ordering::Relaxed);
+    }
+}
+
+/// One chunk's rows, computed once.
+#[derive(Debug, Default)]
+struct Chunk {
+    /// Whether a fill has been asked for (counted in [`FillCount::requested`]).
+    requested: AtomicBool,
+    /// Whether a worker has begun computing it: a hint that spares the others the wait.
+    claimed: AtomicBool,
+    rows: OnceLock<Vec<f32>>,
+}
 
 /// Cached activations of some samples of one data set.
 #[derive(Debug)]
@@ -32,9 +83,14 @@ pub struct Prefix {
     depth: Depth,
     /// `[tokens, dim]` per sample (embedding) or `[dim]` (features).
     row_shape: Vec<usize>,
-    /// The samples held, ascending; `rows` holds theirs in this order.
+    /// The samples held, in fill order.
     held: Vec<u32>,
-    rows: Vec<f32>,
+    /// `(sample, position in held)`, by sample.
+    lookup: Vec<(u32, u32)>,
+    /// Where each chunk's samples start in `held` (and, last, `held.len()`).
+    starts: Vec<usize>,
+    chunks: Vec<Chunk>,
+    count: Arc<FillCount>,
 }
 
 impl Prefix {
@@ -44,52 +100,118 @@ impl Prefix {
         (row * std::mem::size_of::<f32>()) as u64
     }
 
-    /// `model`'s prefix activations for the first samples of `data` whose rows fit in
-    /// `budget` bytes.
-    pub fn fill(model: &Vit, depth: Depth, data: &Dataset, patch: usize, budget: u64) -> Self {
+    /// A cache, empty for now, of `model`'s prefix activations for the samples of `data`
+    /// in `groups` (each sample once, every group in the order it fills), as many as fit
+    /// in `budget` bytes; its fills are counted in `count`.
+    pub fn lazy(
+        model: &Vit,
+        depth: Depth,
+        data: &Dataset,
+        patch: usize,
+        budget: u64,
+        groups: &[Vec<u32>],
+        count: Arc<FillCount>,
+    ) -> Self {
         let fits = budget / Self::row_bytes(model, depth, data, patch);
-        let n = data.len().min(usize::try_from(fits).unwrap_or(usize::MAX));
-        let all: Vec<u32> = (0..n as u32).collect();
-        Self::of(model, depth, data, &all, patch)
+        let mut left = usize::try_from(fits).unwrap_or(usize::MAX);
+        let taken: Vec<&[u32]> = groups
+            .iter()
+            .map(|group| {
+                let n = group.len().min(left);
+                left -= n;
+                &group[..n]
+            })
+            .collect();
+        Self::holding(&taken, model, depth, data, patch, count)
     }
 
-    /// `model`'s prefix activations for samples `indices` of `data`.
+    /// `model`'s prefix activations for samples `indices` of `data`, computed now.
     pub fn of(model: &Vit, depth: Depth, data: &Dataset, indices: &[u32], patch: usize) -> Self {
-        let model = model.valid();
-        let device = model.patch_embed.weight.val().device();
-        let row_shape = row_shape(&model, depth, data, patch);
         let mut held = indices.to_vec();
         held.sort_unstable();
         held.dedup();
-        let mut rows = Vec::with_capacity(held.len() * row_shape.iter().product::<usize>());
-        for chunk in held.chunks(FILL_BATCH) {
-            let x = patches(data, chunk, patch, &device);
-            rows.extend(to_vec(activations(&model, depth, x)));
+        let prefix = Self::holding(&[&held], model, depth, data, patch, Arc::default());
+        for c in 0..prefix.chunks.len() {
+            prefix.chunk_rows(c, model, data, patch);
         }
+        prefix
+    }
+
+    fn holding(
+        groups: &[&[u32]],
+        model: &Vit,
+        depth: Depth,
+        data: &Dataset,
+        patch: usize,
+        count: Arc<FillCount>,
+    ) -> Self {
+        let held: Vec<u32> = groups.concat();
+        let mut starts = Vec::new();
+        let mut at = 0;
+        for group in groups {
+            starts.extend((0..group.len()).step_by(FILL_BATCH).map(|s| at + s));
+            at += group.len();
+        }
+        let chunks = starts.len();
+        starts.push(at);
+        let mut lookup: Vec<(u32, u32)> = held.iter().zip(0..).map(|(&s, p)| (s, p)).collect();
+        lookup.sort_unstable();
         Self {
             depth,
-            row_shape,
+            row_shape: row_shape(model, depth, data, patch),
             held,
-            rows,
+            lookup,
+            starts,
+            chunks: (0..chunks).map(|_| Chunk::default()).collect(),
+            count,
         }
     }
 
-    /// Samples held.
-    pub fn cached(&self) -> usize {
+    /// Samples held (computed or not).
+    pub fn held(&self) -> usize {
         self.held.len()
     }
 
-    fn position(&self, sample: u32) -> Option<usize> {
-        self.held.binary_search(&sample).ok()
+    /// Samples whose rows are computed.
+    pub fn filled(&self) -> usize {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, chunk)| chunk.rows.get().is_some())
+            .map(|(c, _)| self.chunk_samples(c).len())
+            .sum()
     }
 
-    /// Bytes held.
-    pub fn bytes(&self) -> u64 {
-        (self.rows.len() * std::mem::size_of::<f32>()) as u64
+    /// Bytes the held samples' rows take once all are computed.
+    pub fn capacity_bytes(&self) -> u64 {
+        let row: usize = self.row_shape.iter().product();
+        (self.held.len() * row * std::mem::size_of::<f32>()) as u64
     }
 
-    /// Samples `idx` of `data` as `model`'s input: cached rows where held, the rest
-    /// computed by `model` now (so the result is the same with or without the cache).
+    /// Asks for the rows of `indices`' held samples: the chunks holding them that nobody
+    /// has asked for yet, to be filled ahead of the jobs that read them.
+    pub fn request(&self, indices: &[u32]) -> Vec<usize> {
+        let mut fresh = Vec::new();
+        for c in self.chunks_of(indices) {
+            if !self.chunks[c].requested.swap(true, Ordering::Relaxed) {
+                self.count.request(self.chunk_samples(c).len());
+                fresh.push(c);
+            }
+        }
+        fresh
+    }
+
+    /// Computes chunk `c` with `model` unless a worker has begun it already (it is not
+    /// waited for).
+    pub fn fill_chunk(&self, c: usize, model: &Vit, data: &Dataset, patch: usize) {
+        if !self.chunks[c].claimed.swap(true, Ordering::Relaxed) {
+            self.chunk_rows(c, model, data, patch);
+        }
+    }
+
+    /// Samples `idx` of `data` as `model`'s input: cached rows where held (computed now if
+    /// not yet), the rest computed by `model` now, so that the result is the same with or
+    /// without the cache.
     pub fn input(
         &self,
         model: &Vit,
@@ -99,15 +221,27 @@ impl Prefix {
         device: &Device,
     ) -> Input {
         let row: usize = self.row_shape.iter().product();
+        let chunks = self.chunks_of(idx);
+        // Nothing held of an embedding: the model embeds the patches itself.
+        if chunks.is_empty() && self.depth == Depth::Embedding {
+            return Input::Patches(patches(data, idx, patch, device));
+        }
+        for &c in &chunks {
+            if !self.chunks[c].requested.swap(true, Ordering::Relaxed) {
+                self.count.request(self.chunk_samples(c).len());
+            }
+        }
+        // The chunks nobody has begun first, then those others are computing.
+        for &c in &chunks {
+            if !self.chunks[c].claimed.swap(true, Ordering::Relaxed) {
+                self.chunk_rows(c, model, data, patch);
+            }
+        }
         let missing: Vec<u32> = idx
             .iter()
             .copied()
             .filter(|&i| self.position(i).is_none())
             .collect();
-        // Nothing cached of an embedding: the model embeds the patches itself.
-        if missing.len() == idx.len() && self.depth == Depth::Embedding {
-            return Input::Patches(patches(data, idx, patch, device));
-        }
         let computed = if missing.is_empty() {
             Vec::new()
         } else {
@@ -117,8 +251,9 @@ impl Prefix {
         let mut values = Vec::with_capacity(idx.len() * row);
         let mut next = 0;
         for &i in idx {
-            if let Some(p) = self.position(i) {
-                values.extend_from_slice(&self.rows[p * row..(p + 1) * row]);
+            if let Some((c, at)) = self.position(i) {
+                let rows = self.chunk_rows(c, model, data, patch);
+                values.extend_from_slice(&rows[at * row..(at + 1) * row]);
             } else {
                 values.extend_from_slice(&computed[next * row..(next + 1) * row]);
                 next += 1;
@@ -134,6 +269,52 @@ impl Prefix {
                 Input::Features(Tensor::from_data(TensorData::new(values, shape), device))
             }
         }
+    }
+
+    /// Where `sample`'s row is: its chunk and its row in the chunk; `None` if not held.
+    fn position(&self, sample: u32) -> Option<(usize, usize)> {
+        let at = self
+            .lookup
+            .binary_search_by_key(&sample, |&(s, _)| s)
+            .ok()?;
+        let p = self.lookup[at].1 as usize;
+        let c = self.starts.partition_point(|&start| start <= p) - 1;
+        Some((c, p - self.starts[c]))
+    }
+
+    fn chunk_samples(&self, c: usize) -> &[u32] {
+        &self.held[self.starts[c]..self.starts[c + 1]]
+    }
+
+    /// The chunks holding any of `indices`, ascending.
+    fn chunks_of(&self, indices: &[u32]) -> Vec<usize> {
+        let mut chunks: Vec<usize> = indices
+            .iter()
+            .filter_map(|&i| self.position(i))
+            .map(|(c, _)| c)
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        chunks
+    }
+
+    /// Chunk `c`'s rows: computed now by `model` if no worker has, else waited for while
+    /// one does.
+    fn chunk_rows(&self, c: usize, model: &Vit, data: &Dataset, patch: usize) -> &[f32] {
+        self.chunks[c].rows.get_or_init(|| {
+            let model = model.valid();
+            let samples = self.chunk_samples(c);
+            let device = model.patch_embed.weight.val().device();
+            let rows = to_vec(activations(
+                &model,
+                self.depth,
+                patches(data, samples, patch, &device),
+            ));
+            self.count
+                .done
+                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            rows
+        })
     }
 }
 

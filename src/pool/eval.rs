@@ -7,7 +7,7 @@ use flotilla_actors::learner::{Completer, TaskId};
 use flotilla_actors::{ClientId, EvalJob, EvalOutcome, Pending};
 
 use super::job::{Answer, ChunkCounts, EvalChunk, Job, JobKind, Key, Source};
-use super::reader::{Reader, slot_seed};
+use super::reader::{Reader, Set, slot_seed};
 use super::remote::Remote;
 use super::store::{JobStore, Keyed, deliver};
 use super::{Pool, Worker};
@@ -107,6 +107,7 @@ impl Evaluator {
             Begun::Stored(outcome) => return Pending::ready(outcome),
             Begun::Chunks(chunks, gather, pending) => (chunks, gather, pending),
         };
+        self.prefetch(pool, &chunks);
         for (i, chunk) in chunks.into_iter().enumerate() {
             let gather = gather.clone();
             self.count(pool, chunk, move |counts| {
@@ -155,6 +156,7 @@ impl Evaluator {
         if !chunks.iter().all(|c| self.holds(c.source)) {
             return None;
         }
+        self.prefetch(pool, &chunks);
         let pending: Vec<Pending<ChunkCounts>> = chunks
             .into_iter()
             .map(|chunk| {
@@ -261,6 +263,44 @@ impl Evaluator {
         }
     }
 
+    /// Queues the cache fills that `chunks` read, ahead of them: the test images, the
+    /// training images a naive Bayes head is fitted on or personalization fine-tunes on,
+    /// and the clients' local test splits (drawn from the training images).
+    fn prefetch(&self, pool: &Pool, chunks: &[EvalChunk]) {
+        let (reader, data) = (&self.reader, &self.reader.data);
+        let fine_tunes = self.personalize.as_ref().is_some_and(|(p, _)| !p.head_only);
+        for chunk in chunks {
+            match chunk.source {
+                Source::Central(t, s, e) => {
+                    reader.prefetch(pool, JobKind::Eval, Set::Test, &data.task_test[t][s..e]);
+                    if self.naive_bayes.is_some() {
+                        reader.prefetch(pool, JobKind::Eval, Set::Train, &self.support(t));
+                    }
+                }
+                Source::Slot(c, s) => {
+                    let slot = &data.slots[c][s];
+                    reader.prefetch(pool, JobKind::Eval, Set::Train, &slot.test);
+                    if self.naive_bayes.is_some() || fine_tunes {
+                        reader.prefetch(pool, JobKind::Eval, Set::Train, &slot.train);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The training images a naive Bayes head for task `t` is fitted on: the pooled
+    /// training splits of the clients holding the task.
+    fn support(&self, t: TaskId) -> Vec<u32> {
+        self.reader
+            .data
+            .slots
+            .iter()
+            .flatten()
+            .filter(|slot| slot.task.is_none_or(|task| task == t))
+            .flat_map(|slot| slot.train.iter().copied())
+            .collect()
+    }
+
     /// Counts one chunk on a worker of `pool` and hands its counts to `put`.
     fn count(&self, pool: &Pool, chunk: EvalChunk, put: impl FnOnce(ChunkCounts) + Send + 'static) {
         let eval = self.clone();
@@ -288,14 +328,13 @@ impl Evaluator {
         let data = &self.reader.data;
         let idx = &data.task_test[t][s..e];
         let head = self.naive_bayes.map(|config| {
-            let support: Vec<u32> = data
-                .slots
-                .iter()
-                .flatten()
-                .filter(|slot| slot.task.is_none_or(|task| task == t))
-                .flat_map(|slot| slot.train.iter().copied())
-                .collect();
-            fit_head(model, &config, self.reader.train(), &support, EVAL_BATCH)
+            fit_head(
+                model,
+                &config,
+                self.reader.train(),
+                &self.support(t),
+                EVAL_BATCH,
+            )
         });
         evaluate(model, head.as_ref(), self.reader.test(), idx, EVAL_BATCH)
     }

@@ -92,7 +92,7 @@ pub struct PoolLearner {
 }
 
 impl PoolLearner {
-    /// Fills the prefix cache and starts the pool's workers.
+    /// Sets up the prefix cache (filled as jobs need it) and starts the pool's workers.
     pub(crate) fn new(setup: LearnerSetup) -> Self {
         let trainable = setup.adaptation.trainable();
         let initial = trainable.extract(&setup.model);
@@ -122,7 +122,7 @@ impl PoolLearner {
             .then(|| setup.adaptation.frozen_prefix())
             .flatten()
             .and_then(|depth| {
-                PrefixCache::fill(
+                PrefixCache::new(
                     &setup.model,
                     depth,
                     &setup.data,
@@ -211,6 +211,11 @@ impl PoolLearner {
         }
     }
 
+    /// The prefix cache here, if any: what it holds and how far it is filled.
+    pub(crate) fn cache(&self) -> Option<&PrefixCache> {
+        self.reader.cache.as_deref()
+    }
+
     /// Jobs taken from the store and jobs computed, when results are stored.
     pub(crate) fn taken_and_computed(&self) -> Option<(u64, u64)> {
         self.stored.as_ref().map(|s| s.store.taken_and_computed())
@@ -254,6 +259,9 @@ impl PoolLearner {
                 }),
             );
             return;
+        }
+        for (job, ..) in &group {
+            self.reader.prefetch_training(&self.pool, job.client);
         }
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
@@ -402,6 +410,7 @@ impl Learner for PoolLearner {
             );
             return pending;
         }
+        self.reader.prefetch_training(&self.pool, job.client);
         let trainable = self.trainable.clone();
         let reader = self.reader.clone();
         let config = self.train.clone();

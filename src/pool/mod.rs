@@ -18,6 +18,7 @@ mod store;
 
 pub use backend::{Backend, BackendError, DeviceKind, UnknownBackend};
 pub use learner::PoolLearner;
+pub use reader::CacheUse;
 pub use store::StoreError;
 
 pub(crate) use backend::{gpu_devices, worker_devices};
@@ -82,15 +83,8 @@ impl Pool {
         }
     }
 
-    /// Queues a task; it runs on the first free worker.
+    /// Queues a job's task; it runs on the first free worker.
     pub(crate) fn submit(&self, kind: JobKind, task: Task) {
-        let Some((train, eval)) = &self.tx else {
-            return;
-        };
-        let tx = match kind {
-            JobKind::Train => train,
-            JobKind::Eval => eval,
-        };
         let queue = metrics::gauge!(crate::monitor::POOL_QUEUE_DEPTH);
         queue.increment(1.0);
         let timed: Task = Box::new(move |worker| {
@@ -103,8 +97,21 @@ impl Pool {
                 .record(started.elapsed().as_secs_f64());
             busy.decrement(1.0);
         });
+        self.fill(kind, timed);
+    }
+
+    /// Queues a task that is no job of its own (a cache fill ahead of the jobs of `kind`),
+    /// unmeasured.
+    pub(crate) fn fill(&self, kind: JobKind, task: Task) {
+        let Some((train, eval)) = &self.tx else {
+            return;
+        };
+        let tx = match kind {
+            JobKind::Train => train,
+            JobKind::Eval => eval,
+        };
         // Workers only stop when the pool is dropped, so the channel is open here.
-        let _ = tx.send(timed);
+        let _ = tx.send(task);
     }
 }
 

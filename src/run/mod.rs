@@ -26,7 +26,7 @@ use crate::error::Chain;
 pub use crate::monitor::MonitorError;
 use crate::notice::Notice;
 use crate::pool::remote::{RemoteError, RemoteFailure};
-use crate::pool::{JobStore, STORE_FILE, StoreError};
+use crate::pool::{CacheUse, JobStore, STORE_FILE, StoreError};
 use crate::report::{ReadError, RunData, Streams, Summary, write_report, write_run};
 use crate::scenario::{Loaded, ScenarioError};
 use progress::{Progress, RunObserver};
@@ -137,6 +137,9 @@ pub struct RunResult {
     pub summary: Summary,
     /// Jobs taken from the job store and jobs computed.
     pub reused: (u64, u64),
+    /// What the frozen-prefix cache held and filled in this process (`None` without a
+    /// cache, or when the jobs went to remote workers).
+    pub cache: Option<CacheUse>,
 }
 
 /// Runs a loaded scenario and writes its run directory.
@@ -186,7 +189,13 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
     let learner: Arc<dyn Learner> = learner;
     let mut config = loaded.sim_config()?;
     config.wire.layout = layout;
-    let progress = opts.progress.then(|| Progress::new(&config.stop));
+    let progress = opts.progress.then(|| {
+        Progress::new(
+            &config.stop,
+            pool.cache().map(|c| c.count()),
+            opts.notice.clone(),
+        )
+    });
     if let Some(bar) = progress.as_ref().map(|p| p.bar.clone()) {
         // A drawn bar says that the run waits for workers; a hidden one leaves it to a
         // line on standard error.
@@ -246,6 +255,7 @@ pub fn run(loaded: &Loaded, opts: RunOptions) -> Result<RunResult, RunError> {
         dir,
         summary,
         reused,
+        cache: pool.cache().map(|c| c.usage()),
     })
 }
 

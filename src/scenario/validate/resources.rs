@@ -125,10 +125,11 @@ impl Sizes {
         // Forward only: about two blocks' worth live at once.
         let eval = EVAL_BATCH * t * (4.0 * self.dim + self.heads * t + self.mlp) * 2.0 * f32s;
         // The cache holds the frozen prefix's output: the patch embeddings, the backbone's
-        // features when only the head trains (which then reads nothing else), nothing
-        // when everything trains.
+        // features when only the head trains (whose workers then forward nothing but
+        // the cache's fill chunks, each the size of an evaluation batch), nothing when
+        // everything trains.
         let (activations, cached) = match adapter {
-            AdapterSpec::HeadOnly => (0.0, images * self.dim * f32s),
+            AdapterSpec::HeadOnly => (eval, images * self.dim * f32s),
             AdapterSpec::Full => (train + eval, 0.0),
             _ => (train + eval, images * (t - 1.0) * self.dim * f32s),
         };
