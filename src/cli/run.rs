@@ -78,6 +78,15 @@ pub(crate) fn validate(file: &Path, set: &[String]) -> ExitCode {
                 file.display(),
                 l.scenario.data.clients
             );
+            if let Some(cache) = l.prefix_cache() {
+                out!(
+                    "prefix cache: up to {} training and {} test images, {}, {:.1} GFLOP to fill",
+                    cache.train,
+                    cache.test,
+                    scenario::human_bytes(cache.bytes as f64),
+                    cache.flops as f64 / 1e9
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -7,6 +7,7 @@
 //! One file for the items and their figures: each item's measurement is a few lines that
 //! share the setup helpers here; the remote pool's server and workers live in `remote`.
 
+mod backbone;
 mod cifar;
 mod engine;
 mod remote;
@@ -19,13 +20,14 @@ use std::time::Instant;
 use flotilla_actors::{Learner, TrainJob};
 use serde::{Deserialize, Serialize};
 
+pub use backbone::{FixtureError, write_vit_small_fixture};
 pub use cifar::write_cifar_fixture;
 pub use engine::{EngineRun, NoopLearner, engine};
 pub use remote::{LocalNats, NatsError};
 
 use engine::engine_at;
 
-use crate::report::peak_rss_bytes;
+use crate::report::{cpu_seconds, peak_rss_bytes};
 use crate::run::{Prepared, RunError, prepare};
 use crate::scenario::{self, Loaded, ScenarioError};
 
@@ -149,6 +151,9 @@ pub struct Figures {
     /// Jobs, traffic and workers' memory (remote pool only).
     #[serde(default)]
     pub remote: Option<RemoteFigures>,
+    /// CPU seconds the measuring process used, all threads (whole runs only).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
 }
 
 impl Figures {
@@ -178,6 +183,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, MeasureErro
                 busy_seconds: Some(run.loop_seconds),
                 start_rss_bytes: None,
                 remote: None,
+                cpu_seconds: None,
             })
         }
         Item::Pool { rounds, set } => {
@@ -195,6 +201,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, MeasureErro
                 busy_seconds: None,
                 start_rss_bytes: None,
                 remote: None,
+                cpu_seconds: None,
             })
         }
         Item::Load { dir } => {
@@ -213,10 +220,13 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, MeasureErro
                 busy_seconds: None,
                 start_rss_bytes,
                 remote: None,
+                cpu_seconds: None,
             })
         }
         Item::Run { set } => {
-            let (result, wall_seconds) = timed_run(&overridden(scenario_file, set)?)?;
+            let loaded = overridden(scenario_file, set)?;
+            let cpu = cpu_seconds();
+            let (result, wall_seconds) = timed_run(&loaded)?;
             Ok(Figures {
                 wall_seconds,
                 work: result.summary.rounds as f64,
@@ -225,6 +235,7 @@ pub fn measure(item: &Item, scenario_file: &Path) -> Result<Figures, MeasureErro
                 busy_seconds: None,
                 start_rss_bytes: None,
                 remote: None,
+                cpu_seconds: cpu.zip(cpu_seconds()).map(|(a, b)| b - a),
             })
         }
         Item::Remote { workers, set } => remote::measure(*workers, set, scenario_file),

@@ -41,6 +41,18 @@ pub fn peak_rss_bytes() -> u64 {
     status_bytes("self", "VmHWM:")
 }
 
+/// CPU seconds this process has used, user and system, all threads, from
+/// `/proc/self/stat` (Linux, whose clock ticks are 1/100 s); `None` where it cannot be read.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command's name (in parentheses, which may hold spaces):
+    // state is the 3rd field, utime and stime the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
 /// Process `pid`'s peak resident memory, in bytes (0 where the OS does not tell).
 pub(crate) fn peak_rss_bytes_of(pid: u32) -> u64 {
     status_bytes(&pid.to_string(), "VmHWM:")

@@ -36,7 +36,7 @@ pub use units::{
     Bandwidth, BitRate, Bytes, Duration, Flop, FlopCount, Quantity, Secs, Size, Speed, Throughput,
     Unit, UnitError,
 };
-pub use validate::{Footprint, human_bytes};
+pub use validate::{CacheSize, Footprint, human_bytes};
 
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,10 @@ use flotilla::pool::Backend;
 
 use super::BAD_INPUT;
 
+mod optional;
+
+use optional::{backbone_rows, remote_rows};
+
 #[derive(Args)]
 pub(crate) struct BenchArgs {
     /// The workload of the pool and run measurements.
@@ -26,8 +30,9 @@ pub(crate) struct BenchArgs {
     /// Skip the whole runs.
     #[arg(long)]
     no_runs: bool,
-    /// Measure only these parts (engine, load, pool, runs, remote); default: all but
-    /// remote, which needs `nats-server` on the PATH.
+    /// Measure only these parts (engine, load, pool, runs, remote, backbone); default: all
+    /// but remote, which needs `nats-server` on the PATH, and backbone, which takes
+    /// minutes.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Part>,
     /// Run one measurement here and print its figures as JSON (used by the table's
@@ -49,6 +54,9 @@ enum Part {
     Runs,
     /// Whole runs on two worker processes over NATS against the in-process pool.
     Remote,
+    /// A real-size backbone (ViT-S/16 at 224 px, random weights written here): head-only
+    /// evaluation, and one round of head-only training.
+    Backbone,
 }
 
 /// Updates in each population measurement.
@@ -121,7 +129,7 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
     out!("| --- | ---: | ---: | ---: |");
     let wants = |part: Part| {
         if args.only.is_empty() {
-            part != Part::Remote
+            !matches!(part, Part::Remote | Part::Backbone)
         } else {
             args.only.contains(&part)
         }
@@ -284,6 +292,9 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
     if wants(Part::Remote) {
         remote_rows(&mut row);
     }
+    if wants(Part::Backbone) && !backbone_rows(&args.scenario) {
+        failed.set(true);
+    }
     if failed.get() {
         ExitCode::FAILURE
     } else {
@@ -291,61 +302,9 @@ pub(crate) fn bench_command(args: BenchArgs) -> ExitCode {
     }
 }
 
-/// Measures one item in a child process and prints its row: what, the item, and how
-/// its figure reads.
-type Row<'a> = dyn FnMut(String, Item, &dyn Fn(&Figures) -> String) -> Option<Figures> + 'a;
-
-/// The scenario on two worker processes over NATS against the in-process pool with two
-/// workers, in turn twice, and the overhead of the sums; messages and bytes per job.
-fn remote_rows(row: &mut Row) {
-    let accuracy = |f: &Figures| format!("{:.2}% accuracy", f.accuracy.unwrap_or(0.0) * 100.0);
-    let remote = |f: &Figures| {
-        let Some(r) = &f.remote else {
-            return accuracy(f);
-        };
-        let jobs = r.jobs.max(1) as f64;
-        format!(
-            "{}; {} jobs, {:.1} messages and {:.1} kB per job; workers' peak RSS {:.0} MB",
-            accuracy(f),
-            r.jobs,
-            r.traffic.messages as f64 / jobs,
-            r.traffic.bytes as f64 / jobs / 1e3,
-            r.workers_peak_rss_bytes as f64 / 1e6
-        )
-    };
-    let (mut here, mut there) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        let item = Item::Run {
-            set: vec!["pool.workers=2".into()],
-        };
-        here.push(row(
-            "whole run, in-process pool, 2 workers".into(),
-            item,
-            &accuracy,
-        ));
-        let item = Item::Remote {
-            workers: 2,
-            set: Vec::new(),
-        };
-        let what = "whole run, remote pool, 2 worker processes over NATS".into();
-        there.push(row(what, item, &remote));
-    }
-    let wall = |runs: &[Option<Figures>]| -> Option<f64> {
-        runs.iter()
-            .map(|f| f.as_ref().map(|f| f.wall_seconds))
-            .sum()
-    };
-    if let (Some(here), Some(there)) = (wall(&here), wall(&there)) {
-        out!(
-            "| remote pool overhead, 2 workers: wall remote / in-process - 1 | {:+.1}% | | |",
-            (there / here - 1.0) * 100.0
-        );
-    }
-}
-
 /// Why a measurement in a child process gave no figures.
 #[derive(Debug, thiserror::Error)]
-enum ChildError {
+pub(super) enum ChildError {
     /// The child could not be started.
     #[error("cannot start the measurement")]
     Spawn(#[from] std::io::Error),
@@ -358,7 +317,7 @@ enum ChildError {
 }
 
 /// A measurement run in a child process: `flotilla bench --item JSON --scenario FILE`.
-fn in_child(item: &Item, scenario_file: &Path) -> Result<Figures, ChildError> {
+pub(super) fn in_child(item: &Item, scenario_file: &Path) -> Result<Figures, ChildError> {
     let exe = std::env::current_exe()?;
     let json = serde_json::to_string(item).expect("items serialize");
     let out = std::process::Command::new(exe)

@@ -2,6 +2,7 @@
 //! exist. One file per section; every numeric bound goes through one [`Rule`].
 
 mod algorithm;
+mod cache;
 mod data;
 mod model;
 mod population;
@@ -9,6 +10,7 @@ mod resources;
 mod run;
 
 use crate::scenario::rule::{Number, Rule};
+pub use cache::CacheSize;
 pub use resources::{Footprint, human_bytes};
 
 use super::{Loaded, ScenarioError};
