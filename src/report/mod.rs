@@ -43,7 +43,7 @@ pub fn peak_rss_bytes() -> u64 {
 
 /// CPU seconds this process has used, user and system, all threads, from
 /// `/proc/self/stat` (Linux, whose clock ticks are 1/100 s); `None` where it cannot be read.
-pub fn cpu_seconds() -> Option<f64> {
+pub(crate) fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The fields after the command's name (in parentheses, which may hold spaces):
     // state is the 3rd field, utime and stime the 14th and 15th.
