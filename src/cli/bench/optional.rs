@@ -63,8 +63,8 @@ pub(super) fn remote_rows(row: &mut Row) {
 
 /// ViT-S/16 at 224 px on 2 workers, with random weights written to a temporary directory
 /// (the data: the MNIST images beside `scenario`, in `data/mnist-10k`): the time-zero
-/// evaluation of the 2,000 test images alone, then with one round of head-only training
-/// on 10 clients (every training image's features). Each row says the CPU the run kept
+/// evaluation of the 2,000 test images alone, with the prefix cache and without, then
+/// with one round of head-only training on 10 clients (every training image's features). Each row says the CPU the run kept
 /// busy (200% is both cores of a 2-core machine). False if any measurement failed.
 pub(super) fn backbone_rows(scenario: &Path) -> bool {
     let data = scenario
@@ -81,16 +81,31 @@ pub(super) fn backbone_rows(scenario: &Path) -> bool {
         }
     };
     let mut ok = true;
-    for (what, rounds, images) in [
+    for (what, rounds, cache, images) in [
         (
             "head-only evaluation of 2,000 test images (rounds: 0)",
             0,
+            "1GB",
             2_000.0,
         ),
-        ("one round of head-only training on 10 clients", 1, 10_000.0),
+        (
+            "head-only evaluation of 2,000 test images (rounds: 0), cache off",
+            0,
+            "0B",
+            2_000.0,
+        ),
+        (
+            "one round of head-only training on 10 clients",
+            1,
+            "1GB",
+            10_000.0,
+        ),
     ] {
         let item = Item::Run {
-            set: vec![format!("stop.rounds={rounds}")],
+            set: vec![
+                format!("stop.rounds={rounds}"),
+                format!("pool.cache=\"{cache}\""),
+            ],
         };
         let what = format!("ViT-S/16 at 224 px, 2 workers, {what}");
         match in_child(&item, &file) {
