@@ -191,22 +191,27 @@ impl Prefix {
     /// Asks for the rows of `indices`' held samples: the chunks holding them that nobody
     /// has asked for yet, to be filled ahead of the jobs that read them.
     pub fn request(&self, indices: &[u32]) -> Vec<usize> {
-        let mut fresh = Vec::new();
-        for c in self.chunks_of(indices) {
-            if !self.chunks[c].requested.swap(true, Ordering::Relaxed) {
-                self.count.request(self.chunk_samples(c).len());
-                fresh.push(c);
-            }
-        }
-        fresh
+        self.chunks_of(indices)
+            .into_iter()
+            .filter(|&c| self.ask(c))
+            .collect()
     }
 
     /// Computes chunk `c` with `model` unless a worker has begun it already (it is not
     /// waited for).
     pub fn fill_chunk(&self, c: usize, model: &Vit, data: &Dataset, patch: usize) {
-        if !self.chunks[c].claimed.swap(true, Ordering::Relaxed) {
+        if first(&self.chunks[c].claimed) {
             self.chunk_rows(c, model, data, patch);
         }
+    }
+
+    /// Counts chunk `c` as asked for, once; whether this was the first time.
+    fn ask(&self, c: usize) -> bool {
+        let fresh = first(&self.chunks[c].requested);
+        if fresh {
+            self.count.request(self.chunk_samples(c).len());
+        }
+        fresh
     }
 
     /// Samples `idx` of `data` as `model`'s input: cached rows where held (computed now if
@@ -226,16 +231,10 @@ impl Prefix {
         if chunks.is_empty() && self.depth == Depth::Embedding {
             return Input::Patches(patches(data, idx, patch, device));
         }
+        // The chunks nobody has begun first, then (below) those others are computing.
         for &c in &chunks {
-            if !self.chunks[c].requested.swap(true, Ordering::Relaxed) {
-                self.count.request(self.chunk_samples(c).len());
-            }
-        }
-        // The chunks nobody has begun first, then those others are computing.
-        for &c in &chunks {
-            if !self.chunks[c].claimed.swap(true, Ordering::Relaxed) {
-                self.chunk_rows(c, model, data, patch);
-            }
+            self.ask(c);
+            self.fill_chunk(c, model, data, patch);
         }
         let missing: Vec<u32> = idx
             .iter()
@@ -316,6 +315,12 @@ impl Prefix {
             rows
         })
     }
+}
+
+/// Sets `flag`; whether it was clear. Read first, so that a flag long set (every chunk
+/// once the cache is full) costs every batch a shared read, not a write.
+fn first(flag: &AtomicBool) -> bool {
+    !flag.load(Ordering::Relaxed) && !flag.swap(true, Ordering::Relaxed)
 }
 
 fn row_shape(model: &Vit, depth: Depth, data: &Dataset, patch: usize) -> Vec<usize> {
